@@ -1,0 +1,1 @@
+"""Benchmarks: ``make bench`` runs every module in ``BENCHMARKS`` and prints figures side by side."""

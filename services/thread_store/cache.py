@@ -1,0 +1,352 @@
+"""The Redis hot cache of threads and their items.
+
+Keys (the braces are a literal Redis Cluster hash tag: one user, one slot):
+
+- ``chat:user:{<user>}:thread:<id>:state`` hash: ``rev`` (the thread revision
+  the cache reflects), ``meta`` (the encoded thread), ``loaded`` (all items cached)
+- ``chat:user:{<user>}:thread:<id>:items`` hash: item id -> encoded item
+- ``chat:user:{<user>}:thread:<id>:order`` sorted set: item ids by creation time
+
+Consistency without locks: Postgres bumps a thread's ``revision`` on every
+write to the thread or its items, under the thread's row lock, so revisions
+follow commit order. A write is patched into the cache only when the cache is
+at exactly the previous revision; otherwise the cached items are dropped. A
+fill (after a miss) is refused when the cache already reflects a newer
+revision. A delete leaves a tombstone revision so that a slow fill cannot bring
+the thread back. When Redis fails during a write, the thread is remembered and
+invalidated as soon as Redis answers again; until then this replica reads from
+Postgres only. Redis never holds anything Postgres lacks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import redis.asyncio as aioredis
+from prometheus_client import Counter
+
+from services.thread_store.domain import ItemRecord, Order, Page, ThreadRecord
+from switchboard.errors import InvalidArgument
+
+log = logging.getLogger(__name__)
+
+CACHE_LOOKUPS = Counter("switchboard_thread_cache_lookups_total", "Thread cache lookups.", ["kind", "result"])
+REDIS_FAILURES = Counter("switchboard_redis_failures_total", "Redis calls that failed and fell back.", ["op"])
+
+# A tombstone: larger than any real revision, so no fill is accepted after a delete.
+TOMBSTONE_REVISION = 2**53 - 1
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+_PAGE = """
+if not redis.call('HGET', KEYS[1], 'loaded') then return nil end
+local n = tonumber(ARGV[2])
+local start = 0
+local asc = ARGV[3] == 'asc'
+if ARGV[1] ~= '' then
+  local r
+  if asc then r = redis.call('ZRANK', KEYS[3], ARGV[1]) else r = redis.call('ZREVRANK', KEYS[3], ARGV[1]) end
+  if not r then return {-1} end
+  start = r + 1
+end
+local ids
+if asc then ids = redis.call('ZRANGE', KEYS[3], start, start + n) else ids = redis.call('ZREVRANGE', KEYS[3], start, start + n) end
+local more = 0
+if #ids > n then more = 1; table.remove(ids) end
+local out = {more}
+if #ids == 0 then return out end
+local vals = redis.call('HMGET', KEYS[2], unpack(ids))
+for i = 1, #ids do out[#out + 1] = ids[i]; out[#out + 1] = vals[i] end
+return out
+"""
+
+_FILL = """
+local cur = tonumber(redis.call('HGET', KEYS[1], 'rev'))
+local rev = tonumber(ARGV[1])
+if cur and cur > rev then return 0 end
+if cur and cur == rev and redis.call('HEXISTS', KEYS[1], 'loaded') == 1 then return 0 end
+redis.call('DEL', KEYS[2], KEYS[3])
+redis.call('HDEL', KEYS[1], 'loaded')
+redis.call('HSET', KEYS[1], 'rev', ARGV[1], 'meta', ARGV[2])
+if ARGV[4] == '1' then
+  for i = 5, #ARGV, 3 do
+    redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+    redis.call('ZADD', KEYS[3], ARGV[i + 2], ARGV[i])
+  end
+  redis.call('HSET', KEYS[1], 'loaded', '1')
+end
+for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[3]) end
+return 1
+"""
+
+_APPLY = """
+local rev = tonumber(ARGV[1])
+local cur = tonumber(redis.call('HGET', KEYS[1], 'rev'))
+local created = ARGV[8] == '1'
+if created then
+  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+  cur = nil
+end
+if cur and cur >= rev then return 0 end
+local patch = cur and cur == rev - 1 and redis.call('HEXISTS', KEYS[1], 'loaded') == 1
+redis.call('HSET', KEYS[1], 'rev', ARGV[1], 'meta', ARGV[2])
+if patch then
+  if ARGV[4] == 'put' then
+    redis.call('HSET', KEYS[2], ARGV[5], ARGV[6])
+    redis.call('ZADD', KEYS[3], ARGV[7], ARGV[5])
+  elseif ARGV[4] == 'del' then
+    redis.call('HDEL', KEYS[2], ARGV[5])
+    redis.call('ZREM', KEYS[3], ARGV[5])
+  end
+else
+  redis.call('DEL', KEYS[2], KEYS[3])
+  if created then redis.call('HSET', KEYS[1], 'loaded', '1') else redis.call('HDEL', KEYS[1], 'loaded') end
+end
+for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[3]) end
+return 1
+"""
+
+_INVALIDATE = """
+local cur = tonumber(redis.call('HGET', KEYS[1], 'rev'))
+local rev = tonumber(ARGV[1])
+if cur and cur >= rev and rev ~= %d then return 0 end
+redis.call('DEL', KEYS[2], KEYS[3])
+redis.call('HDEL', KEYS[1], 'meta', 'loaded')
+redis.call('HSET', KEYS[1], 'rev', ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+""" % TOMBSTONE_REVISION
+
+
+def thread_key(user_id: str, thread_id: str, part: str) -> str:
+    """The Redis key of one part of a user's thread."""
+    return f"chat:user:{{{user_id}}}:thread:{thread_id}:{part}"
+
+
+def _micros(moment: datetime) -> int:
+    return (moment - _EPOCH) // _ONE_MICRO
+
+
+_ONE_MICRO = datetime(1970, 1, 1, 0, 0, 0, 1, tzinfo=UTC) - _EPOCH
+
+
+def _from_micros(value: int) -> datetime:
+    return _EPOCH + value * _ONE_MICRO
+
+
+def encode_item(item: ItemRecord) -> bytes:
+    """``type NUL created-micros NUL json``: JSON text never holds a raw NUL."""
+    return b"%s\x00%d\x00%s" % (item.type.encode(), _micros(item.created_at), item.json)
+
+
+def decode_item(item_id: str, thread_id: str, raw: bytes) -> ItemRecord:
+    """Inverse of ``encode_item``."""
+    item_type, micros, body = raw.split(b"\x00", 2)
+    return ItemRecord(
+        id=item_id, thread_id=thread_id, type=item_type.decode(), json=body, created_at=_from_micros(int(micros))
+    )
+
+
+def encode_thread(thread: ThreadRecord) -> bytes:
+    """A JSON header of the indexed fields, NUL, then the ChatKit JSON untouched."""
+    header = {
+        "id": thread.id,
+        "user_id": thread.user_id,
+        "org_id": thread.org_id,
+        "scope": thread.scope,
+        "title": thread.title,
+        "status": thread.status,
+        "created_at": _micros(thread.created_at),
+        "updated_at": _micros(thread.updated_at),
+        "revision": thread.revision,
+    }
+    return json.dumps(header, separators=(",", ":")).encode() + b"\x00" + thread.json
+
+
+def decode_thread(raw: bytes) -> ThreadRecord:
+    """Inverse of ``encode_thread``."""
+    head, body = raw.split(b"\x00", 1)
+    h = json.loads(head)
+    return ThreadRecord(
+        id=h["id"],
+        user_id=h["user_id"],
+        org_id=h["org_id"],
+        scope=h["scope"],
+        title=h["title"],
+        status=h["status"],
+        json=body,
+        created_at=_from_micros(h["created_at"]),
+        updated_at=_from_micros(h["updated_at"]),
+        revision=h["revision"],
+    )
+
+
+@dataclass
+class RedisHealth:
+    """A small circuit breaker shared by everything that talks to Redis.
+
+    After a failure Redis is skipped for ``cooldown`` seconds, so a dead Redis
+    costs one timeout, not one per request.
+    """
+
+    cooldown: float = 1.0
+    down_until: float = 0.0
+    failures: int = field(default=0)
+
+    @property
+    def available(self) -> bool:
+        """Whether Redis may be tried now."""
+        return time.monotonic() >= self.down_until
+
+    def failed(self, op: str, error: BaseException) -> None:
+        """Record a failure and open the breaker."""
+        self.failures += 1
+        REDIS_FAILURES.labels(op).inc()
+        if self.available:
+            log.warning("Redis %s failed (%s: %s); serving from Postgres", op, type(error).__name__, error)
+        self.down_until = time.monotonic() + self.cooldown
+
+
+ItemOp = Literal["put", "del", "none"]
+
+
+class ThreadCache:
+    """Write-through cache of thread metadata and items, safe under concurrent writers.
+
+    Args:
+        client: The Redis client (short timeouts).
+        health: The breaker shared with the change feed.
+        ttl_seconds: How long an untouched thread stays cached.
+        max_items: Threads with more items cache their metadata only.
+    """
+
+    def __init__(
+        self, client: aioredis.Redis, health: RedisHealth, *, ttl_seconds: float = 600.0, max_items: int = 2000
+    ) -> None:
+        self._redis = client
+        self._health = health
+        self._ttl_ms = int(ttl_seconds * 1000)
+        self.max_items = max_items
+        self._page = client.register_script(_PAGE)
+        self._fill = client.register_script(_FILL)
+        self._apply = client.register_script(_APPLY)
+        self._invalidate = client.register_script(_INVALIDATE)
+        # (user, thread) -> revision whose cache update failed; repaired when Redis returns.
+        self._pending: dict[tuple[str, str], int] = {}
+        self._repair_task: asyncio.Task[None] | None = None
+
+    @property
+    def readable(self) -> bool:
+        """Whether reads may use the cache: Redis is up and no repair is pending."""
+        return self._health.available and not self._pending
+
+    @staticmethod
+    def _keys(user_id: str, thread_id: str) -> list[str]:
+        return [thread_key(user_id, thread_id, p) for p in ("state", "items", "order")]
+
+    async def get_thread(self, *, user_id: str, thread_id: str) -> ThreadRecord | None:
+        """The cached thread, or None on a miss (or when Redis is unusable)."""
+        if not self.readable:
+            return None
+        try:
+            raw = await self._redis.hget(thread_key(user_id, thread_id, "state"), "meta")
+        except Exception as error:  # any Redis failure degrades to Postgres
+            self._health.failed("get_thread", error)
+            return None
+        CACHE_LOOKUPS.labels("thread", "hit" if raw else "miss").inc()
+        return decode_thread(raw) if raw else None
+
+    async def page_items(
+        self, *, user_id: str, thread_id: str, after: str | None, limit: int, order: Order
+    ) -> Page[ItemRecord] | None:
+        """A page of cached items, or None on a miss.
+
+        Raises:
+            InvalidArgument: ``after`` is not an item of the (fully cached) thread.
+        """
+        if not self.readable:
+            return None
+        try:
+            reply = await self._page(keys=self._keys(user_id, thread_id), args=[after or "", limit, order])
+        except Exception as error:
+            self._health.failed("page_items", error)
+            return None
+        if reply is None:
+            CACHE_LOOKUPS.labels("items", "miss").inc()
+            return None
+        CACHE_LOOKUPS.labels("items", "hit").inc()
+        if reply[0] == -1:
+            raise InvalidArgument(f"cursor {after!r} is not an item of thread {thread_id!r}")
+        has_more = reply[0] == 1
+        records = [decode_item(reply[i].decode(), thread_id, reply[i + 1]) for i in range(1, len(reply), 2)]
+        return Page(records=records, has_more=has_more, after=records[-1].id if has_more and records else None)
+
+    async def fill(self, *, thread: ThreadRecord, items: list[ItemRecord] | None) -> None:
+        """Cache a snapshot read from Postgres, unless the cache already reflects a newer one."""
+        if not self.readable:
+            return
+        args: list[Any] = [thread.revision, encode_thread(thread), self._ttl_ms, 1 if items is not None else 0]
+        for item in items or ():
+            args += [item.id, encode_item(item), _micros(item.created_at)]
+        try:
+            await self._fill(keys=self._keys(thread.user_id, thread.id), args=args)
+        except Exception as error:
+            self._health.failed("fill", error)
+
+    async def apply(
+        self, *, thread: ThreadRecord, op: ItemOp = "none", item: ItemRecord | None = None, item_id: str = "",
+        created: bool = False,
+    ) -> None:
+        """Write a committed change through to the cache (never raises)."""
+        args: list[Any] = [thread.revision, encode_thread(thread), self._ttl_ms, op]
+        if item is not None:
+            args += [item.id, encode_item(item), _micros(item.created_at)]
+        else:
+            args += [item_id, "", 0]
+        args.append("1" if created else "0")
+        await self._write(thread.user_id, thread.id, thread.revision, self._apply, args)
+
+    async def forget(self, *, user_id: str, thread_id: str) -> None:
+        """Drop a deleted thread, leaving a tombstone (never raises)."""
+        await self._write(
+            user_id, thread_id, TOMBSTONE_REVISION, self._invalidate, [TOMBSTONE_REVISION, self._ttl_ms]
+        )
+
+    async def _write(self, user_id: str, thread_id: str, revision: int, script: Any, args: list[Any]) -> None:
+        if self._health.available:
+            try:
+                await script(keys=self._keys(user_id, thread_id), args=args)
+                return
+            except Exception as error:
+                self._health.failed("write", error)
+        # The cache may now hold an older revision: invalidate it when Redis is back.
+        key = (user_id, thread_id)
+        self._pending[key] = max(self._pending.get(key, 0), revision)
+        self._ensure_repair()
+
+    def _ensure_repair(self) -> None:
+        if self._repair_task is None or self._repair_task.done():
+            self._repair_task = asyncio.get_running_loop().create_task(self._repair(), name="thread-cache-repair")
+
+    async def _repair(self) -> None:
+        while self._pending:
+            await asyncio.sleep(max(0.05, self._health.down_until - time.monotonic()))
+            for (user_id, thread_id), revision in list(self._pending.items()):
+                try:
+                    await self._invalidate(keys=self._keys(user_id, thread_id), args=[revision, self._ttl_ms])
+                except Exception as error:
+                    self._health.failed("repair", error)
+                    break
+                if self._pending.get((user_id, thread_id)) == revision:
+                    del self._pending[(user_id, thread_id)]
+        log.info("thread cache repaired; reading from Redis again")
+
+    async def close(self) -> None:
+        """Stop the repair task."""
+        if self._repair_task is not None:
+            self._repair_task.cancel()

@@ -1,0 +1,229 @@
+"""Clients of the thread store: ``GrpcThreadStore`` is a ChatKit ``Store`` over gRPC.
+
+This is the thread store's public client module: other services and the
+console may import it (and only it, with the generated stubs).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any, Literal
+
+import grpc
+from chatkit.store import NotFoundError, Store
+from chatkit.types import Attachment, Page, ThreadItem, ThreadMetadata
+from pydantic import TypeAdapter
+
+from switchboard.api.v1 import common_pb2
+from switchboard.api.v1 import thread_store_pb2 as pb
+from switchboard.api.v1.thread_store_pb2_grpc import ThreadStoreStub
+from switchboard.errors import NotFound, SwitchboardError
+from switchboard.grpc_client import LoopLocalChannels, error_from_rpc
+
+ITEM_ADAPTER: TypeAdapter[ThreadItem] = TypeAdapter(ThreadItem)
+ATTACHMENT_ADAPTER: TypeAdapter[Attachment] = TypeAdapter(Attachment)
+
+_ORDERS = {"asc": common_pb2.SORT_ORDER_ASC, "desc": common_pb2.SORT_ORDER_DESC}
+
+
+def principal_of(context: Any) -> common_pb2.Principal:
+    """The principal of a ChatKit request context: any object with ``user_id``
+    (and optionally ``org_id``, ``roles``, ``session_id``)."""
+    user_id = getattr(context, "user_id", None)
+    if not user_id:
+        raise ValueError("the ChatKit context must have a non-empty user_id")
+    return common_pb2.Principal(
+        user_id=user_id,
+        org_id=getattr(context, "org_id", None) or "",
+        roles=list(getattr(context, "roles", None) or ()),
+        session_id=getattr(context, "session_id", None) or "",
+    )
+
+
+def thread_json(thread: ThreadMetadata) -> bytes:
+    """The JSON of a thread's metadata (a full ``Thread``'s items are not part of it)."""
+    return json.dumps(thread.model_dump(mode="json", exclude={"items"}), separators=(",", ":")).encode()
+
+
+def item_json(item: ThreadItem) -> bytes:
+    """The SDK's JSON of a thread item."""
+    return ITEM_ADAPTER.dump_json(item)
+
+
+def item_from_json(raw: bytes) -> ThreadItem:
+    """A thread item from the SDK's JSON."""
+    return ITEM_ADAPTER.validate_json(raw)
+
+
+class GrpcThreadStore(Store[Any]):
+    """A ChatKit ``Store`` whose every method calls the thread store over gRPC.
+
+    Safe to construct at import time: the channel opens on first use, one per
+    event loop. ``chatkit.store.NotFoundError`` is raised where the SDK expects
+    it; any other failure raises the typed Switchboard error of its status.
+
+    Args:
+        target: ``host:port`` of the thread store.
+        timeout: Seconds per call.
+    """
+
+    def __init__(self, target: str, *, timeout: float = 10.0) -> None:
+        self._channels = LoopLocalChannels(target, ThreadStoreStub)
+        self._timeout = timeout
+
+    @property
+    def stub(self) -> ThreadStoreStub:
+        """The raw stub for the running loop (for calls the Store interface lacks)."""
+        return self._channels.stub()
+
+    async def close(self) -> None:
+        """Close this loop's channel."""
+        await self._channels.close()
+
+    async def _call(self, method: str, request: Any, *, not_found: bool = True) -> Any:
+        try:
+            return await getattr(self.stub, method)(request, timeout=self._timeout)
+        except grpc.aio.AioRpcError as error:
+            typed = error_from_rpc(error, service="thread_store")
+            if not_found and isinstance(typed, NotFound):
+                raise NotFoundError(typed.message) from None
+            raise typed from None
+
+    # -- threads --------------------------------------------------------------
+
+    async def load_thread(self, thread_id: str, context: Any) -> ThreadMetadata:
+        reply = await self._call("GetThread", pb.GetThreadRequest(principal=principal_of(context), thread_id=thread_id))
+        return ThreadMetadata.model_validate_json(reply.json)
+
+    async def save_thread(self, thread: ThreadMetadata, context: Any) -> None:
+        scope = getattr(context, "scope", None) or ""
+        request = pb.SaveThreadRequest(principal=principal_of(context), thread_json=thread_json(thread), scope=scope)
+        await self._call("SaveThread", request)
+
+    async def load_threads(self, limit: int, after: str | None, order: str, context: Any) -> Page[ThreadMetadata]:
+        return await self.load_threads_page(limit=limit, after=after, order=order, context=context)
+
+    async def load_threads_page(
+        self,
+        *,
+        limit: int,
+        after: str | None,
+        order: str,
+        context: Any,
+        sort: Literal["created_at", "recent_activity"] = "created_at",
+        scope: str | None = None,
+    ) -> Page[ThreadMetadata]:
+        """``load_threads`` with Switchboard's extras: by recent activity, by scope."""
+        reply = await self._call(
+            "ListThreads",
+            pb.ListThreadsRequest(
+                principal=principal_of(context),
+                limit=limit,
+                after=after or "",
+                order=_ORDERS.get(order, common_pb2.SORT_ORDER_DESC),
+                sort=pb.THREAD_SORT_RECENT_ACTIVITY if sort == "recent_activity" else pb.THREAD_SORT_CREATED_AT,
+                scope=scope or "",
+            ),
+        )
+        return Page(
+            data=[ThreadMetadata.model_validate_json(t.json) for t in reply.threads],
+            has_more=reply.has_more,
+            after=reply.after or None,
+        )
+
+    async def delete_thread(self, thread_id: str, context: Any) -> None:
+        await self._call("DeleteThread", pb.DeleteThreadRequest(principal=principal_of(context), thread_id=thread_id))
+
+    # -- items ----------------------------------------------------------------
+
+    async def load_thread_items(
+        self, thread_id: str, after: str | None, limit: int, order: str, context: Any
+    ) -> Page[ThreadItem]:
+        reply = await self._call(
+            "ListItems",
+            pb.ListItemsRequest(
+                principal=principal_of(context),
+                thread_id=thread_id,
+                after=after or "",
+                limit=limit,
+                order=_ORDERS.get(order, common_pb2.SORT_ORDER_ASC),
+            ),
+        )
+        return Page(
+            data=[ITEM_ADAPTER.validate_json(i.json) for i in reply.items],
+            has_more=reply.has_more,
+            after=reply.after or None,
+        )
+
+    async def add_thread_item(self, thread_id: str, item: ThreadItem, context: Any) -> None:
+        request = pb.WriteItemRequest(principal=principal_of(context), thread_id=thread_id, item_json=item_json(item))
+        await self._call("AddItem", request)
+
+    async def save_item(self, thread_id: str, item: ThreadItem, context: Any) -> None:
+        request = pb.WriteItemRequest(principal=principal_of(context), thread_id=thread_id, item_json=item_json(item))
+        await self._call("SaveItem", request)
+
+    async def load_item(self, thread_id: str, item_id: str, context: Any) -> ThreadItem:
+        request = pb.GetItemRequest(principal=principal_of(context), thread_id=thread_id, item_id=item_id)
+        reply = await self._call("GetItem", request)
+        return ITEM_ADAPTER.validate_json(reply.json)
+
+    async def delete_thread_item(self, thread_id: str, item_id: str, context: Any) -> None:
+        request = pb.DeleteItemRequest(principal=principal_of(context), thread_id=thread_id, item_id=item_id)
+        await self._call("DeleteItem", request)
+
+    # -- attachments ----------------------------------------------------------
+
+    async def save_attachment(self, attachment: Attachment, context: Any) -> None:
+        request = pb.SaveAttachmentRequest(
+            principal=principal_of(context), attachment_json=ATTACHMENT_ADAPTER.dump_json(attachment)
+        )
+        await self._call("SaveAttachment", request)
+
+    async def save_attachment_content(self, attachment: Attachment, content: bytes, context: Any) -> None:
+        """Store an attachment's metadata and its uploaded bytes."""
+        request = pb.SaveAttachmentRequest(
+            principal=principal_of(context),
+            attachment_json=ATTACHMENT_ADAPTER.dump_json(attachment),
+            set_content=True,
+            content=content,
+        )
+        await self._call("SaveAttachment", request)
+
+    async def load_attachment(self, attachment_id: str, context: Any) -> Attachment:
+        request = pb.GetAttachmentRequest(principal=principal_of(context), attachment_id=attachment_id)
+        reply = await self._call("GetAttachment", request)
+        return ATTACHMENT_ADAPTER.validate_json(reply.json)
+
+    async def load_attachment_content(self, attachment_id: str, context: Any) -> tuple[Attachment, bytes | None]:
+        """An attachment and its stored bytes (None before upload)."""
+        request = pb.GetAttachmentRequest(
+            principal=principal_of(context), attachment_id=attachment_id, include_content=True
+        )
+        reply = await self._call("GetAttachment", request)
+        return ATTACHMENT_ADAPTER.validate_json(reply.json), (reply.content if reply.has_content else None)
+
+    async def delete_attachment(self, attachment_id: str, context: Any) -> None:
+        request = pb.DeleteAttachmentRequest(principal=principal_of(context), attachment_id=attachment_id)
+        await self._call("DeleteAttachment", request)
+
+    # -- change feed ----------------------------------------------------------
+
+    async def watch(
+        self, context: Any, *, thread_id: str | None = None, org: bool = False, since: str = ""
+    ) -> AsyncIterator[pb.ChangeEvent]:
+        """Follow a thread's changes, or (operators) the whole org's."""
+        request = pb.WatchRequest(principal=principal_of(context), since=since)
+        if org:
+            request.org = True
+        elif thread_id:
+            request.thread_id = thread_id
+        try:
+            async for event in self.stub.Watch(request):
+                yield event
+        except grpc.aio.AioRpcError as error:
+            raise error_from_rpc(error, service="thread_store") from None
+
+
+__all__ = ["GrpcThreadStore", "NotFoundError", "SwitchboardError", "item_from_json", "item_json", "thread_json"]

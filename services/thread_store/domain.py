@@ -1,0 +1,215 @@
+"""Domain types of the thread store and the validation of ChatKit JSON.
+
+ChatKit objects stay the SDK's JSON (bytes) all the way from the client to
+Postgres and Redis: the store reads only the fields it indexes (id, type,
+thread id, creation time, title, status) and never re-encodes the rest.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Generic, Literal, TypeVar
+
+from switchboard.errors import InvalidArgument, ResourceExhausted
+from switchboard.principal import MAX_ID_LENGTH
+
+T = TypeVar("T")
+Order = Literal["asc", "desc"]
+ThreadSortKey = Literal["created_at", "recent_activity"]
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadRecord:
+    """A stored thread: its indexed fields and its ChatKit JSON."""
+
+    id: str
+    user_id: str
+    org_id: str | None
+    scope: str | None
+    title: str | None
+    status: str
+    json: bytes
+    created_at: datetime
+    updated_at: datetime
+    revision: int
+
+
+@dataclass(frozen=True, slots=True)
+class ItemRecord:
+    """A stored thread item: its indexed fields and its ChatKit JSON."""
+
+    id: str
+    thread_id: str
+    type: str
+    json: bytes
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AttachmentRecord:
+    """Stored attachment metadata, and its bytes when they were asked for."""
+
+    id: str
+    thread_id: str | None
+    mime_type: str
+    json: bytes
+    created_at: datetime
+    has_content: bool
+    content: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """A page as ChatKit means it: ``after`` is the last id, set only when there is more."""
+
+    records: list[T]
+    has_more: bool
+    after: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedThread:
+    """The fields the store reads from a ChatKit ``ThreadMetadata``."""
+
+    id: str
+    title: str | None
+    status: str
+    scope: str | None
+    created_at: datetime
+    json: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedItem:
+    """The fields the store reads from a ChatKit ``ThreadItem``."""
+
+    id: str
+    thread_id: str
+    type: str
+    created_at: datetime
+    json: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedAttachment:
+    """The fields the store reads from a ChatKit ``Attachment``."""
+
+    id: str
+    thread_id: str | None
+    mime_type: str
+    json: bytes
+
+
+def make_page(rows: list[T], limit: int, id_of: Any) -> Page[T]:
+    """Trim a ``limit + 1`` query result into a page."""
+    has_more = len(rows) > limit
+    records = rows[:limit]
+    return Page(records=records, has_more=has_more, after=id_of(records[-1]) if has_more and records else None)
+
+
+def check_id(value: str, what: str) -> str:
+    """Validate an id from outside."""
+    if not value:
+        raise InvalidArgument(f"{what} is empty")
+    if len(value) > MAX_ID_LENGTH:
+        raise InvalidArgument(f"{what} is longer than {MAX_ID_LENGTH} characters")
+    return value
+
+
+def check_limit(limit: int, *, default: int, maximum: int) -> int:
+    """Validate a page size: 0 means the default; negative or too large is an error."""
+    if limit == 0:
+        return default
+    if limit < 0 or limit > maximum:
+        raise InvalidArgument(f"limit must be between 1 and {maximum}, got {limit}")
+    return limit
+
+
+def parse_datetime(value: Any, what: str) -> datetime:
+    """Parse an ISO 8601 time from ChatKit JSON; a time without zone is UTC."""
+    if not isinstance(value, str):
+        raise InvalidArgument(f"{what} must be an ISO 8601 string")
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidArgument(f"{what} {value!r} is not an ISO 8601 time") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _load_object(raw: bytes, what: str, max_bytes: int) -> dict[str, Any]:
+    if len(raw) > max_bytes:
+        raise ResourceExhausted(f"{what} is {len(raw)} bytes; the limit is {max_bytes}")
+    if not raw:
+        raise InvalidArgument(f"{what} is empty")
+    try:
+        value = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise InvalidArgument(f"{what} is not valid JSON: {error}") from None
+    if not isinstance(value, dict):
+        raise InvalidArgument(f"{what} must be a JSON object")
+    if "\\u0000" in raw.decode("utf-8", errors="replace"):
+        raise InvalidArgument(f"{what} contains a NUL character, which Postgres cannot store")
+    return value
+
+
+def _string_field(obj: dict[str, Any], key: str, what: str, *, required: bool = True) -> str | None:
+    value = obj.get(key)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value:
+        raise InvalidArgument(f"{what}.{key} must be a non-empty string")
+    return value
+
+
+def parse_thread_json(raw: bytes, *, max_bytes: int) -> ParsedThread:
+    """Validate ChatKit ``ThreadMetadata`` JSON and read its indexed fields."""
+    obj = _load_object(raw, "thread_json", max_bytes)
+    thread_id = check_id(_string_field(obj, "id", "thread_json") or "", "thread_json.id")
+    title = obj.get("title")
+    if title is not None and not isinstance(title, str):
+        raise InvalidArgument("thread_json.title must be a string or null")
+    status = obj.get("status") or {"type": "active"}
+    if not isinstance(status, dict) or not isinstance(status.get("type"), str):
+        raise InvalidArgument('thread_json.status must be an object like {"type": "active"}')
+    metadata = obj.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise InvalidArgument("thread_json.metadata must be an object")
+    scope = metadata.get("scope")
+    if scope is not None and not isinstance(scope, str):
+        raise InvalidArgument("thread_json.metadata.scope must be a string")
+    return ParsedThread(
+        id=thread_id,
+        title=title,
+        status=status["type"],
+        scope=scope or None,
+        created_at=parse_datetime(obj.get("created_at"), "thread_json.created_at"),
+        json=raw,
+    )
+
+
+def parse_item_json(raw: bytes, *, thread_id: str, max_bytes: int) -> ParsedItem:
+    """Validate ChatKit ``ThreadItem`` JSON for ``thread_id`` and read its indexed fields."""
+    obj = _load_object(raw, "item_json", max_bytes)
+    item_id = check_id(_string_field(obj, "id", "item_json") or "", "item_json.id")
+    item_type = _string_field(obj, "type", "item_json") or ""
+    if obj.get("thread_id") != thread_id:
+        raise InvalidArgument(f"item_json.thread_id must be the thread written to ({thread_id!r})")
+    return ParsedItem(
+        id=item_id,
+        thread_id=thread_id,
+        type=item_type,
+        created_at=parse_datetime(obj.get("created_at"), "item_json.created_at"),
+        json=raw,
+    )
+
+
+def parse_attachment_json(raw: bytes, *, max_bytes: int) -> ParsedAttachment:
+    """Validate ChatKit ``Attachment`` JSON and read its indexed fields."""
+    obj = _load_object(raw, "attachment_json", max_bytes)
+    attachment_id = check_id(_string_field(obj, "id", "attachment_json") or "", "attachment_json.id")
+    mime_type = _string_field(obj, "mime_type", "attachment_json") or ""
+    _string_field(obj, "name", "attachment_json")
+    thread_id = _string_field(obj, "thread_id", "attachment_json", required=False)
+    return ParsedAttachment(id=attachment_id, thread_id=thread_id, mime_type=mime_type, json=raw)

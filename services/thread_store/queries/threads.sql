@@ -1,0 +1,89 @@
+-- name: get_thread
+-- The owner's thread, or (for operators, $3 true) a thread of the operator's org $4.
+SELECT * FROM threads
+WHERE id = $1 AND (user_id = $2 OR ($3 AND org_id IS NOT NULL AND org_id = $4));
+
+-- name: upsert_thread
+-- Insert, or update only when the existing row has the same owner: a thread id
+-- of another user returns no row (NOT_FOUND), it is never overwritten.
+-- $6 NULL keeps the stored scope.
+INSERT INTO threads (id, user_id, org_id, scope, title, status, data, created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now())
+ON CONFLICT (id) DO UPDATE
+SET title = EXCLUDED.title,
+    status = EXCLUDED.status,
+    data = EXCLUDED.data,
+    scope = COALESCE($9, threads.scope),
+    revision = threads.revision + 1,
+    updated_at = now()
+WHERE threads.user_id = EXCLUDED.user_id
+RETURNING *, (xmax = 0) AS inserted;
+
+-- name: touch_thread
+-- Every item write bumps the thread's revision and activity time in the same
+-- transaction; the row lock orders writes to one thread.
+UPDATE threads SET revision = revision + 1, updated_at = now()
+WHERE id = $1 AND user_id = $2
+RETURNING *;
+
+-- name: delete_thread
+DELETE FROM threads WHERE id = $1 AND user_id = $2 RETURNING *;
+
+-- name: list_threads_created_asc
+SELECT * FROM threads
+WHERE user_id = $1 AND ($2::text IS NULL OR scope = $2)
+  AND ($3::timestamptz IS NULL OR (created_at, id COLLATE "C") > ($3, $4::text COLLATE "C"))
+ORDER BY created_at, id COLLATE "C"
+LIMIT $5;
+
+-- name: list_threads_created_desc
+SELECT * FROM threads
+WHERE user_id = $1 AND ($2::text IS NULL OR scope = $2)
+  AND ($3::timestamptz IS NULL OR (created_at, id COLLATE "C") < ($3, $4::text COLLATE "C"))
+ORDER BY created_at DESC, id COLLATE "C" DESC
+LIMIT $5;
+
+-- name: list_threads_activity_asc
+SELECT * FROM threads
+WHERE user_id = $1 AND ($2::text IS NULL OR scope = $2)
+  AND ($3::timestamptz IS NULL OR (updated_at, id COLLATE "C") > ($3, $4::text COLLATE "C"))
+ORDER BY updated_at, id COLLATE "C"
+LIMIT $5;
+
+-- name: list_threads_activity_desc
+SELECT * FROM threads
+WHERE user_id = $1 AND ($2::text IS NULL OR scope = $2)
+  AND ($3::timestamptz IS NULL OR (updated_at, id COLLATE "C") < ($3, $4::text COLLATE "C"))
+ORDER BY updated_at DESC, id COLLATE "C" DESC
+LIMIT $5;
+
+-- name: list_org_threads_activity_desc
+SELECT * FROM threads
+WHERE org_id = $1 AND ($2::text IS NULL OR scope = $2)
+  AND ($3::timestamptz IS NULL OR (updated_at, id COLLATE "C") < ($3, $4::text COLLATE "C"))
+ORDER BY updated_at DESC, id COLLATE "C" DESC
+LIMIT $5;
+
+-- name: list_org_threads_activity_asc
+SELECT * FROM threads
+WHERE org_id = $1 AND ($2::text IS NULL OR scope = $2)
+  AND ($3::timestamptz IS NULL OR (updated_at, id COLLATE "C") > ($3, $4::text COLLATE "C"))
+ORDER BY updated_at, id COLLATE "C"
+LIMIT $5;
+
+-- name: list_org_threads_created_desc
+SELECT * FROM threads
+WHERE org_id = $1 AND ($2::text IS NULL OR scope = $2)
+  AND ($3::timestamptz IS NULL OR (created_at, id COLLATE "C") < ($3, $4::text COLLATE "C"))
+ORDER BY created_at DESC, id COLLATE "C" DESC
+LIMIT $5;
+
+-- name: list_org_threads_created_asc
+SELECT * FROM threads
+WHERE org_id = $1 AND ($2::text IS NULL OR scope = $2)
+  AND ($3::timestamptz IS NULL OR (created_at, id COLLATE "C") > ($3, $4::text COLLATE "C"))
+ORDER BY created_at, id COLLATE "C"
+LIMIT $5;
+
+-- name: list_user_thread_ids
+SELECT id FROM threads WHERE user_id = $1 ORDER BY created_at, id COLLATE "C";

@@ -1,0 +1,291 @@
+"""Postgres access for threads, items and attachments.
+
+Every method takes the owner (or the operator's org) and filters by it; a row
+of someone else is ``NotFound``, never ``PermissionDenied``, so ids leak
+nothing. Methods return domain records, never raw rows.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from services.thread_store.domain import (
+    AttachmentRecord,
+    ItemRecord,
+    Order,
+    Page,
+    ParsedAttachment,
+    ParsedItem,
+    ParsedThread,
+    ThreadRecord,
+    ThreadSortKey,
+    make_page,
+)
+from switchboard.errors import InvalidArgument, NotFound
+
+QUERIES_DIR = Path(__file__).parent / "queries"
+
+
+def _thread(row: asyncpg.Record) -> ThreadRecord:
+    return ThreadRecord(
+        id=row["id"],
+        user_id=row["user_id"],
+        org_id=row["org_id"],
+        scope=row["scope"],
+        title=row["title"],
+        status=row["status"],
+        json=row["data"].encode(),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        revision=row["revision"],
+    )
+
+
+def _item(row: asyncpg.Record) -> ItemRecord:
+    return ItemRecord(
+        id=row["id"],
+        thread_id=row["thread_id"],
+        type=row["type"],
+        json=row["data"].encode(),
+        created_at=row["created_at"],
+    )
+
+
+def _attachment(row: asyncpg.Record, content: bytes | None = None) -> AttachmentRecord:
+    return AttachmentRecord(
+        id=row["id"],
+        thread_id=row["thread_id"],
+        mime_type=row["mime_type"],
+        json=row["data"].encode(),
+        created_at=row["created_at"],
+        has_content=row["has_content"],
+        content=content,
+    )
+
+
+class QueryCounter:
+    """Counts the queries sent to Postgres (tests prove that hot reads send none)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
+class ThreadRepository:
+    """Threads, items and attachments in Postgres."""
+
+    def __init__(self, pool: asyncpg.Pool, queries: Any) -> None:
+        self._pool = pool
+        self._q = queries
+        self.queries_sent = QueryCounter()
+
+    async def _fetchrow(self, sql: str, *args: Any, conn: Any = None) -> asyncpg.Record | None:
+        self.queries_sent.count += 1
+        if conn is not None:
+            return await conn.fetchrow(sql, *args)
+        return await self._pool.fetchrow(sql, *args)
+
+    async def _fetch(self, sql: str, *args: Any, conn: Any = None) -> list[asyncpg.Record]:
+        self.queries_sent.count += 1
+        if conn is not None:
+            return list(await conn.fetch(sql, *args))
+        return list(await self._pool.fetch(sql, *args))
+
+    # -- threads --------------------------------------------------------------
+
+    async def load_thread(
+        self, *, thread_id: str, user_id: str, operator_org_id: str | None = None
+    ) -> ThreadRecord:
+        """Load a thread its owner may read (or an operator of its org)."""
+        row = await self._fetchrow(
+            self._q.get_thread, thread_id, user_id, operator_org_id is not None, operator_org_id
+        )
+        if row is None:
+            raise NotFound(f"thread {thread_id!r} not found")
+        return _thread(row)
+
+    async def save_thread(
+        self, *, thread: ParsedThread, user_id: str, org_id: str | None, scope: str | None
+    ) -> tuple[ThreadRecord, bool]:
+        """Upsert a thread.
+
+        Returns:
+            The stored thread and whether it was created now.
+        """
+        row = await self._fetchrow(
+            self._q.upsert_thread,
+            thread.id,
+            user_id,
+            org_id,
+            scope or thread.scope,
+            thread.title,
+            thread.status,
+            thread.json.decode(),
+            thread.created_at,
+            scope,
+        )
+        if row is None:
+            raise NotFound(f"thread {thread.id!r} not found")
+        return _thread(row), bool(row["inserted"])
+
+    async def delete_thread(self, *, thread_id: str, user_id: str) -> ThreadRecord:
+        """Delete a thread; its items go with it (ON DELETE CASCADE)."""
+        row = await self._fetchrow(self._q.delete_thread, thread_id, user_id)
+        if row is None:
+            raise NotFound(f"thread {thread_id!r} not found")
+        return _thread(row)
+
+    async def list_threads(
+        self,
+        *,
+        user_id: str | None,
+        org_id: str | None,
+        scope: str | None,
+        sort: ThreadSortKey,
+        order: Order,
+        after: str | None,
+        limit: int,
+        operator_org_id: str | None = None,
+    ) -> Page[ThreadRecord]:
+        """A page of a user's threads, or of an org's when ``user_id`` is None."""
+        cursor_time: datetime | None = None
+        cursor_id: str | None = None
+        if after:
+            cursor = await self._fetchrow(self._q.get_thread, after, user_id or "", org_id is not None, org_id)
+            if cursor is None:
+                raise InvalidArgument(f"cursor {after!r} is not a thread of this listing")
+            cursor_time = cursor["updated_at" if sort == "recent_activity" else "created_at"]
+            cursor_id = cursor["id"]
+        prefix = "list_threads" if user_id is not None else "list_org_threads"
+        kind = "activity" if sort == "recent_activity" else "created"
+        sql = getattr(self._q, f"{prefix}_{kind}_{order}")
+        owner = user_id if user_id is not None else org_id
+        rows = await self._fetch(sql, owner, scope, cursor_time, cursor_id, limit + 1)
+        return make_page([_thread(r) for r in rows], limit, lambda t: t.id)
+
+    async def list_user_thread_ids(self, *, user_id: str) -> list[str]:
+        """Every thread id of a user, oldest first (for export)."""
+        return [r["id"] for r in await self._fetch(self._q.list_user_thread_ids, user_id)]
+
+    # -- items ----------------------------------------------------------------
+
+    async def save_item(self, *, item: ParsedItem, user_id: str) -> tuple[ThreadRecord, ItemRecord, bool]:
+        """Upsert an item of the user's thread, bumping the thread's revision.
+
+        Returns:
+            The thread after the write, the item, and whether it was created now.
+        """
+        async with self._pool.acquire() as conn, conn.transaction():
+            thread_row = await self._fetchrow(self._q.touch_thread, item.thread_id, user_id, conn=conn)
+            if thread_row is None:
+                raise NotFound(f"thread {item.thread_id!r} not found")
+            row = await self._fetchrow(
+                self._q.upsert_item,
+                item.thread_id,
+                item.id,
+                user_id,
+                item.type,
+                item.json.decode(),
+                item.created_at,
+                conn=conn,
+            )
+        assert row is not None
+        return _thread(thread_row), _item(row), bool(row["inserted"])
+
+    async def delete_item(self, *, thread_id: str, item_id: str, user_id: str) -> ThreadRecord:
+        """Delete an item of the user's thread, bumping the thread's revision."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            thread_row = await self._fetchrow(self._q.touch_thread, thread_id, user_id, conn=conn)
+            if thread_row is None:
+                raise NotFound(f"thread {thread_id!r} not found")
+            deleted = await self._fetchrow(self._q.delete_item, thread_id, item_id, conn=conn)
+            if deleted is None:
+                # Raising rolls the revision bump back: nothing changed.
+                raise NotFound(f"item {item_id!r} not found in thread {thread_id!r}")
+        return _thread(thread_row)
+
+    async def load_item(self, *, thread_id: str, item_id: str) -> ItemRecord:
+        """Load one item; the caller has checked the thread's ownership."""
+        row = await self._fetchrow(self._q.get_item, thread_id, item_id)
+        if row is None:
+            raise NotFound(f"item {item_id!r} not found in thread {thread_id!r}")
+        return _item(row)
+
+    async def list_items(self, *, thread_id: str, after: str | None, limit: int, order: Order) -> Page[ItemRecord]:
+        """A page of a thread's items; the caller has checked the thread's ownership."""
+        cursor_time: datetime | None = None
+        cursor_id: str | None = None
+        if after:
+            cursor = await self._fetchrow(self._q.item_cursor, thread_id, after)
+            if cursor is None:
+                raise InvalidArgument(f"cursor {after!r} is not an item of thread {thread_id!r}")
+            cursor_time, cursor_id = cursor["created_at"], cursor["id"]
+        sql = self._q.list_items_asc if order == "asc" else self._q.list_items_desc
+        rows = await self._fetch(sql, thread_id, cursor_time, cursor_id, limit + 1)
+        return make_page([_item(r) for r in rows], limit, lambda i: i.id)
+
+    async def load_thread_with_items(
+        self, *, thread_id: str, user_id: str, max_items: int
+    ) -> tuple[ThreadRecord, list[ItemRecord] | None]:
+        """Read a thread and (if it has at most ``max_items``) all its items in one snapshot.
+
+        Used to fill the cache: both reads see the same revision.
+
+        Returns:
+            The thread and its items in ascending order, or None for the items
+            when the thread has more than ``max_items``.
+        """
+        async with self._pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+            row = await self._fetchrow(self._q.get_thread, thread_id, user_id, False, None, conn=conn)
+            if row is None:
+                raise NotFound(f"thread {thread_id!r} not found")
+            rows = await self._fetch(self._q.list_items_asc, thread_id, None, None, max_items + 1, conn=conn)
+        items = [_item(r) for r in rows]
+        return _thread(row), (items if len(items) <= max_items else None)
+
+    # -- attachments ----------------------------------------------------------
+
+    async def save_attachment(
+        self,
+        *,
+        attachment: ParsedAttachment,
+        user_id: str,
+        org_id: str | None,
+        content: bytes | None,
+        set_content: bool,
+    ) -> AttachmentRecord:
+        """Upsert attachment metadata (and bytes when ``set_content``)."""
+        row = await self._fetchrow(
+            self._q.upsert_attachment,
+            attachment.id,
+            user_id,
+            org_id,
+            attachment.thread_id,
+            attachment.mime_type,
+            attachment.json.decode(),
+            content if set_content else None,
+            set_content,
+        )
+        if row is None:
+            raise NotFound(f"attachment {attachment.id!r} not found")
+        return _attachment(row)
+
+    async def load_attachment(self, *, attachment_id: str, user_id: str, include_content: bool) -> AttachmentRecord:
+        """Load an attachment of the user."""
+        row = await self._fetchrow(self._q.get_attachment, attachment_id, user_id, include_content)
+        if row is None:
+            raise NotFound(f"attachment {attachment_id!r} not found")
+        return _attachment(row, row["content"] if include_content else None)
+
+    async def delete_attachment(self, *, attachment_id: str, user_id: str) -> None:
+        """Delete an attachment of the user."""
+        if await self._fetchrow(self._q.delete_attachment, attachment_id, user_id) is None:
+            raise NotFound(f"attachment {attachment_id!r} not found")
+
+    async def list_user_attachments(self, *, user_id: str) -> list[AttachmentRecord]:
+        """Every attachment of a user, with bytes (for export)."""
+        rows = await self._fetch(self._q.list_user_attachments, user_id)
+        return [_attachment(r, r["content"]) for r in rows]

@@ -1,0 +1,99 @@
+"""The thread store process: pools, servicer, health, reflection, graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from services.thread_store.cache import RedisHealth, ThreadCache
+from services.thread_store.feed import ChangeFeed
+from services.thread_store.repository import QUERIES_DIR, ThreadRepository
+from services.thread_store.service import StoreLimits, ThreadStoreService
+from services.thread_store.servicer import ThreadStoreServicer
+from switchboard.api.v1 import thread_store_pb2, thread_store_pb2_grpc
+from switchboard.config import env_float, env_int
+from switchboard.grpc_runtime import GrpcServer
+from switchboard.migrate import apply_migrations
+from switchboard.redis_client import create_redis
+from switchboard.sql import Queries, create_pool
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = thread_store_pb2.DESCRIPTOR.services_by_name["ThreadStore"].full_name
+DEFAULT_PORT = 50051
+
+
+@dataclass(frozen=True)
+class ThreadStoreConfig:
+    """Everything the thread store needs to start.
+
+    Attributes:
+        database_url: Postgres.
+        redis_url: Redis, or None to run without cache and change feed.
+        cache_ttl_seconds: How long an untouched thread stays cached.
+        cache_max_items: Threads with more items are served from Postgres.
+        migrate: Apply pending migrations at start-up.
+        limits: Size limits on stored objects.
+    """
+
+    database_url: str
+    redis_url: str | None
+    cache_ttl_seconds: float = 600.0
+    cache_max_items: int = 2000
+    migrate: bool = True
+    pool_size: int = 10
+    limits: StoreLimits = field(default_factory=StoreLimits)
+
+    @classmethod
+    def from_env(cls, *, database_url: str, redis_url: str | None) -> ThreadStoreConfig:
+        """Read the optional ``SWITCHBOARD_CACHE_*`` variables."""
+        return cls(
+            database_url=database_url,
+            redis_url=redis_url,
+            cache_ttl_seconds=env_float("SWITCHBOARD_CACHE_TTL_SECONDS", 600.0, minimum=1.0),
+            cache_max_items=env_int("SWITCHBOARD_CACHE_MAX_ITEMS", 2000, minimum=0),
+            pool_size=env_int("SWITCHBOARD_DB_POOL_SIZE", 10, minimum=1),
+            limits=StoreLimits.from_env(),
+        )
+
+
+async def build_thread_store(config: ThreadStoreConfig) -> tuple[GrpcServer, ThreadStoreService]:
+    """Open pools and assemble the server (not started yet)."""
+    if config.migrate:
+        await asyncio.to_thread(apply_migrations, config.database_url)
+    pool = await create_pool(config.database_url, max_size=config.pool_size)
+    repository = ThreadRepository(pool, Queries.load(QUERIES_DIR))
+    cache: ThreadCache | None = None
+    feed: ChangeFeed | None = None
+    clients = []
+    if config.redis_url:
+        health = RedisHealth()
+        client = create_redis(config.redis_url)
+        blocking = create_redis(config.redis_url, timeout=30.0)
+        clients = [client, blocking]
+        cache = ThreadCache(client, health, ttl_seconds=config.cache_ttl_seconds, max_items=config.cache_max_items)
+        feed = ChangeFeed(client, blocking, health)
+    else:
+        log.warning("no REDIS_URL: the thread store runs without hot cache and change feed")
+    service = ThreadStoreService(repository, cache, feed, config.limits)
+
+    async def close() -> None:
+        if cache is not None:
+            await cache.close()
+        if feed is not None:
+            await feed.close()
+        for c in clients:
+            await c.aclose()
+        await pool.close()
+
+    def register(server: object) -> None:
+        thread_store_pb2_grpc.add_ThreadStoreServicer_to_server(ThreadStoreServicer(service), server)  # type: ignore[no-untyped-call]
+
+    return GrpcServer(name=SERVICE_NAME, register=register, on_stop=close), service
+
+
+async def serve(config: ThreadStoreConfig, *, host: str, port: int) -> None:
+    """Run the thread store until SIGTERM/SIGINT."""
+    server, _service = await build_thread_store(config)
+    await server.serve_until_signalled(host, port)

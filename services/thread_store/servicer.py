@@ -1,0 +1,172 @@
+"""gRPC servicer of the thread store: protobuf in, domain calls, protobuf out. Nothing else."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import cast
+
+import grpc
+from google.protobuf.empty_pb2 import Empty
+
+from services.thread_store.domain import AttachmentRecord, ItemRecord, Order, ThreadRecord, ThreadSortKey
+from services.thread_store.feed import ChangeEvent
+from services.thread_store.service import ThreadStoreService
+from switchboard.api.v1 import thread_store_pb2 as pb
+from switchboard.api.v1 import thread_store_pb2_grpc
+from switchboard.proto_convert import order_from_proto, principal_from_proto, timestamp
+
+_SORTS: dict[int, ThreadSortKey] = {
+    pb.THREAD_SORT_UNSPECIFIED: "created_at",
+    pb.THREAD_SORT_CREATED_AT: "created_at",
+    pb.THREAD_SORT_RECENT_ACTIVITY: "recent_activity",
+}
+
+
+def thread_to_proto(t: ThreadRecord) -> pb.Thread:
+    """A stored thread as protobuf."""
+    return pb.Thread(
+        id=t.id,
+        user_id=t.user_id,
+        org_id=t.org_id or "",
+        scope=t.scope or "",
+        title=t.title or "",
+        status=t.status,
+        json=t.json,
+        created_at=timestamp(t.created_at),
+        updated_at=timestamp(t.updated_at),
+        revision=t.revision,
+    )
+
+
+def item_to_proto(i: ItemRecord) -> pb.ThreadItem:
+    """A stored item as protobuf."""
+    return pb.ThreadItem(id=i.id, thread_id=i.thread_id, type=i.type, json=i.json, created_at=timestamp(i.created_at))
+
+
+def attachment_to_proto(a: AttachmentRecord) -> pb.Attachment:
+    """Stored attachment metadata (and bytes, when loaded) as protobuf."""
+    return pb.Attachment(
+        id=a.id,
+        thread_id=a.thread_id or "",
+        mime_type=a.mime_type,
+        json=a.json,
+        created_at=timestamp(a.created_at),
+        has_content=a.has_content,
+        content=a.content or b"",
+    )
+
+
+def event_to_proto(e: ChangeEvent) -> pb.ChangeEvent:
+    """A change event as protobuf."""
+    return pb.ChangeEvent(
+        id=e.id,
+        type=e.type,
+        thread_id=e.thread_id,
+        item_id=e.item_id,
+        user_id=e.user_id,
+        org_id=e.org_id or "",
+        revision=e.revision,
+        at=timestamp(e.at),
+        json=e.json,
+    )
+
+
+class ThreadStoreServicer(thread_store_pb2_grpc.ThreadStoreServicer):
+    """Implements ``switchboard.api.v1.ThreadStore``."""
+
+    def __init__(self, service: ThreadStoreService) -> None:
+        self._service = service
+
+    async def GetThread(self, request: pb.GetThreadRequest, context: grpc.aio.ServicerContext) -> pb.Thread:
+        principal = principal_from_proto(request.principal, present=request.HasField("principal"))
+        return thread_to_proto(await self._service.load_thread(principal, request.thread_id))
+
+    async def SaveThread(self, request: pb.SaveThreadRequest, context: grpc.aio.ServicerContext) -> pb.Thread:
+        principal = principal_from_proto(request.principal, present=request.HasField("principal"))
+        thread = await self._service.save_thread(principal, request.thread_json, request.scope or None)
+        return thread_to_proto(thread)
+
+    async def ListThreads(
+        self, request: pb.ListThreadsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListThreadsResponse:
+        principal = principal_from_proto(request.principal, present=request.HasField("principal"))
+        page = await self._service.list_threads(
+            principal,
+            limit=request.limit,
+            after=request.after or None,
+            order=cast(Order, order_from_proto(request.order, default="desc")),
+            sort=_SORTS.get(request.sort, "created_at"),
+            scope=request.scope or None,
+            org_wide=request.org_wide,
+        )
+        return pb.ListThreadsResponse(
+            threads=[thread_to_proto(t) for t in page.records], has_more=page.has_more, after=page.after or ""
+        )
+
+    async def DeleteThread(self, request: pb.DeleteThreadRequest, context: grpc.aio.ServicerContext) -> Empty:
+        principal = principal_from_proto(request.principal, present=request.HasField("principal"))
+        await self._service.delete_thread(principal, request.thread_id)
+        return Empty()
+
+    async def AddItem(self, request: pb.WriteItemRequest, context: grpc.aio.ServicerContext) -> pb.ThreadItem:
+        principal = principal_from_proto(request.principal, present=request.HasField("principal"))
+        return item_to_proto(await self._service.save_item(principal, request.thread_id, request.item_json))
+
+    async def SaveItem(self, request: pb.WriteItemRequest, context: grpc.aio.ServicerContext) -> pb.ThreadItem:
+        principal = principal_from_proto(request.principal, present=request.HasField("principal"))
+        return item_to_proto(await self._service.save_item(principal, request.thread_id, request.item_json))
+
+    async def GetItem(self, request: pb.GetItemRequest, context: grpc.aio.ServicerContext) -> pb.ThreadItem:
+        principal = principal_from_proto(request.principal, present=request.HasField("principal"))
+        return item_to_proto(await self._service.load_item(principal, request.thread_id, request.item_id))
+
+    async def ListItems(self, request: pb.ListItemsRequest, context: grpc.aio.ServicerContext) -> pb.ListItemsResponse:
+        principal = principal_from_proto(request.principal, present=request.HasField("principal"))
+        page = await self._service.list_items(
+            principal,
+            request.thread_id,
+            after=request.after or None,
+            limit=request.limit,
+            order=cast(Order, order_from_proto(request.order, default="asc")),
+        )
+        return pb.ListItemsResponse(
+            items=[item_to_proto(i) for i in page.records], has_more=page.has_more, after=page.after or ""
+        )
+
+    async def DeleteItem(self, request: pb.DeleteItemRequest, context: grpc.aio.ServicerContext) -> Empty:
+        principal = principal_from_proto(request.principal, present=request.HasField("principal"))
+        await self._service.delete_item(principal, request.thread_id, request.item_id)
+        return Empty()
+
+    async def SaveAttachment(
+        self, request: pb.SaveAttachmentRequest, context: grpc.aio.ServicerContext
+    ) -> pb.Attachment:
+        principal = principal_from_proto(request.principal, present=request.HasField("principal"))
+        attachment = await self._service.save_attachment(
+            principal, request.attachment_json, content=request.content, set_content=request.set_content
+        )
+        return attachment_to_proto(attachment)
+
+    async def GetAttachment(self, request: pb.GetAttachmentRequest, context: grpc.aio.ServicerContext) -> pb.Attachment:
+        principal = principal_from_proto(request.principal, present=request.HasField("principal"))
+        attachment = await self._service.load_attachment(
+            principal, request.attachment_id, include_content=request.include_content
+        )
+        return attachment_to_proto(attachment)
+
+    async def DeleteAttachment(self, request: pb.DeleteAttachmentRequest, context: grpc.aio.ServicerContext) -> Empty:
+        principal = principal_from_proto(request.principal, present=request.HasField("principal"))
+        await self._service.delete_attachment(principal, request.attachment_id)
+        return Empty()
+
+    async def Watch(self, request: pb.WatchRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[pb.ChangeEvent]:
+        principal = principal_from_proto(request.principal, present=request.HasField("principal"))
+        target = request.WhichOneof("target")
+        events = self._service.watch(
+            principal,
+            thread_id=request.thread_id if target == "thread_id" else None,
+            org=target == "org" and request.org,
+            since=request.since or None,
+        )
+        async for event in events:
+            yield event_to_proto(event)

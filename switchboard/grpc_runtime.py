@@ -1,0 +1,210 @@
+"""What every Switchboard gRPC server shares.
+
+- ``DomainErrorInterceptor`` maps typed domain errors to gRPC statuses, logs
+  unexpected ones without leaking them, and records Prometheus metrics.
+- ``GrpcServer`` owns a server's lifecycle: bind, register the async health
+  servicer and reflection, start, stop on SIGTERM/SIGINT with a grace period,
+  then run the service's own clean-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from prometheus_client import Counter, Histogram
+
+from switchboard.errors import SwitchboardError
+
+log = logging.getLogger(__name__)
+
+GRPC_REQUESTS = Counter(
+    "switchboard_grpc_requests_total",
+    "gRPC requests handled, by method and status code.",
+    ["method", "code"],
+)
+GRPC_LATENCY = Histogram(
+    "switchboard_grpc_request_seconds",
+    "gRPC request latency (for streams: time to the end of the stream).",
+    ["method"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+
+# gRPC's default is 4 MiB; a ChatKit item rarely passes a few KiB, attachments
+# with bytes are capped by the thread store at SWITCHBOARD_MAX_ATTACHMENT_BYTES.
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+SERVER_OPTIONS = [
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.so_reuseport", 0),
+]
+CHANNEL_OPTIONS = [
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+]
+
+
+def _status_of(error: SwitchboardError) -> grpc.StatusCode:
+    return getattr(grpc.StatusCode, error.status, grpc.StatusCode.INTERNAL)
+
+
+class DomainErrorInterceptor(grpc.aio.ServerInterceptor):
+    """Turn ``SwitchboardError`` into its status; hide anything else behind INTERNAL."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler
+        method = handler_call_details.method
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(
+                _wrap_unary(handler.unary_unary, method),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream:
+            return grpc.unary_stream_rpc_method_handler(
+                _wrap_stream(handler.unary_stream, method),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler
+
+
+async def _abort_for(error: BaseException, context: grpc.aio.ServicerContext, method: str) -> None:
+    if isinstance(error, SwitchboardError):
+        code = _status_of(error)
+        GRPC_REQUESTS.labels(method, code.name).inc()
+        await context.abort(code, error.message)
+    log.exception("unexpected error in %s", method, exc_info=error)
+    GRPC_REQUESTS.labels(method, "INTERNAL").inc()
+    await context.abort(grpc.StatusCode.INTERNAL, "internal error; the server log has the details")
+
+
+def _wrap_unary(behavior: Callable[..., Awaitable[Any]], method: str) -> Callable[..., Awaitable[Any]]:
+    async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        started = time.perf_counter()
+        try:
+            response = await behavior(request, context)
+        except (SwitchboardError, Exception) as error:
+            if isinstance(error, asyncio.CancelledError) or _is_abort(error):
+                raise
+            await _abort_for(error, context, method)
+            raise  # unreachable: abort raises
+        finally:
+            GRPC_LATENCY.labels(method).observe(time.perf_counter() - started)
+        GRPC_REQUESTS.labels(method, "OK").inc()
+        return response
+
+    return wrapped
+
+
+def _wrap_stream(behavior: Callable[..., AsyncIterator[Any]], method: str) -> Callable[..., AsyncIterator[Any]]:
+    async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        started = time.perf_counter()
+        try:
+            async for response in behavior(request, context):
+                yield response
+        except (SwitchboardError, Exception) as error:
+            if _is_abort(error):
+                raise
+            await _abort_for(error, context, method)
+        finally:
+            GRPC_LATENCY.labels(method).observe(time.perf_counter() - started)
+        GRPC_REQUESTS.labels(method, "OK").inc()
+
+    return wrapped
+
+
+def _is_abort(error: BaseException) -> bool:
+    # context.abort() raises grpc's internal AbortError; let it through untouched.
+    return type(error).__name__ in {"AbortError", "InternalError", "UsageError"}
+
+
+class GrpcServer:
+    """A gRPC server with health, reflection and graceful shutdown.
+
+    Args:
+        name: The service's full protobuf name (for readiness and reflection).
+        register: Adds the service's servicers to the server.
+        on_stop: Closes the service's pools after the server stopped.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        register: Callable[[grpc.aio.Server], None],
+        on_stop: Callable[[], Awaitable[None]] | None = None,
+        extra_service_names: Iterable[str] = (),
+    ) -> None:
+        self.name = name
+        self._register = register
+        self._on_stop = on_stop
+        self._extra = list(extra_service_names)
+        self._server: grpc.aio.Server | None = None
+        self._health = health.aio.HealthServicer()
+        self.port: int = 0
+
+    async def start(self, host: str, port: int) -> int:
+        """Bind and start serving.
+
+        Returns:
+            The bound port (useful with ``port=0``).
+
+        Raises:
+            RuntimeError: the address cannot be bound.
+        """
+        server = grpc.aio.server(interceptors=[DomainErrorInterceptor()], options=SERVER_OPTIONS)
+        self._register(server)
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        names = [self.name, *self._extra, health.SERVICE_NAME, reflection.SERVICE_NAME]
+        reflection.enable_server_reflection(names, server)
+        bound = server.add_insecure_port(f"{host}:{port}")
+        if bound == 0:
+            raise RuntimeError(f"cannot listen on {host}:{port}; is another process using the port?")
+        await server.start()
+        for service in ("", self.name, *self._extra):
+            await self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
+        self._server = server
+        self.port = bound
+        log.info("%s listening on %s:%d", self.name, host, bound)
+        return bound
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Mark not-serving, let in-flight calls finish for ``grace`` seconds, then clean up."""
+        if self._server is None:
+            return
+        await self._health.enter_graceful_shutdown()
+        await self._server.stop(grace)
+        self._server = None
+        if self._on_stop is not None:
+            await self._on_stop()
+        log.info("%s stopped", self.name)
+
+    async def serve_until_signalled(self, host: str, port: int, grace: float = 5.0) -> None:
+        """Start, wait for SIGTERM or SIGINT, then stop gracefully."""
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await self.start(host, port)
+        except BaseException:
+            if self._on_stop is not None:
+                await self._on_stop()
+            raise
+        await stop.wait()
+        log.info("%s: signal received, shutting down", self.name)
+        await self.stop(grace)

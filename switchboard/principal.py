@@ -1,0 +1,59 @@
+"""The caller of an API: who they are and what they may see."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from switchboard.errors import InvalidArgument, Unauthenticated
+
+OPERATOR_ROLE = "operator"
+MAX_ID_LENGTH = 255
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """An authenticated caller.
+
+    Attributes:
+        user_id: The stable user id (the JWT ``sub``).
+        org_id: The organisation the user acts for, if any.
+        roles: Role names; ``operator`` admits the console and org-wide reads.
+        session_id: The chat session the call belongs to, if any.
+    """
+
+    user_id: str
+    org_id: str | None = None
+    roles: tuple[str, ...] = field(default_factory=tuple)
+    session_id: str | None = None
+
+    @property
+    def is_operator(self) -> bool:
+        """Whether this principal has the operator role."""
+        return OPERATOR_ROLE in self.roles
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        user_id: str,
+        org_id: str | None = None,
+        roles: tuple[str, ...] | list[str] = (),
+        session_id: str | None = None,
+    ) -> Principal:
+        """Validate raw values from outside and build a principal.
+
+        Raises:
+            Unauthenticated: ``user_id`` is empty.
+            InvalidArgument: a field is too long.
+        """
+        if not user_id:
+            raise Unauthenticated("the request carries no principal (user_id is empty)")
+        for name, value in (("user_id", user_id), ("org_id", org_id), ("session_id", session_id)):
+            if value is not None and len(value) > MAX_ID_LENGTH:
+                raise InvalidArgument(f"principal.{name} is longer than {MAX_ID_LENGTH} characters")
+        return cls(
+            user_id=user_id,
+            org_id=org_id or None,
+            roles=tuple(sorted({r for r in roles if r})),
+            session_id=session_id or None,
+        )

@@ -1,0 +1,55 @@
+"""Conversions between protobuf messages and Switchboard's own types, shared by every servicer."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from switchboard.api.v1 import common_pb2
+from switchboard.principal import Principal
+
+
+def principal_from_proto(message: common_pb2.Principal, *, present: bool = True) -> Principal:
+    """Validate the principal a request carries.
+
+    Raises:
+        Unauthenticated: the request carries no principal.
+    """
+    return Principal.create(
+        user_id=message.user_id if present else "",
+        org_id=message.org_id or None,
+        roles=list(message.roles),
+        session_id=message.session_id or None,
+    )
+
+
+def principal_to_proto(principal: Principal) -> common_pb2.Principal:
+    """The protobuf form of a principal."""
+    return common_pb2.Principal(
+        user_id=principal.user_id,
+        org_id=principal.org_id or "",
+        roles=list(principal.roles),
+        session_id=principal.session_id or "",
+    )
+
+
+def order_from_proto(value: int, *, default: str) -> str:
+    """``SortOrder`` to ``"asc"``/``"desc"``; UNSPECIFIED takes the method's default."""
+    if value == common_pb2.SORT_ORDER_ASC:
+        return "asc"
+    if value == common_pb2.SORT_ORDER_DESC:
+        return "desc"
+    return default
+
+
+def timestamp(moment: datetime) -> Timestamp:
+    """A protobuf Timestamp of an aware datetime."""
+    ts = Timestamp()
+    ts.FromDatetime(moment.astimezone(UTC))
+    return ts
+
+
+def from_timestamp(ts: Timestamp) -> datetime:
+    """An aware UTC datetime of a protobuf Timestamp."""
+    return ts.ToDatetime(tzinfo=UTC)
