@@ -1,0 +1,102 @@
+"""Isolation: another user's thread is NOT_FOUND; operators read their own org only."""
+
+from __future__ import annotations
+
+import pytest
+from chatkit.store import NotFoundError
+
+from switchboard.api.v1 import common_pb2
+from switchboard.api.v1 import thread_store_pb2 as pb
+from switchboard.errors import PermissionDenied
+from tests.thread_store.conftest import RunningThreadStore
+from tests.thread_store.helpers import Ctx, new_thread, times, user_message
+
+
+@pytest.fixture
+async def alices_thread(thread_store: RunningThreadStore, user_id: str, unique_org: str) -> tuple[Ctx, str]:
+    alice = Ctx(user_id=user_id, org_id=unique_org)
+    thread = new_thread(title="alice's plans")
+    await thread_store.store.save_thread(thread, alice)
+    await thread_store.store.add_thread_item(thread.id, user_message(thread.id, "secret", at=times(1)[0]), alice)
+    return alice, thread.id
+
+
+async def test_another_users_thread_is_not_found(thread_store: RunningThreadStore, alices_thread: tuple[Ctx, str]) -> None:
+    alice, thread_id = alices_thread
+    bob = Ctx(user_id="bob-" + alice.user_id, org_id=alice.org_id)
+    store = thread_store.store
+    with pytest.raises(NotFoundError):
+        await store.load_thread(thread_id, bob)
+    with pytest.raises(NotFoundError):
+        await store.load_thread_items(thread_id, None, 10, "asc", bob)
+    page = await store.load_threads(50, None, "desc", bob)
+    assert thread_id not in [t.id for t in page.data]
+
+
+async def test_another_user_cannot_write_to_or_delete_a_thread(
+    thread_store: RunningThreadStore, alices_thread: tuple[Ctx, str]
+) -> None:
+    alice, thread_id = alices_thread
+    bob = Ctx(user_id="bob-" + alice.user_id)
+    store = thread_store.store
+    with pytest.raises(NotFoundError):
+        await store.add_thread_item(thread_id, user_message(thread_id, "injected", at=times(2)[1]), bob)
+    with pytest.raises(NotFoundError):
+        await store.delete_thread(thread_id, bob)
+    hijack = (await store.load_thread(thread_id, alice)).model_copy(update={"title": "bob was here"})
+    with pytest.raises(NotFoundError):
+        await store.save_thread(hijack, bob)
+    assert (await store.load_thread(thread_id, alice)).title == "alice's plans"
+    page = await store.load_thread_items(thread_id, None, 10, "asc", alice)
+    assert len(page.data) == 1
+
+
+async def test_an_operator_reads_threads_of_its_own_org(
+    thread_store: RunningThreadStore, alices_thread: tuple[Ctx, str]
+) -> None:
+    alice, thread_id = alices_thread
+    operator = Ctx(user_id="op-" + alice.user_id, org_id=alice.org_id, roles=("operator",))
+    store = thread_store.store
+    assert (await store.load_thread(thread_id, operator)).title == "alice's plans"
+    page = await store.load_thread_items(thread_id, None, 10, "asc", operator)
+    assert [i.content[0].text for i in page.data] == ["secret"]  # type: ignore[union-attr]
+    reply = await store.stub.ListThreads(
+        pb.ListThreadsRequest(
+            principal=common_pb2.Principal(user_id=operator.user_id, org_id=alice.org_id, roles=["operator"]),
+            org_wide=True,
+        )
+    )
+    assert thread_id in [t.id for t in reply.threads]
+
+
+async def test_an_operator_of_another_org_sees_nothing(
+    thread_store: RunningThreadStore, alices_thread: tuple[Ctx, str]
+) -> None:
+    alice, thread_id = alices_thread
+    outsider = Ctx(user_id="op2-" + alice.user_id, org_id="other-org", roles=("operator",))
+    with pytest.raises(NotFoundError):
+        await thread_store.store.load_thread(thread_id, outsider)
+    with pytest.raises(NotFoundError):
+        await thread_store.store.load_thread_items(thread_id, None, 10, "asc", outsider)
+
+
+async def test_an_operator_may_read_but_not_write_a_users_thread(
+    thread_store: RunningThreadStore, alices_thread: tuple[Ctx, str]
+) -> None:
+    alice, thread_id = alices_thread
+    operator = Ctx(user_id="op-" + alice.user_id, org_id=alice.org_id, roles=("operator",))
+    with pytest.raises(NotFoundError):
+        await thread_store.store.add_thread_item(thread_id, user_message(thread_id, "x", at=times(1)[0]), operator)
+    with pytest.raises(NotFoundError):
+        await thread_store.store.delete_thread(thread_id, operator)
+
+
+async def test_a_user_without_the_operator_role_cannot_list_the_org(
+    thread_store: RunningThreadStore, alices_thread: tuple[Ctx, str]
+) -> None:
+    alice, _thread_id = alices_thread
+    with pytest.raises(PermissionDenied):
+        await thread_store.store._call(
+            "ListThreads",
+            pb.ListThreadsRequest(principal=common_pb2.Principal(user_id="x", org_id=alice.org_id), org_wide=True),
+        )
