@@ -27,6 +27,9 @@ def configure_logging() -> None:
         level=os.environ.get("SWITCHBOARD_LOG_LEVEL", "INFO").upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # pgserver narrates every pg_ctl call at INFO; its warnings still show.
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
+    logging.getLogger("yoyo").setLevel(logging.WARNING)
 
 
 def build_parser() -> argparse.ArgumentParser:

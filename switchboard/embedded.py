@@ -52,7 +52,7 @@ def embedded_postgres(data_dir: Path) -> Iterator[str]:
     pgdata = data_dir / "postgres"
     pgdata.mkdir(parents=True, exist_ok=True)
     log.info("starting embedded PostgreSQL in %s", pgdata)
-    server = pgserver.get_server(pgdata, cleanup_mode="stop")
+    server = pgserver.get_server(pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
     try:
         exists = server.psql("SELECT 1 FROM pg_database WHERE datname = 'switchboard';")
         if "(0 rows)" in exists:
@@ -88,13 +88,20 @@ def start_redis_process(run_dir: Path, *, unixsocket: Path | None = None, port: 
     """Start a throw-away redis-server that keeps nothing on disk."""
     args = [
         redis_server_binary(),
-        "--port", str(port),
-        "--bind", "127.0.0.1",
-        "--save", "",
-        "--appendonly", "no",
-        "--dir", str(run_dir),
-        "--daemonize", "no",
-        "--loglevel", "warning",
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(run_dir),
+        "--daemonize",
+        "no",
+        "--loglevel",
+        "warning",
     ]
     if unixsocket is not None:
         with contextlib.suppress(FileNotFoundError):

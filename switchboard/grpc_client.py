@@ -90,4 +90,4 @@ class LoopLocalChannels(Generic[StubT]):
         """Close the running loop's channel."""
         entry = self._by_loop.pop(asyncio.get_running_loop(), None)
         if entry is not None:
-            await entry[0].close()
+            await entry[0].close(None)

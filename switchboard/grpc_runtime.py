@@ -25,6 +25,9 @@ from switchboard.errors import SwitchboardError
 
 log = logging.getLogger(__name__)
 
+# The servicer context every servicer method receives.
+ServicerContext = grpc.aio.ServicerContext[Any, Any]
+
 GRPC_REQUESTS = Counter(
     "switchboard_grpc_requests_total",
     "gRPC requests handled, by method and status code.",
@@ -55,14 +58,14 @@ def _status_of(error: SwitchboardError) -> grpc.StatusCode:
     return getattr(grpc.StatusCode, error.status, grpc.StatusCode.INTERNAL)
 
 
-class DomainErrorInterceptor(grpc.aio.ServerInterceptor):
+class DomainErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     """Turn ``SwitchboardError`` into its status; hide anything else behind INTERNAL."""
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler[Any, Any]:
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler
@@ -75,14 +78,14 @@ class DomainErrorInterceptor(grpc.aio.ServerInterceptor):
             )
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
-                _wrap_stream(handler.unary_stream, method),
+                _wrap_stream(handler.unary_stream, method),  # type: ignore[arg-type]
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         return handler
 
 
-async def _abort_for(error: BaseException, context: grpc.aio.ServicerContext, method: str) -> None:
+async def _abort_for(error: BaseException, context: ServicerContext, method: str) -> None:
     if isinstance(error, SwitchboardError):
         code = _status_of(error)
         GRPC_REQUESTS.labels(method, code.name).inc()
@@ -93,7 +96,7 @@ async def _abort_for(error: BaseException, context: grpc.aio.ServicerContext, me
 
 
 def _wrap_unary(behavior: Callable[..., Awaitable[Any]], method: str) -> Callable[..., Awaitable[Any]]:
-    async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def wrapped(request: Any, context: ServicerContext) -> Any:
         started = time.perf_counter()
         try:
             response = await behavior(request, context)
@@ -111,7 +114,7 @@ def _wrap_unary(behavior: Callable[..., Awaitable[Any]], method: str) -> Callabl
 
 
 def _wrap_stream(behavior: Callable[..., AsyncIterator[Any]], method: str) -> Callable[..., AsyncIterator[Any]]:
-    async def wrapped(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+    async def wrapped(request: Any, context: ServicerContext) -> AsyncIterator[Any]:
         started = time.perf_counter()
         try:
             async for response in behavior(request, context):
@@ -154,7 +157,7 @@ class GrpcServer:
         self._on_stop = on_stop
         self._extra = list(extra_service_names)
         self._server: grpc.aio.Server | None = None
-        self._health = health.aio.HealthServicer()
+        self._health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         self.port: int = 0
 
     async def start(self, host: str, port: int) -> int:

@@ -43,11 +43,13 @@ def order_from_proto(value: int, *, default: str) -> str:
     return default
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def timestamp(moment: datetime) -> Timestamp:
-    """A protobuf Timestamp of an aware datetime."""
-    ts = Timestamp()
-    ts.FromDatetime(moment.astimezone(UTC))
-    return ts
+    """A protobuf Timestamp of an aware datetime (arithmetic, not ``FromDatetime``: this is on the hot path)."""
+    delta = moment - _EPOCH
+    return Timestamp(seconds=delta.days * 86400 + delta.seconds, nanos=delta.microseconds * 1000)
 
 
 def from_timestamp(ts: Timestamp) -> datetime:

@@ -55,7 +55,11 @@ if ARGV[1] ~= '' then
   start = r + 1
 end
 local ids
-if asc then ids = redis.call('ZRANGE', KEYS[3], start, start + n) else ids = redis.call('ZREVRANGE', KEYS[3], start, start + n) end
+if asc then
+  ids = redis.call('ZRANGE', KEYS[3], start, start + n)
+else
+  ids = redis.call('ZREVRANGE', KEYS[3], start, start + n)
+end
 local more = 0
 if #ids > n then more = 1; table.remove(ids) end
 local out = {more}
@@ -114,13 +118,13 @@ return 1
 _INVALIDATE = """
 local cur = tonumber(redis.call('HGET', KEYS[1], 'rev'))
 local rev = tonumber(ARGV[1])
-if cur and cur >= rev and rev ~= %d then return 0 end
+if cur and cur >= rev and rev ~= tonumber(ARGV[3]) then return 0 end
 redis.call('DEL', KEYS[2], KEYS[3])
 redis.call('HDEL', KEYS[1], 'meta', 'loaded')
 redis.call('HSET', KEYS[1], 'rev', ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
-""" % TOMBSTONE_REVISION
+"""
 
 
 def thread_key(user_id: str, thread_id: str, part: str) -> str:
@@ -259,7 +263,7 @@ class ThreadCache:
             self._health.failed("get_thread", error)
             return None
         CACHE_LOOKUPS.labels("thread", "hit" if raw else "miss").inc()
-        return decode_thread(raw) if raw else None
+        return decode_thread(raw) if isinstance(raw, bytes) else None
 
     async def page_items(
         self, *, user_id: str, thread_id: str, after: str | None, limit: int, order: Order
@@ -299,7 +303,12 @@ class ThreadCache:
             self._health.failed("fill", error)
 
     async def apply(
-        self, *, thread: ThreadRecord, op: ItemOp = "none", item: ItemRecord | None = None, item_id: str = "",
+        self,
+        *,
+        thread: ThreadRecord,
+        op: ItemOp = "none",
+        item: ItemRecord | None = None,
+        item_id: str = "",
         created: bool = False,
     ) -> None:
         """Write a committed change through to the cache (never raises)."""
@@ -314,7 +323,11 @@ class ThreadCache:
     async def forget(self, *, user_id: str, thread_id: str) -> None:
         """Drop a deleted thread, leaving a tombstone (never raises)."""
         await self._write(
-            user_id, thread_id, TOMBSTONE_REVISION, self._invalidate, [TOMBSTONE_REVISION, self._ttl_ms]
+            user_id,
+            thread_id,
+            TOMBSTONE_REVISION,
+            self._invalidate,
+            [TOMBSTONE_REVISION, self._ttl_ms, TOMBSTONE_REVISION],
         )
 
     async def _write(self, user_id: str, thread_id: str, revision: int, script: Any, args: list[Any]) -> None:
@@ -338,7 +351,9 @@ class ThreadCache:
             await asyncio.sleep(max(0.05, self._health.down_until - time.monotonic()))
             for (user_id, thread_id), revision in list(self._pending.items()):
                 try:
-                    await self._invalidate(keys=self._keys(user_id, thread_id), args=[revision, self._ttl_ms])
+                    await self._invalidate(
+                        keys=self._keys(user_id, thread_id), args=[revision, self._ttl_ms, TOMBSTONE_REVISION]
+                    )
                 except Exception as error:
                     self._health.failed("repair", error)
                     break

@@ -110,10 +110,10 @@ class ChangeFeed:
     async def _append(self, user_id: str, org_id: str | None, fields: dict[str, Any]) -> None:
         stream = thread_stream(user_id, fields["thread_id"])
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.xadd(stream, fields, maxlen=THREAD_STREAM_LENGTH, approximate=True)
+            pipe.xadd(stream, fields, maxlen=THREAD_STREAM_LENGTH, approximate=True)  # type: ignore[arg-type]
             pipe.expire(stream, STREAM_TTL_SECONDS)
             if org_id:
-                pipe.xadd(org_stream(org_id), fields, maxlen=ORG_STREAM_LENGTH, approximate=True)
+                pipe.xadd(org_stream(org_id), fields, maxlen=ORG_STREAM_LENGTH, approximate=True)  # type: ignore[arg-type]
             await pipe.execute()
 
     async def _retry(self) -> None:
@@ -138,7 +138,7 @@ class ChangeFeed:
         last = since or "$"
         while True:
             try:
-                reply = await self._blocking.xread({stream: last}, block=block_ms, count=100)
+                reply: Any = await self._blocking.xread({stream: last}, block=block_ms, count=100)
             except redis.RedisError as error:
                 raise Unavailable(f"the change feed is unavailable ({type(error).__name__}); retry shortly") from None
             for _stream, entries in reply or ():

@@ -96,13 +96,9 @@ class ThreadRepository:
 
     # -- threads --------------------------------------------------------------
 
-    async def load_thread(
-        self, *, thread_id: str, user_id: str, operator_org_id: str | None = None
-    ) -> ThreadRecord:
+    async def load_thread(self, *, thread_id: str, user_id: str, operator_org_id: str | None = None) -> ThreadRecord:
         """Load a thread its owner may read (or an operator of its org)."""
-        row = await self._fetchrow(
-            self._q.get_thread, thread_id, user_id, operator_org_id is not None, operator_org_id
-        )
+        row = await self._fetchrow(self._q.get_thread, thread_id, user_id, operator_org_id is not None, operator_org_id)
         if row is None:
             raise NotFound(f"thread {thread_id!r} not found")
         return _thread(row)

@@ -12,7 +12,7 @@ from services.thread_store.repository import QUERIES_DIR, ThreadRepository
 from services.thread_store.service import StoreLimits, ThreadStoreService
 from services.thread_store.servicer import ThreadStoreServicer
 from switchboard.api.v1 import thread_store_pb2, thread_store_pb2_grpc
-from switchboard.config import env_float, env_int
+from switchboard.config import env_float, env_int, env_str
 from switchboard.grpc_runtime import GrpcServer
 from switchboard.migrate import apply_migrations
 from switchboard.redis_client import create_redis
@@ -31,6 +31,8 @@ class ThreadStoreConfig:
     Attributes:
         database_url: Postgres.
         redis_url: Redis, or None to run without cache and change feed.
+        cache_enabled: Use the Redis hot cache (``SWITCHBOARD_CACHE=off`` keeps
+            Redis for the change feed only; benchmarks compare both).
         cache_ttl_seconds: How long an untouched thread stays cached.
         cache_max_items: Threads with more items are served from Postgres.
         migrate: Apply pending migrations at start-up.
@@ -39,6 +41,7 @@ class ThreadStoreConfig:
 
     database_url: str
     redis_url: str | None
+    cache_enabled: bool = True
     cache_ttl_seconds: float = 600.0
     cache_max_items: int = 2000
     migrate: bool = True
@@ -51,6 +54,7 @@ class ThreadStoreConfig:
         return cls(
             database_url=database_url,
             redis_url=redis_url,
+            cache_enabled=(env_str("SWITCHBOARD_CACHE", "on") or "on").lower() not in ("off", "0", "false", "no"),
             cache_ttl_seconds=env_float("SWITCHBOARD_CACHE_TTL_SECONDS", 600.0, minimum=1.0),
             cache_max_items=env_int("SWITCHBOARD_CACHE_MAX_ITEMS", 2000, minimum=0),
             pool_size=env_int("SWITCHBOARD_DB_POOL_SIZE", 10, minimum=1),
@@ -72,7 +76,10 @@ async def build_thread_store(config: ThreadStoreConfig) -> tuple[GrpcServer, Thr
         client = create_redis(config.redis_url)
         blocking = create_redis(config.redis_url, timeout=30.0)
         clients = [client, blocking]
-        cache = ThreadCache(client, health, ttl_seconds=config.cache_ttl_seconds, max_items=config.cache_max_items)
+        if config.cache_enabled:
+            cache = ThreadCache(client, health, ttl_seconds=config.cache_ttl_seconds, max_items=config.cache_max_items)
+        else:
+            log.warning("SWITCHBOARD_CACHE=off: every read goes to Postgres")
         feed = ChangeFeed(client, blocking, health)
     else:
         log.warning("no REDIS_URL: the thread store runs without hot cache and change feed")

@@ -87,7 +87,9 @@ class ThreadStoreService:
             return await self._load_as_operator(principal, thread_id)
         return thread
 
-    async def _load_and_fill(self, principal: Principal, thread_id: str) -> tuple[ThreadRecord, list[ItemRecord] | None]:
+    async def _load_and_fill(
+        self, principal: Principal, thread_id: str
+    ) -> tuple[ThreadRecord, list[ItemRecord] | None]:
         if self.cache is None or not self.cache.readable:
             thread = await self.repository.load_thread(thread_id=thread_id, user_id=principal.user_id)
             return thread, None
@@ -225,7 +227,9 @@ class ThreadStoreService:
             set_content=set_content,
         )
 
-    async def load_attachment(self, principal: Principal, attachment_id: str, *, include_content: bool) -> AttachmentRecord:
+    async def load_attachment(
+        self, principal: Principal, attachment_id: str, *, include_content: bool
+    ) -> AttachmentRecord:
         """One of the principal's attachments."""
         check_id(attachment_id, "attachment_id")
         return await self.repository.load_attachment(

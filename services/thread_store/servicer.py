@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import cast
 
-import grpc
 from google.protobuf.empty_pb2 import Empty
 
 from services.thread_store.domain import AttachmentRecord, ItemRecord, Order, ThreadRecord, ThreadSortKey
@@ -13,6 +12,7 @@ from services.thread_store.feed import ChangeEvent
 from services.thread_store.service import ThreadStoreService
 from switchboard.api.v1 import thread_store_pb2 as pb
 from switchboard.api.v1 import thread_store_pb2_grpc
+from switchboard.grpc_runtime import ServicerContext
 from switchboard.proto_convert import order_from_proto, principal_from_proto, timestamp
 
 _SORTS: dict[int, ThreadSortKey] = {
@@ -77,18 +77,16 @@ class ThreadStoreServicer(thread_store_pb2_grpc.ThreadStoreServicer):
     def __init__(self, service: ThreadStoreService) -> None:
         self._service = service
 
-    async def GetThread(self, request: pb.GetThreadRequest, context: grpc.aio.ServicerContext) -> pb.Thread:
+    async def GetThread(self, request: pb.GetThreadRequest, context: ServicerContext) -> pb.Thread:
         principal = principal_from_proto(request.principal, present=request.HasField("principal"))
         return thread_to_proto(await self._service.load_thread(principal, request.thread_id))
 
-    async def SaveThread(self, request: pb.SaveThreadRequest, context: grpc.aio.ServicerContext) -> pb.Thread:
+    async def SaveThread(self, request: pb.SaveThreadRequest, context: ServicerContext) -> pb.Thread:
         principal = principal_from_proto(request.principal, present=request.HasField("principal"))
         thread = await self._service.save_thread(principal, request.thread_json, request.scope or None)
         return thread_to_proto(thread)
 
-    async def ListThreads(
-        self, request: pb.ListThreadsRequest, context: grpc.aio.ServicerContext
-    ) -> pb.ListThreadsResponse:
+    async def ListThreads(self, request: pb.ListThreadsRequest, context: ServicerContext) -> pb.ListThreadsResponse:
         principal = principal_from_proto(request.principal, present=request.HasField("principal"))
         page = await self._service.list_threads(
             principal,
@@ -103,24 +101,24 @@ class ThreadStoreServicer(thread_store_pb2_grpc.ThreadStoreServicer):
             threads=[thread_to_proto(t) for t in page.records], has_more=page.has_more, after=page.after or ""
         )
 
-    async def DeleteThread(self, request: pb.DeleteThreadRequest, context: grpc.aio.ServicerContext) -> Empty:
+    async def DeleteThread(self, request: pb.DeleteThreadRequest, context: ServicerContext) -> Empty:
         principal = principal_from_proto(request.principal, present=request.HasField("principal"))
         await self._service.delete_thread(principal, request.thread_id)
         return Empty()
 
-    async def AddItem(self, request: pb.WriteItemRequest, context: grpc.aio.ServicerContext) -> pb.ThreadItem:
+    async def AddItem(self, request: pb.WriteItemRequest, context: ServicerContext) -> pb.ThreadItem:
         principal = principal_from_proto(request.principal, present=request.HasField("principal"))
         return item_to_proto(await self._service.save_item(principal, request.thread_id, request.item_json))
 
-    async def SaveItem(self, request: pb.WriteItemRequest, context: grpc.aio.ServicerContext) -> pb.ThreadItem:
+    async def SaveItem(self, request: pb.WriteItemRequest, context: ServicerContext) -> pb.ThreadItem:
         principal = principal_from_proto(request.principal, present=request.HasField("principal"))
         return item_to_proto(await self._service.save_item(principal, request.thread_id, request.item_json))
 
-    async def GetItem(self, request: pb.GetItemRequest, context: grpc.aio.ServicerContext) -> pb.ThreadItem:
+    async def GetItem(self, request: pb.GetItemRequest, context: ServicerContext) -> pb.ThreadItem:
         principal = principal_from_proto(request.principal, present=request.HasField("principal"))
         return item_to_proto(await self._service.load_item(principal, request.thread_id, request.item_id))
 
-    async def ListItems(self, request: pb.ListItemsRequest, context: grpc.aio.ServicerContext) -> pb.ListItemsResponse:
+    async def ListItems(self, request: pb.ListItemsRequest, context: ServicerContext) -> pb.ListItemsResponse:
         principal = principal_from_proto(request.principal, present=request.HasField("principal"))
         page = await self._service.list_items(
             principal,
@@ -133,33 +131,31 @@ class ThreadStoreServicer(thread_store_pb2_grpc.ThreadStoreServicer):
             items=[item_to_proto(i) for i in page.records], has_more=page.has_more, after=page.after or ""
         )
 
-    async def DeleteItem(self, request: pb.DeleteItemRequest, context: grpc.aio.ServicerContext) -> Empty:
+    async def DeleteItem(self, request: pb.DeleteItemRequest, context: ServicerContext) -> Empty:
         principal = principal_from_proto(request.principal, present=request.HasField("principal"))
         await self._service.delete_item(principal, request.thread_id, request.item_id)
         return Empty()
 
-    async def SaveAttachment(
-        self, request: pb.SaveAttachmentRequest, context: grpc.aio.ServicerContext
-    ) -> pb.Attachment:
+    async def SaveAttachment(self, request: pb.SaveAttachmentRequest, context: ServicerContext) -> pb.Attachment:
         principal = principal_from_proto(request.principal, present=request.HasField("principal"))
         attachment = await self._service.save_attachment(
             principal, request.attachment_json, content=request.content, set_content=request.set_content
         )
         return attachment_to_proto(attachment)
 
-    async def GetAttachment(self, request: pb.GetAttachmentRequest, context: grpc.aio.ServicerContext) -> pb.Attachment:
+    async def GetAttachment(self, request: pb.GetAttachmentRequest, context: ServicerContext) -> pb.Attachment:
         principal = principal_from_proto(request.principal, present=request.HasField("principal"))
         attachment = await self._service.load_attachment(
             principal, request.attachment_id, include_content=request.include_content
         )
         return attachment_to_proto(attachment)
 
-    async def DeleteAttachment(self, request: pb.DeleteAttachmentRequest, context: grpc.aio.ServicerContext) -> Empty:
+    async def DeleteAttachment(self, request: pb.DeleteAttachmentRequest, context: ServicerContext) -> Empty:
         principal = principal_from_proto(request.principal, present=request.HasField("principal"))
         await self._service.delete_attachment(principal, request.attachment_id)
         return Empty()
 
-    async def Watch(self, request: pb.WatchRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[pb.ChangeEvent]:
+    async def Watch(self, request: pb.WatchRequest, context: ServicerContext) -> AsyncIterator[pb.ChangeEvent]:
         principal = principal_from_proto(request.principal, present=request.HasField("principal"))
         target = request.WhichOneof("target")
         events = self._service.watch(

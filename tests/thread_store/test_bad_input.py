@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 import grpc
 import pytest
 
+from services.thread_store.client import thread_json
 from switchboard.api.v1 import common_pb2
 from switchboard.api.v1 import thread_store_pb2 as pb
 from tests.thread_store.conftest import RunningThreadStore
 from tests.thread_store.helpers import Ctx, new_thread
-from services.thread_store.client import thread_json
 
 
 def _principal(user_id: str) -> common_pb2.Principal:
@@ -40,24 +40,127 @@ async def thread_id(thread_store: RunningThreadStore, user_id: str) -> str:
 
 CASES = [
     ("a missing principal", lambda tid, uid: ("GetThread", pb.GetThreadRequest(thread_id=tid)), "UNAUTHENTICATED"),
-    ("an empty thread id", lambda tid, uid: ("GetThread", pb.GetThreadRequest(principal=_principal(uid))), "INVALID_ARGUMENT"),
-    ("an over-long id", lambda tid, uid: ("GetThread", pb.GetThreadRequest(principal=_principal(uid), thread_id="t" * 300)), "INVALID_ARGUMENT"),
-    ("an unknown thread", lambda tid, uid: ("GetThread", pb.GetThreadRequest(principal=_principal(uid), thread_id="thr_nope")), "NOT_FOUND"),
-    ("an unknown item", lambda tid, uid: ("GetItem", pb.GetItemRequest(principal=_principal(uid), thread_id=tid, item_id="msg_nope")), "NOT_FOUND"),
-    ("invalid item JSON", lambda tid, uid: ("AddItem", pb.WriteItemRequest(principal=_principal(uid), thread_id=tid, item_json=b"{not json")), "INVALID_ARGUMENT"),
-    ("item JSON that is not an object", lambda tid, uid: ("AddItem", pb.WriteItemRequest(principal=_principal(uid), thread_id=tid, item_json=b"[1,2]")), "INVALID_ARGUMENT"),
-    ("an item without an id", lambda tid, uid: ("AddItem", pb.WriteItemRequest(principal=_principal(uid), thread_id=tid, item_json=_item(tid, id=None))), "INVALID_ARGUMENT"),
-    ("an item of another thread", lambda tid, uid: ("AddItem", pb.WriteItemRequest(principal=_principal(uid), thread_id=tid, item_json=_item("thr_other"))), "INVALID_ARGUMENT"),
-    ("an item with a bad time", lambda tid, uid: ("AddItem", pb.WriteItemRequest(principal=_principal(uid), thread_id=tid, item_json=_item(tid, created_at="yesterday"))), "INVALID_ARGUMENT"),
-    ("an item with a NUL character", lambda tid, uid: ("AddItem", pb.WriteItemRequest(principal=_principal(uid), thread_id=tid, item_json=_item(tid, content="a\u0000b"))), "INVALID_ARGUMENT"),
-    ("an oversized item", lambda tid, uid: ("AddItem", pb.WriteItemRequest(principal=_principal(uid), thread_id=tid, item_json=_item(tid, content="x" * (2 * 1024 * 1024)))), "RESOURCE_EXHAUSTED"),
-    ("an item for an unknown thread", lambda tid, uid: ("AddItem", pb.WriteItemRequest(principal=_principal(uid), thread_id="thr_nope", item_json=_item("thr_nope"))), "NOT_FOUND"),
-    ("a negative page size", lambda tid, uid: ("ListItems", pb.ListItemsRequest(principal=_principal(uid), thread_id=tid, limit=-1)), "INVALID_ARGUMENT"),
-    ("a huge page size", lambda tid, uid: ("ListItems", pb.ListItemsRequest(principal=_principal(uid), thread_id=tid, limit=100000)), "INVALID_ARGUMENT"),
-    ("invalid thread JSON", lambda tid, uid: ("SaveThread", pb.SaveThreadRequest(principal=_principal(uid), thread_json=b"\xff\xfe")), "INVALID_ARGUMENT"),
-    ("a thread without created_at", lambda tid, uid: ("SaveThread", pb.SaveThreadRequest(principal=_principal(uid), thread_json=b'{"id": "thr_x"}')), "INVALID_ARGUMENT"),
-    ("an attachment without a name", lambda tid, uid: ("SaveAttachment", pb.SaveAttachmentRequest(principal=_principal(uid), attachment_json=b'{"id": "atc_x", "mime_type": "text/plain"}')), "INVALID_ARGUMENT"),
-    ("a watch without a target", lambda tid, uid: ("Watch", pb.WatchRequest(principal=_principal(uid))), "INVALID_ARGUMENT"),
+    (
+        "an empty thread id",
+        lambda tid, uid: ("GetThread", pb.GetThreadRequest(principal=_principal(uid))),
+        "INVALID_ARGUMENT",
+    ),
+    (
+        "an over-long id",
+        lambda tid, uid: ("GetThread", pb.GetThreadRequest(principal=_principal(uid), thread_id="t" * 300)),
+        "INVALID_ARGUMENT",
+    ),
+    (
+        "an unknown thread",
+        lambda tid, uid: ("GetThread", pb.GetThreadRequest(principal=_principal(uid), thread_id="thr_nope")),
+        "NOT_FOUND",
+    ),
+    (
+        "an unknown item",
+        lambda tid, uid: ("GetItem", pb.GetItemRequest(principal=_principal(uid), thread_id=tid, item_id="msg_nope")),
+        "NOT_FOUND",
+    ),
+    (
+        "invalid item JSON",
+        lambda tid, uid: (
+            "AddItem",
+            pb.WriteItemRequest(principal=_principal(uid), thread_id=tid, item_json=b"{not json"),
+        ),
+        "INVALID_ARGUMENT",
+    ),
+    (
+        "item JSON that is not an object",
+        lambda tid, uid: ("AddItem", pb.WriteItemRequest(principal=_principal(uid), thread_id=tid, item_json=b"[1,2]")),
+        "INVALID_ARGUMENT",
+    ),
+    (
+        "an item without an id",
+        lambda tid, uid: (
+            "AddItem",
+            pb.WriteItemRequest(principal=_principal(uid), thread_id=tid, item_json=_item(tid, id=None)),
+        ),
+        "INVALID_ARGUMENT",
+    ),
+    (
+        "an item of another thread",
+        lambda tid, uid: (
+            "AddItem",
+            pb.WriteItemRequest(principal=_principal(uid), thread_id=tid, item_json=_item("thr_other")),
+        ),
+        "INVALID_ARGUMENT",
+    ),
+    (
+        "an item with a bad time",
+        lambda tid, uid: (
+            "AddItem",
+            pb.WriteItemRequest(principal=_principal(uid), thread_id=tid, item_json=_item(tid, created_at="yesterday")),
+        ),
+        "INVALID_ARGUMENT",
+    ),
+    (
+        "an item with a NUL character",
+        lambda tid, uid: (
+            "AddItem",
+            pb.WriteItemRequest(principal=_principal(uid), thread_id=tid, item_json=_item(tid, content="a\u0000b")),
+        ),
+        "INVALID_ARGUMENT",
+    ),
+    (
+        "an oversized item",
+        lambda tid, uid: (
+            "AddItem",
+            pb.WriteItemRequest(
+                principal=_principal(uid), thread_id=tid, item_json=_item(tid, content="x" * (2 * 1024 * 1024))
+            ),
+        ),
+        "RESOURCE_EXHAUSTED",
+    ),
+    (
+        "an item for an unknown thread",
+        lambda tid, uid: (
+            "AddItem",
+            pb.WriteItemRequest(principal=_principal(uid), thread_id="thr_nope", item_json=_item("thr_nope")),
+        ),
+        "NOT_FOUND",
+    ),
+    (
+        "a negative page size",
+        lambda tid, uid: ("ListItems", pb.ListItemsRequest(principal=_principal(uid), thread_id=tid, limit=-1)),
+        "INVALID_ARGUMENT",
+    ),
+    (
+        "a huge page size",
+        lambda tid, uid: ("ListItems", pb.ListItemsRequest(principal=_principal(uid), thread_id=tid, limit=100000)),
+        "INVALID_ARGUMENT",
+    ),
+    (
+        "invalid thread JSON",
+        lambda tid, uid: ("SaveThread", pb.SaveThreadRequest(principal=_principal(uid), thread_json=b"\xff\xfe")),
+        "INVALID_ARGUMENT",
+    ),
+    (
+        "a thread without created_at",
+        lambda tid, uid: (
+            "SaveThread",
+            pb.SaveThreadRequest(principal=_principal(uid), thread_json=b'{"id": "thr_x"}'),
+        ),
+        "INVALID_ARGUMENT",
+    ),
+    (
+        "an attachment without a name",
+        lambda tid, uid: (
+            "SaveAttachment",
+            pb.SaveAttachmentRequest(
+                principal=_principal(uid), attachment_json=b'{"id": "atc_x", "mime_type": "text/plain"}'
+            ),
+        ),
+        "INVALID_ARGUMENT",
+    ),
+    (
+        "a watch without a target",
+        lambda tid, uid: ("Watch", pb.WatchRequest(principal=_principal(uid))),
+        "INVALID_ARGUMENT",
+    ),
 ]
 
 
@@ -83,12 +186,16 @@ async def test_bad_input_gets_a_clear_status_and_writes_nothing(
 async def test_a_failed_write_leaves_the_thread_revision_unchanged(
     thread_store: RunningThreadStore, thread_id: str, user_id: str
 ) -> None:
-    before = await thread_store.store.stub.GetThread(pb.GetThreadRequest(principal=_principal(user_id), thread_id=thread_id))
+    before = await thread_store.store.stub.GetThread(
+        pb.GetThreadRequest(principal=_principal(user_id), thread_id=thread_id)
+    )
     with pytest.raises(grpc.aio.AioRpcError):
         await thread_store.store.stub.DeleteItem(
             pb.DeleteItemRequest(principal=_principal(user_id), thread_id=thread_id, item_id="msg_missing")
         )
-    after = await thread_store.store.stub.GetThread(pb.GetThreadRequest(principal=_principal(user_id), thread_id=thread_id))
+    after = await thread_store.store.stub.GetThread(
+        pb.GetThreadRequest(principal=_principal(user_id), thread_id=thread_id)
+    )
     assert after.revision == before.revision
 
 

@@ -52,7 +52,9 @@ async def test_a_cold_read_fills_the_cache_under_the_users_hash_tag(
         await redis.aclose()
 
 
-async def test_an_update_is_visible_immediately_after_a_hot_read(thread_store: RunningThreadStore, user_id: str) -> None:
+async def test_an_update_is_visible_immediately_after_a_hot_read(
+    thread_store: RunningThreadStore, user_id: str
+) -> None:
     ctx = Ctx(user_id=user_id)
     thread_id = await _thread(thread_store.store, ctx, 2)
     store = thread_store.store

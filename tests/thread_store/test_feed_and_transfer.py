@@ -97,4 +97,8 @@ async def test_import_names_the_line_that_is_malformed(thread_store: RunningThre
     from switchboard.errors import InvalidArgument
 
     with pytest.raises(InvalidArgument, match="line 2"):
-        await import_user(thread_store.service, Principal.create(user_id=user_id), ['{"kind": "thread", "thread": {"id": "t1", "created_at": "2026-01-01T00:00:00Z"}}', "{oops"])
+        await import_user(
+            thread_store.service,
+            Principal.create(user_id=user_id),
+            ['{"kind": "thread", "thread": {"id": "t1", "created_at": "2026-01-01T00:00:00Z"}}', "{oops"],
+        )

@@ -21,7 +21,9 @@ async def alices_thread(thread_store: RunningThreadStore, user_id: str, unique_o
     return alice, thread.id
 
 
-async def test_another_users_thread_is_not_found(thread_store: RunningThreadStore, alices_thread: tuple[Ctx, str]) -> None:
+async def test_another_users_thread_is_not_found(
+    thread_store: RunningThreadStore, alices_thread: tuple[Ctx, str]
+) -> None:
     alice, thread_id = alices_thread
     bob = Ctx(user_id="bob-" + alice.user_id, org_id=alice.org_id)
     store = thread_store.store

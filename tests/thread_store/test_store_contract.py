@@ -128,7 +128,9 @@ async def test_items_with_the_same_creation_time_keep_one_stable_order(
     moment = datetime(2026, 3, 1, tzinfo=UTC)
     ids = ["msg_b", "msg_a", "msg_c"]
     for item_id in ids:
-        await running.store.add_thread_item(thread.id, user_message(thread.id, item_id, at=moment, item_id=item_id), ctx)
+        await running.store.add_thread_item(
+            thread.id, user_message(thread.id, item_id, at=moment, item_id=item_id), ctx
+        )
     asc = await running.store.load_thread_items(thread.id, None, 10, "asc", ctx)
     assert [i.id for i in asc.data] == sorted(ids)
     page = await running.store.load_thread_items(thread.id, "msg_a", 1, "asc", ctx)
@@ -159,7 +161,7 @@ async def test_a_deleted_item_is_gone(running: RunningThreadStore, user_id: str)
 
 async def test_deleting_a_thread_deletes_its_items(running: RunningThreadStore, user_id: str) -> None:
     ctx = Ctx(user_id=user_id)
-    thread_id, items = await _thread_with_items(running.store, ctx, 3)
+    thread_id, _items = await _thread_with_items(running.store, ctx, 3)
     await running.store.load_thread_items(thread_id, None, 10, "asc", ctx)  # warm the cache
     await running.store.delete_thread(thread_id, ctx)
     with pytest.raises(NotFoundError):
