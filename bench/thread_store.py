@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from functools import partial
 import uuid
+from functools import partial
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from grpc_health.v1 import health_pb2, health_pb2_grpc
