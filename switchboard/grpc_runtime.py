@@ -135,6 +135,38 @@ def _is_abort(error: BaseException) -> bool:
     return type(error).__name__ in {"AbortError", "InternalError", "UsageError"}
 
 
+def add_servicer(
+    server: grpc.aio.Server, servicer: object, service: Any, *, pass_through: frozenset[str] = frozenset()
+) -> None:
+    """Register ``servicer`` for a protobuf service descriptor.
+
+    Like the generated ``add_XServicer_to_server``, except that the methods named
+    in ``pass_through`` may also return already-serialized ``bytes`` (the hot
+    path builds its reply from cached wire bytes without re-encoding them).
+    """
+    from google.protobuf import message_factory
+
+    handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
+    for method in service.methods:
+        request_class = message_factory.GetMessageClass(method.input_type)
+        serialize = _bytes_or_message if method.name in pass_through else _serialize_message
+        make = grpc.unary_stream_rpc_method_handler if method.server_streaming else grpc.unary_unary_rpc_method_handler
+        handlers[method.name] = make(
+            getattr(servicer, method.name),
+            request_deserializer=request_class.FromString,
+            response_serializer=serialize,
+        )
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service.full_name, handlers),))
+
+
+def _serialize_message(message: Any) -> bytes:
+    return bytes(message.SerializeToString())
+
+
+def _bytes_or_message(reply: Any) -> bytes:
+    return reply if isinstance(reply, bytes) else bytes(reply.SerializeToString())
+
+
 class GrpcServer:
     """A gRPC server with health, reflection and graceful shutdown.
 

@@ -26,12 +26,12 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import redis.asyncio as aioredis
 from prometheus_client import Counter
 
-from services.thread_store.domain import ItemRecord, Order, Page, ThreadRecord
+from services.thread_store.domain import EncodedItems, ItemRecord, Order, ThreadRecord
 from switchboard.errors import InvalidArgument
 
 log = logging.getLogger(__name__)
@@ -148,12 +148,20 @@ def encode_item(item: ItemRecord) -> bytes:
     return b"%s\x00%d\x00%s" % (item.type.encode(), _micros(item.created_at), item.json)
 
 
-def decode_item(item_id: str, thread_id: str, raw: bytes) -> ItemRecord:
-    """Inverse of ``encode_item``."""
-    item_type, micros, body = raw.split(b"\x00", 2)
-    return ItemRecord(
-        id=item_id, thread_id=thread_id, type=item_type.decode(), json=body, created_at=_from_micros(int(micros))
-    )
+class ItemCodec(Protocol):
+    """How items are stored in the cache: the transport's wire form, so hot reads skip re-encoding."""
+
+    def encode(self, item: ItemRecord) -> bytes:
+        """The cached bytes of an item."""
+        ...
+
+
+class HeaderItemCodec:
+    """``type NUL created-micros NUL json``: a codec for callers without a wire form."""
+
+    def encode(self, item: ItemRecord) -> bytes:
+        """See ``encode_item``."""
+        return encode_item(item)
 
 
 def encode_thread(thread: ThreadRecord) -> bytes:
@@ -227,12 +235,20 @@ class ThreadCache:
         health: The breaker shared with the change feed.
         ttl_seconds: How long an untouched thread stays cached.
         max_items: Threads with more items cache their metadata only.
+        codec: How items are stored; the server passes the protobuf wire form.
     """
 
     def __init__(
-        self, client: aioredis.Redis, health: RedisHealth, *, ttl_seconds: float = 600.0, max_items: int = 2000
+        self,
+        client: aioredis.Redis,
+        health: RedisHealth,
+        *,
+        ttl_seconds: float = 600.0,
+        max_items: int = 2000,
+        codec: ItemCodec | None = None,
     ) -> None:
         self._redis = client
+        self._codec: ItemCodec = codec or HeaderItemCodec()
         self._health = health
         self._ttl_ms = int(ttl_seconds * 1000)
         self.max_items = max_items
@@ -267,8 +283,8 @@ class ThreadCache:
 
     async def page_items(
         self, *, user_id: str, thread_id: str, after: str | None, limit: int, order: Order
-    ) -> Page[ItemRecord] | None:
-        """A page of cached items, or None on a miss.
+    ) -> EncodedItems | None:
+        """A page of cached items in the codec's form, or None on a miss.
 
         Raises:
             InvalidArgument: ``after`` is not an item of the (fully cached) thread.
@@ -287,8 +303,9 @@ class ThreadCache:
         if reply[0] == -1:
             raise InvalidArgument(f"cursor {after!r} is not an item of thread {thread_id!r}")
         has_more = reply[0] == 1
-        records = [decode_item(reply[i].decode(), thread_id, reply[i + 1]) for i in range(1, len(reply), 2)]
-        return Page(records=records, has_more=has_more, after=records[-1].id if has_more and records else None)
+        blobs = reply[2::2]
+        last_id = reply[-2].decode() if has_more and blobs else None
+        return EncodedItems(blobs=blobs, has_more=has_more, after=last_id)
 
     async def fill(self, *, thread: ThreadRecord, items: list[ItemRecord] | None) -> None:
         """Cache a snapshot read from Postgres, unless the cache already reflects a newer one."""
@@ -296,7 +313,7 @@ class ThreadCache:
             return
         args: list[Any] = [thread.revision, encode_thread(thread), self._ttl_ms, 1 if items is not None else 0]
         for item in items or ():
-            args += [item.id, encode_item(item), _micros(item.created_at)]
+            args += [item.id, self._codec.encode(item), _micros(item.created_at)]
         try:
             await self._fill(keys=self._keys(thread.user_id, thread.id), args=args)
         except Exception as error:
@@ -314,7 +331,7 @@ class ThreadCache:
         """Write a committed change through to the cache (never raises)."""
         args: list[Any] = [thread.revision, encode_thread(thread), self._ttl_ms, op]
         if item is not None:
-            args += [item.id, encode_item(item), _micros(item.created_at)]
+            args += [item.id, self._codec.encode(item), _micros(item.created_at)]
         else:
             args += [item_id, "", 0]
         args.append("1" if created else "0")

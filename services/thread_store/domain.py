@@ -70,6 +70,18 @@ class Page(Generic[T]):
 
 
 @dataclass(frozen=True, slots=True)
+class EncodedItems:
+    """A page of items straight from the cache, each already in the API's wire form.
+
+    The hot path hands these bytes to the transport without decoding them.
+    """
+
+    blobs: list[bytes]
+    has_more: bool
+    after: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class ParsedThread:
     """The fields the store reads from a ChatKit ``ThreadMetadata``."""
 

@@ -6,21 +6,24 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
+import grpc
+
 from services.thread_store.cache import RedisHealth, ThreadCache
 from services.thread_store.feed import ChangeFeed
 from services.thread_store.repository import QUERIES_DIR, ThreadRepository
 from services.thread_store.service import StoreLimits, ThreadStoreService
-from services.thread_store.servicer import ThreadStoreServicer
-from switchboard.api.v1 import thread_store_pb2, thread_store_pb2_grpc
+from services.thread_store.servicer import ThreadItemWireCodec, ThreadStoreServicer
+from switchboard.api.v1 import thread_store_pb2
 from switchboard.config import env_float, env_int, env_str
-from switchboard.grpc_runtime import GrpcServer
+from switchboard.grpc_runtime import GrpcServer, add_servicer
 from switchboard.migrate import apply_migrations
 from switchboard.redis_client import create_redis
 from switchboard.sql import Queries, create_pool
 
 log = logging.getLogger(__name__)
 
-SERVICE_NAME = thread_store_pb2.DESCRIPTOR.services_by_name["ThreadStore"].full_name
+SERVICE = thread_store_pb2.DESCRIPTOR.services_by_name["ThreadStore"]
+SERVICE_NAME = SERVICE.full_name
 DEFAULT_PORT = 50051
 
 
@@ -77,7 +80,13 @@ async def build_thread_store(config: ThreadStoreConfig) -> tuple[GrpcServer, Thr
         blocking = create_redis(config.redis_url, timeout=30.0)
         clients = [client, blocking]
         if config.cache_enabled:
-            cache = ThreadCache(client, health, ttl_seconds=config.cache_ttl_seconds, max_items=config.cache_max_items)
+            cache = ThreadCache(
+                client,
+                health,
+                ttl_seconds=config.cache_ttl_seconds,
+                max_items=config.cache_max_items,
+                codec=ThreadItemWireCodec(),
+            )
         else:
             log.warning("SWITCHBOARD_CACHE=off: every read goes to Postgres")
         feed = ChangeFeed(client, blocking, health)
@@ -94,8 +103,8 @@ async def build_thread_store(config: ThreadStoreConfig) -> tuple[GrpcServer, Thr
             await c.aclose()
         await pool.close()
 
-    def register(server: object) -> None:
-        thread_store_pb2_grpc.add_ThreadStoreServicer_to_server(ThreadStoreServicer(service), server)  # type: ignore[no-untyped-call]
+    def register(server: grpc.aio.Server) -> None:
+        add_servicer(server, ThreadStoreServicer(service), SERVICE, pass_through=frozenset({"ListItems"}))
 
     return GrpcServer(name=SERVICE_NAME, register=register, on_stop=close), service
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from services.thread_store.cache import ThreadCache
 from services.thread_store.domain import (
     AttachmentRecord,
+    EncodedItems,
     ItemRecord,
     Order,
     Page,
@@ -174,8 +175,12 @@ class ThreadStoreService:
 
     async def list_items(
         self, principal: Principal, thread_id: str, *, after: str | None, limit: int, order: Order
-    ) -> Page[ItemRecord]:
-        """A page of the items of a thread the principal may read."""
+    ) -> Page[ItemRecord] | EncodedItems:
+        """A page of the items of a thread the principal may read.
+
+        From the cache the items come already encoded for the transport
+        (``EncodedItems``); from Postgres, as records.
+        """
         check_id(thread_id, "thread_id")
         limit = check_limit(limit, default=50, maximum=MAX_ITEM_PAGE)
         if after:

@@ -7,7 +7,7 @@ from typing import cast
 
 from google.protobuf.empty_pb2 import Empty
 
-from services.thread_store.domain import AttachmentRecord, ItemRecord, Order, ThreadRecord, ThreadSortKey
+from services.thread_store.domain import AttachmentRecord, EncodedItems, ItemRecord, Order, ThreadRecord, ThreadSortKey
 from services.thread_store.feed import ChangeEvent
 from services.thread_store.service import ThreadStoreService
 from switchboard.api.v1 import thread_store_pb2 as pb
@@ -41,6 +41,38 @@ def thread_to_proto(t: ThreadRecord) -> pb.Thread:
 def item_to_proto(i: ItemRecord) -> pb.ThreadItem:
     """A stored item as protobuf."""
     return pb.ThreadItem(id=i.id, thread_id=i.thread_id, type=i.type, json=i.json, created_at=timestamp(i.created_at))
+
+
+class ThreadItemWireCodec:
+    """Caches items as serialized ``ThreadItem`` messages: a hot read just concatenates them."""
+
+    def encode(self, item: ItemRecord) -> bytes:
+        """The wire bytes of an item."""
+        return bytes(item_to_proto(item).SerializeToString())
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        low, value = value & 0x7F, value >> 7
+        if value:
+            out.append(low | 0x80)
+        else:
+            out.append(low)
+            return bytes(out)
+
+
+def list_items_wire(page: EncodedItems) -> bytes:
+    """A serialized ``ListItemsResponse`` built from cached item bytes (fields 1, 2, 3)."""
+    parts: list[bytes] = []
+    for blob in page.blobs:
+        parts += (b"\x0a", _varint(len(blob)), blob)
+    if page.has_more:
+        parts.append(b"\x10\x01")
+    if page.after:
+        after = page.after.encode()
+        parts += (b"\x1a", _varint(len(after)), after)
+    return b"".join(parts)
 
 
 def attachment_to_proto(a: AttachmentRecord) -> pb.Attachment:
@@ -118,7 +150,7 @@ class ThreadStoreServicer(thread_store_pb2_grpc.ThreadStoreServicer):
         principal = principal_from_proto(request.principal, present=request.HasField("principal"))
         return item_to_proto(await self._service.load_item(principal, request.thread_id, request.item_id))
 
-    async def ListItems(self, request: pb.ListItemsRequest, context: ServicerContext) -> pb.ListItemsResponse:
+    async def ListItems(self, request: pb.ListItemsRequest, context: ServicerContext) -> pb.ListItemsResponse | bytes:
         principal = principal_from_proto(request.principal, present=request.HasField("principal"))
         page = await self._service.list_items(
             principal,
@@ -127,6 +159,8 @@ class ThreadStoreServicer(thread_store_pb2_grpc.ThreadStoreServicer):
             limit=request.limit,
             order=cast(Order, order_from_proto(request.order, default="asc")),
         )
+        if isinstance(page, EncodedItems):
+            return list_items_wire(page)
         return pb.ListItemsResponse(
             items=[item_to_proto(i) for i in page.records], has_more=page.has_more, after=page.after or ""
         )
