@@ -13,6 +13,7 @@ import sys
 
 BENCHMARKS = [
     "bench.thread_store",
+    "bench.session_api",
 ]
 
 

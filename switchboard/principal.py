@@ -51,6 +51,8 @@ class Principal:
         for name, value in (("user_id", user_id), ("org_id", org_id), ("session_id", session_id)):
             if value is not None and len(value) > MAX_ID_LENGTH:
                 raise InvalidArgument(f"principal.{name} is longer than {MAX_ID_LENGTH} characters")
+            if value is not None and "\x00" in value:
+                raise InvalidArgument(f"principal.{name} contains a NUL character")
         return cls(
             user_id=user_id,
             org_id=org_id or None,

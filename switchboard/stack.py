@@ -10,16 +10,19 @@ next ``up`` finds the same Postgres data directory.
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from switchboard.commands import storage_from_env
+from switchboard.config import StorageConfig
 from switchboard.migrate import apply_migrations
 
 HEALTH_TIMEOUT = 60.0
@@ -46,10 +49,29 @@ class Child:
 
 def stack_children() -> list[Child]:
     """The services of the stack, with ports from ``SWITCHBOARD_<NAME>_PORT``."""
-    specs = [("thread_store", "thread-store", 50051)]
+    specs = [
+        ("thread_store", "thread-store", 50051),
+        ("session_api", "session-api", 50053),
+    ]
     return [
         Child(name, cmd, int(os.environ.get(f"SWITCHBOARD_{name.upper()}_PORT", port))) for name, cmd, port in specs
     ]
+
+
+def development_secret(data_dir: Path) -> str:
+    """A JWT secret kept in the data directory, for a stack with no identity provider configured."""
+    path = data_dir / "dev-jwt-secret"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def _mint(env: dict[str, str], *args: str) -> str:
+    command = [sys.executable, "-m", "switchboard.cli", "token", *args]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    return done.stdout.strip() if done.returncode == 0 else f"(could not mint: {done.stderr.strip()})"
 
 
 def _start(child: Child, env: dict[str, str], host: str) -> None:
@@ -112,7 +134,13 @@ def run_stack(*, host: str = "127.0.0.1") -> int:
         print("==> applying migrations", flush=True)
         apply_migrations(urls.database_url)
         env = {**os.environ, "DATABASE_URL": urls.database_url, "REDIS_URL": urls.redis_url}
+        dev_secret = not (env.get("SWITCHBOARD_JWT_SECRET") or env.get("SWITCHBOARD_JWKS_URL"))
+        if dev_secret:
+            env["SWITCHBOARD_JWT_SECRET"] = development_secret(StorageConfig.from_env().data_dir)
         children = stack_children()
+        ports = {c.name: c.port for c in children}
+        env.setdefault("SWITCHBOARD_THREAD_STORE", f"127.0.0.1:{ports['thread_store']}")
+        env.setdefault("SWITCHBOARD_SESSION_API", f"127.0.0.1:{ports['session_api']}")
         print("==> starting services", flush=True)
         for child in children:
             _start(child, env, host)
@@ -122,7 +150,7 @@ def run_stack(*, host: str = "127.0.0.1") -> int:
             print(f"switchboard up: {error}", file=sys.stderr)
             _stop(children)
             return 1
-        _print_ready(children)
+        _print_ready(children, env if dev_secret else None)
         while not stopping:
             _supervise(children, env, host)
             time.sleep(0.5)
@@ -149,8 +177,14 @@ def _supervise(children: list[Child], env: dict[str, str], host: str) -> None:
             _start(child, env, host)
 
 
-def _print_ready(children: list[Child]) -> None:
-    print("\nSwitchboard is up.", flush=True)
+def _print_ready(children: list[Child], dev_env: dict[str, str] | None) -> None:
     for child in children:
         print(f"  {child.name:<13} grpc://{child.target}")
+    if dev_env is not None:
+        print("\nNo SWITCHBOARD_JWT_SECRET or SWITCHBOARD_JWKS_URL: using a DEVELOPMENT secret kept in the data dir.")
+        print(f"  user token (dev-user, org dev):  {_mint(dev_env, '--user', 'dev-user', '--org', 'dev')}")
+        print(
+            f"  operator token (dev-operator):   {_mint(dev_env, '--user', 'dev-operator', '--org', 'dev', '--operator')}"
+        )
+    print("\nSwitchboard is up.", flush=True)
     print("Press Ctrl-C to stop.\n", flush=True)

@@ -16,7 +16,12 @@ from tests.thread_store.helpers import Ctx, new_thread
 
 def _up(data_dir: Path, port: int) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-    env.update(SWITCHBOARD_DATA_DIR=str(data_dir), SWITCHBOARD_THREAD_STORE_PORT=str(port))
+    env.update(
+        SWITCHBOARD_DATA_DIR=str(data_dir),
+        SWITCHBOARD_THREAD_STORE_PORT=str(port),
+        SWITCHBOARD_SESSION_API_PORT=str(free_port()),
+        SWITCHBOARD_AGENT_RUNNER_PORT=str(free_port()),
+    )
     proc = subprocess.Popen(
         [sys.executable, "-m", "switchboard.cli", "up"],
         env=env,

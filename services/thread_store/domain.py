@@ -127,6 +127,8 @@ def check_id(value: str, what: str) -> str:
         raise InvalidArgument(f"{what} is empty")
     if len(value) > MAX_ID_LENGTH:
         raise InvalidArgument(f"{what} is longer than {MAX_ID_LENGTH} characters")
+    if "\x00" in value:
+        raise InvalidArgument(f"{what} contains a NUL character")
     return value
 
 

@@ -1,0 +1,262 @@
+"""The client of session_api, for the edge, agent_runner and the operator console.
+
+This is session_api's public client module: other services and the console may
+import it (and only it, with the generated stubs). Calls return the protobuf
+messages of ``switchboard.api.v1.session_api_pb2``; failures raise the typed
+Switchboard error of their status (``Unauthenticated``, ``NotFound``, ...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from datetime import datetime
+from typing import Any
+
+import grpc
+
+from switchboard.api.v1 import session_api_pb2 as pb
+from switchboard.api.v1.session_api_pb2_grpc import SessionApiStub
+from switchboard.grpc_client import LoopLocalChannels, error_from_rpc
+from switchboard.principal import Principal
+from switchboard.proto_convert import principal_to_proto, timestamp
+
+SERVICE = "session_api"
+
+SESSION_STATUSES = {
+    "active": pb.SESSION_STATUS_ACTIVE,
+    "ended": pb.SESSION_STATUS_ENDED,
+    "cancelled": pb.SESSION_STATUS_CANCELLED,
+}
+ESCALATION_STATUSES = {
+    "open": pb.ESCALATION_STATUS_OPEN,
+    "claimed": pb.ESCALATION_STATUS_CLAIMED,
+    "resolved": pb.ESCALATION_STATUS_RESOLVED,
+}
+
+
+class SessionApiClient:
+    """An async client of session_api.
+
+    Safe to construct at import time: the channel opens on first use, one per
+    event loop.
+
+    Args:
+        target: ``host:port`` of session_api.
+        timeout: Seconds per unary call.
+    """
+
+    def __init__(self, target: str, *, timeout: float = 10.0) -> None:
+        self._channels = LoopLocalChannels(target, SessionApiStub)
+        self._timeout = timeout
+
+    @property
+    def stub(self) -> SessionApiStub:
+        """The raw stub for the running loop."""
+        return self._channels.stub()
+
+    async def close(self) -> None:
+        """Close this loop's channel."""
+        await self._channels.close()
+
+    async def _call(self, method: str, request: Any) -> Any:
+        try:
+            return await getattr(self.stub, method)(request, timeout=self._timeout)
+        except grpc.aio.AioRpcError as error:
+            raise error_from_rpc(error, service=SERVICE) from None
+
+    # -- authentication -----------------------------------------------------------
+
+    async def authenticate(self, token: str) -> pb.AuthenticateResponse:
+        """The principal of a bearer token; ``Unauthenticated`` when it is not acceptable."""
+        reply: pb.AuthenticateResponse = await self._call("Authenticate", pb.AuthenticateRequest(token=token))
+        return reply
+
+    async def authenticate_principal(self, token: str) -> Principal:
+        """The principal of a bearer token, as Switchboard's own type."""
+        reply = await self.authenticate(token)
+        p = reply.principal
+        return Principal(
+            user_id=p.user_id, org_id=p.org_id or None, roles=tuple(p.roles), session_id=p.session_id or None
+        )
+
+    # -- sessions -----------------------------------------------------------------
+
+    async def create_session(
+        self,
+        principal: Principal,
+        *,
+        channel: str = "web",
+        agent_id: str = "",
+        metadata_json: bytes = b"",
+        thread_id: str = "",
+    ) -> pb.CreateSessionResponse:
+        """Start a session; the reply carries its client secret."""
+        request = pb.CreateSessionRequest(
+            principal=principal_to_proto(principal),
+            channel=channel,
+            agent_id=agent_id,
+            metadata_json=metadata_json,
+            thread_id=thread_id,
+        )
+        reply: pb.CreateSessionResponse = await self._call("CreateSession", request)
+        return reply
+
+    async def get_session(self, principal: Principal, session_id: str) -> pb.Session:
+        """A session of the principal (or, operators, of its org)."""
+        request = pb.GetSessionRequest(principal=principal_to_proto(principal), session_id=session_id)
+        reply: pb.Session = await self._call("GetSession", request)
+        return reply
+
+    async def list_sessions(
+        self,
+        principal: Principal,
+        *,
+        status: str | None = None,
+        org_wide: bool = False,
+        user_id: str = "",
+        limit: int = 0,
+        after: str = "",
+    ) -> pb.ListSessionsResponse:
+        """The principal's sessions, or (operators, ``org_wide``) its org's, newest first."""
+        request = pb.ListSessionsRequest(
+            principal=principal_to_proto(principal),
+            status=SESSION_STATUSES[status] if status else pb.SESSION_STATUS_UNSPECIFIED,
+            org_wide=org_wide,
+            user_id=user_id,
+            limit=limit,
+            after=after,
+        )
+        reply: pb.ListSessionsResponse = await self._call("ListSessions", request)
+        return reply
+
+    async def refresh_session(self, principal: Principal, session_id: str) -> pb.ClientSecret:
+        """A fresh client secret for an active session."""
+        request = pb.RefreshSessionRequest(principal=principal_to_proto(principal), session_id=session_id)
+        reply: pb.ClientSecret = await self._call("RefreshSession", request)
+        return reply
+
+    async def attach_thread(self, principal: Principal, session_id: str, thread_id: str) -> pb.Session:
+        """Record that the session used a thread."""
+        request = pb.AttachThreadRequest(
+            principal=principal_to_proto(principal), session_id=session_id, thread_id=thread_id
+        )
+        reply: pb.Session = await self._call("AttachThread", request)
+        return reply
+
+    async def cancel_session(self, principal: Principal, session_id: str, *, reason: str = "") -> pb.Session:
+        """Cancel an active session (its client secret dies)."""
+        request = pb.CancelSessionRequest(principal=principal_to_proto(principal), session_id=session_id, reason=reason)
+        reply: pb.Session = await self._call("CancelSession", request)
+        return reply
+
+    async def end_session(self, principal: Principal, session_id: str) -> pb.Session:
+        """End an active session (its client secret dies)."""
+        request = pb.EndSessionRequest(principal=principal_to_proto(principal), session_id=session_id)
+        reply: pb.Session = await self._call("EndSession", request)
+        return reply
+
+    # -- events -------------------------------------------------------------------
+
+    async def record_event(
+        self, principal: Principal, session_id: str, *, type: str, payload_json: bytes = b""
+    ) -> pb.SessionEvent:
+        """Append a UI event (``button_click``, ``hitl_escalation``, ``cancel`` or custom)."""
+        request = pb.RecordEventRequest(
+            principal=principal_to_proto(principal), session_id=session_id, type=type, payload_json=payload_json
+        )
+        reply: pb.SessionEvent = await self._call("RecordEvent", request)
+        return reply
+
+    async def list_events(
+        self, principal: Principal, session_id: str, *, limit: int = 0, after: int = 0, type: str = ""
+    ) -> pb.ListEventsResponse:
+        """A session's events, oldest first."""
+        request = pb.ListEventsRequest(
+            principal=principal_to_proto(principal), session_id=session_id, limit=limit, after=after, type=type
+        )
+        reply: pb.ListEventsResponse = await self._call("ListEvents", request)
+        return reply
+
+    # -- escalations --------------------------------------------------------------
+
+    async def open_escalation(
+        self, principal: Principal, session_id: str, *, thread_id: str, reason: str
+    ) -> pb.Escalation:
+        """Hand a session's thread to a human."""
+        request = pb.OpenEscalationRequest(
+            principal=principal_to_proto(principal), session_id=session_id, thread_id=thread_id, reason=reason
+        )
+        reply: pb.Escalation = await self._call("OpenEscalation", request)
+        return reply
+
+    async def get_escalation(self, principal: Principal, escalation_id: str) -> pb.Escalation:
+        """One escalation."""
+        request = pb.GetEscalationRequest(principal=principal_to_proto(principal), escalation_id=escalation_id)
+        reply: pb.Escalation = await self._call("GetEscalation", request)
+        return reply
+
+    async def list_escalations(
+        self,
+        principal: Principal,
+        *,
+        status: str | None = None,
+        session_id: str = "",
+        limit: int = 0,
+        after: str = "",
+    ) -> pb.ListEscalationsResponse:
+        """The operator's org queue (or the user's own escalations), oldest first."""
+        request = pb.ListEscalationsRequest(
+            principal=principal_to_proto(principal),
+            status=ESCALATION_STATUSES[status] if status else pb.ESCALATION_STATUS_UNSPECIFIED,
+            session_id=session_id,
+            limit=limit,
+            after=after,
+        )
+        reply: pb.ListEscalationsResponse = await self._call("ListEscalations", request)
+        return reply
+
+    async def claim_escalation(self, principal: Principal, escalation_id: str) -> pb.Escalation:
+        """Take an open escalation; ``FailedPrecondition`` when another operator holds it."""
+        request = pb.ClaimEscalationRequest(principal=principal_to_proto(principal), escalation_id=escalation_id)
+        reply: pb.Escalation = await self._call("ClaimEscalation", request)
+        return reply
+
+    async def resolve_escalation(
+        self, principal: Principal, escalation_id: str, *, resolution: str = ""
+    ) -> pb.Escalation:
+        """Close an escalation the operator holds."""
+        request = pb.ResolveEscalationRequest(
+            principal=principal_to_proto(principal), escalation_id=escalation_id, resolution=resolution
+        )
+        reply: pb.Escalation = await self._call("ResolveEscalation", request)
+        return reply
+
+    # -- metrics and watch --------------------------------------------------------
+
+    async def get_metrics(
+        self, principal: Principal, *, since: datetime | None = None, until: datetime | None = None
+    ) -> pb.SessionMetrics:
+        """Figures of the operator's org."""
+        request = pb.GetMetricsRequest(principal=principal_to_proto(principal))
+        if since is not None:
+            request.since.CopyFrom(timestamp(since))
+        if until is not None:
+            request.until.CopyFrom(timestamp(until))
+        reply: pb.SessionMetrics = await self._call("GetMetrics", request)
+        return reply
+
+    async def watch(
+        self, principal: Principal, *, org: bool = False, session_id: str = "", since: str = ""
+    ) -> AsyncGenerator[pb.SessionChange, None]:
+        """Follow session and escalation changes; the first is ``watch.started``."""
+        request = pb.WatchSessionsRequest(
+            principal=principal_to_proto(principal), org=org, session_id=session_id, since=since
+        )
+        try:
+            async for change in self.stub.Watch(request):
+                yield change
+        except grpc.aio.AioRpcError as error:
+            raise error_from_rpc(error, service=SERVICE) from None
+
+
+__all__ = ["SessionApiClient"]

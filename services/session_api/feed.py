@@ -1,0 +1,192 @@
+"""Live session and escalation changes through Redis, so every replica sees every change.
+
+Each change is appended to two streams: the session user's
+(``chat:user:{<user>}:sessions:events``) and, when the session has an org, the
+org's (``chat:org:{<org>}:sessions:events``, which the operator console
+follows). Streams are trimmed and expire, since Postgres stays the truth.
+
+Cancelling or ending a session also publishes its id on a pub/sub channel, so
+every replica forgets the session's client secret at once rather than after
+its status cache expires.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+import redis.asyncio as aioredis
+
+from services.session_api.domain import Escalation, Session
+from switchboard.errors import InvalidArgument, Unavailable
+
+log = logging.getLogger(__name__)
+
+STREAM_LENGTH = 10_000
+STREAM_TTL_SECONDS = 7 * 24 * 3600
+REVOKED_CHANNEL = "chat:sessions:revoked"
+STREAM_ID = re.compile(r"\d{1,20}-\d{1,20}")
+
+
+def user_stream(user_id: str) -> str:
+    """The changes of one user's sessions."""
+    return f"chat:user:{{{user_id}}}:sessions:events"
+
+
+def org_stream(org_id: str) -> str:
+    """The changes of every session of an org."""
+    return f"chat:org:{{{org_id}}}:sessions:events"
+
+
+@dataclass(frozen=True, slots=True)
+class SessionChange:
+    """One change, as a watcher receives it."""
+
+    id: str
+    type: str
+    at: datetime
+    session: Session | None = None
+    escalation: Escalation | None = None
+
+    @property
+    def session_id(self) -> str | None:
+        """The session the change concerns."""
+        if self.session is not None:
+            return self.session.id
+        return self.escalation.session_id if self.escalation is not None else None
+
+
+class SessionFeed:
+    """Publishes changes and revocations and lets watchers follow them.
+
+    Args:
+        client: Redis with short timeouts, for appends.
+        blocking_client: Redis without a short read timeout, for blocking reads and pub/sub.
+    """
+
+    def __init__(self, client: aioredis.Redis, blocking_client: aioredis.Redis) -> None:
+        self._redis = client
+        self._blocking = blocking_client
+        self._listener: asyncio.Task[None] | None = None
+
+    async def publish(self, type: str, subject: Session | Escalation) -> None:
+        """Append a change to its user's and org's streams (never raises: Postgres has the truth)."""
+        kind = "session" if isinstance(subject, Session) else "escalation"
+        fields = {
+            "type": type,
+            "at": datetime.now(UTC).isoformat(),
+            "kind": kind,
+            "json": json.dumps(subject.to_dict(), separators=(",", ":")),
+        }
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                streams = [user_stream(subject.user_id)]
+                if subject.org_id:
+                    streams.append(org_stream(subject.org_id))
+                for stream in streams:
+                    pipe.xadd(stream, fields, maxlen=STREAM_LENGTH, approximate=True)  # type: ignore[arg-type]
+                    pipe.expire(stream, STREAM_TTL_SECONDS)
+                await pipe.execute()
+        except (redis.RedisError, OSError) as error:
+            log.warning("session change %s of %s not published (%s): watchers miss it", type, subject.id, error)
+
+    async def revoke(self, session_id: str) -> None:
+        """Tell every replica that a session's client secrets are dead (never raises)."""
+        try:
+            await self._redis.publish(REVOKED_CHANNEL, session_id)
+        except (redis.RedisError, OSError) as error:
+            log.warning(
+                "revocation of session %s not published (%s): replicas notice within their TTL", session_id, error
+            )
+
+    def listen_for_revocations(self, on_revoked: Callable[[str], None], on_reconnect: Callable[[], None]) -> None:
+        """Call ``on_revoked`` with each revoked session id, in the background, until ``close``.
+
+        ``on_reconnect`` runs after the subscription was lost and re-established
+        (revocations may have been missed meanwhile).
+        """
+        self._listener = asyncio.get_running_loop().create_task(
+            self._listen(on_revoked, on_reconnect), name="session-revocations"
+        )
+
+    async def _listen(self, on_revoked: Callable[[str], None], on_reconnect: Callable[[], None]) -> None:
+        lost = False
+        while True:
+            try:
+                async with self._blocking.pubsub() as pubsub:
+                    await pubsub.subscribe(REVOKED_CHANNEL)
+                    if lost:
+                        on_reconnect()
+                        lost = False
+                    while True:
+                        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5.0)
+                        if message is not None and message.get("type") == "message":
+                            data: Any = message["data"]
+                            on_revoked(data.decode() if isinstance(data, bytes) else str(data))
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                if not lost:
+                    log.warning("revocation listener lost Redis (%s); retrying", error)
+                lost = True
+                await asyncio.sleep(1.0)
+
+    async def last_id(self, stream: str) -> str:
+        """The id of the newest change in ``stream`` ("0-0" when empty)."""
+        try:
+            newest: Any = await self._blocking.xrevrange(stream, count=1)
+        except (redis.RedisError, OSError) as error:
+            raise Unavailable(f"the session feed is unavailable ({type(error).__name__}); retry shortly") from None
+        return str(newest[0][0].decode()) if newest else "0-0"
+
+    async def watch(self, stream: str, *, since: str, block_ms: int = 5000) -> AsyncIterator[SessionChange]:
+        """Yield the changes of ``stream`` after ``since``, forever.
+
+        Raises:
+            InvalidArgument: ``since`` is not a change id.
+            Unavailable: Redis is unreachable; the watcher should come back with ``since``.
+        """
+        if not STREAM_ID.fullmatch(since):
+            raise InvalidArgument("since must be a change id like '1700000000000-0'")
+        last = since
+        while True:
+            try:
+                reply: Any = await self._blocking.xread({stream: last}, block=block_ms, count=100)
+            except (redis.RedisError, OSError) as error:
+                raise Unavailable(f"the session feed is unavailable ({type(error).__name__}); retry shortly") from None
+            for _stream, entries in reply or ():
+                for entry_id, fields in entries:
+                    last = entry_id.decode()
+                    change = _change(last, fields)
+                    if change is not None:
+                        yield change
+
+    async def close(self) -> None:
+        """Stop the revocation listener."""
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+
+
+def _change(change_id: str, fields: dict[bytes, bytes]) -> SessionChange | None:
+    try:
+        text = {k.decode(): v.decode() for k, v in fields.items()}
+        data: dict[str, Any] = json.loads(text["json"])
+        subject: dict[str, Any] = {}
+        if text["kind"] == "session":
+            subject["session"] = Session.from_dict(data)
+        else:
+            subject["escalation"] = Escalation.from_dict(data)
+        return SessionChange(id=change_id, type=text["type"], at=datetime.fromisoformat(text["at"]), **subject)
+    except (KeyError, ValueError, TypeError) as error:
+        log.warning("session change %s skipped: unreadable (%s)", change_id, error)
+        return None

@@ -1,0 +1,27 @@
+-- name: session_counts
+-- Sessions of an org created in [$2, $3), grouped by status, channel and agent.
+SELECT status, channel, agent_id, count(*) AS n
+FROM sessions
+WHERE org_id = $1 AND created_at >= $2 AND created_at < $3
+GROUP BY status, channel, agent_id;
+
+-- name: escalation_durations
+-- p50/p90 in seconds of: session start -> escalation opened, opened -> claimed,
+-- opened -> resolved, over escalations of the org's sessions created in [$2, $3).
+WITH d AS (
+    SELECT extract(epoch FROM e.opened_at - s.created_at) AS to_escalation,
+           extract(epoch FROM e.claimed_at - e.opened_at) AS to_claim,
+           extract(epoch FROM e.resolved_at - e.opened_at) AS to_resolution
+    FROM escalations e JOIN sessions s ON s.id = e.session_id
+    WHERE s.org_id = $1 AND s.created_at >= $2 AND s.created_at < $3
+)
+SELECT count(to_escalation) AS escalation_n,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY to_escalation) AS escalation_p50,
+       percentile_cont(0.9) WITHIN GROUP (ORDER BY to_escalation) AS escalation_p90,
+       count(to_claim) AS claim_n,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY to_claim) AS claim_p50,
+       percentile_cont(0.9) WITHIN GROUP (ORDER BY to_claim) AS claim_p90,
+       count(to_resolution) AS resolution_n,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY to_resolution) AS resolution_p50,
+       percentile_cont(0.9) WITHIN GROUP (ORDER BY to_resolution) AS resolution_p90
+FROM d;

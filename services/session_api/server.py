@@ -1,0 +1,110 @@
+"""The session_api process: pools, servicer, health, reflection, graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from prometheus_client import start_http_server
+
+from services.session_api.auth import AuthConfig, TokenVerifier
+from services.session_api.feed import SessionFeed
+from services.session_api.liveness import SessionLiveness
+from services.session_api.repository import QUERIES_DIR, SessionRepository
+from services.session_api.service import SessionLimits, SessionService
+from services.session_api.servicer import SessionApiServicer
+from switchboard.api.v1 import session_api_pb2, session_api_pb2_grpc
+from switchboard.config import env_float, env_int
+from switchboard.grpc_runtime import GrpcServer
+from switchboard.migrate import apply_migrations
+from switchboard.redis_client import create_redis
+from switchboard.sql import Queries, create_pool
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = session_api_pb2.DESCRIPTOR.services_by_name["SessionApi"].full_name
+DEFAULT_PORT = 50053
+
+
+@dataclass(frozen=True)
+class SessionApiConfig:
+    """Everything session_api needs to start.
+
+    Attributes:
+        database_url: Postgres.
+        redis_url: Redis, or None to run without watch and cross-replica revocation.
+        auth: Token verification and session tokens.
+        limits: Size limits.
+        session_status_ttl_seconds: How long a replica trusts "this session is active".
+        migrate: Apply pending migrations at start-up.
+        pool_size: Postgres connections.
+        metrics_port: Serve Prometheus metrics over HTTP on this port (0: off).
+    """
+
+    database_url: str
+    redis_url: str | None
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    limits: SessionLimits = field(default_factory=SessionLimits)
+    session_status_ttl_seconds: float = 5.0
+    migrate: bool = True
+    pool_size: int = 10
+    metrics_port: int = 0
+
+    @classmethod
+    def from_env(cls, *, database_url: str, redis_url: str | None) -> SessionApiConfig:
+        """Read the ``SWITCHBOARD_*`` variables of authentication, limits and metrics."""
+        return cls(
+            database_url=database_url,
+            redis_url=redis_url,
+            auth=AuthConfig.from_env(),
+            limits=SessionLimits.from_env(),
+            session_status_ttl_seconds=env_float("SWITCHBOARD_SESSION_STATUS_TTL_SECONDS", 5.0),
+            pool_size=env_int("SWITCHBOARD_DB_POOL_SIZE", 10, minimum=1),
+            metrics_port=env_int("SWITCHBOARD_SESSION_API_METRICS_PORT", 0),
+        )
+
+
+async def build_session_api(config: SessionApiConfig) -> tuple[GrpcServer, SessionService]:
+    """Open pools and assemble the server (not started yet)."""
+    if config.migrate:
+        await asyncio.to_thread(apply_migrations, config.database_url)
+    pool = await create_pool(config.database_url, max_size=config.pool_size)
+    repository = SessionRepository(pool, Queries.load(QUERIES_DIR))
+    liveness = SessionLiveness(repository.session_status, active_ttl_seconds=config.session_status_ttl_seconds)
+    verifier = TokenVerifier(config.auth, liveness.is_active)
+    feed: SessionFeed | None = None
+    clients = []
+    if config.redis_url:
+        client = create_redis(config.redis_url)
+        blocking = create_redis(config.redis_url, timeout=30.0)
+        clients = [client, blocking]
+        feed = SessionFeed(client, blocking)
+        feed.listen_for_revocations(liveness.mark_finished, liveness.forget_active)
+    else:
+        log.warning(
+            "no REDIS_URL: session_api runs without the live watch, and a cancelled session's client secret "
+            "may still pass on other replicas for SWITCHBOARD_SESSION_STATUS_TTL_SECONDS"
+        )
+    service = SessionService(repository, verifier, liveness, feed, config.limits)
+
+    async def close() -> None:
+        if feed is not None:
+            await feed.close()
+        for c in clients:
+            await c.aclose()
+        await pool.close()
+
+    def register(server: object) -> None:
+        session_api_pb2_grpc.add_SessionApiServicer_to_server(SessionApiServicer(service), server)  # type: ignore[no-untyped-call]
+
+    return GrpcServer(name=SERVICE_NAME, register=register, on_stop=close), service
+
+
+async def serve(config: SessionApiConfig, *, host: str, port: int) -> None:
+    """Run session_api until SIGTERM/SIGINT."""
+    server, _service = await build_session_api(config)
+    if config.metrics_port:
+        start_http_server(config.metrics_port, addr=host)
+        log.info("Prometheus metrics on http://%s:%d/metrics", host, config.metrics_port)
+    await server.serve_until_signalled(host, port)

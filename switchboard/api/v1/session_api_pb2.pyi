@@ -1,0 +1,403 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from switchboard.api.v1 import common_pb2 as _common_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class TokenKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TOKEN_KIND_UNSPECIFIED: _ClassVar[TokenKind]
+    TOKEN_KIND_IDENTITY_PROVIDER: _ClassVar[TokenKind]
+    TOKEN_KIND_SESSION: _ClassVar[TokenKind]
+
+class SessionStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SESSION_STATUS_UNSPECIFIED: _ClassVar[SessionStatus]
+    SESSION_STATUS_ACTIVE: _ClassVar[SessionStatus]
+    SESSION_STATUS_ENDED: _ClassVar[SessionStatus]
+    SESSION_STATUS_CANCELLED: _ClassVar[SessionStatus]
+
+class EscalationStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ESCALATION_STATUS_UNSPECIFIED: _ClassVar[EscalationStatus]
+    ESCALATION_STATUS_OPEN: _ClassVar[EscalationStatus]
+    ESCALATION_STATUS_CLAIMED: _ClassVar[EscalationStatus]
+    ESCALATION_STATUS_RESOLVED: _ClassVar[EscalationStatus]
+TOKEN_KIND_UNSPECIFIED: TokenKind
+TOKEN_KIND_IDENTITY_PROVIDER: TokenKind
+TOKEN_KIND_SESSION: TokenKind
+SESSION_STATUS_UNSPECIFIED: SessionStatus
+SESSION_STATUS_ACTIVE: SessionStatus
+SESSION_STATUS_ENDED: SessionStatus
+SESSION_STATUS_CANCELLED: SessionStatus
+ESCALATION_STATUS_UNSPECIFIED: EscalationStatus
+ESCALATION_STATUS_OPEN: EscalationStatus
+ESCALATION_STATUS_CLAIMED: EscalationStatus
+ESCALATION_STATUS_RESOLVED: EscalationStatus
+
+class AuthenticateRequest(_message.Message):
+    __slots__ = ("token",)
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    token: str
+    def __init__(self, token: _Optional[str] = ...) -> None: ...
+
+class AuthenticateResponse(_message.Message):
+    __slots__ = ("principal", "expires_at", "kind")
+    PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    principal: _common_pb2.Principal
+    expires_at: _timestamp_pb2.Timestamp
+    kind: TokenKind
+    def __init__(self, principal: _Optional[_Union[_common_pb2.Principal, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., kind: _Optional[_Union[TokenKind, str]] = ...) -> None: ...
+
+class Session(_message.Message):
+    __slots__ = ("id", "user_id", "org_id", "channel", "agent_id", "status", "created_at", "ended_at", "metadata_json", "thread_ids")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    ORG_ID_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    ENDED_AT_FIELD_NUMBER: _ClassVar[int]
+    METADATA_JSON_FIELD_NUMBER: _ClassVar[int]
+    THREAD_IDS_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    user_id: str
+    org_id: str
+    channel: str
+    agent_id: str
+    status: SessionStatus
+    created_at: _timestamp_pb2.Timestamp
+    ended_at: _timestamp_pb2.Timestamp
+    metadata_json: bytes
+    thread_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, id: _Optional[str] = ..., user_id: _Optional[str] = ..., org_id: _Optional[str] = ..., channel: _Optional[str] = ..., agent_id: _Optional[str] = ..., status: _Optional[_Union[SessionStatus, str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ended_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., metadata_json: _Optional[bytes] = ..., thread_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ClientSecret(_message.Message):
+    __slots__ = ("token", "expires_at")
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    token: str
+    expires_at: _timestamp_pb2.Timestamp
+    def __init__(self, token: _Optional[str] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class CreateSessionRequest(_message.Message):
+    __slots__ = ("principal", "channel", "agent_id", "metadata_json", "thread_id")
+    PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    METADATA_JSON_FIELD_NUMBER: _ClassVar[int]
+    THREAD_ID_FIELD_NUMBER: _ClassVar[int]
+    principal: _common_pb2.Principal
+    channel: str
+    agent_id: str
+    metadata_json: bytes
+    thread_id: str
+    def __init__(self, principal: _Optional[_Union[_common_pb2.Principal, _Mapping]] = ..., channel: _Optional[str] = ..., agent_id: _Optional[str] = ..., metadata_json: _Optional[bytes] = ..., thread_id: _Optional[str] = ...) -> None: ...
+
+class CreateSessionResponse(_message.Message):
+    __slots__ = ("session", "client_secret")
+    SESSION_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_SECRET_FIELD_NUMBER: _ClassVar[int]
+    session: Session
+    client_secret: ClientSecret
+    def __init__(self, session: _Optional[_Union[Session, _Mapping]] = ..., client_secret: _Optional[_Union[ClientSecret, _Mapping]] = ...) -> None: ...
+
+class GetSessionRequest(_message.Message):
+    __slots__ = ("principal", "session_id")
+    PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    principal: _common_pb2.Principal
+    session_id: str
+    def __init__(self, principal: _Optional[_Union[_common_pb2.Principal, _Mapping]] = ..., session_id: _Optional[str] = ...) -> None: ...
+
+class ListSessionsRequest(_message.Message):
+    __slots__ = ("principal", "status", "org_wide", "user_id", "limit", "after")
+    PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    ORG_WIDE_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    principal: _common_pb2.Principal
+    status: SessionStatus
+    org_wide: bool
+    user_id: str
+    limit: int
+    after: str
+    def __init__(self, principal: _Optional[_Union[_common_pb2.Principal, _Mapping]] = ..., status: _Optional[_Union[SessionStatus, str]] = ..., org_wide: _Optional[bool] = ..., user_id: _Optional[str] = ..., limit: _Optional[int] = ..., after: _Optional[str] = ...) -> None: ...
+
+class ListSessionsResponse(_message.Message):
+    __slots__ = ("sessions", "has_more", "after")
+    SESSIONS_FIELD_NUMBER: _ClassVar[int]
+    HAS_MORE_FIELD_NUMBER: _ClassVar[int]
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    sessions: _containers.RepeatedCompositeFieldContainer[Session]
+    has_more: bool
+    after: str
+    def __init__(self, sessions: _Optional[_Iterable[_Union[Session, _Mapping]]] = ..., has_more: _Optional[bool] = ..., after: _Optional[str] = ...) -> None: ...
+
+class RefreshSessionRequest(_message.Message):
+    __slots__ = ("principal", "session_id")
+    PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    principal: _common_pb2.Principal
+    session_id: str
+    def __init__(self, principal: _Optional[_Union[_common_pb2.Principal, _Mapping]] = ..., session_id: _Optional[str] = ...) -> None: ...
+
+class AttachThreadRequest(_message.Message):
+    __slots__ = ("principal", "session_id", "thread_id")
+    PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    THREAD_ID_FIELD_NUMBER: _ClassVar[int]
+    principal: _common_pb2.Principal
+    session_id: str
+    thread_id: str
+    def __init__(self, principal: _Optional[_Union[_common_pb2.Principal, _Mapping]] = ..., session_id: _Optional[str] = ..., thread_id: _Optional[str] = ...) -> None: ...
+
+class CancelSessionRequest(_message.Message):
+    __slots__ = ("principal", "session_id", "reason")
+    PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    principal: _common_pb2.Principal
+    session_id: str
+    reason: str
+    def __init__(self, principal: _Optional[_Union[_common_pb2.Principal, _Mapping]] = ..., session_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class EndSessionRequest(_message.Message):
+    __slots__ = ("principal", "session_id")
+    PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    principal: _common_pb2.Principal
+    session_id: str
+    def __init__(self, principal: _Optional[_Union[_common_pb2.Principal, _Mapping]] = ..., session_id: _Optional[str] = ...) -> None: ...
+
+class SessionEvent(_message.Message):
+    __slots__ = ("id", "session_id", "type", "actor_user_id", "payload_json", "created_at")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_USER_ID_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_JSON_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    session_id: str
+    type: str
+    actor_user_id: str
+    payload_json: bytes
+    created_at: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[int] = ..., session_id: _Optional[str] = ..., type: _Optional[str] = ..., actor_user_id: _Optional[str] = ..., payload_json: _Optional[bytes] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class RecordEventRequest(_message.Message):
+    __slots__ = ("principal", "session_id", "type", "payload_json")
+    PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_JSON_FIELD_NUMBER: _ClassVar[int]
+    principal: _common_pb2.Principal
+    session_id: str
+    type: str
+    payload_json: bytes
+    def __init__(self, principal: _Optional[_Union[_common_pb2.Principal, _Mapping]] = ..., session_id: _Optional[str] = ..., type: _Optional[str] = ..., payload_json: _Optional[bytes] = ...) -> None: ...
+
+class ListEventsRequest(_message.Message):
+    __slots__ = ("principal", "session_id", "limit", "after", "type")
+    PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    principal: _common_pb2.Principal
+    session_id: str
+    limit: int
+    after: int
+    type: str
+    def __init__(self, principal: _Optional[_Union[_common_pb2.Principal, _Mapping]] = ..., session_id: _Optional[str] = ..., limit: _Optional[int] = ..., after: _Optional[int] = ..., type: _Optional[str] = ...) -> None: ...
+
+class ListEventsResponse(_message.Message):
+    __slots__ = ("events", "has_more", "after")
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    HAS_MORE_FIELD_NUMBER: _ClassVar[int]
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[SessionEvent]
+    has_more: bool
+    after: int
+    def __init__(self, events: _Optional[_Iterable[_Union[SessionEvent, _Mapping]]] = ..., has_more: _Optional[bool] = ..., after: _Optional[int] = ...) -> None: ...
+
+class Escalation(_message.Message):
+    __slots__ = ("id", "session_id", "thread_id", "user_id", "org_id", "reason", "status", "opened_by", "opened_at", "claimed_by", "claimed_at", "resolved_by", "resolved_at", "resolution")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    THREAD_ID_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    ORG_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    OPENED_BY_FIELD_NUMBER: _ClassVar[int]
+    OPENED_AT_FIELD_NUMBER: _ClassVar[int]
+    CLAIMED_BY_FIELD_NUMBER: _ClassVar[int]
+    CLAIMED_AT_FIELD_NUMBER: _ClassVar[int]
+    RESOLVED_BY_FIELD_NUMBER: _ClassVar[int]
+    RESOLVED_AT_FIELD_NUMBER: _ClassVar[int]
+    RESOLUTION_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    session_id: str
+    thread_id: str
+    user_id: str
+    org_id: str
+    reason: str
+    status: EscalationStatus
+    opened_by: str
+    opened_at: _timestamp_pb2.Timestamp
+    claimed_by: str
+    claimed_at: _timestamp_pb2.Timestamp
+    resolved_by: str
+    resolved_at: _timestamp_pb2.Timestamp
+    resolution: str
+    def __init__(self, id: _Optional[str] = ..., session_id: _Optional[str] = ..., thread_id: _Optional[str] = ..., user_id: _Optional[str] = ..., org_id: _Optional[str] = ..., reason: _Optional[str] = ..., status: _Optional[_Union[EscalationStatus, str]] = ..., opened_by: _Optional[str] = ..., opened_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., claimed_by: _Optional[str] = ..., claimed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., resolved_by: _Optional[str] = ..., resolved_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., resolution: _Optional[str] = ...) -> None: ...
+
+class OpenEscalationRequest(_message.Message):
+    __slots__ = ("principal", "session_id", "thread_id", "reason")
+    PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    THREAD_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    principal: _common_pb2.Principal
+    session_id: str
+    thread_id: str
+    reason: str
+    def __init__(self, principal: _Optional[_Union[_common_pb2.Principal, _Mapping]] = ..., session_id: _Optional[str] = ..., thread_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class GetEscalationRequest(_message.Message):
+    __slots__ = ("principal", "escalation_id")
+    PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
+    ESCALATION_ID_FIELD_NUMBER: _ClassVar[int]
+    principal: _common_pb2.Principal
+    escalation_id: str
+    def __init__(self, principal: _Optional[_Union[_common_pb2.Principal, _Mapping]] = ..., escalation_id: _Optional[str] = ...) -> None: ...
+
+class ListEscalationsRequest(_message.Message):
+    __slots__ = ("principal", "status", "session_id", "limit", "after")
+    PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    principal: _common_pb2.Principal
+    status: EscalationStatus
+    session_id: str
+    limit: int
+    after: str
+    def __init__(self, principal: _Optional[_Union[_common_pb2.Principal, _Mapping]] = ..., status: _Optional[_Union[EscalationStatus, str]] = ..., session_id: _Optional[str] = ..., limit: _Optional[int] = ..., after: _Optional[str] = ...) -> None: ...
+
+class ListEscalationsResponse(_message.Message):
+    __slots__ = ("escalations", "has_more", "after")
+    ESCALATIONS_FIELD_NUMBER: _ClassVar[int]
+    HAS_MORE_FIELD_NUMBER: _ClassVar[int]
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    escalations: _containers.RepeatedCompositeFieldContainer[Escalation]
+    has_more: bool
+    after: str
+    def __init__(self, escalations: _Optional[_Iterable[_Union[Escalation, _Mapping]]] = ..., has_more: _Optional[bool] = ..., after: _Optional[str] = ...) -> None: ...
+
+class ClaimEscalationRequest(_message.Message):
+    __slots__ = ("principal", "escalation_id")
+    PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
+    ESCALATION_ID_FIELD_NUMBER: _ClassVar[int]
+    principal: _common_pb2.Principal
+    escalation_id: str
+    def __init__(self, principal: _Optional[_Union[_common_pb2.Principal, _Mapping]] = ..., escalation_id: _Optional[str] = ...) -> None: ...
+
+class ResolveEscalationRequest(_message.Message):
+    __slots__ = ("principal", "escalation_id", "resolution")
+    PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
+    ESCALATION_ID_FIELD_NUMBER: _ClassVar[int]
+    RESOLUTION_FIELD_NUMBER: _ClassVar[int]
+    principal: _common_pb2.Principal
+    escalation_id: str
+    resolution: str
+    def __init__(self, principal: _Optional[_Union[_common_pb2.Principal, _Mapping]] = ..., escalation_id: _Optional[str] = ..., resolution: _Optional[str] = ...) -> None: ...
+
+class GetMetricsRequest(_message.Message):
+    __slots__ = ("principal", "since", "until")
+    PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_FIELD_NUMBER: _ClassVar[int]
+    principal: _common_pb2.Principal
+    since: _timestamp_pb2.Timestamp
+    until: _timestamp_pb2.Timestamp
+    def __init__(self, principal: _Optional[_Union[_common_pb2.Principal, _Mapping]] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class Count(_message.Message):
+    __slots__ = ("key", "count")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    count: int
+    def __init__(self, key: _Optional[str] = ..., count: _Optional[int] = ...) -> None: ...
+
+class DurationStats(_message.Message):
+    __slots__ = ("count", "p50_seconds", "p90_seconds")
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    P50_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    P90_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    count: int
+    p50_seconds: float
+    p90_seconds: float
+    def __init__(self, count: _Optional[int] = ..., p50_seconds: _Optional[float] = ..., p90_seconds: _Optional[float] = ...) -> None: ...
+
+class SessionMetrics(_message.Message):
+    __slots__ = ("total_sessions", "by_status", "by_channel", "by_agent", "cancel_rate", "time_to_escalation", "time_to_claim", "time_to_resolution")
+    TOTAL_SESSIONS_FIELD_NUMBER: _ClassVar[int]
+    BY_STATUS_FIELD_NUMBER: _ClassVar[int]
+    BY_CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    BY_AGENT_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_RATE_FIELD_NUMBER: _ClassVar[int]
+    TIME_TO_ESCALATION_FIELD_NUMBER: _ClassVar[int]
+    TIME_TO_CLAIM_FIELD_NUMBER: _ClassVar[int]
+    TIME_TO_RESOLUTION_FIELD_NUMBER: _ClassVar[int]
+    total_sessions: int
+    by_status: _containers.RepeatedCompositeFieldContainer[Count]
+    by_channel: _containers.RepeatedCompositeFieldContainer[Count]
+    by_agent: _containers.RepeatedCompositeFieldContainer[Count]
+    cancel_rate: float
+    time_to_escalation: DurationStats
+    time_to_claim: DurationStats
+    time_to_resolution: DurationStats
+    def __init__(self, total_sessions: _Optional[int] = ..., by_status: _Optional[_Iterable[_Union[Count, _Mapping]]] = ..., by_channel: _Optional[_Iterable[_Union[Count, _Mapping]]] = ..., by_agent: _Optional[_Iterable[_Union[Count, _Mapping]]] = ..., cancel_rate: _Optional[float] = ..., time_to_escalation: _Optional[_Union[DurationStats, _Mapping]] = ..., time_to_claim: _Optional[_Union[DurationStats, _Mapping]] = ..., time_to_resolution: _Optional[_Union[DurationStats, _Mapping]] = ...) -> None: ...
+
+class WatchSessionsRequest(_message.Message):
+    __slots__ = ("principal", "org", "session_id", "since")
+    PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
+    ORG_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    principal: _common_pb2.Principal
+    org: bool
+    session_id: str
+    since: str
+    def __init__(self, principal: _Optional[_Union[_common_pb2.Principal, _Mapping]] = ..., org: _Optional[bool] = ..., session_id: _Optional[str] = ..., since: _Optional[str] = ...) -> None: ...
+
+class SessionChange(_message.Message):
+    __slots__ = ("id", "type", "at", "session", "escalation")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    SESSION_FIELD_NUMBER: _ClassVar[int]
+    ESCALATION_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    type: str
+    at: _timestamp_pb2.Timestamp
+    session: Session
+    escalation: Escalation
+    def __init__(self, id: _Optional[str] = ..., type: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., session: _Optional[_Union[Session, _Mapping]] = ..., escalation: _Optional[_Union[Escalation, _Mapping]] = ...) -> None: ...
