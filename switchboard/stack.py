@@ -183,8 +183,7 @@ def _print_ready(children: list[Child], dev_env: dict[str, str] | None) -> None:
     if dev_env is not None:
         print("\nNo SWITCHBOARD_JWT_SECRET or SWITCHBOARD_JWKS_URL: using a DEVELOPMENT secret kept in the data dir.")
         print(f"  user token (dev-user, org dev):  {_mint(dev_env, '--user', 'dev-user', '--org', 'dev')}")
-        print(
-            f"  operator token (dev-operator):   {_mint(dev_env, '--user', 'dev-operator', '--org', 'dev', '--operator')}"
-        )
+        operator = _mint(dev_env, "--user", "dev-operator", "--org", "dev", "--operator")
+        print(f"  operator token (dev-operator):   {operator}")
     print("\nSwitchboard is up.", flush=True)
     print("Press Ctrl-C to stop.\n", flush=True)
