@@ -13,6 +13,7 @@ import sys
 
 BENCHMARKS = [
     "bench.thread_store",
+    "bench.agent_runner",
     "bench.session_api",
 ]
 

@@ -18,6 +18,7 @@ from switchboard.errors import SwitchboardError
 COMMAND_MODULES = [
     "switchboard.commands",
     "services.thread_store.commands",
+    "services.agent_runner.commands",
     "services.session_api.commands",
 ]
 

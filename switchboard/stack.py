@@ -52,6 +52,7 @@ def stack_children() -> list[Child]:
     specs = [
         ("thread_store", "thread-store", 50051),
         ("session_api", "session-api", 50053),
+        ("agent_runner", "agent-runner", 50052),
     ]
     return [
         Child(name, cmd, int(os.environ.get(f"SWITCHBOARD_{name.upper()}_PORT", port))) for name, cmd, port in specs

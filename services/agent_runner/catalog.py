@@ -1,0 +1,182 @@
+"""Agents SDK objects for one run, from the agents file.
+
+MCP servers are opened per run: the built-in task server is bound to the
+run's user, and each external server gets its own session, closed when the
+run ends. A server that cannot be reached is left out with a notice instead of
+failing the answer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
+from dataclasses import dataclass
+from typing import Any
+
+from agents import Agent, RunContextWrapper, function_tool
+from agents.mcp import MCPServer, MCPServerStdio, MCPServerStreamableHttp
+from agents.mcp.server import _MCPServerWithClientSession
+from agents.tool import Tool
+from mcp.client._memory import InMemoryTransport
+from mcp.server.mcpserver import MCPServer as McpSdkServer
+
+from services.agent_runner.agents_file import AgentsFile, AgentSpec, McpServerSpec
+from services.agent_runner.escalation import EscalationSink
+from services.agent_runner.models import ModelSource
+from services.agent_runner.tasks import TaskRepository, build_task_server
+from services.agent_runner.tool_items import RunState, record_mcp_error, record_tool_failure
+from switchboard.principal import Principal
+
+log = logging.getLogger(__name__)
+
+ESCALATED_MESSAGE = "A person from our team will take over this conversation and reply here."
+
+
+class InProcessMcpServer(_MCPServerWithClientSession):
+    """An ``mcp`` SDK server reached over the MCP protocol through in-memory streams.
+
+    The agent talks to it exactly as to an external server (initialize,
+    list_tools, call_tool), without a socket or a process.
+    """
+
+    def __init__(self, server: McpSdkServer, *, name: str) -> None:
+        super().__init__(
+            cache_tools_list=True,
+            client_session_timeout_seconds=30,
+            failure_error_function=record_tool_failure,
+            custom_data_extractor=record_mcp_error,
+            use_structured_content=True,
+        )
+        self._server = server
+        self._name = name
+
+    def create_streams(self) -> AbstractAsyncContextManager[Any]:
+        """In-memory streams to the server, which runs while they are open."""
+        return InMemoryTransport(self._server)
+
+    @property
+    def name(self) -> str:
+        """The server's name."""
+        return self._name
+
+
+def external_mcp_server(spec: McpServerSpec) -> MCPServer:
+    """The Agents SDK client of an external MCP server."""
+    common: dict[str, Any] = {
+        "name": spec.name,
+        "cache_tools_list": True,
+        "client_session_timeout_seconds": spec.timeout_seconds,
+        "failure_error_function": record_tool_failure,
+        "custom_data_extractor": record_mcp_error,
+    }
+    if spec.command:
+        return MCPServerStdio(params={"command": spec.command, "args": list(spec.args), "env": spec.env}, **common)
+    return MCPServerStreamableHttp(
+        params={"url": spec.url or "", "headers": spec.headers, "timeout": spec.timeout_seconds}, **common
+    )
+
+
+def escalate_tool(sink: EscalationSink) -> Tool:
+    """``escalate_to_human(reason)``: open an escalation for the run's thread."""
+
+    @function_tool(name_override="escalate_to_human", failure_error_function=record_tool_failure)
+    async def escalate_to_human(ctx: RunContextWrapper[RunState], reason: str) -> dict[str, str]:
+        """Hand the conversation to a person. Use when the user asks for a human or you cannot help.
+
+        Args:
+            reason: One sentence on why a person is needed.
+        """
+        state: RunState = ctx.context
+        reason = " ".join(reason.split())[:2000] or "the user asked for a person"
+        opened = await sink.open(state.principal, thread_id=state.chatkit.thread.id, reason=reason)
+        return {"escalation_id": opened.id, "message": ESCALATED_MESSAGE}
+
+    return escalate_to_human
+
+
+@dataclass
+class RunAgents:
+    """The starting agent of a run and what its MCP servers could not do."""
+
+    starting: Agent[RunState]
+    notices: list[str]
+
+
+class AgentCatalog:
+    """Builds the agents of a run.
+
+    Args:
+        agents: The agents file.
+        models: Where models come from.
+        tasks: The task repository, for the built-in task server.
+        escalations: Where ``escalate_to_human`` opens escalations.
+        external_server: Builds clients of external MCP servers (tests swap it).
+    """
+
+    def __init__(
+        self,
+        agents: AgentsFile,
+        models: ModelSource,
+        tasks: TaskRepository,
+        escalations: EscalationSink,
+        external_server: Callable[[McpServerSpec], MCPServer] = external_mcp_server,
+    ) -> None:
+        self.agents = agents
+        self.models = models
+        self._tasks = tasks
+        self._escalate = escalate_tool(escalations)
+        self._external_server = external_server
+
+    def spec(self, agent_id: str | None) -> AgentSpec:
+        """The spec of an agent (None: the default)."""
+        return self.agents.agent(agent_id)
+
+    async def build(
+        self, spec: AgentSpec, principal: Principal, stack: AsyncExitStack, *, announce_offline: bool
+    ) -> RunAgents:
+        """The agent graph reachable from ``spec``, with MCP servers connected on ``stack``."""
+        notices: list[str] = []
+        servers: dict[str, MCPServer] = {}
+        reachable = self._reachable(spec)
+        for name in sorted({s for a in reachable for s in a.mcp_servers}):
+            server: MCPServer
+            if name == "tasks":
+                server = InProcessMcpServer(build_task_server(self._tasks, principal.user_id), name="tasks")
+            else:
+                server = self._external_server(self.agents.mcp_servers[name])
+            try:
+                await server.connect()  # type: ignore[no-untyped-call]
+            except Exception as error:
+                log.warning("MCP server %s is unreachable: %s", name, error)
+                notices.append(f"The tools of “{name}” are unavailable right now ({error}); answering without them.")
+                with contextlib.suppress(Exception):
+                    await server.cleanup()  # type: ignore[no-untyped-call]
+                continue
+            stack.push_async_callback(server.cleanup)
+            servers[name] = server
+        built: dict[str, Agent[RunState]] = {}
+        for agent_spec in reachable:
+            built[agent_spec.id] = Agent[RunState](
+                name=agent_spec.name,
+                instructions=agent_spec.instructions,
+                model=self.models.model_for(agent_spec.model, announce_offline=announce_offline),
+                mcp_servers=[servers[s] for s in agent_spec.mcp_servers if s in servers],
+                tools=[self._escalate] if "escalate_to_human" in agent_spec.tools else [],
+                handoff_description=agent_spec.instructions.split(".")[0][:200],
+            )
+        for agent_spec in reachable:
+            built[agent_spec.id].handoffs = [built[h] for h in agent_spec.handoffs]
+        return RunAgents(starting=built[spec.id], notices=notices)
+
+    def _reachable(self, spec: AgentSpec) -> list[AgentSpec]:
+        seen: dict[str, AgentSpec] = {}
+        pending = [spec]
+        while pending:
+            current = pending.pop()
+            if current.id in seen:
+                continue
+            seen[current.id] = current
+            pending.extend(self.agents.agents[h] for h in current.handoffs)
+        return list(seen.values())
