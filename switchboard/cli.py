@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "services.thread_store.commands",
     "services.agent_runner.commands",
     "services.session_api.commands",
+    "services.edge.commands",
 ]
 
 

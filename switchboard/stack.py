@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +37,7 @@ class Child:
     name: str
     command: str
     port: int
+    http: bool = False  # health at GET /healthz instead of gRPC health
     process: subprocess.Popen[bytes] | None = None
     restarts: int = 0
     next_start: float = 0.0
@@ -43,8 +45,13 @@ class Child:
 
     @property
     def target(self) -> str:
-        """Where its gRPC health service listens."""
+        """Where it listens."""
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        """How a client reaches it."""
+        return f"http://{self.target}" if self.http else f"grpc://{self.target}"
 
 
 def stack_children() -> list[Child]:
@@ -53,9 +60,11 @@ def stack_children() -> list[Child]:
         ("thread_store", "thread-store", 50051),
         ("session_api", "session-api", 50053),
         ("agent_runner", "agent-runner", 50052),
+        ("edge", "edge", 8000),
     ]
     return [
-        Child(name, cmd, int(os.environ.get(f"SWITCHBOARD_{name.upper()}_PORT", port))) for name, cmd, port in specs
+        Child(name, cmd, int(os.environ.get(f"SWITCHBOARD_{name.upper()}_PORT", port)), http=name == "edge")
+        for name, cmd, port in specs
     ]
 
 
@@ -82,6 +91,12 @@ def _start(child: Child, env: dict[str, str], host: str) -> None:
 
 
 def _healthy(child: Child) -> bool:
+    if child.http:
+        try:
+            with urllib.request.urlopen(f"{child.url}/healthz", timeout=1) as reply:
+                return bool(reply.status == 200)
+        except OSError:
+            return False
     with grpc.insecure_channel(child.target) as channel:
         try:
             reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""), timeout=1)
@@ -142,6 +157,7 @@ def run_stack(*, host: str = "127.0.0.1") -> int:
         ports = {c.name: c.port for c in children}
         env.setdefault("SWITCHBOARD_THREAD_STORE", f"127.0.0.1:{ports['thread_store']}")
         env.setdefault("SWITCHBOARD_SESSION_API", f"127.0.0.1:{ports['session_api']}")
+        env.setdefault("SWITCHBOARD_AGENT_RUNNER", f"127.0.0.1:{ports['agent_runner']}")
         print("==> starting services", flush=True)
         for child in children:
             _start(child, env, host)
@@ -180,11 +196,16 @@ def _supervise(children: list[Child], env: dict[str, str], host: str) -> None:
 
 def _print_ready(children: list[Child], dev_env: dict[str, str] | None) -> None:
     for child in children:
-        print(f"  {child.name:<13} grpc://{child.target}")
+        print(f"  {child.name:<13} {child.url}")
+    edge = next(c for c in children if c.name == "edge")
+    print(f"\nChatKit endpoint: {edge.url}/chatkit   (API docs: {edge.url}/docs)")
     if dev_env is not None:
         print("\nNo SWITCHBOARD_JWT_SECRET or SWITCHBOARD_JWKS_URL: using a DEVELOPMENT secret kept in the data dir.")
         print(f"  user token (dev-user, org dev):  {_mint(dev_env, '--user', 'dev-user', '--org', 'dev')}")
         operator = _mint(dev_env, "--user", "dev-operator", "--org", "dev", "--operator")
         print(f"  operator token (dev-operator):   {operator}")
+        print("\nOpen the operator console (it finds the development secret itself):  make console")
+    else:
+        print("\nOpen the operator console:  switchboard console --token <an operator token>")
     print("\nSwitchboard is up.", flush=True)
     print("Press Ctrl-C to stop.\n", flush=True)

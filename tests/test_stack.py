@@ -21,6 +21,7 @@ def _up(data_dir: Path, port: int) -> subprocess.Popen[str]:
         SWITCHBOARD_THREAD_STORE_PORT=str(port),
         SWITCHBOARD_SESSION_API_PORT=str(free_port()),
         SWITCHBOARD_AGENT_RUNNER_PORT=str(free_port()),
+        SWITCHBOARD_EDGE_PORT=str(free_port()),
     )
     proc = subprocess.Popen(
         [sys.executable, "-m", "switchboard.cli", "up"],

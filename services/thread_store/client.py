@@ -47,8 +47,9 @@ def thread_json(thread: ThreadMetadata) -> bytes:
 
 
 def item_json(item: ThreadItem) -> bytes:
-    """The SDK's JSON of a thread item."""
-    return ITEM_ADAPTER.dump_json(item)
+    """The SDK's JSON of a thread item, as ``ChatKitServer`` serializes it for clients
+    (by alias, no ``null`` fields), so readers may pass stored items through unchanged."""
+    return ITEM_ADAPTER.dump_json(item, by_alias=True, exclude_none=True)
 
 
 def item_from_json(raw: bytes) -> ThreadItem:
@@ -140,7 +141,18 @@ class GrpcThreadStore(Store[Any]):
     async def load_thread_items(
         self, thread_id: str, after: str | None, limit: int, order: str, context: Any
     ) -> Page[ThreadItem]:
-        reply = await self._call(
+        reply = await self.load_thread_items_raw(thread_id, after, limit, order, context)
+        return Page(
+            data=[ITEM_ADAPTER.validate_json(i.json) for i in reply.items],
+            has_more=reply.has_more,
+            after=reply.after or None,
+        )
+
+    async def load_thread_items_raw(
+        self, thread_id: str, after: str | None, limit: int, order: str, context: Any
+    ) -> pb.ListItemsResponse:
+        """``load_thread_items`` unparsed: each item's type and stored JSON, for readers that pass it on."""
+        reply: pb.ListItemsResponse = await self._call(
             "ListItems",
             pb.ListItemsRequest(
                 principal=principal_of(context),
@@ -150,11 +162,7 @@ class GrpcThreadStore(Store[Any]):
                 order=_ORDERS.get(order, common_pb2.SORT_ORDER_ASC),
             ),
         )
-        return Page(
-            data=[ITEM_ADAPTER.validate_json(i.json) for i in reply.items],
-            has_more=reply.has_more,
-            after=reply.after or None,
-        )
+        return reply
 
     async def add_thread_item(self, thread_id: str, item: ThreadItem, context: Any) -> None:
         request = pb.WriteItemRequest(principal=principal_of(context), thread_id=thread_id, item_json=item_json(item))

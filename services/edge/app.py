@@ -1,0 +1,365 @@
+"""The edge's HTTP application: ``POST /chatkit``, the REST endpoints, health and metrics.
+
+Errors have one JSON shape, ``{"error": {"code": ..., "message": ...}}``, and
+one mapping from Switchboard's typed errors: 400 bad input, 401 sign in again,
+403 a path naming another user, 404 not found (also another user's objects),
+409 busy, 413 too large, 429 too many requests, 503 a service is down. Nothing a
+client sends produces a 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import grpc
+from chatkit.server import StreamingResult
+from chatkit.store import NotFoundError
+from chatkit.types import ItemsListReq
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from pydantic import ValidationError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from services.agent_runner.client import AgentRunnerClient
+from services.edge.auth import MAX_SCOPE_LENGTH, Authenticator, RateLimited, RateLimiter, RequestContext
+from services.edge.chatkit_server import (
+    AttachmentTooLarge,
+    EdgeAttachmentStore,
+    EdgeStore,
+    SwitchboardChatKitServer,
+)
+from services.edge.config import EdgeConfig
+from services.session_api.client import SessionApiClient
+from switchboard.errors import InvalidArgument, SwitchboardError
+
+log = logging.getLogger(__name__)
+
+HTTP_STATUS = {
+    "INVALID_ARGUMENT": 400,
+    "UNAUTHENTICATED": 401,
+    "PERMISSION_DENIED": 403,
+    "NOT_FOUND": 404,
+    "ALREADY_EXISTS": 409,
+    "FAILED_PRECONDITION": 409,
+    "RESOURCE_EXHAUSTED": 413,
+    "UNAVAILABLE": 503,
+    "DEADLINE_EXCEEDED": 504,
+}
+# Headers that keep proxies (nginx, Cloudflare, CDNs) from buffering the stream.
+SSE_HEADERS = {"Cache-Control": "no-cache, no-transform", "X-Accel-Buffering": "no", "Connection": "keep-alive"}
+
+
+class BodyTooLarge(SwitchboardError):
+    """A request body past the limit."""
+
+    status = "RESOURCE_EXHAUSTED"
+
+
+def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    """The edge's one error shape."""
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+
+
+def switchboard_error_response(error: SwitchboardError) -> JSONResponse:
+    """The HTTP form of a typed error."""
+    if isinstance(error, RateLimited):
+        retry = str(max(1, round(error.retry_after + 0.5)))
+        return error_response(429, "rate_limited", error.message, {"Retry-After": retry})
+    status = HTTP_STATUS.get(error.status, 500)
+    if status == 401:
+        return error_response(401, "unauthenticated", f"please sign in again ({error.message})")
+    if status >= 500:
+        log.warning("%s: %s", error.status, error.message)
+    return error_response(status, error.status.lower(), error.message)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 past ``limit`` bytes (before reading it, when declared)."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise InvalidArgument("Content-Length must be a number")
+        if int(declared) > limit:
+            raise BodyTooLarge(f"the request body is larger than the {limit}-byte limit")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(f"the request body is larger than the {limit}-byte limit")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class Metrics:
+    """Prometheus metrics of one edge (a registry of its own, so tests can run several)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "switchboard_edge_requests_total",
+            "HTTP requests by route, method and status",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "switchboard_edge_request_seconds",
+            "Time to the response head (streams: to the first event)",
+            ["route"],
+            registry=self.registry,
+        )
+        self.chatkit = Counter(
+            "switchboard_edge_chatkit_requests_total",
+            "ChatKit requests by type",
+            ["type"],
+            registry=self.registry,
+        )
+
+
+class MetricsMiddleware:
+    """Counts requests and times them to the response head (pure ASGI: no extra task per request)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = [500]
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+                route = scope.get("route")
+                path = getattr(route, "path", "unmatched")
+                self.metrics.latency.labels(path).observe(time.perf_counter() - started)
+                self.metrics.requests.labels(path, scope["method"], str(status[0])).inc()
+            await send(message)
+
+        await self.app(scope, receive, send_wrapper)
+
+
+class Edge:
+    """The edge's clients and request plumbing, shared by the routes.
+
+    Args:
+        config: The settings.
+    """
+
+    def __init__(self, config: EdgeConfig) -> None:
+        self.config = config
+        self.sessions = SessionApiClient(config.session_api)
+        self.runner = AgentRunnerClient(config.agent_runner)
+        self.store = EdgeStore(config.thread_store)
+        self.attachments = EdgeAttachmentStore(self.store, max_bytes=config.max_attachment_bytes)
+        self.attachments.public_url = config.public_url
+        self.chatkit = SwitchboardChatKitServer(self.store, self.attachments, self.runner, self.sessions)
+        self.auth = Authenticator(
+            self.sessions, session_seconds=config.session_auth_seconds, max_entries=config.auth_cache_size
+        )
+        self.limiter = RateLimiter(per_second=config.rate_per_second, burst=config.rate_burst)
+        self.metrics = Metrics()
+
+    async def context(self, request: Request) -> RequestContext:
+        """Authenticate and rate-limit a request; its ChatKit store context."""
+        principal = await self.auth.principal(request.headers.get("authorization"))
+        self.limiter.check(principal.user_id)
+        scope = request.headers.get("x-switchboard-scope") or None
+        if scope is not None and (len(scope) > MAX_SCOPE_LENGTH or not scope.isprintable()):
+            raise InvalidArgument(f"X-Switchboard-Scope must be at most {MAX_SCOPE_LENGTH} printable characters")
+        return RequestContext(principal=principal, scope=scope)
+
+    async def close(self) -> None:
+        """Close every channel."""
+        await asyncio.gather(self.sessions.close(), self.runner.close(), self.store.close())
+
+    async def ready(self) -> dict[str, str]:
+        """Each service's health ("serving" or what is wrong)."""
+        targets = {
+            "thread_store": self.config.thread_store,
+            "session_api": self.config.session_api,
+            "agent_runner": self.config.agent_runner,
+        }
+        results = await asyncio.gather(*(_health(target) for target in targets.values()))
+        return dict(zip(targets, results, strict=True))
+
+
+async def _health(target: str) -> str:
+    async with grpc.aio.insecure_channel(target) as channel:
+        try:
+            reply = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1.0)  # type: ignore[no-untyped-call]
+        except grpc.aio.AioRpcError as error:
+            return f"unavailable ({error.code().name})"
+    return "serving" if reply.status == health_pb2.HealthCheckResponse.SERVING else "not serving"
+
+
+async def _chain(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    yield first
+    async for chunk in rest:
+        yield chunk
+
+
+def create_app(config: EdgeConfig, *, edge: Edge | None = None) -> FastAPI:
+    """The edge application."""
+    edge = edge or Edge(config)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await edge.close()
+
+    app = FastAPI(
+        title="Switchboard edge",
+        version="1",
+        description="The ChatKit protocol (POST /chatkit) and REST views of sessions and conversations.",
+        lifespan=lifespan,
+    )
+    app.state.edge = edge
+
+    @app.exception_handler(SwitchboardError)
+    async def on_switchboard_error(request: Request, error: SwitchboardError) -> JSONResponse:
+        return switchboard_error_response(error)
+
+    @app.exception_handler(NotFoundError)
+    async def on_not_found(request: Request, error: NotFoundError) -> JSONResponse:
+        return error_response(404, "not_found", str(error) or "not found")
+
+    @app.exception_handler(RequestValidationError)
+    async def on_invalid(request: Request, error: RequestValidationError) -> JSONResponse:
+        first = error.errors()[0] if error.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        return error_response(400, "invalid_argument", f"{where}: {first.get('msg', 'invalid request')}")
+
+    @app.post(
+        "/chatkit",
+        summary="The ChatKit protocol",
+        description="A ChatKit request (JSON); streaming requests answer with Server-Sent Events.",
+        tags=["chatkit"],
+    )
+    async def chatkit(request: Request) -> Response:
+        context = await edge.context(request)
+        body = await read_body(request, config.max_body_bytes)
+        try:
+            kind = _request_type(body)
+            edge.metrics.chatkit.labels(kind).inc()
+            if kind == "items.list":
+                params = ItemsListReq.model_validate_json(body).params
+                return Response(await edge.chatkit.items_list_json(params, context), media_type="application/json")
+            if kind.startswith("attachments."):
+                edge.attachments.public_url = config.public_url or str(request.base_url).rstrip("/")
+            result = await edge.chatkit.process(body, context)
+            if not isinstance(result, StreamingResult):
+                return Response(result.json, media_type="application/json")
+            stream = aiter(result)
+            # The first event comes after the thread is loaded and the message saved:
+            # a missing thread or bad input still gets its HTTP status.
+            first = await anext(stream)
+        except ValidationError as error:
+            raise InvalidArgument(_validation_message(error)) from None
+        except (ValueError, TypeError) as error:
+            raise InvalidArgument(str(error)) from None
+        except StopAsyncIteration:
+            return Response(b"", media_type="text/event-stream", headers=SSE_HEADERS)
+        return StreamingResponse(_chain(first, stream), media_type="text/event-stream", headers=SSE_HEADERS)
+
+    @app.post("/chatkit/attachments/{attachment_id}/upload", tags=["chatkit"], summary="Upload an attachment's bytes")
+    async def upload_attachment(attachment_id: str, request: Request) -> Response:
+        context = await edge.context(request)
+        limit = config.max_attachment_bytes
+        body = await read_body(request, limit + 64 * 1024)  # room for multipart framing
+        content = await _upload_content(request, body, limit)
+        if len(content) > limit:
+            raise AttachmentTooLarge(f"attachments are limited to {limit} bytes")
+        attachment = await edge.store.load_attachment(attachment_id, context)
+        attachment = attachment.model_copy(update={"upload_descriptor": None})
+        await edge.store.save_attachment_content(attachment, content, context)
+        out = attachment.model_dump_json(by_alias=True, exclude_none=True, context={"exclude_metadata": True})
+        return Response(out, media_type="application/json")
+
+    @app.get("/chatkit/attachments/{attachment_id}", tags=["chatkit"], summary="An attachment's bytes")
+    async def download_attachment(attachment_id: str, request: Request) -> Response:
+        context = await edge.context(request)
+        attachment, content = await edge.store.load_attachment_content(attachment_id, context)
+        if content is None:
+            return error_response(404, "not_found", "this attachment has not been uploaded yet")
+        return Response(content, media_type=attachment.mime_type)
+
+    @app.get("/healthz", tags=["health"], summary="Liveness")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"], summary="Readiness: the three services answer their health checks")
+    async def readyz() -> JSONResponse:
+        services = await edge.ready()
+        ready = all(v == "serving" for v in services.values())
+        return JSONResponse({"ready": ready, "services": services}, status_code=200 if ready else 503)
+
+    @app.get("/metrics", tags=["health"], summary="Prometheus metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(edge.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    from services.edge.rest import build_router
+
+    app.include_router(build_router(edge, config))
+    if config.cors_origins:
+        wildcard = "*" in config.cors_origins
+        app.add_middleware(
+            CORSMiddleware,  # type: ignore[arg-type]
+            allow_origins=list(config.cors_origins),
+            allow_credentials=not wildcard,  # never "*" with credentials
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "X-Switchboard-Scope"],
+            max_age=600,
+        )
+    app.add_middleware(MetricsMiddleware, metrics=edge.metrics)  # type: ignore[arg-type]
+    return app
+
+
+def _request_type(body: bytes) -> str:
+    try:
+        parsed = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidArgument("the request body is not valid JSON") from None
+    kind = parsed.get("type") if isinstance(parsed, dict) else None
+    if not isinstance(kind, str):
+        raise InvalidArgument('a ChatKit request is a JSON object with a "type"')
+    return kind if len(kind) <= 64 else "unknown"
+
+
+def _validation_message(error: ValidationError) -> str:
+    problems = error.errors()
+    if any(p.get("type") == "union_tag_invalid" for p in problems):
+        return "unknown ChatKit request type"
+    if not problems:
+        return "invalid ChatKit request"
+    where = ".".join(str(p) for p in problems[0]["loc"])
+    return f"invalid ChatKit request: {where}: {problems[0]['msg']}"
+
+
+async def _upload_content(request: Request, body: bytes, limit: int) -> bytes:
+    """The uploaded bytes: the ``file`` part of a multipart form, or the raw body."""
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        return body
+
+    async def replay() -> Message:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    form = await Request(request.scope, replay).form(max_files=1, max_fields=10, max_part_size=limit)
+    upload: Any = form.get("file")
+    if upload is None or isinstance(upload, str):
+        raise InvalidArgument('a multipart upload needs its bytes in a "file" part')
+    content: bytes = await upload.read()
+    return content

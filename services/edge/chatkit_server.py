@@ -1,0 +1,293 @@
+"""The ChatKit protocol: a ``ChatKitServer`` over the thread store, answered by the agent runner.
+
+- The store is ``GrpcThreadStore``; the agent runner saves the items of its
+  answer itself (so a run survives the browser going away), and ``EdgeStore``
+  skips the SDK's second write of those same items.
+- ``respond()`` relays the runner's stream. Every run belongs to a session:
+  a session client secret names it; otherwise the thread's session is reused
+  or one is created, and the thread is attached to it, so escalations, the
+  audit log and the console all see the conversation.
+- Actions and feedback are recorded as session events in session_api.
+- Attachments: two-phase upload. ``attachments.create`` returns an upload URL on
+  this edge; the bytes (up to the configured limit) are stored by the thread store.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from chatkit.actions import Action
+from chatkit.errors import CustomStreamError
+from chatkit.server import ChatKitServer
+from chatkit.store import AttachmentStore
+from chatkit.types import (
+    Attachment,
+    AttachmentCreateParams,
+    AttachmentUploadDescriptor,
+    FeedbackKind,
+    FileAttachment,
+    ImageAttachment,
+    ItemsListParams,
+    SDKHiddenContextItem,
+    SyncCustomActionResponse,
+    ThreadItem,
+    ThreadItemDoneEvent,
+    ThreadItemRemovedEvent,
+    ThreadItemReplacedEvent,
+    ThreadMetadata,
+    ThreadStreamEvent,
+    UserMessageItem,
+    WidgetItem,
+)
+from pydantic import AnyUrl
+
+from services.agent_runner.client import AgentRunnerClient
+from services.edge.auth import RequestContext
+from services.session_api.client import SessionApiClient
+from services.thread_store.client import ITEM_ADAPTER, GrpcThreadStore
+from switchboard.errors import InvalidArgument, ResourceExhausted, SwitchboardError
+from switchboard.principal import Principal
+
+log = logging.getLogger(__name__)
+
+SESSION_METADATA_KEY = "session_id"
+HIDDEN_ITEM_TYPES = frozenset({"hidden_context_item", "sdk_hidden_context"})
+DEFAULT_PAGE_SIZE = 20  # what ChatKitServer uses when the client gives no limit
+MAX_ACTION_PAYLOAD_BYTES = 16 * 1024
+
+
+class EdgeStore(GrpcThreadStore):
+    """``GrpcThreadStore`` that does not write again what the agent runner saved in this request."""
+
+    async def add_thread_item(self, thread_id: str, item: ThreadItem, context: Any) -> None:
+        if not _already_saved(context, item.id):
+            await super().add_thread_item(thread_id, item, context)
+
+    async def save_item(self, thread_id: str, item: ThreadItem, context: Any) -> None:
+        if not _already_saved(context, item.id):
+            await super().save_item(thread_id, item, context)
+
+    async def delete_thread_item(self, thread_id: str, item_id: str, context: Any) -> None:
+        if not _already_saved(context, item_id):
+            await super().delete_thread_item(thread_id, item_id, context)
+
+
+def _already_saved(context: Any, item_id: str) -> bool:
+    saved: set[str] | None = getattr(context, "runner_persisted", None)
+    if saved is not None and item_id in saved:
+        saved.discard(item_id)
+        return True
+    return False
+
+
+class EdgeAttachmentStore(AttachmentStore[RequestContext]):
+    """Two-phase uploads: metadata now, bytes to ``POST {public_url}/chatkit/attachments/{id}/upload``.
+
+    Args:
+        store: Where attachments and their bytes live.
+        max_bytes: The largest upload accepted.
+    """
+
+    def __init__(self, store: GrpcThreadStore, *, max_bytes: int) -> None:
+        self._store = store
+        self.max_bytes = max_bytes
+        self.public_url = ""
+
+    async def create_attachment(self, input: AttachmentCreateParams, context: RequestContext) -> Attachment:
+        if input.size < 0 or input.size > self.max_bytes:
+            raise AttachmentTooLarge(f"attachments are limited to {self.max_bytes} bytes; this one is {input.size}")
+        if not input.name.strip() or len(input.name) > 255:
+            raise InvalidArgument("an attachment needs a name of 1 to 255 characters")
+        attachment_id = self.generate_attachment_id(input.mime_type, context)
+        upload = AttachmentUploadDescriptor(
+            url=AnyUrl(f"{self.public_url}/chatkit/attachments/{attachment_id}/upload"), method="POST"
+        )
+        if input.mime_type.startswith("image/"):
+            preview = AnyUrl(f"{self.public_url}/chatkit/attachments/{attachment_id}")
+            return ImageAttachment(
+                id=attachment_id,
+                name=input.name,
+                mime_type=input.mime_type,
+                upload_descriptor=upload,
+                preview_url=preview,
+            )
+        return FileAttachment(id=attachment_id, name=input.name, mime_type=input.mime_type, upload_descriptor=upload)
+
+    async def delete_attachment(self, attachment_id: str, context: RequestContext) -> None:
+        # The bytes live with the metadata in the thread store: ChatKitServer's
+        # store.delete_attachment that follows removes both.
+        await self._store.load_attachment(attachment_id, context)  # NotFound for another user's
+
+
+class AttachmentTooLarge(ResourceExhausted):
+    """An upload past the configured size limit (HTTP 413)."""
+
+
+class SwitchboardChatKitServer(ChatKitServer[RequestContext]):
+    """The edge's ChatKit server.
+
+    Args:
+        store: The thread store client (an ``EdgeStore``).
+        attachments: Two-phase uploads.
+        runner: The agent runner.
+        sessions: session_api.
+    """
+
+    def __init__(
+        self,
+        store: EdgeStore,
+        attachments: EdgeAttachmentStore,
+        runner: AgentRunnerClient,
+        sessions: SessionApiClient,
+    ) -> None:
+        super().__init__(store, attachments)
+        self.threads = store
+        self.runner = runner
+        self.sessions = sessions
+
+    async def items_list_json(self, params: ItemsListParams, context: RequestContext) -> bytes:
+        """``items.list`` without parsing the items: the JSON the SDK would write, from stored bytes.
+
+        Items are stored as the SDK serializes them for clients (``GrpcThreadStore``
+        writes them so), so the page is the stored bytes joined. Hidden context
+        items are left out as the SDK does; a user message whose attachments carry
+        integration metadata goes through the SDK's serializer, which drops it.
+        """
+        limit = params.limit or DEFAULT_PAGE_SIZE
+        reply = await self.threads.load_thread_items_raw(params.thread_id, params.after, limit, params.order, context)
+        parts = []
+        for item in reply.items:
+            if item.type in HIDDEN_ITEM_TYPES:
+                continue
+            raw = item.json
+            if item.type == "user_message" and b'"metadata"' in raw:
+                raw = self._serialize(ITEM_ADAPTER.validate_json(raw))
+            parts.append(raw)
+        tail = b',"after":' + json.dumps(reply.after).encode() if reply.after else b""
+        more = b"true" if reply.has_more else b"false"
+        return b'{"data":[' + b",".join(parts) + b'],"has_more":' + more + tail + b"}"
+
+    async def respond(
+        self, thread: ThreadMetadata, input_user_message: UserMessageItem | None, context: RequestContext
+    ) -> AsyncIterator[ThreadStreamEvent]:
+        principal = await self._with_session(thread, context)
+        if input_user_message is not None:
+            after = input_user_message.id
+        else:
+            after = await self._last_user_message(thread, context)
+        # The SDK has saved the user message already: the runner answers after it.
+        stream = self.runner.run(principal, thread_id=thread.id, retry_after_item_id=after)
+        try:
+            try:
+                await stream.started()
+            except SwitchboardError as error:
+                raise CustomStreamError(error.message, allow_retry=True) from None
+            async for event in stream:
+                if isinstance(event, (ThreadItemDoneEvent, ThreadItemReplacedEvent)):
+                    context.runner_persisted.add(event.item.id)
+                elif isinstance(event, ThreadItemRemovedEvent):
+                    context.runner_persisted.add(event.item_id)
+                yield event
+        finally:
+            stream.close()  # a client that went away cancels its run
+
+    async def _last_user_message(self, thread: ThreadMetadata, context: RequestContext) -> str:
+        """The newest user message (client tool output and structured input continue after it)."""
+        page = await self.store.load_thread_items(thread.id, None, 50, "desc", context)
+        for item in page.data:
+            if isinstance(item, UserMessageItem):
+                return item.id
+        raise CustomStreamError("there is no user message in this thread to answer", allow_retry=False)
+
+    async def _with_session(self, thread: ThreadMetadata, context: RequestContext) -> Principal:
+        """The caller as the runner sees it: with the chat session this thread belongs to."""
+        principal = context.principal
+        session_id = principal.session_id or _str(thread.metadata.get(SESSION_METADATA_KEY))
+        try:
+            if not session_id:
+                agent_id = _str(thread.metadata.get("agent_id")) or ""
+                created = await self.sessions.create_session(principal, agent_id=agent_id, thread_id=thread.id)
+                session_id = created.session.id
+            elif thread.metadata.get(SESSION_METADATA_KEY) != session_id:
+                await self.sessions.attach_thread(principal, session_id, thread.id)
+            if thread.metadata.get(SESSION_METADATA_KEY) != session_id:
+                # Saved before the runner loads the thread, so its own save (the title) keeps it.
+                updated = thread.model_copy(deep=True)
+                updated.metadata[SESSION_METADATA_KEY] = session_id
+                await self.store.save_thread(updated, context)
+        except SwitchboardError as error:
+            raise CustomStreamError(f"could not start a chat session: {error.message}", allow_retry=True) from None
+        return Principal(
+            user_id=principal.user_id, org_id=principal.org_id, roles=principal.roles, session_id=session_id
+        )
+
+    async def handle_stream_cancelled(
+        self, thread: ThreadMetadata, pending_items: list[ThreadItem], context: RequestContext
+    ) -> None:
+        # The runner keeps the partial answer itself when its stream is cancelled;
+        # the note tells the next run not to continue the cancelled one.
+        note = SDKHiddenContextItem(
+            thread_id=thread.id,
+            created_at=thread.created_at,
+            id=self.store.generate_item_id("sdk_hidden_context", thread, context),
+            content="The user cancelled the stream. Stop responding to the prior request.",
+        )
+        try:
+            await self.store.add_thread_item(thread.id, note, context=context)
+        except Exception:
+            log.warning("could not note the cancelled stream of thread %s", thread.id, exc_info=True)
+
+    async def action(
+        self, thread: ThreadMetadata, action: Action[str, Any], sender: WidgetItem | None, context: RequestContext
+    ) -> AsyncIterator[ThreadStreamEvent]:
+        await self._record_action(thread, action, sender, context, kind="action")
+        return
+        yield  # an async generator: the action is recorded, nothing is streamed
+
+    async def sync_action(
+        self, thread: ThreadMetadata, action: Action[str, Any], sender: WidgetItem | None, context: RequestContext
+    ) -> SyncCustomActionResponse:
+        await self._record_action(thread, action, sender, context, kind="sync_action")
+        return SyncCustomActionResponse(updated_item=None)
+
+    async def add_feedback(
+        self, thread_id: str, item_ids: list[str], feedback: FeedbackKind, context: RequestContext
+    ) -> None:
+        thread = await self.store.load_thread(thread_id, context)
+        payload = {"thread_id": thread_id, "item_ids": item_ids, "kind": feedback}
+        await self._record(thread, context, "feedback", payload)
+
+    async def _record_action(
+        self,
+        thread: ThreadMetadata,
+        action: Action[str, Any],
+        sender: WidgetItem | None,
+        context: RequestContext,
+        *,
+        kind: str,
+    ) -> None:
+        payload = {
+            "thread_id": thread.id,
+            "action": action.type,
+            "payload": action.payload,
+            "item_id": sender.id if sender else None,
+            "kind": kind,
+        }
+        await self._record(thread, context, "button_click", payload)
+
+    async def _record(self, thread: ThreadMetadata, context: RequestContext, type: str, payload: Any) -> None:
+        session_id = context.session_id or _str(thread.metadata.get(SESSION_METADATA_KEY))
+        if not session_id:
+            log.info("%s on thread %s has no session to record it in", type, thread.id)
+            return
+        body = json.dumps(payload, default=str).encode()
+        if len(body) > MAX_ACTION_PAYLOAD_BYTES:
+            raise InvalidArgument(f"the action payload is larger than {MAX_ACTION_PAYLOAD_BYTES} bytes")
+        await self.sessions.record_event(context.principal, session_id, type=type, payload_json=body)
+
+
+def _str(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None

@@ -1,0 +1,69 @@
+"""The edge's settings, read from the environment once at start-up."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from switchboard.config import env_float, env_int, env_str
+from switchboard.errors import InvalidArgument
+
+DEFAULT_PORT = 8000
+
+
+@dataclass(frozen=True)
+class EdgeConfig:
+    """Everything the edge needs.
+
+    Attributes:
+        thread_store: ``host:port`` of the thread store.
+        session_api: ``host:port`` of session_api.
+        agent_runner: ``host:port`` of the agent runner.
+        public_url: The edge's URL as browsers reach it (attachment upload and
+            preview URLs); empty: taken from each request.
+        max_body_bytes: Largest request body of ``POST /chatkit`` and the REST endpoints.
+        max_attachment_bytes: Largest attachment upload.
+        rate_per_second: Requests per second a user may make, sustained.
+        rate_burst: Requests a user may make at once.
+        cors_origins: Browser origins allowed to call the edge; empty: none.
+        session_auth_seconds: How long a session client secret's principal is
+            reused before session_api is asked again (a cancelled session stops
+            working within this time). Identity-provider tokens are reused
+            until they expire.
+        auth_cache_size: Tokens remembered.
+    """
+
+    thread_store: str = "127.0.0.1:50051"
+    session_api: str = "127.0.0.1:50053"
+    agent_runner: str = "127.0.0.1:50052"
+    public_url: str = ""
+    max_body_bytes: int = 1024 * 1024
+    max_attachment_bytes: int = 10 * 1024 * 1024
+    rate_per_second: float = 20.0
+    rate_burst: int = 60
+    cors_origins: tuple[str, ...] = ()
+    session_auth_seconds: float = 5.0
+    auth_cache_size: int = 10_000
+
+    @classmethod
+    def from_env(cls) -> EdgeConfig:
+        """Read ``SWITCHBOARD_THREAD_STORE``, ``SWITCHBOARD_SESSION_API``, ``SWITCHBOARD_AGENT_RUNNER``
+        and the ``SWITCHBOARD_EDGE_*`` variables (see the README)."""
+        origins = tuple(o.strip() for o in (env_str("SWITCHBOARD_EDGE_CORS_ORIGINS") or "").split(",") if o.strip())
+        for origin in origins:
+            if origin != "*" and not origin.startswith(("http://", "https://")):
+                raise InvalidArgument(
+                    f"SWITCHBOARD_EDGE_CORS_ORIGINS: {origin!r} is not an origin like https://app.example.com"
+                )
+        return cls(
+            thread_store=env_str("SWITCHBOARD_THREAD_STORE") or cls.thread_store,
+            session_api=env_str("SWITCHBOARD_SESSION_API") or cls.session_api,
+            agent_runner=env_str("SWITCHBOARD_AGENT_RUNNER") or cls.agent_runner,
+            public_url=(env_str("SWITCHBOARD_EDGE_PUBLIC_URL") or "").rstrip("/"),
+            max_body_bytes=env_int("SWITCHBOARD_EDGE_MAX_BODY_BYTES", cls.max_body_bytes, minimum=1024),
+            max_attachment_bytes=env_int("SWITCHBOARD_MAX_ATTACHMENT_BYTES", cls.max_attachment_bytes, minimum=1),
+            rate_per_second=env_float("SWITCHBOARD_EDGE_RATE_PER_SECOND", cls.rate_per_second, minimum=0.1),
+            rate_burst=env_int("SWITCHBOARD_EDGE_RATE_BURST", cls.rate_burst, minimum=1),
+            cors_origins=origins,
+            session_auth_seconds=env_float("SWITCHBOARD_EDGE_SESSION_AUTH_SECONDS", cls.session_auth_seconds),
+            auth_cache_size=env_int("SWITCHBOARD_AUTH_CACHE_SIZE", cls.auth_cache_size, minimum=0),
+        )

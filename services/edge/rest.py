@@ -1,0 +1,243 @@
+"""The REST endpoints: chat sessions and read-only views of conversations.
+
+Every endpoint authenticates like ``POST /chatkit``; request bodies are
+validated models that refuse unknown fields.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from chatkit.types import ItemsListParams, ThreadMetadata
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import Response
+from google.protobuf.timestamp_pb2 import Timestamp
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.edge.auth import RequestContext
+from services.edge.config import EdgeConfig
+from switchboard.api.v1 import session_api_pb2 as spb
+from switchboard.errors import InvalidArgument, PermissionDenied
+
+if TYPE_CHECKING:
+    from services.edge.app import Edge
+
+ID_PATTERN = r"^[A-Za-z0-9_\-]{1,128}$"
+SessionId = Annotated[str, Path(pattern=ID_PATTERN, description="a session id")]
+ThreadId = Annotated[str, Path(pattern=ID_PATTERN, description="a conversation (thread) id")]
+
+
+class CreateSession(BaseModel):
+    """``POST /chatkit/sessions``."""
+
+    model_config = ConfigDict(extra="forbid")
+    agent_id: str = Field("", max_length=64, description="the agent that answers (empty: the default)")
+    channel: Literal["web", "voice"] = "web"
+    metadata: dict[str, Any] = Field(default_factory=dict, description="free-form JSON object kept with the session")
+    thread_id: str = Field("", max_length=128, description="a conversation to attach now")
+
+
+class CancelSession(BaseModel):
+    """``POST /chatkit/sessions/{id}/cancel``."""
+
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field("", max_length=500)
+
+
+class RecordEvent(BaseModel):
+    """``POST /chatkit/sessions/{id}/events``: a UI event for the audit log."""
+
+    model_config = ConfigDict(extra="forbid")
+    type: str = Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_.\-]*$", examples=["button_click"])
+    payload: dict[str, Any] = Field(default_factory=dict)
+
+
+class SessionOut(BaseModel):
+    """A chat session."""
+
+    id: str
+    user_id: str
+    org_id: str | None
+    channel: str
+    agent_id: str
+    status: str
+    created_at: datetime
+    ended_at: datetime | None
+    metadata: dict[str, Any]
+    thread_ids: list[str]
+
+
+class ClientSecretOut(BaseModel):
+    """A short-lived token for ChatKit's ``getClientSecret``: send it as ``Authorization: Bearer``."""
+
+    token: str
+    expires_at: datetime
+
+
+class CreatedSession(BaseModel):
+    """A new session and its client secret."""
+
+    session: SessionOut
+    client_secret: ClientSecretOut
+
+
+class EventOut(BaseModel):
+    """A recorded UI event."""
+
+    id: int
+    session_id: str
+    type: str
+    actor_user_id: str
+    payload: dict[str, Any]
+    created_at: datetime
+
+
+class ConversationOut(BaseModel):
+    """A conversation (a ChatKit thread)."""
+
+    id: str
+    title: str | None
+    created_at: datetime
+    status: dict[str, Any]
+    metadata: dict[str, Any]
+
+
+class ConversationsPage(BaseModel):
+    """A page of conversations, most recent activity first."""
+
+    data: list[ConversationOut]
+    has_more: bool
+    after: str | None
+
+
+def _time(ts: Timestamp) -> datetime:
+    return ts.ToDatetime(tzinfo=UTC)
+
+
+def session_out(s: spb.Session) -> SessionOut:
+    """The REST form of a session."""
+    return SessionOut(
+        id=s.id,
+        user_id=s.user_id,
+        org_id=s.org_id or None,
+        channel=s.channel,
+        agent_id=s.agent_id,
+        status=spb.SessionStatus.Name(s.status).removeprefix("SESSION_STATUS_").lower(),
+        created_at=_time(s.created_at),
+        ended_at=_time(s.ended_at) if s.HasField("ended_at") else None,
+        metadata=json.loads(s.metadata_json) if s.metadata_json else {},
+        thread_ids=list(s.thread_ids),
+    )
+
+
+def conversation_out(thread: ThreadMetadata) -> ConversationOut:
+    """The REST form of a thread."""
+    return ConversationOut(
+        id=thread.id,
+        title=thread.title,
+        created_at=thread.created_at,
+        status=thread.status.model_dump(mode="json"),
+        metadata=thread.metadata,
+    )
+
+
+async def request_context(request: Request) -> RequestContext:
+    """The authenticated, rate-limited context of a request (a FastAPI dependency)."""
+    context: RequestContext = await request.app.state.edge.context(request)
+    return context
+
+
+Context = Annotated[RequestContext, Depends(request_context)]
+
+
+def build_router(edge: Edge, config: EdgeConfig) -> APIRouter:
+    """The REST routes, bound to the edge's clients."""
+    router = APIRouter()
+
+    @router.post("/chatkit/sessions", tags=["sessions"], summary="Start a chat session")
+    async def create_session(body: CreateSession, context: Context) -> CreatedSession:
+        metadata = json.dumps(body.metadata).encode()
+        if len(metadata) > config.max_body_bytes:
+            raise InvalidArgument("metadata is too large")
+        reply = await edge.sessions.create_session(
+            context.principal,
+            channel=body.channel,
+            agent_id=body.agent_id,
+            metadata_json=metadata,
+            thread_id=body.thread_id,
+        )
+        secret = ClientSecretOut(token=reply.client_secret.token, expires_at=_time(reply.client_secret.expires_at))
+        return CreatedSession(session=session_out(reply.session), client_secret=secret)
+
+    @router.get("/chatkit/sessions/{session_id}", tags=["sessions"], summary="A session of the caller")
+    async def get_session(session_id: SessionId, context: Context) -> SessionOut:
+        return session_out(await edge.sessions.get_session(context.principal, session_id))
+
+    @router.post("/chatkit/sessions/{session_id}/cancel", tags=["sessions"], summary="Cancel a session")
+    async def cancel_session(session_id: SessionId, context: Context, body: CancelSession | None = None) -> SessionOut:
+        reason = body.reason if body else ""
+        return session_out(await edge.sessions.cancel_session(context.principal, session_id, reason=reason))
+
+    @router.post(
+        "/chatkit/sessions/{session_id}/events", tags=["sessions"], summary="Record a UI event", status_code=201
+    )
+    async def record_event(session_id: SessionId, body: RecordEvent, context: Context) -> EventOut:
+        payload = json.dumps(body.payload).encode()
+        event = await edge.sessions.record_event(context.principal, session_id, type=body.type, payload_json=payload)
+        return EventOut(
+            id=event.id,
+            session_id=event.session_id,
+            type=event.type,
+            actor_user_id=event.actor_user_id,
+            payload=json.loads(event.payload_json) if event.payload_json else {},
+            created_at=_time(event.created_at),
+        )
+
+    @router.get("/api/conversations", tags=["conversations"], summary="The caller's conversations, most recent first")
+    async def list_conversations(
+        context: Context,
+        scope: Annotated[str | None, Query(max_length=200, description="only this scope")] = None,
+        limit: Annotated[int, Query(ge=1, le=100)] = 20,
+        after: Annotated[str | None, Query(pattern=ID_PATTERN, description="the last id of the previous page")] = None,
+    ) -> ConversationsPage:
+        page = await edge.store.load_threads_page(
+            limit=limit, after=after, order="desc", context=context, sort="recent_activity", scope=scope
+        )
+        return ConversationsPage(
+            data=[conversation_out(t) for t in page.data], has_more=page.has_more, after=page.after
+        )
+
+    @router.get(
+        "/api/users/{user_id}/conversations",
+        tags=["conversations"],
+        summary="A user's conversations (only the caller's own: 403 for another user)",
+    )
+    async def list_user_conversations(
+        user_id: Annotated[str, Path(max_length=128)],
+        context: Context,
+        limit: Annotated[int, Query(ge=1, le=100)] = 20,
+        after: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
+    ) -> ConversationsPage:
+        if user_id != context.user_id:
+            raise PermissionDenied("this path names another user")
+        return await list_conversations(context, None, limit, after)
+
+    @router.get(
+        "/api/conversations/{thread_id}/messages",
+        tags=["conversations"],
+        summary="A conversation's items (ChatKit JSON), oldest first by default",
+        response_description="a page: data (ChatKit thread items), has_more, after",
+    )
+    async def list_messages(
+        thread_id: ThreadId,
+        context: Context,
+        limit: Annotated[int, Query(ge=1, le=100)] = 50,
+        after: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
+        order: Annotated[Literal["asc", "desc"], Query()] = "asc",
+    ) -> Response:
+        params = ItemsListParams(thread_id=thread_id, limit=limit, after=after, order=order)
+        return Response(await edge.chatkit.items_list_json(params, context), media_type="application/json")
+
+    return router

@@ -1,0 +1,178 @@
+"""The real stack as processes (``switchboard up`` on the test Postgres and Redis), and an HTTP client of its edge.
+
+Requests are built with ``chatkit.types``; every streamed event is parsed with the
+SDK's own ``ThreadStreamEvent`` type.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from chatkit.types import (
+    InferenceOptions,
+    ThreadsAddUserMessageReq,
+    ThreadsCreateReq,
+    ThreadStreamEvent,
+    UserMessageInput,
+    UserMessageTextContent,
+)
+from pydantic import TypeAdapter
+
+from services.session_api.auth import mint_development_token
+from tests.conftest import free_port
+
+JWT_SECRET = "e2e-test-secret-that-is-long-enough-for-hs256-0123456789"
+EVENTS: TypeAdapter[ThreadStreamEvent] = TypeAdapter(ThreadStreamEvent)
+
+
+@dataclass
+class Stack:
+    """A running ``switchboard up``."""
+
+    process: subprocess.Popen[str]
+    edge: str
+    ports: dict[str, int]
+    output: list[str]
+
+    def token(self, user_id: str, *, org_id: str | None = "e2e", ttl: int = 600, operator: bool = False) -> str:
+        """A token of the identity provider for ``user_id``."""
+        roles = ["operator"] if operator else None
+        return mint_development_token(JWT_SECRET, user_id=user_id, org_id=org_id, roles=roles, ttl_seconds=ttl)
+
+
+def start_stack(data_dir: Path, ports: dict[str, int], database_url: str, redis_url: str) -> Stack:
+    """``switchboard up`` with the given ports, returning once it says it is up."""
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=database_url,
+        REDIS_URL=redis_url,
+        SWITCHBOARD_DATA_DIR=str(data_dir),
+        SWITCHBOARD_JWT_SECRET=JWT_SECRET,
+        SWITCHBOARD_MODEL="offline",
+        SWITCHBOARD_OFFLINE_DELAY="0.005",
+        SWITCHBOARD_EDGE_SESSION_AUTH_SECONDS="0",
+        SWITCHBOARD_EDGE_MAX_BODY_BYTES="65536",
+        SWITCHBOARD_MAX_ATTACHMENT_BYTES="100000",
+        SWITCHBOARD_EDGE_RATE_PER_SECOND="50",
+        SWITCHBOARD_EDGE_RATE_BURST="200",
+        SWITCHBOARD_LOG_LEVEL="WARNING",
+        **{f"SWITCHBOARD_{name.upper()}_PORT": str(port) for name, port in ports.items()},
+    )
+    env.pop("OPENAI_API_KEY", None)
+    env.pop("OPENAI_BASE_URL", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "switchboard.cli", "up"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.stdout is not None
+    seen: list[str] = []
+    deadline = time.monotonic() + 90
+    for line in proc.stdout:
+        seen.append(line)
+        if "Switchboard is up." in line:
+            return Stack(proc, f"http://127.0.0.1:{ports['edge']}", ports, seen)
+        if time.monotonic() > deadline:
+            break
+    proc.kill()
+    raise AssertionError("switchboard up did not come up:\n" + "".join(seen))
+
+
+def stop_stack(stack: Stack) -> str:
+    """Ctrl-C, and the rest of its output."""
+    stack.process.send_signal(signal.SIGINT)
+    out, _ = stack.process.communicate(timeout=60)
+    assert stack.process.returncode == 0, out
+    return out
+
+
+def stack_ports() -> dict[str, int]:
+    """Free ports for every process of the stack."""
+    return {name: free_port() for name in ("thread_store", "session_api", "agent_runner", "edge")}
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory, database_url: str, redis_url: str) -> Iterator[Stack]:
+    """One stack for the end-to-end tests."""
+    running = start_stack(tmp_path_factory.mktemp("stack"), stack_ports(), database_url, redis_url)
+    yield running
+    stop_stack(running)
+
+
+@pytest.fixture
+async def http(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client of the edge."""
+    async with httpx.AsyncClient(base_url=stack.edge, timeout=30) as client:
+        yield client
+
+
+def new_user() -> str:
+    """A user id of its own per test."""
+    return f"e2e-{uuid.uuid4().hex[:10]}"
+
+
+def bearer(token: str) -> dict[str, str]:
+    """The Authorization header."""
+    return {"Authorization": f"Bearer {token}"}
+
+
+def message_input(text: str) -> UserMessageInput:
+    """A user's text message."""
+    return UserMessageInput(
+        content=[UserMessageTextContent(text=text)], attachments=[], inference_options=InferenceOptions()
+    )
+
+
+def create_request(text: str) -> bytes:
+    """``threads.create`` with a first message."""
+    return ThreadsCreateReq.model_validate({"params": {"input": message_input(text)}}).model_dump_json().encode()
+
+
+def add_message_request(thread_id: str, text: str) -> bytes:
+    """``threads.add_user_message``."""
+    return (
+        ThreadsAddUserMessageReq.model_validate({"params": {"thread_id": thread_id, "input": message_input(text)}})
+        .model_dump_json()
+        .encode()
+    )
+
+
+async def stream_events(http: httpx.AsyncClient, token: str, body: bytes) -> list[ThreadStreamEvent]:
+    """POST a streaming ChatKit request and parse every SSE event with the SDK's type."""
+    events: list[ThreadStreamEvent] = []
+    async with http.stream("POST", "/chatkit", content=body, headers=bearer(token)) as reply:
+        assert reply.status_code == 200, (await reply.aread()).decode()
+        assert reply.headers["content-type"].startswith("text/event-stream")
+        async for line in reply.aiter_lines():
+            if line.startswith("data: "):
+                events.append(EVENTS.validate_json(line[len("data: ") :]))
+    return events
+
+
+async def post_json(http: httpx.AsyncClient, token: str, body: Any) -> httpx.Response:
+    """POST a non-streaming ChatKit request (a model or raw bytes)."""
+    content = body if isinstance(body, bytes) else body.model_dump_json().encode()
+    return await http.post("/chatkit", content=content, headers=bearer(token))
+
+
+def assistant_text(events: list[ThreadStreamEvent]) -> str:
+    """The text of the finished assistant messages."""
+    return "".join(
+        c.text
+        for e in events
+        if e.type == "thread.item.done" and e.item.type == "assistant_message"
+        for c in e.item.content  # type: ignore[union-attr]
+    )
