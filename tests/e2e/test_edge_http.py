@@ -1,0 +1,201 @@
+"""The edge's HTTP surface: bad input, sessions, attachments, actions and feedback, a client going away, health."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import httpx
+import jwt
+from chatkit.types import (
+    AttachmentCreateParams,
+    AttachmentsCreateReq,
+    FileAttachment,
+    ItemsFeedbackReq,
+    ItemsListReq,
+    ThreadsCustomActionReq,
+    ThreadsListReq,
+)
+
+from services.session_api.client import SessionApiClient
+from switchboard.principal import Principal
+from tests.e2e.conftest import (
+    EVENTS,
+    Stack,
+    add_message_request,
+    bearer,
+    create_request,
+    new_user,
+    post_json,
+    stream_events,
+)
+
+
+async def _thread_count(http: httpx.AsyncClient, token: str) -> int:
+    reply = await post_json(http, token, ThreadsListReq(params={"limit": 100}))  # type: ignore[arg-type]
+    return len(reply.json()["data"])
+
+
+async def test_bad_inputs_get_their_status_and_change_nothing(stack: Stack, http: httpx.AsyncClient) -> None:
+    user = new_user()
+    token = stack.token(user)
+    await stream_events(http, token, create_request("the only thread"))
+    cases: list[tuple[int, dict[str, str], bytes]] = [
+        (401, {}, create_request("no token")),
+        (401, bearer("not-a-jwt"), create_request("garbage token")),
+        (401, bearer(jwt.encode({"sub": user, "exp": 9999999999}, "a-forged-secret-of-enough-length-123456")), b"{}"),
+        (401, {"Authorization": f"Basic {token}"}, create_request("wrong scheme")),
+        (400, bearer(token), b"{not json"),
+        (400, bearer(token), b'{"type": "threads.explode", "params": {}}'),
+        (400, bearer(token), b'{"type": "threads.create", "params": {"input": 7}}'),
+        (400, bearer(token), b"[1, 2, 3]"),
+        (413, bearer(token), b'{"type": "threads.create", "pad": "' + b"x" * 70_000 + b'"}'),
+    ]
+    for status, headers, body in cases:
+        reply = await http.post("/chatkit", content=body, headers=headers)
+        assert reply.status_code == status, (status, body[:60], reply.text)
+        assert reply.json()["error"]["message"]
+    assert (await http.get("/api/conversations?limit=0", headers=bearer(token))).status_code == 400
+    assert (await http.get("/api/conversations?after=bad%20id", headers=bearer(token))).status_code == 400
+    reply = await http.get(f"/api/users/{new_user()}/conversations", headers=bearer(token))
+    assert reply.status_code == 403
+    assert (await http.get(f"/api/users/{user}/conversations", headers=bearer(token))).status_code == 200
+    assert (await http.post("/chatkit/sessions", json={"surprise": 1}, headers=bearer(token))).status_code == 400
+    assert (await http.post("/chatkit/sessions", json={"channel": "fax"}, headers=bearer(token))).status_code == 400
+    assert await _thread_count(http, token) == 1  # nothing above created or lost anything
+
+
+async def test_a_user_past_the_rate_limit_gets_429_and_others_do_not(stack: Stack, http: httpx.AsyncClient) -> None:
+    token, other = stack.token(new_user()), stack.token(new_user())
+    statuses = await asyncio.gather(*(http.get("/api/conversations", headers=bearer(token)) for _ in range(260)))
+    codes = [r.status_code for r in statuses]
+    assert 429 in codes and codes.count(200) >= 200  # burst 200, then limited
+    limited = next(r for r in statuses if r.status_code == 429)
+    assert int(limited.headers["Retry-After"]) >= 1
+    assert (await http.get("/api/conversations", headers=bearer(other))).status_code == 200
+
+
+async def test_a_session_client_secret_works_until_the_session_is_cancelled(
+    stack: Stack, http: httpx.AsyncClient
+) -> None:
+    user = new_user()
+    reply = await http.post(
+        "/chatkit/sessions",
+        json={"agent_id": "triage", "metadata": {"page": "/pricing"}},
+        headers=bearer(stack.token(user)),
+    )
+    assert reply.status_code == 200, reply.text
+    created = reply.json()
+    session, secret = created["session"], created["client_secret"]["token"]
+    assert session["status"] == "active" and session["metadata"] == {"page": "/pricing"}
+
+    events = await stream_events(http, secret, create_request("hello from a session"))
+    thread_id = events[0].thread.id  # type: ignore[union-attr]
+    got = (await http.get(f"/chatkit/sessions/{session['id']}", headers=bearer(secret))).json()
+    assert got["thread_ids"] == [thread_id]  # the console can find the conversation
+
+    reply = await http.post(
+        f"/chatkit/sessions/{session['id']}/events",
+        json={"type": "button_click", "payload": {"button": "upgrade"}},
+        headers=bearer(secret),
+    )
+    assert reply.status_code == 201 and reply.json()["payload"] == {"button": "upgrade"}
+
+    reply = await http.post(
+        f"/chatkit/sessions/{session['id']}/cancel", json={"reason": "done"}, headers=bearer(secret)
+    )
+    assert reply.json()["status"] == "cancelled"
+    assert (await http.get("/api/conversations", headers=bearer(secret))).status_code == 401
+
+
+async def test_feedback_and_actions_are_recorded_as_session_events(stack: Stack, http: httpx.AsyncClient) -> None:
+    user = new_user()
+    token = stack.token(user)
+    events = await stream_events(http, token, create_request("hi"))
+    thread_id = events[0].thread.id  # type: ignore[union-attr]
+    item_id = [e.item.id for e in events if e.type == "thread.item.done"][-1]  # type: ignore[union-attr]
+    feedback = ItemsFeedbackReq(params={"thread_id": thread_id, "item_ids": [item_id], "kind": "positive"})  # type: ignore[arg-type]
+    assert (await post_json(http, token, feedback)).status_code == 200
+    action = ThreadsCustomActionReq(
+        params={"thread_id": thread_id, "item_id": None, "action": {"type": "approve", "payload": {"amount": 3}}}  # type: ignore[arg-type]
+    )
+    await stream_events(http, token, action.model_dump_json().encode())
+
+    sessions = SessionApiClient(f"127.0.0.1:{stack.ports['session_api']}")
+    try:
+        principal = Principal(user_id=user, org_id="e2e")
+        (session,) = (await sessions.list_sessions(principal)).sessions
+        assert list(session.thread_ids) == [thread_id]
+        recorded = (await sessions.list_events(principal, session.id)).events
+        payloads = {e.type: json.loads(e.payload_json) for e in recorded if e.type in ("feedback", "button_click")}
+        assert payloads["feedback"] == {"thread_id": thread_id, "item_ids": [item_id], "kind": "positive"}
+        assert payloads["button_click"]["action"] == "approve"
+        assert payloads["button_click"]["payload"] == {"amount": 3}
+    finally:
+        await sessions.close()
+
+
+async def test_attachments_upload_in_two_phases_with_a_size_limit(stack: Stack, http: httpx.AsyncClient) -> None:
+    token, other = stack.token(new_user()), stack.token(new_user())
+    create = AttachmentsCreateReq(params=AttachmentCreateParams(name="notes.txt", size=11, mime_type="text/plain"))
+    attachment = FileAttachment.model_validate_json((await post_json(http, token, create)).content)
+    assert attachment.upload_descriptor is not None
+    upload_url = str(attachment.upload_descriptor.url)
+    reply = await http.post(upload_url, files={"file": ("notes.txt", b"hello world")}, headers=bearer(token))
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["id"] == attachment.id and "upload_descriptor" not in reply.json()  # uploaded
+    download = await http.get(f"/chatkit/attachments/{attachment.id}", headers=bearer(token))
+    assert download.content == b"hello world"
+    assert (await http.get(f"/chatkit/attachments/{attachment.id}", headers=bearer(other))).status_code == 404
+    assert (await http.post(upload_url, content=b"x", headers=bearer(other))).status_code == 404
+    too_big = AttachmentsCreateReq(
+        params=AttachmentCreateParams(name="big.bin", size=200_000, mime_type="application/x")
+    )
+    assert (await post_json(http, token, too_big)).status_code == 413
+    assert (await http.post(upload_url, content=b"x" * 150_000, headers=bearer(token))).status_code == 413
+    assert (await http.get(f"/chatkit/attachments/{attachment.id}", headers=bearer(token))).content == b"hello world"
+
+
+async def test_a_client_that_disconnects_cancels_its_run(stack: Stack, http: httpx.AsyncClient) -> None:
+    token = stack.token(new_user())
+    events = await stream_events(http, token, create_request("hi"))
+    thread_id = events[0].thread.id  # type: ignore[union-attr]
+    async with http.stream(
+        "POST", "/chatkit", content=add_message_request(thread_id, "say something long"), headers=bearer(token)
+    ) as reply:
+        async for line in reply.aiter_lines():
+            if line.startswith("data: ") and EVENTS.validate_json(line[6:]).type == "thread.item.updated":
+                break  # the answer is streaming: go away
+    # The run was cancelled, so the thread takes the next message at once (one run per thread).
+    for _ in range(50):
+        reply = await http.post("/chatkit", content=add_message_request(thread_id, "hello?"), headers=bearer(token))
+        text = reply.text
+        if "still answering" not in text:
+            break
+        await asyncio.sleep(0.05)
+    assert reply.status_code == 200 and "still answering" not in text
+    items = (await post_json(http, token, ItemsListReq(params={"thread_id": thread_id, "order": "asc"}))).json()  # type: ignore[arg-type]
+    user_texts = [i["content"][0]["text"] for i in items["data"] if i["type"] == "user_message"]
+    assert user_texts == ["hi", "say something long", "hello?"]
+
+
+async def test_health_readiness_metrics_and_the_openapi_schema(stack: Stack, http: httpx.AsyncClient) -> None:
+    assert (await http.get("/healthz")).json() == {"status": "ok"}
+    ready = (await http.get("/readyz")).json()
+    assert ready == {
+        "ready": True,
+        "services": {"thread_store": "serving", "session_api": "serving", "agent_runner": "serving"},
+    }
+    metrics = (await http.get("/metrics")).text
+    assert 'switchboard_edge_requests_total{method="GET",route="/healthz",status="200"}' in metrics
+    paths = (await http.get("/openapi.json")).json()["paths"]
+    for path in (
+        "/chatkit",
+        "/chatkit/sessions",
+        "/chatkit/sessions/{session_id}",
+        "/chatkit/sessions/{session_id}/cancel",
+        "/chatkit/sessions/{session_id}/events",
+        "/api/conversations",
+        "/api/conversations/{thread_id}/messages",
+    ):
+        assert path in paths
