@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 from chatkit.types import ItemsListReq, Page, Thread, ThreadItem, ThreadsGetByIdReq, ThreadsListReq
 from pydantic import TypeAdapter
@@ -105,3 +107,44 @@ async def test_offline_task_tools_show_their_item_and_keep_users_apart(stack: St
     assert "buy milk" in assistant_text(events)
     events = await stream_events(http, bob, create_request("list tasks"))
     assert "buy milk" not in assistant_text(events)
+
+
+async def test_update_retry_sync_action_delete_and_the_requests_that_need_a_pending_item(
+    stack: Stack, http: httpx.AsyncClient
+) -> None:
+    token = stack.token(new_user())
+    events = await stream_events(http, token, create_request("first question"))
+    thread_id = events[0].thread.id  # type: ignore[union-attr]
+    user_item = next(e.item.id for e in events if e.type == "thread.item.done" and e.item.type == "user_message")  # type: ignore[union-attr]
+
+    update = {"type": "threads.update", "params": {"thread_id": thread_id, "title": "Renamed"}}
+    assert (await http.post("/chatkit", json=update, headers=bearer(token))).json()["title"] == "Renamed"
+
+    retry = {"type": "threads.retry_after_item", "params": {"thread_id": thread_id, "item_id": user_item}}
+    events = await stream_events(http, token, json.dumps(retry).encode())
+    assert assistant_text(events)
+    reply = await post_json(http, token, ItemsListReq(params={"thread_id": thread_id, "order": "asc"}))  # type: ignore[arg-type]
+    kinds = [i.type for i in ITEMS.validate_json(reply.content).data]
+    assert kinds.count("user_message") == 1 and kinds.count("assistant_message") == 1  # the old answer was replaced
+
+    sync = {
+        "type": "threads.sync_custom_action",
+        "params": {"thread_id": thread_id, "item_id": None, "action": {"type": "choose", "payload": {"plan": "pro"}}},
+    }
+    reply = await http.post("/chatkit", json=sync, headers=bearer(token))
+    assert reply.status_code == 200 and reply.json() == {}
+
+    tool_output = {"type": "threads.add_client_tool_output", "params": {"thread_id": thread_id, "result": {}}}
+    reply = await http.post("/chatkit", json=tool_output, headers=bearer(token))
+    assert reply.status_code == 400  # no client tool call is pending
+    structured = {
+        "type": "threads.add_structured_input",
+        "params": {"thread_id": thread_id, "item_id": user_item, "input": {"status": "answered", "answers": {}}},
+    }
+    reply = await http.post("/chatkit", json=structured, headers=bearer(token))
+    assert reply.status_code == 400 and "StructuredInputItem" in reply.text  # the item is not a structured input
+
+    delete = {"type": "threads.delete", "params": {"thread_id": thread_id}}
+    assert (await http.post("/chatkit", json=delete, headers=bearer(token))).status_code == 200
+    get = {"type": "threads.get_by_id", "params": {"thread_id": thread_id}}
+    assert (await http.post("/chatkit", json=get, headers=bearer(token))).status_code == 404
