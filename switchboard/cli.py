@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "services.agent_runner.commands",
     "services.session_api.commands",
     "services.edge.commands",
+    "tui.commands",
 ]
 
 

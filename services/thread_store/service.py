@@ -31,6 +31,8 @@ from switchboard.principal import Principal
 
 MAX_THREAD_PAGE = 200
 MAX_ITEM_PAGE = 1000
+# The one item type an operator may write into a thread of their org that they do not own.
+OPERATOR_REPLY_TYPE = "assistant_message"
 
 
 @dataclass(frozen=True)
@@ -158,10 +160,20 @@ class ThreadStoreService:
     # -- items ----------------------------------------------------------------
 
     async def save_item(self, principal: Principal, thread_id: str, item_json: bytes) -> ItemRecord:
-        """Add or update (by id) an item of one of the principal's threads."""
+        """Add or update (by id) an item of one of the principal's threads (operators: a reply in their org's)."""
         check_id(thread_id, "thread_id")
         parsed = parse_item_json(item_json, thread_id=thread_id, max_bytes=self.limits.max_item_bytes)
-        thread, item, created = await self.repository.save_item(item=parsed, user_id=principal.user_id)
+        try:
+            thread, item, created = await self.repository.save_item(item=parsed, user_id=principal.user_id)
+        except NotFound:
+            if not (principal.is_operator and principal.org_id and parsed.type == OPERATOR_REPLY_TYPE):
+                raise
+            # An operator replies into a thread of their org (the console's take-over),
+            # never speaking as the user: only assistant messages. The item is written
+            # as the owner's, so the owner's reads and cache see it.
+            owner = (await self._load_as_operator(principal, thread_id)).user_id
+            thread, item, created = await self.repository.save_item(item=parsed, user_id=owner)
+        # The thread row is the owner's, so the cache keys below are the owner's too.
         if self.cache is not None:
             await self.cache.apply(thread=thread, op="put", item=item)
         await self._publish("item.added" if created else "item.updated", thread, item_id=item.id, body=item.json)

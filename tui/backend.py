@@ -1,0 +1,265 @@
+"""How the console reaches Switchboard: one small interface, and its gRPC implementation.
+
+The app receives a ``ConsoleBackend`` in its constructor. ``GrpcConsoleBackend``
+talks to session_api and thread_store through their public client modules (the
+only parts of ``services`` the console may import); tests of layout use an
+in-memory backend with fixed data instead.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Protocol
+
+import grpc
+from chatkit.types import AssistantMessageContent, AssistantMessageItem, ThreadItem
+
+from services.session_api.client import SessionApiClient
+from services.thread_store.client import GrpcThreadStore, item_from_json
+from switchboard.api.v1 import thread_store_pb2 as tpb
+from switchboard.errors import SwitchboardError, Unauthenticated
+from switchboard.grpc_client import error_from_rpc
+from switchboard.principal import Principal
+from switchboard.proto_convert import principal_to_proto
+from tui.data import EscalationInfo, MetricsSnapshot, SessionChange, SessionInfo, ThreadChange
+
+SESSION_API = "session_api"
+THREAD_STORE = "thread_store"
+MAX_SESSIONS = 2000
+MAX_ESCALATIONS = 1000
+MAX_TRANSCRIPT = 10_000
+RECENT_SESSIONS = 100
+PAGE = 200
+
+
+class SignInFailed(SwitchboardError):
+    """The operator token was refused, or is not an operator's: retrying will not help."""
+
+    status = "UNAUTHENTICATED"
+
+
+class ConsoleBackend(Protocol):
+    """Everything the console reads and does, as plain values."""
+
+    @property
+    def targets(self) -> dict[str, str]:
+        """``host:port`` by service name, for the status line."""
+        ...
+
+    async def sign_in(self) -> Principal:
+        """Authenticate the operator token; ``SignInFailed`` when it is not an operator's."""
+        ...
+
+    def watch_sessions(self) -> AsyncIterator[SessionChange]:
+        """The org's session and escalation changes; the first is ``watch.started``."""
+        ...
+
+    async def load_sessions(self) -> list[SessionInfo]:
+        """Every active session of the org, and the most recent others."""
+        ...
+
+    async def load_escalations(self) -> list[EscalationInfo]:
+        """The org's open and claimed escalations, oldest first."""
+        ...
+
+    async def load_thread_activity(self) -> dict[str, datetime]:
+        """Last activity of the org's most recently active threads, by thread id."""
+        ...
+
+    def watch_threads(self, since: str) -> AsyncIterator[ThreadChange]:
+        """The org's thread changes after the change id ``since``."""
+        ...
+
+    async def load_transcript(self, thread_id: str) -> list[ThreadItem]:
+        """A thread's items, oldest first."""
+        ...
+
+    async def load_metrics(self) -> MetricsSnapshot:
+        """The org's figures now."""
+        ...
+
+    async def claim(self, escalation_id: str) -> EscalationInfo:
+        """Take an escalation."""
+        ...
+
+    async def resolve(self, escalation_id: str, resolution: str) -> EscalationInfo:
+        """Close an escalation this operator holds."""
+        ...
+
+    async def reply(self, thread_id: str, text: str) -> ThreadItem:
+        """Write an assistant message from the operator into a thread."""
+        ...
+
+    async def reset(self, service: str) -> None:
+        """Drop the connection to a service after a failure, so the next call dials afresh."""
+        ...
+
+    async def close(self) -> None:
+        """Close every connection."""
+        ...
+
+
+def operator_reply(thread_id: str, text: str, *, at: datetime | None = None) -> AssistantMessageItem:
+    """The item an operator's reply is stored as (ids start ``msg_op_`` so the transcript can tell)."""
+    return AssistantMessageItem(
+        id=f"msg_op_{uuid.uuid4().hex[:20]}",
+        thread_id=thread_id,
+        created_at=at or datetime.now(UTC),
+        content=[AssistantMessageContent(text=text)],
+    )
+
+
+class GrpcConsoleBackend:
+    """The console's backend over gRPC.
+
+    Args:
+        token: The operator's bearer token.
+        session_api: ``host:port`` of session_api.
+        thread_store: ``host:port`` of thread_store.
+        timeout: Seconds per unary call.
+    """
+
+    def __init__(self, *, token: str, session_api: str, thread_store: str, timeout: float = 5.0) -> None:
+        self._token = token
+        self._targets = {SESSION_API: session_api, THREAD_STORE: thread_store}
+        self.sessions = SessionApiClient(session_api, timeout=timeout)
+        self.threads = GrpcThreadStore(thread_store, timeout=timeout)
+        self._timeout = timeout
+        self._principal: Principal | None = None
+
+    @property
+    def targets(self) -> dict[str, str]:
+        """``host:port`` by service name."""
+        return dict(self._targets)
+
+    @property
+    def principal(self) -> Principal:
+        """The signed-in operator."""
+        if self._principal is None:
+            raise RuntimeError("sign_in() first")
+        return self._principal
+
+    async def sign_in(self) -> Principal:
+        """Authenticate the token with session_api and check it is an operator's."""
+        try:
+            principal = await self.sessions.authenticate_principal(self._token)
+        except Unauthenticated as error:
+            raise SignInFailed(f"session_api refused the operator token ({error.message})") from None
+        if not principal.is_operator or not principal.org_id:
+            raise SignInFailed(
+                f"the token of {principal.user_id!r} has no operator role and org; mint one with --operator"
+            )
+        self._principal = principal
+        return principal
+
+    async def watch_sessions(self) -> AsyncIterator[SessionChange]:
+        """The org's session and escalation changes."""
+        async for change in self.sessions.watch(self.principal, org=True):
+            yield SessionChange.from_proto(change)
+
+    async def load_sessions(self) -> list[SessionInfo]:
+        """Every active session of the org (up to 2,000), and the 100 most recent of any status."""
+        found: dict[str, SessionInfo] = {}
+        recent = await self.sessions.list_sessions(self.principal, org_wide=True, limit=RECENT_SESSIONS)
+        for s in recent.sessions:
+            found[s.id] = SessionInfo.from_proto(s)
+        after = ""
+        while len(found) < MAX_SESSIONS:
+            page = await self.sessions.list_sessions(
+                self.principal, org_wide=True, status="active", limit=PAGE, after=after
+            )
+            for s in page.sessions:
+                found[s.id] = SessionInfo.from_proto(s)
+            if not page.has_more:
+                break
+            after = page.after
+        return list(found.values())
+
+    async def load_escalations(self) -> list[EscalationInfo]:
+        """Open and claimed escalations, oldest first."""
+        found: list[EscalationInfo] = []
+        for status in ("open", "claimed"):
+            after = ""
+            while len(found) < MAX_ESCALATIONS:
+                page = await self.sessions.list_escalations(self.principal, status=status, limit=PAGE, after=after)
+                found += [EscalationInfo.from_proto(e) for e in page.escalations]
+                if not page.has_more:
+                    break
+                after = page.after
+        return sorted(found, key=lambda e: (e.opened_at, e.id))
+
+    async def load_thread_activity(self) -> dict[str, datetime]:
+        """Last activity of the org's 200 most recently active threads."""
+        request = tpb.ListThreadsRequest(
+            principal=principal_to_proto(self.principal),
+            limit=PAGE,
+            org_wide=True,
+            sort=tpb.THREAD_SORT_RECENT_ACTIVITY,
+        )
+        try:
+            reply = await self.threads.stub.ListThreads(request, timeout=self._timeout)
+        except grpc.aio.AioRpcError as error:
+            raise error_from_rpc(error, service=THREAD_STORE) from None
+        return {t.id: t.updated_at.ToDatetime(tzinfo=UTC) for t in reply.threads}
+
+    async def watch_threads(self, since: str) -> AsyncIterator[ThreadChange]:
+        """The org's thread changes after ``since``."""
+        async for event in self.threads.watch(self.principal, org=True, since=since):
+            yield ThreadChange.from_proto(event)
+
+    async def load_transcript(self, thread_id: str) -> list[ThreadItem]:
+        """A thread's items, oldest first (up to 10,000)."""
+        items: list[ThreadItem] = []
+        after: str | None = None
+        while len(items) < MAX_TRANSCRIPT:
+            page = await self.threads.load_thread_items(thread_id, after, 1000, "asc", self.principal)
+            items += page.data
+            if not page.has_more:
+                break
+            after = page.after
+        return items
+
+    async def load_metrics(self) -> MetricsSnapshot:
+        """The org's figures now."""
+        reply = await self.sessions.get_metrics(self.principal)
+        return MetricsSnapshot.from_proto(reply, at=datetime.now(UTC))
+
+    async def claim(self, escalation_id: str) -> EscalationInfo:
+        """Take an escalation."""
+        return EscalationInfo.from_proto(await self.sessions.claim_escalation(self.principal, escalation_id))
+
+    async def resolve(self, escalation_id: str, resolution: str) -> EscalationInfo:
+        """Close an escalation this operator holds."""
+        reply = await self.sessions.resolve_escalation(self.principal, escalation_id, resolution=resolution)
+        return EscalationInfo.from_proto(reply)
+
+    async def reply(self, thread_id: str, text: str) -> ThreadItem:
+        """Write the operator's reply into the thread (thread_store admits operators of the thread's org)."""
+        item = operator_reply(thread_id, text)
+        await self.threads.add_thread_item(thread_id, item, self.principal)
+        return item
+
+    async def reset(self, service: str) -> None:
+        """Close the service's channel; the next call opens a fresh one instead of waiting out gRPC's back-off."""
+        if service == SESSION_API:
+            await self.sessions.close()
+        else:
+            await self.threads.close()
+
+    async def close(self) -> None:
+        """Close both channels."""
+        await self.sessions.close()
+        await self.threads.close()
+
+
+__all__ = [
+    "SESSION_API",
+    "THREAD_STORE",
+    "ConsoleBackend",
+    "GrpcConsoleBackend",
+    "SignInFailed",
+    "item_from_json",
+    "operator_reply",
+]

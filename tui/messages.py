@@ -1,0 +1,99 @@
+"""What the console's workers tell the app, as past-tense Textual messages."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from chatkit.types import ThreadItem
+from textual.message import Message
+
+from switchboard.principal import Principal
+from tui.data import EscalationInfo, MetricsSnapshot, SessionChange, SessionInfo, ThreadChange
+
+ConnectionState = Literal["connecting", "connected", "reconnecting", "failed"]
+
+
+class ConnectionChanged(Message):
+    """A service was reached, lost, or refused the operator."""
+
+    def __init__(self, service: str, state: ConnectionState, detail: str = "", attempt: int = 0) -> None:
+        super().__init__()
+        self.service = service
+        self.state = state
+        self.detail = detail
+        self.attempt = attempt
+
+
+class SignedIn(Message):
+    """session_api accepted the operator token."""
+
+    def __init__(self, principal: Principal) -> None:
+        super().__init__()
+        self.principal = principal
+
+
+class SnapshotLoaded(Message):
+    """Sessions and escalations were (re)loaded after the watch went live."""
+
+    def __init__(
+        self, sessions: list[SessionInfo], escalations: list[EscalationInfo], thread_activity: dict[str, datetime]
+    ) -> None:
+        super().__init__()
+        self.sessions = sessions
+        self.escalations = escalations
+        self.thread_activity = thread_activity
+
+
+class SessionChanged(Message):
+    """session_api's watch reported a session or escalation change."""
+
+    def __init__(self, change: SessionChange) -> None:
+        super().__init__()
+        self.change = change
+
+
+class ThreadChanged(Message):
+    """thread_store's change feed reported a change in one of the org's threads."""
+
+    def __init__(self, change: ThreadChange) -> None:
+        super().__init__()
+        self.change = change
+
+
+class ThreadFeedResumed(Message):
+    """The thread feed reconnected: open transcripts reload what they may have missed."""
+
+
+class TranscriptLoaded(Message):
+    """A thread's items were loaded for the conversation view."""
+
+    def __init__(self, thread_id: str, items: list[ThreadItem]) -> None:
+        super().__init__()
+        self.thread_id = thread_id
+        self.items = items
+
+
+class MetricsLoaded(Message):
+    """New figures arrived."""
+
+    def __init__(self, metrics: MetricsSnapshot) -> None:
+        super().__init__()
+        self.metrics = metrics
+
+
+class EscalationUpdated(Message):
+    """An operator action (claim, resolve) returned the escalation's new state."""
+
+    def __init__(self, escalation: EscalationInfo) -> None:
+        super().__init__()
+        self.escalation = escalation
+
+
+class ReplySent(Message):
+    """The operator's reply was written into the thread."""
+
+    def __init__(self, thread_id: str, item: ThreadItem) -> None:
+        super().__init__()
+        self.thread_id = thread_id
+        self.item = item

@@ -1,0 +1,198 @@
+"""One conversation: its live transcript, and the operator's claim, reply and resolve."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Input, Static
+
+from services.thread_store.client import item_from_json
+from tui.data import EscalationInfo, SessionInfo, ThreadChange, format_age
+from tui.feeds import describe
+from tui.widgets.status_line import StatusLine
+from tui.widgets.transcript import Transcript
+
+if TYPE_CHECKING:
+    from tui.app import ConsoleApp
+
+
+class ConversationScreen(Screen[None]):
+    """The transcript of a session's thread (or an escalation's), updating live.
+
+    Args:
+        thread_id: The thread to show (None: the session has no thread yet).
+        session_id: The session the thread belongs to, if known.
+        reply: Open the reply box at once.
+    """
+
+    BINDINGS = [
+        Binding("escape", "back", "Back", tooltip="Back to the sessions and queue"),
+        Binding("r", "reply", "Reply", tooltip="Write a reply into the conversation"),
+        Binding("c", "claim", "Claim", tooltip="Claim the conversation's escalation"),
+        Binding("x", "resolve", "Resolve", tooltip="Resolve the escalation and hand back to the agent"),
+        Binding("ctrl+r", "reload", "Reload", show=False, tooltip="Reload the transcript"),
+    ]
+
+    def __init__(self, *, thread_id: str | None, session_id: str | None, reply: bool = False) -> None:
+        super().__init__()
+        self.thread_id = thread_id
+        self.session_id = session_id
+        self._open_reply = reply
+        self.loaded = False
+        self._pending: list[ThreadChange] = []
+
+    @property
+    def console(self) -> ConsoleApp:  # type: ignore[override]
+        """The console app (typed)."""
+        from tui.app import ConsoleApp
+
+        assert isinstance(self.app, ConsoleApp)
+        return self.app
+
+    def compose(self) -> ComposeResult:
+        yield Header(icon="☎")
+        yield Static("", id="conversation-info")
+        yield Transcript(id="transcript")
+        yield Input(placeholder="reply as the operator — enter sends, escape cancels", id="reply")
+        yield StatusLine(list(self.console.backend.targets), id="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.console.copy_status_to(self.query_one(StatusLine))
+        self.query_one("#reply", Input).display = False
+        self.refresh_info()
+        self.query_one(Transcript).focus()
+        if self.thread_id:
+            self.load_transcript()
+        if self._open_reply:
+            self.action_reply()
+
+    @property
+    def transcript(self) -> Transcript:
+        """The transcript widget."""
+        return self.query_one(Transcript)
+
+    @property
+    def session(self) -> SessionInfo | None:
+        """The session, as the console knows it now."""
+        return self.console.state.sessions.get(self.session_id or "")
+
+    @property
+    def escalation(self) -> EscalationInfo | None:
+        """The thread's pending escalation, if any."""
+        return self.console.state.escalation_for_thread(self.thread_id) if self.thread_id else None
+
+    # -- live updates ---------------------------------------------------------
+
+    @work(exclusive=True, group="transcript", exit_on_error=False)
+    async def load_transcript(self) -> None:
+        """Load the thread's items; changes arriving meanwhile are applied afterwards."""
+        assert self.thread_id is not None
+        self.loaded = False
+        self._pending = []
+        try:
+            items = await self.console.backend.load_transcript(self.thread_id)
+        except Exception as error:
+            self.notify(f"could not load the transcript: {describe(error)}", severity="warning")
+            return
+        self.transcript.load(items)
+        self.loaded = True
+        pending, self._pending = self._pending, []
+        for change in pending:
+            self.apply_thread_change(change)
+
+    def apply_thread_change(self, change: ThreadChange) -> None:
+        """Apply a change of the org's thread feed if it is this thread's."""
+        if change.thread_id != self.thread_id:
+            return
+        if not self.loaded:
+            self._pending.append(change)
+            return
+        if change.type in ("item.added", "item.updated"):
+            if not change.json:  # too large for the feed: read it from the store
+                self.load_transcript()
+                return
+            self.transcript.upsert(item_from_json(change.json))
+        elif change.type == "item.deleted":
+            self.transcript.remove_item(change.item_id)
+        elif change.type == "thread.deleted":
+            self.notify("the thread was deleted", severity="warning")
+
+    def session_changed(self, session: SessionInfo) -> None:
+        """The session changed (status, a first thread)."""
+        if session.id != self.session_id:
+            return
+        if self.thread_id is None and session.thread_id:
+            self.thread_id = session.thread_id
+            self.load_transcript()
+        self.refresh_info()
+
+    def refresh_info(self) -> None:
+        """The line above the transcript: who, which agent, the escalation."""
+        parts: list[str] = []
+        session = self.session
+        if session is not None:
+            parts.append(f"{session.user_id} · {session.agent_id} · {session.channel} · {session.status}")
+        parts.append(f"thread {self.thread_id}" if self.thread_id else "no thread yet")
+        escalation = self.escalation
+        if escalation is not None:
+            waiting = format_age((self.console.clock() - escalation.opened_at).total_seconds())
+            holder = self.console.holder_label(escalation)
+            parts.append(f"⚑ {escalation.status}{holder} · waiting {waiting} · {escalation.reason}")
+        self.query_one("#conversation-info", Static).update("  │  ".join(parts))
+
+    # -- operator actions -----------------------------------------------------
+
+    def action_back(self) -> None:
+        reply = self.query_one("#reply", Input)
+        if reply.display:
+            reply.value = ""
+            reply.display = False
+            self.transcript.focus()
+            return
+        self.dismiss()
+
+    def action_reply(self) -> None:
+        if not self.thread_id:
+            self.notify("this session has no thread to reply into yet", severity="warning")
+            return
+        problem = self.console.reply_problem(self.thread_id)
+        if problem:
+            self.notify(problem, severity="warning")
+            return
+        reply = self.query_one("#reply", Input)
+        reply.display = True
+        reply.focus()
+
+    def action_claim(self) -> None:
+        escalation = self.escalation
+        if escalation is None:
+            self.notify("this conversation has no pending escalation", severity="warning")
+            return
+        self.console.claim_escalation(escalation.id)
+
+    def action_resolve(self) -> None:
+        escalation = self.escalation
+        if escalation is None:
+            self.notify("this conversation has no pending escalation", severity="warning")
+            return
+        self.console.ask_and_resolve(escalation.id)
+
+    def action_reload(self) -> None:
+        if self.thread_id:
+            self.load_transcript()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id != "reply" or not self.thread_id:
+            return
+        text = event.value.strip()
+        if not text:
+            return
+        event.input.value = ""
+        event.input.display = False
+        self.transcript.focus()
+        self.console.send_reply(self.thread_id, text)

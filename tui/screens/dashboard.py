@@ -1,0 +1,126 @@
+"""The main screen: live sessions, the escalation queue and metrics, one tab each."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Input, Static, TabbedContent, TabPane
+
+from tui.state import ConsoleState
+from tui.widgets.escalation_queue import EscalationQueue
+from tui.widgets.metrics_panel import MetricsPanel
+from tui.widgets.sessions_table import SessionsTable
+from tui.widgets.status_line import StatusLine
+
+TIME_REFRESH_SECONDS = 5.0
+
+
+class DashboardScreen(Screen[None]):
+    """Sessions, escalations and metrics of the operator's org.
+
+    Args:
+        state: The console's model of the org.
+        clock: The current time.
+        services: Names of the services, for the status line.
+    """
+
+    BINDINGS = [
+        Binding("1", "show_tab('sessions')", "Sessions", tooltip="Show the live sessions"),
+        Binding("2", "show_tab('escalations')", "Escalations", tooltip="Show the escalation queue"),
+        Binding("3", "show_tab('metrics')", "Metrics", tooltip="Show the metrics"),
+        Binding("slash", "filter", "Filter", key_display="/", tooltip="Filter the sessions by words"),
+        Binding("escape", "close_filter", "Clear filter", show=False, tooltip="Clear and close the filter"),
+    ]
+
+    def __init__(self, state: ConsoleState, *, clock: Callable[[], datetime], services: list[str]) -> None:
+        super().__init__()
+        self.state = state
+        self._clock = clock
+        self._services = services
+
+    def compose(self) -> ComposeResult:
+        yield Header(icon="☎")
+        with TabbedContent(initial="sessions", id="tabs"):
+            with TabPane("Sessions", id="sessions"):
+                yield Input(placeholder="words to match: user, org, agent, channel, status…", id="filter")
+                yield Static("", id="view")
+                yield SessionsTable(rows=self.state.rows, clock=self._clock, id="sessions-table")
+            with TabPane("Escalations", id="escalations"):
+                yield Static("Open and claimed escalations, oldest first.", id="queue-help")
+                yield EscalationQueue(clock=self._clock, id="queue")
+            with TabPane("Metrics", id="metrics"):
+                yield MetricsPanel(id="metrics-panel")
+        yield StatusLine(self._services, id="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#filter", Input).display = False
+        self._show_view()
+        self.set_interval(TIME_REFRESH_SECONDS, self._refresh_times)
+
+    @property
+    def sessions_table(self) -> SessionsTable:
+        """The live sessions table."""
+        return self.query_one(SessionsTable)
+
+    @property
+    def queue(self) -> EscalationQueue:
+        """The escalation queue."""
+        return self.query_one(EscalationQueue)
+
+    @property
+    def metrics(self) -> MetricsPanel:
+        """The metrics panel."""
+        return self.query_one(MetricsPanel)
+
+    def _refresh_times(self) -> None:
+        self.sessions_table.refresh_times()
+        self.queue.refresh_times()
+
+    def _show_view(self) -> None:
+        self.query_one("#view", Static).update(self.sessions_table.describe_view())
+
+    def on_sessions_table_view_changed(self, _event: SessionsTable.ViewChanged) -> None:
+        self._show_view()
+
+    def action_show_tab(self, tab: str) -> None:
+        self.query_one(TabbedContent).active = tab
+        if tab == "sessions":
+            self.sessions_table.focus()
+        elif tab == "escalations":
+            self.queue.focus()
+
+    def action_filter(self) -> None:
+        self.action_show_tab("sessions")
+        field = self.query_one("#filter", Input)
+        field.display = True
+        field.focus()
+
+    def action_close_filter(self) -> None:
+        field = self.query_one("#filter", Input)
+        if field.display:
+            field.value = ""
+            field.display = False
+            self.sessions_table.set_filter("")
+            self.sessions_table.focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "filter":
+            self.sessions_table.set_filter(event.value)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "filter":
+            if not event.value:
+                event.input.display = False
+            self.sessions_table.focus()
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        pane = event.pane.id
+        if pane == "sessions":
+            self.sessions_table.focus()
+        elif pane == "escalations":
+            self.queue.focus()
