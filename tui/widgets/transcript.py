@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import bisect
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from chatkit.types import ThreadItem
@@ -91,6 +91,13 @@ def render_item(item: ThreadItem) -> RenderableType | None:
     return Group(_header(item, kind, "dim"), _body(f"[{kind}]", "dim"))
 
 
+def _order_key(item: ThreadItem) -> tuple[datetime, str]:
+    """Where an item sorts: by time, then id. A time without zone is UTC (as thread_store takes it):
+    the ChatKit SDK writes local naive times, the runner aware ones, and they must compare."""
+    at = item.created_at
+    return (at if at.tzinfo is not None else at.replace(tzinfo=UTC)), item.id
+
+
 class Transcript(ScrollView, can_focus=True):
     """The items of one thread, oldest first, following the end while new ones arrive."""
 
@@ -118,7 +125,7 @@ class Transcript(ScrollView, can_focus=True):
     def load(self, items: list[ThreadItem]) -> None:
         """Show exactly these items (a thread just opened, or reloaded after a reconnect)."""
         self._items = {item.id: item for item in items}
-        self._order = sorted((item.created_at, item.id) for item in self._items.values())
+        self._order = sorted(_order_key(item) for item in self._items.values())
         self._blocks = {}
         self._rebuild(render_all=True)
         self.scroll_end(animate=False, immediate=False)
@@ -128,10 +135,10 @@ class Transcript(ScrollView, can_focus=True):
         following = self.max_scroll_y == 0 or self.scroll_y >= self.max_scroll_y
         previous = self._items.get(item.id)
         if previous is not None and previous.created_at != item.created_at:
-            self._order.remove((previous.created_at, previous.id))
+            self._order.remove(_order_key(previous))
             previous = None
         if previous is None:
-            bisect.insort(self._order, (item.created_at, item.id))
+            bisect.insort(self._order, _order_key(item))
         self._items[item.id] = item
         if self._render_width:
             self._blocks[item.id] = self._render_block(item, self._render_width)
@@ -143,7 +150,7 @@ class Transcript(ScrollView, can_focus=True):
         """Drop a deleted item."""
         item = self._items.pop(item_id, None)
         if item is not None:
-            self._order.remove((item.created_at, item.id))
+            self._order.remove(_order_key(item))
             self._blocks.pop(item_id, None)
             self._rebuild(render_all=False)
 
