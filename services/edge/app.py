@@ -165,7 +165,6 @@ class Edge:
         self.runner = AgentRunnerClient(config.agent_runner)
         self.store = EdgeStore(config.thread_store)
         self.attachments = EdgeAttachmentStore(self.store, max_bytes=config.max_attachment_bytes)
-        self.attachments.public_url = config.public_url
         self.chatkit = SwitchboardChatKitServer(self.store, self.attachments, self.runner, self.sessions)
         self.auth = Authenticator(
             self.sessions, session_seconds=config.session_auth_seconds, max_entries=config.auth_cache_size
@@ -180,7 +179,8 @@ class Edge:
         scope = request.headers.get("x-switchboard-scope") or None
         if scope is not None and (len(scope) > MAX_SCOPE_LENGTH or not scope.isprintable()):
             raise InvalidArgument(f"X-Switchboard-Scope must be at most {MAX_SCOPE_LENGTH} printable characters")
-        return RequestContext(principal=principal, scope=scope)
+        base_url = self.config.public_url or str(request.base_url).rstrip("/")
+        return RequestContext(principal=principal, scope=scope, base_url=base_url)
 
     async def close(self) -> None:
         """Close every channel."""
@@ -258,8 +258,6 @@ def create_app(config: EdgeConfig, *, edge: Edge | None = None) -> FastAPI:
             if kind == "items.list":
                 params = ItemsListReq.model_validate_json(body).params
                 return Response(await edge.chatkit.items_list_json(params, context), media_type="application/json")
-            if kind.startswith("attachments."):
-                edge.attachments.public_url = config.public_url or str(request.base_url).rstrip("/")
             result = await edge.chatkit.process(body, context)
             if not isinstance(result, StreamingResult):
                 return Response(result.json, media_type="application/json")

@@ -30,10 +30,12 @@ class RequestContext:
             (``X-Switchboard-Scope``), if any.
         runner_persisted: Items the agent runner already saved in this request;
             the edge's store skips writing them a second time.
+        base_url: The edge's URL as this client reached it (upload and preview URLs).
     """
 
     principal: Principal
     scope: str | None = None
+    base_url: str = ""
     runner_persisted: set[str] = field(default_factory=set)
 
     @property

@@ -84,7 +84,7 @@ def _already_saved(context: Any, item_id: str) -> bool:
 
 
 class EdgeAttachmentStore(AttachmentStore[RequestContext]):
-    """Two-phase uploads: metadata now, bytes to ``POST {public_url}/chatkit/attachments/{id}/upload``.
+    """Two-phase uploads: metadata now, bytes to ``POST {base_url}/chatkit/attachments/{id}/upload``.
 
     Args:
         store: Where attachments and their bytes live.
@@ -94,7 +94,6 @@ class EdgeAttachmentStore(AttachmentStore[RequestContext]):
     def __init__(self, store: GrpcThreadStore, *, max_bytes: int) -> None:
         self._store = store
         self.max_bytes = max_bytes
-        self.public_url = ""
 
     async def create_attachment(self, input: AttachmentCreateParams, context: RequestContext) -> Attachment:
         if input.size < 0 or input.size > self.max_bytes:
@@ -103,10 +102,10 @@ class EdgeAttachmentStore(AttachmentStore[RequestContext]):
             raise InvalidArgument("an attachment needs a name of 1 to 255 characters")
         attachment_id = self.generate_attachment_id(input.mime_type, context)
         upload = AttachmentUploadDescriptor(
-            url=AnyUrl(f"{self.public_url}/chatkit/attachments/{attachment_id}/upload"), method="POST"
+            url=AnyUrl(f"{context.base_url}/chatkit/attachments/{attachment_id}/upload"), method="POST"
         )
         if input.mime_type.startswith("image/"):
-            preview = AnyUrl(f"{self.public_url}/chatkit/attachments/{attachment_id}")
+            preview = AnyUrl(f"{context.base_url}/chatkit/attachments/{attachment_id}")
             return ImageAttachment(
                 id=attachment_id,
                 name=input.name,
