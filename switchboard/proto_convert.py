@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -31,6 +32,24 @@ def principal_to_proto(principal: Principal) -> common_pb2.Principal:
         org_id=principal.org_id or "",
         roles=list(principal.roles),
         session_id=principal.session_id or "",
+    )
+
+
+def context_to_proto(context: Any) -> common_pb2.Principal:
+    """The principal of a client call's context: a ``Principal`` or any object with ``user_id``
+    (and optionally ``org_id``, ``roles``, ``session_id``), such as a ChatKit request context.
+
+    Raises:
+        ValueError: the context has no user id.
+    """
+    user_id = getattr(context, "user_id", None)
+    if not user_id:
+        raise ValueError("the context must have a non-empty user_id")
+    return common_pb2.Principal(
+        user_id=user_id,
+        org_id=getattr(context, "org_id", None) or "",
+        roles=list(getattr(context, "roles", None) or ()),
+        session_id=getattr(context, "session_id", None) or "",
     )
 
 

@@ -20,22 +20,10 @@ from pydantic import TypeAdapter
 
 from switchboard.api.v1 import agent_runner_pb2 as pb
 from switchboard.api.v1.agent_runner_pb2_grpc import AgentRunnerStub
-from switchboard.api.v1.common_pb2 import Principal as PrincipalProto
 from switchboard.grpc_client import LoopLocalChannels, error_from_rpc
+from switchboard.proto_convert import context_to_proto
 
 EVENT_ADAPTER: TypeAdapter[ThreadStreamEvent] = TypeAdapter(ThreadStreamEvent)
-
-
-def _principal(principal: Any) -> PrincipalProto:
-    user_id = getattr(principal, "user_id", None)
-    if not user_id:
-        raise ValueError("the principal must have a non-empty user_id")
-    return PrincipalProto(
-        user_id=user_id,
-        org_id=getattr(principal, "org_id", None) or "",
-        roles=list(getattr(principal, "roles", None) or ()),
-        session_id=getattr(principal, "session_id", None) or "",
-    )
 
 
 class RunStream:
@@ -108,7 +96,7 @@ class AgentRunnerClient:
     ) -> RunStream:
         """Start a run; iterate the result for its events."""
         request = pb.RunRequest(
-            principal=_principal(principal),
+            principal=context_to_proto(principal),
             thread_id=thread_id,
             agent_id=agent_id or "",
             run_id=run_id or "",
@@ -127,7 +115,7 @@ class AgentRunnerClient:
         Raises:
             NotFound: no live run of the principal has this id.
         """
-        request = pb.CancelRequest(principal=_principal(principal), run_id=run_id)
+        request = pb.CancelRequest(principal=context_to_proto(principal), run_id=run_id)
         try:
             await self._channels.stub().Cancel(request, timeout=self._timeout)
         except grpc.aio.AioRpcError as error:

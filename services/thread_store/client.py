@@ -20,6 +20,7 @@ from switchboard.api.v1 import thread_store_pb2 as pb
 from switchboard.api.v1.thread_store_pb2_grpc import ThreadStoreStub
 from switchboard.errors import NotFound, SwitchboardError
 from switchboard.grpc_client import LoopLocalChannels, error_from_rpc
+from switchboard.proto_convert import context_to_proto
 
 ITEM_ADAPTER: TypeAdapter[ThreadItem] = TypeAdapter(ThreadItem)
 ATTACHMENT_ADAPTER: TypeAdapter[Attachment] = TypeAdapter(Attachment)
@@ -27,18 +28,7 @@ ATTACHMENT_ADAPTER: TypeAdapter[Attachment] = TypeAdapter(Attachment)
 _ORDERS = {"asc": common_pb2.SORT_ORDER_ASC, "desc": common_pb2.SORT_ORDER_DESC}
 
 
-def principal_of(context: Any) -> common_pb2.Principal:
-    """The principal of a ChatKit request context: any object with ``user_id``
-    (and optionally ``org_id``, ``roles``, ``session_id``)."""
-    user_id = getattr(context, "user_id", None)
-    if not user_id:
-        raise ValueError("the ChatKit context must have a non-empty user_id")
-    return common_pb2.Principal(
-        user_id=user_id,
-        org_id=getattr(context, "org_id", None) or "",
-        roles=list(getattr(context, "roles", None) or ()),
-        session_id=getattr(context, "session_id", None) or "",
-    )
+principal_of = context_to_proto  # the principal of a ChatKit request context
 
 
 def thread_json(thread: ThreadMetadata) -> bytes:
