@@ -15,6 +15,7 @@ BENCHMARKS = [
     "bench.thread_store",
     "bench.agent_runner",
     "bench.session_api",
+    "bench.edge",
     "bench.tui",
 ]
 

@@ -1,0 +1,929 @@
+"""The edge's overhead: ChatKit requests through the HTTP edge versus ``ChatKitServer`` in one process.
+
+- ``items.list`` of a 50-item thread and ``threads.list`` of 20 threads through
+  the edge (HTTP, a bearer JWT checked by session_api and then cached, gRPC to
+  the thread store, Redis hot) versus the SDK's ``ChatKitServer`` over an
+  in-memory store, each behind FastAPI on uvicorn in a process of its own, both
+  over HTTP with the same httpx client;
+- the floor: ``GET /healthz`` on the edge plus an empty gRPC call (the thread
+  store's health check), back to back in each iteration;
+- time to the first streamed event of ``threads.add_user_message`` through the
+  edge (offline model, no delay between deltas);
+- 200 streams held open at once (offline model with 0.05 s between deltas, on a
+  second runner and edge), each on a thread of its own;
+- gRPC calls per request type, counted at runtime on an in-process copy of the
+  stack: a client interceptor on the edge's channels, and each service's
+  ``switchboard_grpc_requests_total``.
+
+Every service is its own process, as in production; this process is the client.
+``python -m bench.edge --in-memory-chatkit PORT ...`` is the in-memory server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import math
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import grpc
+import httpx
+from chatkit.server import ChatKitServer, StreamingResult
+from chatkit.store import NotFoundError, Store
+from chatkit.types import (
+    AssistantMessageContent,
+    AssistantMessageItem,
+    Attachment,
+    InferenceOptions,
+    ItemsListReq,
+    Page,
+    ThreadItem,
+    ThreadMetadata,
+    ThreadsAddUserMessageReq,
+    ThreadsCreateReq,
+    ThreadsGetByIdReq,
+    ThreadsListReq,
+    ThreadStreamEvent,
+    UserMessageItem,
+    UserMessageTextContent,
+)
+from fastapi import FastAPI, Request
+from fastapi.responses import Response, StreamingResponse
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from prometheus_client.parser import text_string_to_metric_families
+
+from bench.common import (
+    bench_storage,
+    child_process,
+    free_port,
+    grpc_channel,
+    median,
+    ms,
+    pct,
+    print_table,
+    switchboard_command,
+    wait_healthy,
+)
+from services.thread_store.client import GrpcThreadStore
+from switchboard.api.v1 import common_pb2
+from switchboard.api.v1 import thread_store_pb2 as pb
+from switchboard.api.v1.thread_store_pb2_grpc import ThreadStoreStub
+from switchboard.grpc_client import LoopLocalChannels
+from switchboard.grpc_runtime import CHANNEL_OPTIONS, GRPC_REQUESTS
+from switchboard.principal import Principal
+
+SAMPLES = 400  # sequential requests per path, in ROUNDS alternating rounds
+ROUNDS = 4
+WARMUP = 30
+ITEMS = 50
+THREADS = 20
+FIRST_EVENT_SAMPLES = 30
+STREAMS = 200
+STREAM_USERS = 20
+LOAD_DELAY = "0.05"
+SECRET = "bench-edge-secret-that-is-long-enough-for-hs256-0123456789"
+ORG = "bench"
+TEXT_DELTA = '"type":"assistant_message.content_part.text_delta"'
+ITEM_DONE = 'data: {"type":"thread.item.done"'
+ASSISTANT = '"type":"assistant_message"'
+BASE_TIME = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _progress(message: str) -> None:
+    print(f"  .. {message}", flush=True)
+
+
+# -- what both servers hold -------------------------------------------------------
+
+
+def _thread(thread_id: str, n: int) -> ThreadMetadata:
+    return ThreadMetadata(id=thread_id, title=f"bench thread {n}", created_at=BASE_TIME + timedelta(minutes=n))
+
+
+def _items(thread_id: str) -> list[ThreadItem]:
+    """50 alternating user and assistant messages of about 500 bytes of JSON each."""
+    items: list[ThreadItem] = []
+    for i in range(ITEMS):
+        at = BASE_TIME + timedelta(seconds=i)
+        text = f"message {i:02d}: " + "the quick brown fox jumps over the lazy dog " * 8
+        item_id = f"msg_{uuid.uuid4().hex[:12]}"
+        if i % 2 == 0:
+            items.append(
+                UserMessageItem(
+                    id=item_id,
+                    thread_id=thread_id,
+                    created_at=at,
+                    content=[UserMessageTextContent(text=text)],
+                    inference_options=InferenceOptions(),
+                )
+            )
+        else:
+            items.append(
+                AssistantMessageItem(
+                    id=item_id, thread_id=thread_id, created_at=at, content=[AssistantMessageContent(text=text)]
+                )
+            )
+    return items
+
+
+def _items_list(thread_id: str) -> bytes:
+    return ItemsListReq.model_validate({"params": {"thread_id": thread_id, "limit": ITEMS}}).model_dump_json().encode()
+
+
+def _threads_list() -> bytes:
+    return ThreadsListReq.model_validate({"params": {"limit": THREADS}}).model_dump_json().encode()
+
+
+def _threads_get(thread_id: str) -> bytes:
+    return ThreadsGetByIdReq.model_validate({"params": {"thread_id": thread_id}}).model_dump_json().encode()
+
+
+def _message_input(text: str) -> dict[str, Any]:
+    return {"content": [{"type": "input_text", "text": text}], "attachments": [], "inference_options": {}}
+
+
+def _add_message(thread_id: str, text: str = "hello") -> bytes:
+    params = {"thread_id": thread_id, "input": _message_input(text)}
+    return ThreadsAddUserMessageReq.model_validate({"params": params}).model_dump_json().encode()
+
+
+def _create_thread(text: str = "hello") -> bytes:
+    return ThreadsCreateReq.model_validate({"params": {"input": _message_input(text)}}).model_dump_json().encode()
+
+
+# -- the in-memory ChatKit server (its own process) ----------------------------------
+
+
+class InMemoryStore(Store[Any]):
+    """A ChatKit ``Store`` in dicts: what the SDK costs with storage taken away."""
+
+    def __init__(self) -> None:
+        self.threads: dict[str, ThreadMetadata] = {}
+        self.items: dict[str, list[ThreadItem]] = {}
+        self.attachments: dict[str, Attachment] = {}
+
+    async def load_thread(self, thread_id: str, context: Any) -> ThreadMetadata:
+        if thread_id not in self.threads:
+            raise NotFoundError(f"thread {thread_id} not found")
+        return self.threads[thread_id].model_copy(deep=True)
+
+    async def save_thread(self, thread: ThreadMetadata, context: Any) -> None:
+        self.threads[thread.id] = thread.model_copy(deep=True)
+        self.items.setdefault(thread.id, [])
+
+    async def load_thread_items(
+        self, thread_id: str, after: str | None, limit: int, order: str, context: Any
+    ) -> Page[ThreadItem]:
+        ordered = sorted(self.items.get(thread_id, []), key=lambda i: i.created_at, reverse=order == "desc")
+        start = next((n + 1 for n, i in enumerate(ordered) if i.id == after), 0) if after else 0
+        page = ordered[start : start + limit]
+        has_more = start + limit < len(ordered)
+        return Page(data=page, has_more=has_more, after=page[-1].id if has_more and page else None)
+
+    async def save_attachment(self, attachment: Attachment, context: Any) -> None:
+        self.attachments[attachment.id] = attachment
+
+    async def load_attachment(self, attachment_id: str, context: Any) -> Attachment:
+        if attachment_id not in self.attachments:
+            raise NotFoundError(f"attachment {attachment_id} not found")
+        return self.attachments[attachment_id]
+
+    async def delete_attachment(self, attachment_id: str, context: Any) -> None:
+        self.attachments.pop(attachment_id, None)
+
+    async def load_threads(self, limit: int, after: str | None, order: str, context: Any) -> Page[ThreadMetadata]:
+        ordered = sorted(self.threads.values(), key=lambda t: t.created_at, reverse=order == "desc")
+        start = next((n + 1 for n, t in enumerate(ordered) if t.id == after), 0) if after else 0
+        page = [t.model_copy(deep=True) for t in ordered[start : start + limit]]
+        has_more = start + limit < len(ordered)
+        return Page(data=page, has_more=has_more, after=page[-1].id if has_more and page else None)
+
+    async def add_thread_item(self, thread_id: str, item: ThreadItem, context: Any) -> None:
+        self.items.setdefault(thread_id, []).append(item.model_copy(deep=True))
+
+    async def save_item(self, thread_id: str, item: ThreadItem, context: Any) -> None:
+        items = self.items.setdefault(thread_id, [])
+        for n, existing in enumerate(items):
+            if existing.id == item.id:
+                items[n] = item.model_copy(deep=True)
+                return
+        items.append(item.model_copy(deep=True))
+
+    async def load_item(self, thread_id: str, item_id: str, context: Any) -> ThreadItem:
+        for item in self.items.get(thread_id, []):
+            if item.id == item_id:
+                return item.model_copy(deep=True)
+        raise NotFoundError(f"item {item_id} not found")
+
+    async def delete_thread(self, thread_id: str, context: Any) -> None:
+        self.threads.pop(thread_id, None)
+        self.items.pop(thread_id, None)
+
+    async def delete_thread_item(self, thread_id: str, item_id: str, context: Any) -> None:
+        self.items[thread_id] = [i for i in self.items.get(thread_id, []) if i.id != item_id]
+
+
+class SilentChatKitServer(ChatKitServer[Any]):
+    """A ``ChatKitServer`` whose ``respond`` yields nothing."""
+
+    async def respond(
+        self, thread: ThreadMetadata, input_user_message: UserMessageItem | None, context: Any
+    ) -> AsyncIterator[ThreadStreamEvent]:
+        return
+        yield
+
+
+def serve_in_memory(port: int, thread_ids: Sequence[str]) -> None:
+    """Serve ``POST /chatkit`` from ``SilentChatKitServer`` on uvicorn, as the edge is served."""
+    import uvicorn
+
+    store = InMemoryStore()
+    for n, thread_id in enumerate(thread_ids):
+        store.threads[thread_id] = _thread(thread_id, n)
+        store.items[thread_id] = _items(thread_id) if n == 0 else []
+    server = SilentChatKitServer(store)
+    context = {"user_id": "bench"}
+    app = FastAPI()
+
+    @app.post("/chatkit")
+    async def chatkit(request: Request) -> Response:
+        result = await server.process(await request.body(), context)
+        if isinstance(result, StreamingResult):
+            return StreamingResponse(result, media_type="text/event-stream")
+        return Response(result.json, media_type="application/json")
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, timeout_keep_alive=30)
+
+
+# -- HTTP helpers -------------------------------------------------------------------
+
+
+def _http(base_url: str, transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
+    """Every client of the bench has these settings (room for all the streams at once)."""
+    return httpx.AsyncClient(
+        base_url=base_url,
+        timeout=120,
+        limits=httpx.Limits(max_connections=STREAMS + 50, max_keepalive_connections=STREAMS + 50),
+        transport=transport,
+    )
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def _wait_http(url: str, *, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient(timeout=1) as client:
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if (await client.get(f"{url}/healthz")).status_code == 200:
+                    return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{url} did not answer /healthz within {timeout:.0f}s")
+            await asyncio.sleep(0.1)
+
+
+async def _post_ok(http: httpx.AsyncClient, body: bytes, headers: dict[str, str]) -> bytes:
+    reply = await http.post("/chatkit", content=body, headers=headers)
+    if reply.status_code != 200:
+        raise RuntimeError(f"HTTP {reply.status_code}: {reply.text[:300]}")
+    return reply.content
+
+
+@dataclass
+class _Stream:
+    """One streamed request, timed from just before it was sent."""
+
+    ok: bool = False
+    first_data: float = math.nan
+    first_delta: float = math.nan
+    total: float = math.nan
+    started_at: float = 0.0
+    deltas: int = 0
+    error: str = ""
+
+
+async def _stream(http: httpx.AsyncClient, body: bytes, headers: dict[str, str]) -> _Stream:
+    out = _Stream(started_at=time.perf_counter())
+    done = False
+    try:
+        async with http.stream("POST", "/chatkit", content=body, headers=headers) as reply:
+            if reply.status_code != 200:
+                out.error = f"HTTP {reply.status_code}: {(await reply.aread())[:200]!r}"
+                return out
+            async for line in reply.aiter_lines():
+                if not line.startswith("data: "):
+                    continue
+                now = time.perf_counter() - out.started_at
+                if math.isnan(out.first_data):
+                    out.first_data = now
+                if TEXT_DELTA in line:
+                    out.deltas += 1
+                    if math.isnan(out.first_delta):
+                        out.first_delta = now
+                if line.startswith('data: {"type":"error"'):
+                    out.error = line[6:200]
+                if line.startswith(ITEM_DONE) and ASSISTANT in line:
+                    done = True
+    except httpx.HTTPError as error:
+        out.error = f"{type(error).__name__}: {error}"
+    out.total = time.perf_counter() - out.started_at
+    out.ok = done and not out.error
+    return out
+
+
+async def _session_api_calls(metrics_url: str, method: str) -> float:
+    """``switchboard_grpc_requests_total`` of one session_api method, from its Prometheus endpoint."""
+    async with httpx.AsyncClient(timeout=5) as client:
+        text = (await client.get(metrics_url)).text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "switchboard_grpc_requests_total" and sample.labels.get("method", "").endswith(method)
+    )
+
+
+# -- the stack -------------------------------------------------------------------
+
+
+@dataclass
+class _Ports:
+    thread_store: int = field(default_factory=free_port)
+    session_api: int = field(default_factory=free_port)
+    session_api_metrics: int = field(default_factory=free_port)
+    runner: int = field(default_factory=free_port)
+    load_runner: int = field(default_factory=free_port)
+    edge: int = field(default_factory=free_port)
+    load_edge: int = field(default_factory=free_port)
+    in_memory: int = field(default_factory=free_port)
+
+
+def _start_processes(
+    stack: contextlib.ExitStack, ports: _Ports, database_url: str, redis_url: str, thread_ids: list[str]
+) -> dict[str, subprocess.Popen[bytes]]:
+    """Start every server; their processes by name."""
+    common: dict[str, str | None] = {
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "SWITCHBOARD_JWT_SECRET": SECRET,
+        "SWITCHBOARD_MODEL": "offline",
+        "OPENAI_API_KEY": None,
+        "OPENAI_BASE_URL": None,
+        "SWITCHBOARD_THREAD_STORE": f"127.0.0.1:{ports.thread_store}",
+        "SWITCHBOARD_SESSION_API": f"127.0.0.1:{ports.session_api}",
+        "SWITCHBOARD_EDGE_RATE_PER_SECOND": "1000000",
+        "SWITCHBOARD_EDGE_RATE_BURST": "1000000",
+    }
+    children: dict[str, tuple[list[str], dict[str, str | None]]] = {
+        "thread_store": (switchboard_command("thread-store", "--port", str(ports.thread_store)), {}),
+        "session_api": (
+            switchboard_command("session-api", "--port", str(ports.session_api)),
+            {"SWITCHBOARD_SESSION_API_METRICS_PORT": str(ports.session_api_metrics)},
+        ),
+        "agent_runner": (
+            switchboard_command("agent-runner", "--port", str(ports.runner)),
+            {"SWITCHBOARD_OFFLINE_DELAY": "0"},
+        ),
+        "load agent_runner": (
+            switchboard_command("agent-runner", "--port", str(ports.load_runner)),
+            {"SWITCHBOARD_OFFLINE_DELAY": LOAD_DELAY},
+        ),
+        "edge": (
+            switchboard_command("edge", "--port", str(ports.edge)),
+            {"SWITCHBOARD_AGENT_RUNNER": f"127.0.0.1:{ports.runner}"},
+        ),
+        "load edge": (
+            switchboard_command("edge", "--port", str(ports.load_edge)),
+            {"SWITCHBOARD_AGENT_RUNNER": f"127.0.0.1:{ports.load_runner}"},
+        ),
+        "in-memory": (
+            [sys.executable, "-m", "bench.edge", "--in-memory-chatkit", str(ports.in_memory), *thread_ids],
+            {},
+        ),
+    }
+    return {name: stack.enter_context(child_process(args, {**common, **env})) for name, (args, env) in children.items()}
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process so far (Linux ``/proc``; NaN elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return math.nan
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _wait_for_stack(ports: _Ports, processes: dict[str, subprocess.Popen[bytes]]) -> None:
+    """Wait until every server answers its health check; fail at once when one exits."""
+
+    async def exited() -> None:
+        while True:
+            for name, process in processes.items():
+                if process.poll() is not None:
+                    raise RuntimeError(f"{name} exited with code {process.returncode} while starting; see above")
+            await asyncio.sleep(0.2)
+
+    healthy = asyncio.gather(
+        wait_healthy(f"127.0.0.1:{ports.thread_store}", timeout=90),
+        wait_healthy(f"127.0.0.1:{ports.session_api}", timeout=90),
+        wait_healthy(f"127.0.0.1:{ports.runner}", timeout=90),
+        wait_healthy(f"127.0.0.1:{ports.load_runner}", timeout=90),
+        _wait_http(f"http://127.0.0.1:{ports.edge}", timeout=90),
+        _wait_http(f"http://127.0.0.1:{ports.load_edge}", timeout=90),
+        _wait_http(f"http://127.0.0.1:{ports.in_memory}", timeout=90),
+    )
+    watch = asyncio.ensure_future(exited())
+    either: list[asyncio.Future[Any]] = [healthy, watch]
+    try:
+        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watch.cancel()
+        healthy.cancel()
+    for task in either:
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            raise RuntimeError("the stack did not start") from task.exception()
+
+
+def _token(user_id: str) -> str:
+    from services.session_api.auth import mint_development_token
+
+    return mint_development_token(SECRET, user_id=user_id, org_id=ORG, ttl_seconds=3600)
+
+
+async def _threads_with_sessions(
+    target_store: str, target_sessions: str, users: Sequence[Principal], n: int
+) -> list[str]:
+    """``n`` empty threads spread over ``users``, each in a chat session of its own (as the edge leaves them)."""
+    from services.session_api.client import SessionApiClient
+
+    store = GrpcThreadStore(target_store)
+    sessions = SessionApiClient(target_sessions)
+    ids = [f"thr_{uuid.uuid4().hex[:12]}" for _ in range(n)]
+    gate = asyncio.Semaphore(16)
+
+    async def one(k: int) -> None:
+        principal = users[k % len(users)]
+        async with gate:
+            created = await sessions.create_session(principal, thread_id=ids[k])
+            thread = ThreadMetadata(
+                id=ids[k], created_at=datetime.now(UTC), metadata={"session_id": created.session.id}
+            )
+            await store.save_thread(thread, principal)
+
+    try:
+        await asyncio.gather(*(one(k) for k in range(n)))
+    finally:
+        await store.close()
+        await sessions.close()
+    return ids
+
+
+# -- 1-3: request latency against the in-memory server and the floor -----------------
+
+
+async def _interleaved(calls: dict[str, Callable[[], Awaitable[object]]]) -> dict[str, list[float]]:
+    """Seconds per call of each path, sequentially, in alternating rounds after a warm-up."""
+    for call in calls.values():
+        for _ in range(WARMUP):
+            await call()
+    out: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(ROUNDS):
+        for name, call in calls.items():
+            for _ in range(SAMPLES // ROUNDS):
+                started = time.perf_counter()
+                await call()
+                out[name].append(time.perf_counter() - started)
+    return out
+
+
+async def _measure_requests(ports: _Ports, thread_ids: list[str], user: Principal) -> None:
+    """Print items.list and threads.list through the edge, the in-memory server and straight to the thread store."""
+    headers = _bearer(_token(user.user_id))
+    store = GrpcThreadStore(f"127.0.0.1:{ports.thread_store}")
+    try:
+        for n, thread_id in enumerate(thread_ids):
+            await store.save_thread(_thread(thread_id, n), user)
+        for item in _items(thread_ids[0]):
+            await store.add_thread_item(thread_ids[0], item, user)
+    finally:
+        await store.close()
+    metrics_url = f"http://127.0.0.1:{ports.session_api_metrics}/metrics"
+    async with (
+        _http(f"http://127.0.0.1:{ports.edge}") as edge,
+        _http(f"http://127.0.0.1:{ports.in_memory}") as memory,
+        grpc_channel(f"127.0.0.1:{ports.thread_store}") as channel,
+    ):
+        health = health_pb2_grpc.HealthStub(channel)
+        check = health_pb2.HealthCheckRequest(service="")
+        thread_store = ThreadStoreStub(channel)
+        principal = common_pb2.Principal(user_id=user.user_id, org_id=ORG)
+        list_items = pb.ListItemsRequest(
+            principal=principal, thread_id=thread_ids[0], limit=ITEMS, order=common_pb2.SORT_ORDER_DESC
+        )
+        list_threads = pb.ListThreadsRequest(principal=principal, limit=THREADS, order=common_pb2.SORT_ORDER_DESC)
+
+        async def healthz() -> None:
+            reply = await edge.get("/healthz")
+            if reply.status_code != 200:
+                raise RuntimeError(f"/healthz answered {reply.status_code}")
+
+        async def floor() -> None:
+            await healthz()
+            await health.Check(check)
+
+        items_body = _items_list(thread_ids[0])
+        sizes = {}
+        for path, http in (("edge", edge), ("in-memory", memory)):
+            page = await _post_ok(http, items_body, headers)
+            if page.count(b'"thread_id"') != ITEMS:
+                raise RuntimeError(f"{path}: items.list did not return {ITEMS} items")
+            sizes[path] = len(page)
+        auth_before = await _session_api_calls(metrics_url, "/Authenticate")
+        _progress(f"timing items.list, threads.list and the floor: {SAMPLES} sequential requests per path")
+        results = await _interleaved(
+            {
+                "edge items.list": lambda: _post_ok(edge, items_body, headers),
+                "in-memory items.list": lambda: _post_ok(memory, items_body, headers),
+                "straight items.list": lambda: thread_store.ListItems(list_items),
+                "edge threads.list": lambda: _post_ok(edge, _threads_list(), headers),
+                "in-memory threads.list": lambda: _post_ok(memory, _threads_list(), headers),
+                "straight threads.list": lambda: thread_store.ListThreads(list_threads),
+                "healthz": healthz,
+                "grpc": lambda: health.Check(check),
+                "floor": floor,
+            }
+        )
+        auth_calls = await _session_api_calls(metrics_url, "/Authenticate") - auth_before
+    floor_p50 = median(results["floor"])
+    summed_p50 = median(results["healthz"]) + median(results["grpc"])
+    rows = []
+    for kind, method in (("items.list", "ListItems"), ("threads.list", "ListThreads")):
+        edge_s, memory_s, straight = (results[f"{path} {kind}"] for path in ("edge", "in-memory", "straight"))
+        ratio = f"{median(edge_s) / median(memory_s):5.2f}x"
+        rows.append((f"edge {kind}", ms(median(edge_s)), ms(pct(edge_s, 0.99)), ratio, _x(median(edge_s), floor_p50)))
+        rows.append((f"in-memory ChatKitServer {kind}", ms(median(memory_s)), ms(pct(memory_s, 0.99)), "", ""))
+        rows.append(
+            (f"  thread store {method}, straight over gRPC", ms(median(straight)), ms(pct(straight, 0.99)), "", "")
+        )
+    for label, path in (
+        ("GET /healthz on the edge", "healthz"),
+        ("empty gRPC call (thread store health check)", "grpc"),
+    ):
+        rows.append((f"  {label}", ms(median(results[path])), ms(pct(results[path], 0.99)), "", ""))
+    rows.append(("floor: the two p50s above, summed", ms(summed_p50), "", "", _x(summed_p50, floor_p50)))
+    rows.append(
+        ("floor: both back to back in each iteration", ms(floor_p50), ms(pct(results["floor"], 0.99)), "", "1.00x")
+    )
+    print_table(
+        f"ChatKit requests over HTTP, {SAMPLES} sequential requests per path in {ROUNDS} alternating rounds"
+        f" (items.list: {ITEMS} items, edge {sizes['edge']} B, in-memory {sizes['in-memory']} B;"
+        f" threads.list: {THREADS} threads)",
+        rows,
+        ("path", "p50", "p99", "edge / in-memory", "vs floor"),
+    )
+    items_p50 = median(results["edge items.list"])
+    print("\n  goal: edge items.list p50 within 1.5x of the floor")
+    for label, value in (("both back to back", floor_p50), ("the two p50s summed", summed_p50)):
+        verdict = "MET" if items_p50 <= 1.5 * value else "MISSED"
+        print(f"    floor = {label:<22} -> {items_p50 / value:4.2f}x  {verdict}")
+    http_share = items_p50 - median(results["straight items.list"])
+    print(
+        f"  the edge's share of items.list (edge p50 - straight ListItems p50): {http_share * 1000:.3f} ms;"
+        f" GET /healthz: {median(results['healthz']) * 1000:.3f} ms"
+    )
+    print(
+        f"  session_api Authenticate calls during the {2 * (SAMPLES + WARMUP)} timed ChatKit requests to the edge:"
+        f" {auth_calls:.0f} (its Prometheus metrics: the edge's token cache held)"
+    )
+
+
+def _x(value: float, floor: float) -> str:
+    return f"{value / floor:5.2f}x"
+
+
+# -- 4: time to the first event ------------------------------------------------------
+
+
+async def _measure_first_event(ports: _Ports, user: Principal, memory_threads: list[str]) -> None:
+    """Print time to the first event; the in-memory server answers on its empty threads, in turn."""
+    headers = _bearer(_token(user.user_id))
+    _progress(f"time to first event: {FIRST_EVENT_SAMPLES} add_user_message and threads.create streams each")
+    ids = await _threads_with_sessions(
+        f"127.0.0.1:{ports.thread_store}", f"127.0.0.1:{ports.session_api}", [user], FIRST_EVENT_SAMPLES + 3
+    )
+    results: dict[str, list[_Stream]] = {"add_user_message": [], "threads.create": [], "in-memory": []}
+    async with _http(f"http://127.0.0.1:{ports.edge}") as edge, _http(f"http://127.0.0.1:{ports.in_memory}") as memory:
+        for n, thread_id in enumerate(ids):
+            measured = {
+                "add_user_message": await _stream(edge, _add_message(thread_id), headers),
+                "threads.create": await _stream(edge, _create_thread(), headers),
+                "in-memory": await _stream(
+                    memory, _add_message(memory_threads[1 + n % (len(memory_threads) - 1)]), headers
+                ),
+            }
+            for name, stream in measured.items():
+                if stream.error or (name != "in-memory" and not stream.ok):
+                    raise RuntimeError(f"{name} stream failed: {stream.error or 'no assistant message'}")
+                if n >= 3:  # the first three warm up
+                    results[name].append(stream)
+    rows = []
+    labels = {
+        "add_user_message": "edge threads.add_user_message (thread with its session)",
+        "threads.create": "edge threads.create (new thread and session)",
+        "in-memory": "in-memory ChatKitServer add_user_message (respond yields nothing)",
+    }
+    for name, streams in results.items():
+        first = [s.first_data for s in streams]
+        delta = [s.first_delta for s in streams if not math.isnan(s.first_delta)]
+        total = [s.total for s in streams]
+        rows.append(
+            (
+                labels[name],
+                ms(median(first)),
+                ms(pct(first, 0.99)),
+                ms(median(delta)) if delta else "       -   ",
+                ms(median(total)),
+            )
+        )
+    print_table(
+        f"Time to first streamed event, offline model with no delay, {FIRST_EVENT_SAMPLES} sequential streams each",
+        rows,
+        ("request", "first data: p50", "first data: p99", "first text delta p50", "whole stream p50"),
+    )
+
+
+# -- 5: many streams at once -----------------------------------------------------------
+
+
+async def _measure_load(ports: _Ports, processes: dict[str, subprocess.Popen[bytes]]) -> None:
+    """Print how 200 streams at once fare, and the CPU time each process spent on them."""
+    users = [Principal(user_id=f"bench-load-{uuid.uuid4().hex[:8]}", org_id=ORG) for _ in range(STREAM_USERS)]
+    ids = await _threads_with_sessions(
+        f"127.0.0.1:{ports.thread_store}", f"127.0.0.1:{ports.session_api}", users, STREAMS
+    )
+    tokens = [_token(u.user_id) for u in users]
+    _progress(f"opening {STREAMS} streams at once ({STREAM_USERS} users, a thread each, {LOAD_DELAY} s per delta)")
+    async with _http(f"http://127.0.0.1:{ports.load_edge}") as edge:
+        for token in tokens:  # the edge has each token cached, as a browser's would be
+            await _post_ok(edge, _threads_list(), _bearer(token))
+        pids = {name: process.pid for name, process in processes.items()}
+        cpu_before = {name: _cpu_seconds(pid) for name, pid in pids.items()}
+        client_before = time.process_time()
+        started = time.perf_counter()
+        streams = await asyncio.gather(
+            *(_stream(edge, _add_message(ids[k]), _bearer(tokens[k % STREAM_USERS])) for k in range(STREAMS))
+        )
+        wall = time.perf_counter() - started
+        cpu = {name: _cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
+        cpu["this client"] = time.process_time() - client_before
+    completed = [s for s in streams if s.ok]
+    errors = Counter(s.error or "no assistant message" for s in streams if not s.ok)
+    edges = sorted(
+        [(s.started_at + s.first_data, 1) for s in completed] + [(s.started_at + s.total, -1) for s in completed]
+    )
+    open_now = peak = 0
+    for _, change in edges:
+        open_now += change
+        peak = max(peak, open_now)
+    print(f"\n{STREAMS} threads.add_user_message streams at once (offline model, {LOAD_DELAY} s between deltas)")
+    print(f"  completed: {len(completed)}/{STREAMS}   wall: {wall:6.2f} s   open at once (peak): {peak}")
+    if completed:
+        deltas = median([float(s.deltas) for s in completed])
+        floor = deltas * float(LOAD_DELAY)
+        print(f"  one stream's own pace: {deltas:.0f} text deltas x {LOAD_DELAY} s = {floor:4.2f} s")
+    for error, count in errors.most_common(3):
+        print(f"  failed x{count}: {error}")
+    if completed:
+        rows = []
+        for label, values in (
+            ("first data: line", [s.first_data for s in completed]),
+            ("first assistant text delta", [s.first_delta for s in completed if not math.isnan(s.first_delta)]),
+            ("whole stream", [s.total for s in completed]),
+        ):
+            rows.append((label, ms(median(values)), ms(pct(values, 0.99)), ms(max(values))))
+        print_table("  under that load", rows, ("time to", "p50", "p99", "max"))
+    busy = sorted(((name, seconds) for name, seconds in cpu.items() if seconds >= 0.05), key=lambda x: -x[1])
+    print(
+        f"\n  CPU seconds spent during the burst ({os.cpu_count()} cores x {wall:4.2f} s = "
+        f"{(os.cpu_count() or 1) * wall:4.1f} s available): " + ", ".join(f"{n} {s:4.1f}" for n, s in busy)
+    )
+
+
+# -- 6: gRPC calls per request, counted --------------------------------------------------
+
+
+class _CallLog:
+    """The edge's outgoing calls, in order."""
+
+    def __init__(self) -> None:
+        self.methods: list[str] = []
+
+    def add(self, details: Any) -> None:
+        method = details.method
+        self.methods.append(method.decode() if isinstance(method, bytes) else str(method))
+
+
+class _UnaryCalls(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[type-arg,misc]
+    def __init__(self, log: _CallLog) -> None:
+        self._log = log
+
+    async def intercept_unary_unary(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
+        self._log.add(client_call_details)
+        return await continuation(client_call_details, request)
+
+
+class _StreamCalls(grpc.aio.UnaryStreamClientInterceptor):  # type: ignore[type-arg,misc]
+    # grpc.aio files an interceptor under one call kind only: one class per kind.
+    def __init__(self, log: _CallLog) -> None:
+        self._log = log
+
+    async def intercept_unary_stream(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
+        self._log.add(client_call_details)
+        return await continuation(client_call_details, request)
+
+
+class _LoggedChannels(LoopLocalChannels[Any]):
+    """A client's channel with the call log's interceptors (the bench runs one event loop)."""
+
+    def __init__(self, original: LoopLocalChannels[Any], make_stub: Callable[[grpc.aio.Channel], Any], log: _CallLog):
+        super().__init__(original.target, make_stub)
+        self._stub_of = make_stub
+        self._interceptors: list[Any] = [_UnaryCalls(log), _StreamCalls(log)]
+        self._opened: tuple[grpc.aio.Channel, Any] | None = None
+
+    def stub(self) -> Any:
+        if self._opened is None:
+            channel = grpc.aio.insecure_channel(self.target, options=CHANNEL_OPTIONS, interceptors=self._interceptors)
+            self._opened = (channel, self._stub_of(channel))
+        return self._opened[1]
+
+    def channel(self) -> grpc.aio.Channel:
+        self.stub()
+        assert self._opened is not None
+        return self._opened[0]
+
+    async def close(self) -> None:
+        if self._opened is not None:
+            await self._opened[0].close(None)
+            self._opened = None
+
+
+def _served_calls() -> Counter[str]:
+    """Every call the in-process servers have answered, by method."""
+    out: Counter[str] = Counter()
+    for family in GRPC_REQUESTS.collect():
+        for sample in family.samples:
+            if sample.name.endswith("_total"):
+                out[sample.labels["method"]] += int(sample.value)
+    return out
+
+
+def _short(method: str) -> str:
+    service, _, name = method.strip("/").rpartition("/")
+    return f"{service.rsplit('.', 1)[-1]}.{name}"
+
+
+def _describe(calls: Counter[str]) -> str:
+    return ", ".join(_short(m) + (f" x{n}" if n > 1 else "") for m, n in sorted(calls.items())) or "-"
+
+
+async def _count_hops(database_url: str, redis_url: str) -> None:
+    """Print the gRPC calls each request type makes, counted on an in-process copy of the stack."""
+    from services.agent_runner.models import EnvModels, ModelConfig
+    from services.agent_runner.server import AgentRunnerConfig, build_agent_runner
+    from services.edge.app import Edge, create_app
+    from services.edge.config import EdgeConfig
+    from services.session_api.auth import AuthConfig
+    from services.session_api.server import SessionApiConfig, build_session_api
+    from services.thread_store.server import ThreadStoreConfig, build_thread_store
+    from switchboard.api.v1.agent_runner_pb2_grpc import AgentRunnerStub
+    from switchboard.api.v1.session_api_pb2_grpc import SessionApiStub
+
+    _progress("counting gRPC calls per request on an in-process copy of the stack")
+    if not logging.getLogger().handlers:
+        # As the services' own processes log; otherwise the MCP SDK installs an INFO handler here.
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    ts_server, _ = await build_thread_store(ThreadStoreConfig(database_url=database_url, redis_url=redis_url))
+    sa_server, _ = await build_session_api(
+        SessionApiConfig(database_url=database_url, redis_url=redis_url, auth=AuthConfig(jwt_secret=SECRET))
+    )
+    ts = f"127.0.0.1:{await ts_server.start('127.0.0.1', 0)}"
+    sa = f"127.0.0.1:{await sa_server.start('127.0.0.1', 0)}"
+    models = EnvModels(ModelConfig(default="offline", api_key=None, base_url=None, offline_chunk_delay=0))
+    ar_server, _ = await build_agent_runner(
+        AgentRunnerConfig(
+            database_url=database_url, redis_url=redis_url, thread_store_target=ts, session_api_target=sa
+        ),
+        models=models,
+    )
+    ar = f"127.0.0.1:{await ar_server.start('127.0.0.1', 0)}"
+    config = EdgeConfig(thread_store=ts, session_api=sa, agent_runner=ar, rate_per_second=1e6, rate_burst=1_000_000)
+    edge = Edge(config)
+    log = _CallLog()
+    edge.store._channels = _LoggedChannels(edge.store._channels, ThreadStoreStub, log)
+    edge.sessions._channels = _LoggedChannels(edge.sessions._channels, SessionApiStub, log)
+    edge.runner._channels = _LoggedChannels(edge.runner._channels, AgentRunnerStub, log)
+    app = create_app(config, edge=edge)
+    user = Principal(user_id=f"bench-hops-{uuid.uuid4().hex[:8]}", org_id=ORG)
+    headers = _bearer(_token(user.user_id))
+    counted: list[tuple[str, list[str], Counter[str]]] = []
+    try:
+        async with _http("http://edge", transport=httpx.ASGITransport(app=app)) as http:
+            setup = GrpcThreadStore(ts)
+            thread_id = f"thr_{uuid.uuid4().hex[:12]}"
+            await setup.save_thread(_thread(thread_id, 0), user)
+            for item in _items(thread_id):
+                await setup.add_thread_item(thread_id, item, user)
+            await setup.close()
+
+            async def count(label: str, send: Callable[[], Awaitable[object]]) -> None:
+                first, served_before = len(log.methods), _served_calls()
+                await send()
+                await asyncio.sleep(0.3)  # anything the runner does after the stream ends
+                from_edge = log.methods[first:]
+                by_runner = (_served_calls() - served_before) - Counter(from_edge)
+                counted.append((label, from_edge, by_runner))
+
+            async def stream(body: bytes) -> None:
+                result = await _stream(http, body, headers)
+                if not result.ok:
+                    raise RuntimeError(f"the stream failed: {result.error or 'no assistant message'}")
+
+            await count("items.list (first use of a token)", lambda: _post_ok(http, _items_list(thread_id), headers))
+            await count("items.list", lambda: _post_ok(http, _items_list(thread_id), headers))
+            await count("threads.list", lambda: _post_ok(http, _threads_list(), headers))
+            await count("threads.get_by_id", lambda: _post_ok(http, _threads_get(thread_id), headers))
+            await count("threads.create (new thread)", lambda: stream(_create_thread()))
+            await count("threads.add_user_message (thread without a session)", lambda: stream(_add_message(thread_id)))
+            await count("threads.add_user_message (thread with its session)", lambda: stream(_add_message(thread_id)))
+    finally:
+        await edge.close()
+        await ar_server.stop(grace=0)
+        await sa_server.stop(grace=0)
+        await ts_server.stop(grace=0)
+    print_table(
+        "gRPC calls per request, counted at runtime (the edge's: a client interceptor on its channels; the"
+        " runner's: every service's switchboard_grpc_requests_total, less the edge's)",
+        [
+            (label, str(len(edge_calls)), str(runner.total()), str(len(edge_calls) + runner.total()))
+            for label, edge_calls, runner in counted
+        ],
+        ("request", "from the edge", "by the agent runner", "total"),
+    )
+    print("\n  the calls (the edge's in order | the runner's by method):")
+    for label, edge_calls, runner in counted:
+        print(f"    {label}: {', '.join(_short(m) for m in edge_calls)} | {_describe(runner)}")
+
+
+# -- the run -----------------------------------------------------------------------------
+
+
+async def main() -> None:
+    """Run the benchmark and print its tables."""
+    started = time.perf_counter()
+    thread_ids = [f"thr_{uuid.uuid4().hex[:12]}" for _ in range(THREADS)]
+    user = Principal(user_id=f"bench-{uuid.uuid4().hex[:8]}", org_id=ORG)
+    with bench_storage() as (database_url, redis_url):
+        with contextlib.ExitStack() as stack:
+            ports = _Ports()
+            _progress("starting thread_store, session_api, two agent runners, two edges and the in-memory server")
+            processes = _start_processes(stack, ports, database_url, redis_url, thread_ids)
+            await _wait_for_stack(ports, processes)
+            await _measure_requests(ports, thread_ids, user)
+            await _measure_first_event(ports, user, thread_ids)
+            await _measure_load(ports, processes)
+        await _count_hops(database_url, redis_url)
+    print(f"\n  (the whole run took {time.perf_counter() - started:.0f} s)")
+
+
+def _serve_main(argv: Sequence[str]) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.edge")
+    parser.add_argument("--in-memory-chatkit", type=int, metavar="PORT", required=True)
+    parser.add_argument("thread_ids", nargs="+")
+    args = parser.parse_args(argv)
+    serve_in_memory(args.in_memory_chatkit, args.thread_ids)
+
+
+if __name__ == "__main__":
+    if "--in-memory-chatkit" in sys.argv:
+        _serve_main(sys.argv[1:])
+    else:
+        asyncio.run(main())
