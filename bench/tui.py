@@ -132,14 +132,15 @@ class GeneratedBackend:
     async def load_metrics(self) -> MetricsSnapshot:
         return MetricsSnapshot(at=START)
 
+    # The benchmark measures rendering only; it never presses the keys that act.
     async def claim(self, escalation_id: str) -> EscalationInfo:
-        raise NotImplementedError
+        raise RuntimeError("the rendering benchmark does not claim escalations")
 
     async def resolve(self, escalation_id: str, resolution: str) -> EscalationInfo:
-        raise NotImplementedError
+        raise RuntimeError("the rendering benchmark does not resolve escalations")
 
     async def reply(self, thread_id: str, text: str) -> ThreadItem:
-        raise NotImplementedError
+        raise RuntimeError("the rendering benchmark does not reply")
 
     async def reset(self, service: str) -> None:
         return None
