@@ -10,7 +10,6 @@ client sends produces a 500.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -33,6 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from services.agent_runner.client import AgentRunnerClient
 from services.edge.auth import MAX_SCOPE_LENGTH, Authenticator, RateLimited, RateLimiter, RequestContext
 from services.edge.chatkit_server import (
+    CHATKIT_REQUEST,
     AttachmentTooLarge,
     EdgeAttachmentStore,
     EdgeStore,
@@ -179,8 +179,7 @@ class Edge:
         scope = request.headers.get("x-switchboard-scope") or None
         if scope is not None and (len(scope) > MAX_SCOPE_LENGTH or not scope.isprintable()):
             raise InvalidArgument(f"X-Switchboard-Scope must be at most {MAX_SCOPE_LENGTH} printable characters")
-        base_url = self.config.public_url or str(request.base_url).rstrip("/")
-        return RequestContext(principal=principal, scope=scope, base_url=base_url)
+        return RequestContext(principal=principal, scope=scope)
 
     async def close(self) -> None:
         """Close every channel."""
@@ -253,12 +252,14 @@ def create_app(config: EdgeConfig, *, edge: Edge | None = None) -> FastAPI:
         context = await edge.context(request)
         body = await read_body(request, config.max_body_bytes)
         try:
-            kind = _request_type(body)
-            edge.metrics.chatkit.labels(kind).inc()
-            if kind == "items.list":
-                params = ItemsListReq.model_validate_json(body).params
-                return Response(await edge.chatkit.items_list_json(params, context), media_type="application/json")
-            result = await edge.chatkit.process(body, context)
+            parsed = CHATKIT_REQUEST.validate_json(body)  # once: routing, metrics and the SDK share it
+            edge.metrics.chatkit.labels(parsed.type).inc()
+            if isinstance(parsed, ItemsListReq):
+                body = await edge.chatkit.items_list_json(parsed.params, context)
+                return Response(body, media_type="application/json")
+            if parsed.type.startswith("attachments."):
+                context.base_url = config.public_url or str(request.base_url).rstrip("/")
+            result = await edge.chatkit.process_request(parsed, context)
             if not isinstance(result, StreamingResult):
                 return Response(result.json, media_type="application/json")
             stream = aiter(result)
@@ -326,21 +327,15 @@ def create_app(config: EdgeConfig, *, edge: Edge | None = None) -> FastAPI:
     return app
 
 
-def _request_type(body: bytes) -> str:
-    try:
-        parsed = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidArgument("the request body is not valid JSON") from None
-    kind = parsed.get("type") if isinstance(parsed, dict) else None
-    if not isinstance(kind, str):
-        raise InvalidArgument('a ChatKit request is a JSON object with a "type"')
-    return kind if len(kind) <= 64 else "unknown"
-
-
 def _validation_message(error: ValidationError) -> str:
     problems = error.errors()
-    if any(p.get("type") == "union_tag_invalid" for p in problems):
+    kinds = {p.get("type") for p in problems}
+    if "json_invalid" in kinds:
+        return "the request body is not valid JSON"
+    if "union_tag_invalid" in kinds:
         return "unknown ChatKit request type"
+    if kinds & {"union_tag_not_found", "dict_type"}:
+        return 'a ChatKit request is a JSON object with a "type"'
     if not problems:
         return "invalid ChatKit request"
     where = ".".join(str(p) for p in problems[0]["loc"])

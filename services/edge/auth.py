@@ -30,7 +30,8 @@ class RequestContext:
             (``X-Switchboard-Scope``), if any.
         runner_persisted: Items the agent runner already saved in this request;
             the edge's store skips writing them a second time.
-        base_url: The edge's URL as this client reached it (upload and preview URLs).
+        base_url: The edge's URL as this client reached it (upload and preview URLs; set
+            only for attachment requests, off the hot path).
     """
 
     principal: Principal

@@ -159,7 +159,12 @@ class SwitchboardChatKitServer(ChatKitServer[RequestContext]):
         It routes exactly as the SDK's does (the pinned openai-chatkit's private
         ``_process_streaming``/``_process_non_streaming``; the e2e tests cover every request type).
         """
-        parsed = CHATKIT_REQUEST.validate_json(request)
+        return await self.process_request(CHATKIT_REQUEST.validate_json(request), context)
+
+    async def process_request(
+        self, parsed: ChatKitReq, context: RequestContext
+    ) -> StreamingResult | NonStreamingResult:
+        """``process`` for a request the caller has parsed already (with ``CHATKIT_REQUEST``)."""
         if is_streaming_req(parsed):
             return StreamingResult(self._process_streaming(parsed, context))
         return NonStreamingResult(await self._process_non_streaming(parsed, context))
