@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from services.session_api.client import SessionApiClient
@@ -123,9 +124,18 @@ class RateLimiter:
         per_second: Sustained requests per second.
         burst: Requests allowed at once.
         max_users: Buckets kept (least recently used go first).
+        clock: Seconds, monotonic (tests pass their own to decide exactly when tokens refill).
     """
 
-    def __init__(self, *, per_second: float, burst: int, max_users: int = 100_000) -> None:
+    def __init__(
+        self,
+        *,
+        per_second: float,
+        burst: int,
+        max_users: int = 100_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._clock = clock
         self._rate = per_second
         self._burst = float(burst)
         self._max_users = max_users
@@ -137,7 +147,7 @@ class RateLimiter:
         Raises:
             ResourceExhausted: the user is over the limit (the message says when to retry).
         """
-        now = time.monotonic()
+        now = self._clock()
         tokens, last = self._buckets.pop(user_id, (self._burst, now))
         tokens = min(self._burst, tokens + (now - last) * self._rate)
         if tokens < 1.0:

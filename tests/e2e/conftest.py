@@ -112,6 +112,76 @@ def stack(tmp_path_factory: pytest.TempPathFactory, database_url: str, redis_url
     stop_stack(running)
 
 
+# The second edge refills a user's bucket so slowly (one request per 10 s) that
+# whether a burst past its size is limited cannot depend on how fast this machine
+# sends it.
+SECOND_EDGE_RATE_PER_SECOND = 0.1
+SECOND_EDGE_RATE_BURST = 30
+
+
+@dataclass
+class EdgeReplica:
+    """A second ``switchboard edge`` on the same services as the stack's."""
+
+    process: subprocess.Popen[str]
+    url: str
+
+
+def start_edge(stack: Stack, port: int, **extra_env: str) -> EdgeReplica:
+    """Another edge replica of ``stack``, returning once ``/readyz`` answers 200."""
+    env = dict(os.environ)
+    env.update(
+        SWITCHBOARD_JWT_SECRET=JWT_SECRET,
+        SWITCHBOARD_THREAD_STORE=f"127.0.0.1:{stack.ports['thread_store']}",
+        SWITCHBOARD_SESSION_API=f"127.0.0.1:{stack.ports['session_api']}",
+        SWITCHBOARD_AGENT_RUNNER=f"127.0.0.1:{stack.ports['agent_runner']}",
+        SWITCHBOARD_EDGE_SESSION_AUTH_SECONDS="0",
+        SWITCHBOARD_LOG_LEVEL="WARNING",
+        **extra_env,
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "switchboard.cli", "edge", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"the second edge exited with {proc.returncode}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return EdgeReplica(proc, url)
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    proc.kill()
+    raise AssertionError("the second edge did not become ready in 60 s")
+
+
+@pytest.fixture(scope="session")
+def second_edge(stack: Stack) -> Iterator[EdgeReplica]:
+    """A second edge replica (its own rate limits: see ``SECOND_EDGE_RATE_*``)."""
+    replica = start_edge(
+        stack,
+        free_port(),
+        SWITCHBOARD_EDGE_RATE_PER_SECOND=str(SECOND_EDGE_RATE_PER_SECOND),
+        SWITCHBOARD_EDGE_RATE_BURST=str(SECOND_EDGE_RATE_BURST),
+    )
+    yield replica
+    replica.process.terminate()
+    replica.process.wait(timeout=30)
+
+
+@pytest.fixture
+async def http_b(second_edge: EdgeReplica) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client of the second edge replica."""
+    async with httpx.AsyncClient(base_url=second_edge.url, timeout=30) as client:
+        yield client
+
+
 @pytest.fixture
 async def http(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client of the edge."""
