@@ -68,9 +68,7 @@ async def test_bad_inputs_get_their_status_and_change_nothing(stack: Stack, http
     assert await _thread_count(http, token) == 1  # nothing above created or lost anything
 
 
-async def test_a_user_past_the_rate_limit_gets_429_and_others_do_not(
-    stack: Stack, http_b: httpx.AsyncClient
-) -> None:
+async def test_a_user_past_the_rate_limit_gets_429_and_others_do_not(stack: Stack, http_b: httpx.AsyncClient) -> None:
     # The second edge refills one request per 10 s: the verdict does not depend on
     # how fast this machine sends the burst, only on the bucket's arithmetic.
     token, other = stack.token(new_user()), stack.token(new_user())
