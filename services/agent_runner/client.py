@@ -1,4 +1,4 @@
-"""The agent runner's public client: run a thread's agent and read its ChatKit events.
+"""The agent runner's public client: run a thread's agent, follow, cancel and list runs.
 
 Other services (the edge) import this module and only this one::
 
@@ -6,7 +6,9 @@ Other services (the edge) import this module and only this one::
     run = runner.run(principal, thread_id=..., user_message=item)
     async for event in run:          # chatkit.types.ThreadStreamEvent, in order
         ...
-    await runner.cancel(principal, run.run_id)   # from anywhere, any replica
+    async for first_seq, bodies in runner.join(principal, thread_id=...).batches():
+        ...                          # the SDK's JSON of each event, numbered within the run
+    await runner.cancel(principal, thread_id=...)   # from anywhere, any replica
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
-from chatkit.types import InferenceOptions, ThreadStreamEvent, UserMessageItem
+from chatkit.types import ThreadMetadata, ThreadStreamEvent, UserMessageItem
 from pydantic import TypeAdapter
 
 from switchboard.api.v1 import agent_runner_pb2 as pb
@@ -27,22 +29,30 @@ EVENT_ADAPTER: TypeAdapter[ThreadStreamEvent] = TypeAdapter(ThreadStreamEvent)
 
 
 class RunStream:
-    """The events of one run, as an async iterator; ``run_id`` is known after the first event
-    (or after ``started()``)."""
+    """The events of one run (``Run`` or ``Join``).
+
+    ``started()`` waits for the first message: the run id (empty for a ``Join``
+    of a thread with no active run) and its status. ``batches()`` yields each
+    message's events as (sequence number of the first, the SDK's JSON of each);
+    iterating the stream itself yields parsed ``ThreadStreamEvent`` s. After the
+    end, ``status`` is the run's final status.
+    """
 
     def __init__(self, call: Any) -> None:
         self._call = call
         self.run_id: str | None = None
-        self._buffer: list[bytes] = []
+        self.status = ""
+        self._pending: list[tuple[int, list[bytes]]] = []
 
     async def started(self) -> str:
-        """Wait for the server to accept the run and return its id.
+        """Wait for the server to accept the run and return its id ('' when a join found none).
 
         Raises:
             SwitchboardError: the run was refused (e.g. FailedPrecondition: the thread is busy).
         """
         while self.run_id is None:
-            await self._fill()
+            if not await self._fill():
+                self.run_id = ""
         return self.run_id
 
     async def _fill(self) -> bool:
@@ -52,22 +62,33 @@ class RunStream:
             raise error_from_rpc(error, service="agent_runner") from None
         if message is grpc.aio.EOF:  # type: ignore[attr-defined]
             return False
-        self.run_id = self.run_id or message.run_id
-        self._buffer.extend(message.events_json)
+        if self.run_id is None:
+            self.run_id = message.run_id
+        if message.status:
+            self.status = message.status
+        if message.events_json:
+            self._pending.append((message.first_seq, list(message.events_json)))
         return True
+
+    async def batches(self) -> AsyncIterator[tuple[int, list[bytes]]]:
+        """Each message's events, unparsed, numbered from its first sequence number."""
+        await self.started()
+        while True:
+            while self._pending:
+                yield self._pending.pop(0)
+            if not await self._fill():
+                return
 
     def __aiter__(self) -> AsyncIterator[ThreadStreamEvent]:
         return self._events()
 
     async def _events(self) -> AsyncIterator[ThreadStreamEvent]:
-        while True:
-            while self._buffer:
-                yield EVENT_ADAPTER.validate_json(self._buffer.pop(0))
-            if not await self._fill():
-                return
+        async for _first, bodies in self.batches():
+            for body in bodies:
+                yield EVENT_ADAPTER.validate_json(body)
 
     def close(self) -> None:
-        """Stop reading (the server cancels the run)."""
+        """Stop reading (the run goes on)."""
         self._call.cancel()
 
 
@@ -76,7 +97,7 @@ class AgentRunnerClient:
 
     Args:
         target: ``host:port`` of the agent runner.
-        timeout: Seconds for Cancel.
+        timeout: Seconds for unary calls.
     """
 
     def __init__(self, target: str, *, timeout: float = 10.0) -> None:
@@ -90,9 +111,11 @@ class AgentRunnerClient:
         thread_id: str,
         user_message: UserMessageItem | None = None,
         retry_after_item_id: str | None = None,
-        inference_options: InferenceOptions | None = None,
+        continue_thread: bool = False,
         agent_id: str | None = None,
         run_id: str | None = None,
+        create_thread: ThreadMetadata | None = None,
+        scope: str | None = None,
     ) -> RunStream:
         """Start a run; iterate the result for its events."""
         request = pb.RunRequest(
@@ -100,24 +123,68 @@ class AgentRunnerClient:
             thread_id=thread_id,
             agent_id=agent_id or "",
             run_id=run_id or "",
+            scope=scope or "",
         )
         if user_message is not None:
             request.user_message_json = user_message.model_dump_json().encode()
         elif retry_after_item_id is not None:
             request.retry_after_item_id = retry_after_item_id
-        if inference_options is not None:
-            request.inference_options_json = inference_options.model_dump_json().encode()
+        elif continue_thread:
+            request.continue_thread = True
+        if create_thread is not None:
+            request.create_thread_json = create_thread.model_dump_json(exclude={"items"}).encode()
         return RunStream(self._channels.stub().Run(request))
 
-    async def cancel(self, principal: Any, run_id: str) -> None:
-        """Cancel a run, wherever it runs.
+    def join(self, principal: Any, *, thread_id: str, run_id: str | None = None, after_seq: int = 0) -> RunStream:
+        """Follow the thread's active run after ``after_seq`` of ``run_id`` (else from its start)."""
+        request = pb.JoinRequest(
+            principal=context_to_proto(principal), thread_id=thread_id, run_id=run_id or "", after_seq=after_seq
+        )
+        return RunStream(self._channels.stub().Join(request))
+
+    async def cancel(
+        self,
+        principal: Any,
+        run_id: str | None = None,
+        *,
+        thread_id: str | None = None,
+        session_id: str | None = None,
+    ) -> list[str]:
+        """Cancel a run, a thread's active runs or a session's, wherever they run; the runs stopped.
 
         Raises:
-            NotFound: no live run of the principal has this id.
+            NotFound: ``run_id`` names no active run of the principal; ``thread_id`` is not theirs.
         """
-        request = pb.CancelRequest(principal=context_to_proto(principal), run_id=run_id)
+        request = pb.CancelRequest(principal=context_to_proto(principal))
+        if run_id is not None:
+            request.run_id = run_id
+        elif thread_id is not None:
+            request.thread_id = thread_id
+        elif session_id is not None:
+            request.session_id = session_id
+        reply: pb.CancelResponse = await self._unary("Cancel", request)
+        return list(reply.run_ids)
+
+    async def get_run(self, principal: Any, run_id: str) -> pb.RunInfo:
+        """A run of the principal (operators: of their org)."""
+        reply: pb.RunInfo = await self._unary(
+            "GetRun", pb.GetRunRequest(principal=context_to_proto(principal), run_id=run_id)
+        )
+        return reply
+
+    async def list_runs(
+        self, principal: Any, *, thread_id: str, limit: int = 20, after: str | None = None
+    ) -> pb.ListRunsResponse:
+        """A thread's runs, newest first."""
+        request = pb.ListRunsRequest(
+            principal=context_to_proto(principal), thread_id=thread_id, limit=limit, after=after or ""
+        )
+        reply: pb.ListRunsResponse = await self._unary("ListRuns", request)
+        return reply
+
+    async def _unary(self, method: str, request: Any) -> Any:
         try:
-            await self._channels.stub().Cancel(request, timeout=self._timeout)
+            return await getattr(self._channels.stub(), method)(request, timeout=self._timeout)
         except grpc.aio.AioRpcError as error:
             raise error_from_rpc(error, service="agent_runner") from None
 

@@ -61,8 +61,10 @@ HELP = (
     "- **list tasks**: show your open tasks\n"
     "- **complete** *task id*: mark a task done\n"
     "- **delete** *task id*: delete a task\n"
-    "- **talk to a human**: hand this conversation to a person"
+    "- **talk to a human**: hand this conversation to a person\n"
+    "- **count to** *n*: a long streamed answer (up to 10,000), to try stop, reload and join"
 )
+MAX_COUNT = 10_000
 
 _ADD = re.compile(
     r"^(?:please\s+)?(?:add|create|new)(?:\s+a)?(?:\s+(?:task|todo|to-do))?\s*[:\-]?\s+(?P<title>.+)$", re.I
@@ -72,6 +74,7 @@ _LIST = re.compile(
 )
 _COMPLETE = re.compile(r"^(?:please\s+)?(?:complete|finish|done|check\s+off)(?:\s+task)?\s+(?P<id>\S+?)[.!]*$", re.I)
 _DELETE = re.compile(r"^(?:please\s+)?(?:delete|remove)(?:\s+task)?\s+(?P<id>\S+?)[.!]*$", re.I)
+_COUNT = re.compile(r"^(?:please\s+)?count\s+to\s+(?P<n>\d{1,6})[.!]*$", re.I)
 _HUMAN = re.compile(r"\b(?:human|person|operator|real agent|someone real|escalate)\b", re.I)
 _HANDOFF_WORDS = {
     "billing": re.compile(r"\b(?:billing|invoice|refund|payment|charge)s?\b", re.I),
@@ -118,6 +121,9 @@ class OfflineModel(Model):
             return self._call_or_explain("complete_task", {"task_id": match["id"]}, tool_names)
         if match := _DELETE.match(text):
             return self._call_or_explain("delete_task", {"task_id": match["id"]}, tool_names)
+        if match := _COUNT.match(text):
+            n = min(int(match["n"]), MAX_COUNT)
+            return f"Counting to {n}: " + " ".join(str(i) for i in range(1, n + 1)) + "."
         if _HUMAN.search(text):
             return self._call_or_explain("escalate_to_human", {"reason": text[:500]}, tool_names)
         for handoff in handoffs:

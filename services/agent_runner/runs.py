@@ -1,13 +1,18 @@
-"""Which runs are live, one per thread, and cancelling them from any replica.
+"""Durable runs: the ``runs`` table (who answers a thread), the run's event log, and the
+signals between replicas.
 
-Policy: a thread answers one message at a time. ``claim`` refuses a second
-run on a thread that is still running with ``FailedPrecondition`` naming the
-run, so the caller can cancel it or wait; two answers never interleave.
-
-With Redis the claim is a key per thread (``SET NX`` with a lease), which holds
-across replicas, and ``Cancel`` reaches the replica holding a run through a
-pub/sub channel. Redis failing degrades to this replica's own bookkeeping: runs
-still work and can be cancelled here, and the thread claim stays per replica.
+- ``RunRepository``: Postgres is the truth. At most one run per thread is
+  ``running`` (a partial unique index), so claims hold across replicas and when
+  Redis is down. A replica holds its active runs under a lease it renews with
+  one statement per heartbeat; any replica marks runs whose lease ran out
+  ``interrupted``.
+- ``RunLog``: every event of a run is appended to a Redis stream
+  (``chat:user:{<user>}:run:<run_id>:log``, entry ids ``0-<seq>``) before a
+  client sees it, so any replica can replay and follow it. Losing Redis loses
+  the log, never the run: the run goes on and streams to its own client.
+- ``RunSignals``: cancels and "a run ended" wake-ups over one pub/sub channel.
+  They are hints that make things fast; the heartbeat reads cancel requests
+  from Postgres and queued runs poll, so nothing depends on a message arriving.
 """
 
 from __future__ import annotations
@@ -16,73 +21,323 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
+import socket
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
 
+import asyncpg
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from switchboard.errors import FailedPrecondition, NotFound
-from switchboard.principal import Principal
+from switchboard.errors import InvalidArgument, NotFound
+from switchboard.sql import Queries
 
 log = logging.getLogger(__name__)
 
-CANCEL_CHANNEL = "switchboard:agent_runner:cancel"
-LEASE_SECONDS = 15 * 60
+QUERIES = Queries.load(Path(__file__).parent / "queries")
+SIGNAL_CHANNEL = "switchboard:agent_runner:runs"
+ACTIVE = frozenset({"queued", "running"})
+TERMINAL = frozenset({"completed", "cancelled", "failed", "interrupted"})
+MAX_RUN_PAGE = 100
 
 
-def thread_run_key(user_id: str, thread_id: str) -> str:
-    """The key naming the run that holds a thread."""
-    return f"chat:user:{{{user_id}}}:thread:{thread_id}:run"
+def replica_id() -> str:
+    """A name for this process that no other replica shares (host, pid, random)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
-def run_key(user_id: str, run_id: str) -> str:
-    """The key saying a run is live (its value: the thread id)."""
-    return f"chat:user:{{{user_id}}}:run:{run_id}"
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """A row of ``runs``."""
 
-
-@dataclass
-class LiveRun:
-    """A run this replica holds."""
-
-    run_id: str
-    user_id: str
+    id: str
     thread_id: str
-    cancel: Callable[[], None]
+    user_id: str
+    org_id: str | None
+    session_id: str | None
+    agent_id: str
+    status: str
+    input_item_id: str
+    error: str
+    holder: str | None
+    lease_expires_at: datetime | None
+    cancel_requested: bool
+    last_seq: int
+    created_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+
+    @property
+    def active(self) -> bool:
+        """Queued or running."""
+        return self.status in ACTIVE
 
 
-class RunRegistry:
-    """The live runs of this replica, and the claims and cancels shared through Redis.
+def _record(row: Any) -> RunRecord:
+    return RunRecord(**{name: row[name] for name in RunRecord.__slots__})
+
+
+@dataclass(frozen=True)
+class RunPage:
+    """A page of runs, newest first."""
+
+    runs: list[RunRecord]
+    has_more: bool
+    after: str | None
+
+
+class RunRepository:
+    """The ``runs`` table.
 
     Args:
-        redis: A client for keys and publishing, or None for one replica alone.
-        subscriber: A client for the cancel channel (no short socket timeout).
+        pool: Postgres.
+        holder: This replica's name (``replica_id()``).
+        lease_seconds: How long a lease lasts without a heartbeat.
     """
 
-    def __init__(self, redis: aioredis.Redis | None, subscriber: aioredis.Redis | None = None) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, holder: str, lease_seconds: float) -> None:
+        self._pool = pool
+        self.holder = holder
+        self.lease_seconds = lease_seconds
+
+    async def insert(
+        self,
+        *,
+        run_id: str,
+        thread_id: str,
+        user_id: str,
+        org_id: str | None,
+        session_id: str | None,
+        agent_id: str,
+        input_item_id: str,
+        queue: bool,
+    ) -> RunRecord | None:
+        """Register a run held by this replica.
+
+        With ``queue`` the run is ``running`` when the thread is free, else
+        ``queued``. Without it the run must start now: None when the thread is busy.
+        """
+        args = (run_id, thread_id, user_id, org_id, session_id, agent_id, self.holder)
+        try:
+            row = await self._pool.fetchrow(QUERIES.insert_run, *args, not queue, self.lease_seconds, input_item_id)
+        except asyncpg.UniqueViolationError as error:
+            if error.constraint_name == "runs_pkey":
+                raise InvalidArgument(f"run id {run_id!r} is taken; leave run_id empty to get a new one") from None
+            if not queue:
+                return None
+            row = await self._pool.fetchrow(QUERIES.insert_queued_run, *args, self.lease_seconds, input_item_id)
+        return _record(row)
+
+    async def try_start(self, run: RunRecord) -> RunRecord | None:
+        """Start a queued run if its turn has come (None: not yet)."""
+        try:
+            row = await self._pool.fetchrow(QUERIES.start_queued_run, run.id, run.thread_id)
+        except asyncpg.UniqueViolationError:
+            return None  # another run of the thread started in the same instant
+        return _record(row) if row is not None else None
+
+    async def set_session(self, run_id: str, session_id: str) -> None:
+        """Name the chat session a run belongs to (known once its thread is loaded)."""
+        await self._pool.execute(QUERIES.set_session, run_id, session_id)
+
+    async def finish(self, run_id: str, *, status: str, error: str, last_seq: int) -> RunRecord | None:
+        """End an active run (None when it had ended already, e.g. reaped)."""
+        row = await self._pool.fetchrow(QUERIES.finish_run, run_id, status, error, last_seq)
+        return _record(row) if row is not None else None
+
+    async def delete(self, run_id: str) -> None:
+        """Forget a run that never began (its thread was not the caller's)."""
+        await self._pool.execute(QUERIES.delete_run, run_id)
+
+    async def renew_leases(self) -> dict[str, bool]:
+        """Extend the lease of every active run this replica holds: run id -> cancel requested."""
+        rows = await self._pool.fetch(QUERIES.renew_leases, self.holder, self.lease_seconds)
+        return {row["id"]: row["cancel_requested"] for row in rows}
+
+    async def reap_expired(self, error: str) -> list[RunRecord]:
+        """Mark runs whose lease ran out ``interrupted`` (a batch)."""
+        return [_record(row) for row in await self._pool.fetch(QUERIES.reap_expired_runs, error)]
+
+    async def request_cancel(
+        self, *, user_id: str, run_id: str | None = None, thread_id: str | None = None, session_id: str | None = None
+    ) -> list[tuple[str, str | None]]:
+        """Flag the user's matching active runs as cancelled: (run id, holder) of each."""
+        rows = await self._pool.fetch(QUERIES.request_cancel, user_id, run_id, thread_id, session_id)
+        return [(row["id"], row["holder"]) for row in rows]
+
+    async def get(self, *, run_id: str, user_id: str, operator_org_id: str | None = None) -> RunRecord:
+        """A run of the user (or, for an operator, of their org).
+
+        Raises:
+            NotFound: no such run for this caller.
+        """
+        row = await self._pool.fetchrow(QUERIES.get_run, run_id, user_id, operator_org_id)
+        if row is None:
+            raise NotFound(f"run {run_id!r} not found")
+        return _record(row)
+
+    async def active_in_thread(
+        self, *, thread_id: str, user_id: str, operator_org_id: str | None = None
+    ) -> RunRecord | None:
+        """The thread's running run, else its oldest queued one."""
+        row = await self._pool.fetchrow(QUERIES.active_run_of_thread, thread_id, user_id, operator_org_id)
+        return _record(row) if row is not None else None
+
+    async def list_for_thread(
+        self, *, thread_id: str, user_id: str, operator_org_id: str | None, after: str | None, limit: int
+    ) -> RunPage:
+        """A page of the thread's runs, newest first.
+
+        Raises:
+            InvalidArgument: ``after`` is not a run of this thread.
+        """
+        if after is not None and await self._pool.fetchval(QUERIES.run_exists_in_thread, after, thread_id) is None:
+            raise InvalidArgument(f"after {after!r} is not a run of this thread")
+        rows = await self._pool.fetch(QUERIES.list_runs, thread_id, user_id, operator_org_id, after, limit + 1)
+        runs = [_record(row) for row in rows[:limit]]
+        has_more = len(rows) > limit
+        return RunPage(runs=runs, has_more=has_more, after=runs[-1].id if has_more and runs else None)
+
+
+def run_log_key(user_id: str, run_id: str) -> str:
+    """The Redis stream of a run's events (hash-tagged by user, like every key of the user)."""
+    return f"chat:user:{{{user_id}}}:run:{run_id}:log"
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """One entry of a run's log: an event (``seq``, JSON) or the end marker (``end`` = final
+    status, with an event to show at the end, if any)."""
+
+    seq: int
+    event_json: bytes = b""
+    end: str = ""
+
+
+class RunLog:
+    """Runs' event logs in Redis streams.
+
+    Args:
+        redis: Appends (short timeouts).
+        reader: Blocking reads of joiners (a client whose timeout outlasts ``block_ms``).
+        max_entries: Entries kept per run (older ones are trimmed).
+        ttl_seconds: How long a log is kept after its last append.
+    """
+
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        reader: aioredis.Redis,
+        *,
+        max_entries: int = 20_000,
+        ttl_seconds: int = 3600,
+    ) -> None:
         self._redis = redis
-        self._subscriber = subscriber or redis
-        self._runs: dict[str, LiveRun] = {}
-        self._threads: dict[tuple[str, str], str] = {}
+        self._reader = reader
+        self._max_entries = max_entries
+        self._ttl = ttl_seconds
+
+    async def append(
+        self, user_id: str, run_id: str, events: list[tuple[int, bytes]], *, end: str = "", end_event: bytes = b""
+    ) -> None:
+        """Append events (and, with ``end``, the end marker after them) in one round trip.
+
+        Events take the ids ``0-<seq>``; the end marker takes a time-based id,
+        which sorts after every event id, so the reaper of a dead holder can end a
+        log without knowing how far it got. ``end_event`` is an event joiners are
+        shown at the end (the reaper's "interrupted" error).
+
+        Raises:
+            RedisError, OSError: Redis failed; the caller stops logging this run.
+        """
+        key = run_log_key(user_id, run_id)
+        pipe = self._redis.pipeline(transaction=False)
+        for seq, body in events:
+            pipe.xadd(key, {"e": body}, id=f"0-{seq}", maxlen=self._max_entries, approximate=True)
+        if end:
+            fields: dict[str, str | bytes] = {"end": end}
+            if end_event:
+                fields["e"] = end_event
+            pipe.xadd(key, fields)  # type: ignore[arg-type]
+        pipe.expire(key, self._ttl)
+        await pipe.execute()
+
+    async def read(self, user_id: str, run_id: str, *, after: int, block_ms: int) -> list[LogEntry]:
+        """Entries after sequence number ``after``, waiting up to ``block_ms`` for the first."""
+        key = run_log_key(user_id, run_id)
+        reply: Any = await self._reader.xread({key: f"0-{after}"}, count=500, block=block_ms)
+        entries: list[LogEntry] = []
+        for _stream, items in reply or []:
+            for entry_id, fields in items:
+                millis, _, seq = (entry_id.decode() if isinstance(entry_id, bytes) else entry_id).partition("-")
+                end = fields.get(b"end")
+                if end is not None:
+                    entries.append(LogEntry(seq=0, end=end.decode(), event_json=fields.get(b"e", b"")))
+                elif millis == "0":
+                    entries.append(LogEntry(seq=int(seq), event_json=fields[b"e"]))
+        return entries
+
+
+class RunSignals:
+    """Cancels and "a run of this thread ended" messages between replicas.
+
+    Args:
+        redis: Publishing (None: this replica alone).
+        subscriber: The subscription (a client without a short socket timeout).
+        on_cancel: Called with (run id, user id) of a cancel meant for a run here.
+        on_ended: Called with the thread id of a run that ended anywhere.
+    """
+
+    def __init__(
+        self,
+        redis: aioredis.Redis | None,
+        subscriber: aioredis.Redis | None,
+        *,
+        on_cancel: Callable[[str, str], None],
+        on_ended: Callable[[str], None],
+    ) -> None:
+        self._redis = redis
+        self._subscriber = subscriber
+        self._on_cancel = on_cancel
+        self._on_ended = on_ended
         self._listener: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
 
     async def start(self) -> None:
-        """Listen for cancels from other replicas (returns once subscribed, or after 2 s)."""
+        """Listen (returns once subscribed, or after 2 s)."""
         if self._subscriber is None:
             return
-        self._listener = asyncio.create_task(self._listen(), name="agent_runner-cancel-listener")
+        self._listener = asyncio.create_task(self._listen(), name="agent_runner-run-signals")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._subscribed.wait(), 2.0)
 
     async def close(self) -> None:
-        """Stop listening and cancel every live run."""
+        """Stop listening."""
         if self._listener is not None:
             self._listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._listener
-        for run in list(self._runs.values()):
-            run.cancel()
+
+    async def publish_cancel(self, run_id: str, user_id: str) -> None:
+        """Ask the replica holding a run to stop it (best effort: the heartbeat also finds it)."""
+        await self._publish({"kind": "cancel", "run_id": run_id, "user_id": user_id})
+
+    async def publish_ended(self, thread_id: str) -> None:
+        """Tell queued runs of a thread on other replicas that their turn may have come."""
+        await self._publish({"kind": "ended", "thread_id": thread_id})
+
+    async def _publish(self, body: dict[str, str]) -> None:
+        if self._redis is None:
+            return
+        try:
+            await self._redis.publish(SIGNAL_CHANNEL, json.dumps(body))
+        except (RedisError, OSError) as error:
+            log.warning("could not signal other replicas (%s); they find out by polling Postgres", error)
 
     async def _listen(self) -> None:
         assert self._subscriber is not None
@@ -90,93 +345,30 @@ class RunRegistry:
         while True:
             pubsub = self._subscriber.pubsub(ignore_subscribe_messages=True)
             try:
-                await pubsub.subscribe(CANCEL_CHANNEL)
+                await pubsub.subscribe(SIGNAL_CHANNEL)
                 self._subscribed.set()
                 delay = 0.5
                 while True:
                     message = await pubsub.get_message(timeout=1.0)
                     if message is not None:
-                        self._on_cancel_message(message.get("data"))
+                        self._dispatch(message.get("data"))
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError) as error:
-                log.warning("cancel channel lost (%s); retrying in %.1f s", error, delay)
+                log.warning("run signal channel lost (%s); retrying in %.1f s", error, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
             finally:
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
 
-    def _on_cancel_message(self, data: object) -> None:
+    def _dispatch(self, data: object) -> None:
         try:
             body = json.loads(data if isinstance(data, (str, bytes)) else "")
-            run = self._runs.get(str(body["run_id"]))
+            kind = body["kind"]
+            if kind == "cancel":
+                self._on_cancel(str(body["run_id"]), str(body["user_id"]))
+            elif kind == "ended":
+                self._on_ended(str(body["thread_id"]))
         except (ValueError, KeyError, TypeError):
-            log.warning("ignoring a malformed cancel message: %r", data)
-            return
-        if run is not None and run.user_id == body.get("user_id"):
-            log.info("run %s cancelled from another replica", run.run_id)
-            run.cancel()
-
-    async def claim(self, run: LiveRun) -> None:
-        """Hold the run's thread for it.
-
-        Raises:
-            FailedPrecondition: another run is answering in the thread.
-        """
-        key = (run.user_id, run.thread_id)
-        holder = self._threads.get(key)
-        if holder is None and self._redis is not None:
-            try:
-                claimed = await self._redis.set(
-                    thread_run_key(run.user_id, run.thread_id), run.run_id, nx=True, ex=LEASE_SECONDS
-                )
-                if not claimed:
-                    raw = await self._redis.get(thread_run_key(run.user_id, run.thread_id))
-                    holder = raw.decode() if isinstance(raw, bytes) else (raw or "another run")
-                else:
-                    await self._redis.set(run_key(run.user_id, run.run_id), run.thread_id, ex=LEASE_SECONDS)
-            except (RedisError, OSError) as error:
-                log.warning("Redis unavailable for the thread claim (%s); claiming on this replica only", error)
-        if holder is not None:
-            raise FailedPrecondition(
-                f"thread {run.thread_id!r} is still answering (run {holder}); cancel that run or wait for it to end"
-            )
-        self._threads[key] = run.run_id
-        self._runs[run.run_id] = run
-
-    async def release(self, run: LiveRun) -> None:
-        """Free the run's thread."""
-        self._runs.pop(run.run_id, None)
-        if self._threads.get((run.user_id, run.thread_id)) == run.run_id:
-            del self._threads[(run.user_id, run.thread_id)]
-        if self._redis is None:
-            return
-        try:
-            key = thread_run_key(run.user_id, run.thread_id)
-            raw = await self._redis.get(key)
-            if raw is not None and (raw.decode() if isinstance(raw, bytes) else raw) == run.run_id:
-                await self._redis.delete(key)
-            await self._redis.delete(run_key(run.user_id, run.run_id))
-        except (RedisError, OSError) as error:
-            log.warning("could not release run %s in Redis (%s); its lease expires on its own", run.run_id, error)
-
-    async def cancel(self, principal: Principal, run_id: str) -> None:
-        """Cancel a run of the principal's, here or on the replica holding it.
-
-        Raises:
-            NotFound: no live run of the principal has this id.
-        """
-        run = self._runs.get(run_id)
-        if run is not None and run.user_id == principal.user_id:
-            run.cancel()
-            return
-        if self._redis is not None:
-            try:
-                if await self._redis.exists(run_key(principal.user_id, run_id)):
-                    body = json.dumps({"run_id": run_id, "user_id": principal.user_id})
-                    await self._redis.publish(CANCEL_CHANNEL, body)
-                    return
-            except (RedisError, OSError) as error:
-                log.warning("Redis unavailable to reach other replicas (%s)", error)
-        raise NotFound(f"there is no running run {run_id!r}; it may have ended already")
+            log.warning("ignoring a malformed run signal: %r", data)

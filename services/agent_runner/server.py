@@ -8,19 +8,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chatkit.store import Store
-
 from services.agent_runner.agents_file import AgentsFile, load_agents_file
 from services.agent_runner.catalog import AgentCatalog
 from services.agent_runner.escalation import EscalationSink, InMemoryEscalations, SessionApiEscalations
 from services.agent_runner.models import EnvModels, ModelConfig, ModelSource
-from services.agent_runner.runs import RunRegistry
-from services.agent_runner.service import AgentRunnerService, RunnerLimits
+from services.agent_runner.runs import RunLog, RunRepository, RunSignals, replica_id
+from services.agent_runner.service import AgentRunnerService, DoubleText, RunnerLimits
 from services.agent_runner.servicer import AgentRunnerServicer
+from services.agent_runner.sessions import SessionApiLinks, SessionLinks
 from services.agent_runner.tasks import TaskRepository
+from services.session_api.client import SessionApiClient
 from services.thread_store.client import GrpcThreadStore
 from switchboard.api.v1 import agent_runner_pb2, agent_runner_pb2_grpc
-from switchboard.config import env_int, env_str
+from switchboard.config import env_float, env_int, env_str
+from switchboard.errors import InvalidArgument
 from switchboard.grpc_runtime import GrpcServer
 from switchboard.migrate import apply_migrations
 from switchboard.redis_client import create_redis
@@ -30,6 +31,11 @@ log = logging.getLogger(__name__)
 
 SERVICE_NAME = agent_runner_pb2.DESCRIPTOR.services_by_name["AgentRunner"].full_name
 DEFAULT_PORT = 50052
+DOUBLE_TEXT_POLICIES: tuple[DoubleText, ...] = ("enqueue", "interrupt", "reject")
+# Redis connections for appending run logs and for joiners' blocking reads. Past
+# these, callers wait for a connection (backpressure) rather than fail.
+LOG_POOL_SIZE = 64
+JOIN_POOL_SIZE = 256
 
 
 @dataclass(frozen=True)
@@ -37,12 +43,13 @@ class AgentRunnerConfig:
     """Everything the agent runner needs to start.
 
     Attributes:
-        database_url: Postgres (the task server's tasks).
-        redis_url: Redis (thread claims and cross-replica cancel), or None for one replica.
+        database_url: Postgres (runs, and the task server's tasks).
+        redis_url: Redis (run event logs, cross-replica cancels and wake-ups), or None for one replica.
         thread_store_target: ``host:port`` of the thread store.
         session_api_target: ``host:port`` of session_api, or None to keep escalations in memory.
         agents_file: The agents file, or None for the default set.
-        limits: History window and turn bounds.
+        limits: History window, turn bounds, double-texting policy and leases.
+        pool_size: Postgres connections (``SWITCHBOARD_DB_POOL_SIZE``).
     """
 
     database_url: str
@@ -52,13 +59,24 @@ class AgentRunnerConfig:
     agents_file: Path | None = None
     limits: RunnerLimits = field(default_factory=RunnerLimits)
     migrate: bool = True
-    pool_size: int = 5
+    pool_size: int = 10
 
     @classmethod
     def from_env(cls, *, database_url: str, redis_url: str | None) -> AgentRunnerConfig:
         """Read ``SWITCHBOARD_THREAD_STORE``, ``SWITCHBOARD_SESSION_API``, ``SWITCHBOARD_AGENTS_FILE``,
-        ``SWITCHBOARD_HISTORY_ITEMS`` and ``SWITCHBOARD_MAX_TURNS``."""
+        ``SWITCHBOARD_HISTORY_ITEMS``, ``SWITCHBOARD_MAX_TURNS``, ``SWITCHBOARD_DOUBLE_TEXT`` and
+        ``SWITCHBOARD_RUN_LEASE_SECONDS``."""
         agents_file = env_str("SWITCHBOARD_AGENTS_FILE")
+        policy = (env_str("SWITCHBOARD_DOUBLE_TEXT") or "enqueue").strip().lower()
+        if policy not in DOUBLE_TEXT_POLICIES:
+            raise InvalidArgument(
+                f"SWITCHBOARD_DOUBLE_TEXT must be one of {', '.join(DOUBLE_TEXT_POLICIES)}, not {policy!r}"
+            )
+        lease = env_float("SWITCHBOARD_RUN_LEASE_SECONDS", 10.0, minimum=1.0)
+        if lease > 15:
+            raise InvalidArgument(
+                "SWITCHBOARD_RUN_LEASE_SECONDS must be at most 15 (a dead replica's runs wait that long)"
+            )
         return cls(
             database_url=database_url,
             redis_url=redis_url,
@@ -68,8 +86,10 @@ class AgentRunnerConfig:
             limits=RunnerLimits(
                 history_items=env_int("SWITCHBOARD_HISTORY_ITEMS", 30, minimum=1),
                 max_turns=env_int("SWITCHBOARD_MAX_TURNS", 12, minimum=1),
+                double_text=policy,  # type: ignore[arg-type]
+                lease_seconds=lease,
             ),
-            pool_size=env_int("SWITCHBOARD_DB_POOL_SIZE", 5, minimum=1),
+            pool_size=env_int("SWITCHBOARD_DB_POOL_SIZE", 10, minimum=1),
         )
 
 
@@ -78,10 +98,12 @@ async def build_agent_runner(
     *,
     models: ModelSource | None = None,
     escalations: EscalationSink | None = None,
+    sessions: SessionLinks | None = None,
     agents: AgentsFile | None = None,
-    store: Store[Any] | None = None,
+    store: GrpcThreadStore | None = None,
 ) -> tuple[GrpcServer, AgentRunnerService]:
-    """Open pools and assemble the server (not started yet). Tests pass their own models and sinks."""
+    """Open pools and assemble the server (not started yet). Tests pass their own models, sinks and
+    sessions; without session_api (and none passed) conversations are not tracked in sessions."""
     agents = agents or load_agents_file(config.agents_file)
     env_models: EnvModels | None = None
     if models is None:
@@ -100,19 +122,38 @@ async def build_agent_runner(
             log.warning("no SWITCHBOARD_SESSION_API: escalations are only logged in memory")
             escalations = InMemoryEscalations()
     thread_store = store or GrpcThreadStore(config.thread_store_target)
+    if sessions is None and config.session_api_target:
+        session_client = SessionApiClient(config.session_api_target)
+        closers.append(session_client.close)
+        sessions = SessionApiLinks(session_client)
     redis_clients = []
+    run_log: RunLog | None = None
+    repository = RunRepository(pool, holder=replica_id(), lease_seconds=config.limits.lease_seconds)
     if config.redis_url:
-        redis_clients = [create_redis(config.redis_url), create_redis(config.redis_url, timeout=30.0)]
-        registry = RunRegistry(redis_clients[0], redis_clients[1])
+        writer = create_redis(config.redis_url, pool_size=LOG_POOL_SIZE)
+        reader = create_redis(config.redis_url, timeout=30.0, pool_size=JOIN_POOL_SIZE)
+        subscriber = create_redis(config.redis_url, timeout=30.0)
+        redis_clients = [writer, reader, subscriber]
+        run_log = RunLog(writer, reader)
     else:
-        log.warning("no REDIS_URL: thread claims and cancels reach this replica only")
-        registry = RunRegistry(None)
-    await registry.start()
+        log.warning("no REDIS_URL: runs can be joined and cancelled quickly only on the replica that holds them")
     catalog = AgentCatalog(agents, models, TaskRepository(pool), escalations)
-    service = AgentRunnerService(store=thread_store, catalog=catalog, registry=registry, limits=config.limits)
+    service = AgentRunnerService(
+        store=thread_store,
+        catalog=catalog,
+        runs=repository,
+        log=run_log,
+        sessions=sessions,
+        limits=config.limits,
+    )
+    if config.redis_url:
+        service.signals = RunSignals(
+            redis_clients[0], redis_clients[2], on_cancel=service.on_cancel_signal, on_ended=service.wake_thread
+        )
+    await service.start_background()
 
     async def close() -> None:
-        await registry.close()
+        await service.close()
         for closer in closers:
             await closer()
         if isinstance(thread_store, GrpcThreadStore) and store is None:

@@ -1,14 +1,18 @@
-"""One run: load the history window, run the thread's agent, stream ChatKit events.
+"""Runs: accept a message under the double-texting policy, answer it in the background,
+stream, join, cancel; heartbeat and reap.
 
-The runner is the writer of record for what a run produces: it saves the new
-user message, every finished item (``thread.item.done``, tool task items as
-soon as they start) and the thread's title, through the thread store's public
-client. Saves are upserts by id, so a ChatKit server that saves the same
-finished items again (the edge) changes nothing.
+The runner is the one writer of a turn: it saves the new user message (creating
+the thread for ChatKit's ``threads.create``), every item of the answer (a
+running answer's text at least every ``partial_save_seconds``) and the thread's
+record, through the thread store's public client. A run executes as a task of
+this replica, not of the call that started it: a caller going away leaves it
+running; it ends ``completed``, ``failed``, ``cancelled`` (a user asked; the
+partial answer is kept and a hidden note tells the next run not to continue
+it) or ``interrupted`` (this replica stopped or lost its lease).
 
 Every run ends its stream properly: a model or tool failure becomes an
-``error`` event with a message the user can act on, a cancel finishes the
-items left open (partial text is kept), and the thread stays usable.
+``error`` event with a message the user can act on, a stop finishes the items
+left open, and the thread stays usable.
 """
 
 from __future__ import annotations
@@ -17,11 +21,13 @@ import asyncio
 import contextlib
 import logging
 import re
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Literal
 
 import openai
 from agents import MaxTurnsExceeded, ModelBehaviorError, RunConfig, Runner
@@ -37,8 +43,13 @@ from chatkit.types import (
     ErrorEvent,
     NoticeEvent,
     Page,
+    ProgressUpdateEvent,
+    SDKHiddenContextItem,
+    StreamOptions,
+    StreamOptionsEvent,
     TaskItem,
     Thread,
+    ThreadCreatedEvent,
     ThreadItem,
     ThreadItemAddedEvent,
     ThreadItemDoneEvent,
@@ -51,19 +62,38 @@ from chatkit.types import (
     UserMessageItem,
     UserMessageTextContent,
 )
+from redis.exceptions import RedisError
 
 from services.agent_runner.catalog import AgentCatalog
-from services.agent_runner.runs import LiveRun, RunRegistry
+from services.agent_runner.live import LiveRun, Subscription, event_json
+from services.agent_runner.runs import (
+    MAX_RUN_PAGE,
+    TERMINAL,
+    RunLog,
+    RunPage,
+    RunRecord,
+    RunRepository,
+    RunSignals,
+)
+from services.agent_runner.sessions import SessionLinks
 from services.agent_runner.tool_items import RunState, ToolItemHooks
-from switchboard.errors import InvalidArgument, NotFound, SwitchboardError
+from services.thread_store.client import GrpcThreadStore
+from switchboard.errors import FailedPrecondition, InvalidArgument, NotFound, SwitchboardError, Unavailable
 from switchboard.principal import Principal
 
 log = logging.getLogger(__name__)
 
 OFFLINE_NOTICE_FLAG = "switchboard_offline_notice_shown"
+SESSION_METADATA_KEY = "session_id"
 TITLE_WORDS = 8
 TITLE_CHARS = 60
 _RUN_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+CANCELLED_NOTE = "The user cancelled the stream. Stop responding to the prior request."
+INTERRUPTED_ERROR = (
+    "The agent runner answering this message stopped; what it had written is kept. Send your message again."
+)
+QUEUED_TEXT = "Waiting for the previous answer to finish…"
+DoubleText = Literal["enqueue", "interrupt", "reject"]
 
 
 @dataclass(frozen=True)
@@ -73,31 +103,718 @@ class RunRequest:
     Attributes:
         principal: The caller.
         thread_id: The thread.
-        user_message: The new user message, or None to retry.
-        retry_after_item_id: The user message to answer again.
+        user_message: The new user message (None: retry or continue).
+        retry_after_item_id: The user message to answer again (the items after it go).
+        continue_thread: Answer what the thread holds now.
         agent_id: The agent to run (None: the thread's, else the default).
         run_id: The run's id (None: generated).
+        create_thread: Create this thread for the message (ChatKit's ``threads.create``).
+        scope: The scope of a created thread.
     """
 
     principal: Principal
     thread_id: str
     user_message: UserMessageItem | None = None
     retry_after_item_id: str | None = None
+    continue_thread: bool = False
     agent_id: str | None = None
     run_id: str | None = None
+    create_thread: ThreadMetadata | None = None
+    scope: str | None = None
 
 
 @dataclass(frozen=True)
 class RunnerLimits:
-    """Bounds of a run.
+    """Bounds and policies of runs.
 
     Attributes:
         history_items: How many of the thread's latest items the model sees.
         max_turns: Model calls per run (tool calls and handoffs each take one).
+        double_text: A message to a thread that is answering: ``enqueue`` (answered
+            right after, in order), ``interrupt`` (the running answer stops, the new
+            message is answered) or ``reject`` (refused, not saved).
+        lease_seconds: A run's lease; its holder renews it every fifth of it.
+        partial_save_seconds: How often a running answer's text is saved.
     """
 
     history_items: int = 30
     max_turns: int = 12
+    double_text: DoubleText = "enqueue"
+    lease_seconds: float = 10.0
+    partial_save_seconds: float = 1.0
+
+    @property
+    def heartbeat_seconds(self) -> float:
+        """How often leases are renewed and expired ones reaped."""
+        return self.lease_seconds / 5
+
+
+@dataclass
+class JoinedRun:
+    """What ``join`` found: the run (None: the thread has no active run) and its batches."""
+
+    run: RunRecord | None
+    batches: AsyncIterator[list[tuple[int, bytes]]] | None = None
+    final: list[str] = field(default_factory=list)  # the final status, once the batches end
+
+    @property
+    def final_status(self) -> str:
+        """The run's status when it ended ('' before)."""
+        return self.final[0] if self.final else ""
+
+
+class _PartialSaves:
+    """Save a running answer's text as it grows, at most once per interval per item, never
+    overwriting what follows (the final save waits for an earlier partial one)."""
+
+    def __init__(self, store: GrpcThreadStore, principal: Principal, thread_id: str, interval: float) -> None:
+        self._store, self._principal, self._thread_id, self._interval = store, principal, thread_id, interval
+        self._last: dict[str, float] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+
+    def maybe_save(self, item: ThreadItem) -> None:
+        now = time.monotonic()
+        last = self._last.setdefault(item.id, now)
+        running = self._tasks.get(item.id)
+        if now - last < self._interval or (running is not None and not running.done()):
+            return
+        self._last[item.id] = now
+        copy = item.model_copy(deep=True)
+        self._tasks[item.id] = asyncio.create_task(self._save(copy), name=f"partial-save-{item.id}")
+
+    async def _save(self, item: ThreadItem) -> None:
+        try:
+            await self._store.add_thread_item(self._thread_id, item, self._principal)
+        except Exception as error:
+            log.warning("could not save the partial answer %s (%s)", item.id, error)
+
+    async def settle(self, item_id: str) -> None:
+        """Wait for the item's partial save in flight, if any."""
+        task = self._tasks.pop(item_id, None)
+        if task is not None:
+            await asyncio.shield(task)
+
+    async def settle_all(self) -> None:
+        for item_id in list(self._tasks):
+            await self.settle(item_id)
+
+
+class AgentRunnerService:
+    """Runs agents on threads, durably.
+
+    Args:
+        store: The thread store's client.
+        catalog: The agents.
+        runs: The ``runs`` table.
+        log: Runs' event logs in Redis (None: no joins across replicas).
+        redis_signals: Whether cancels and wake-ups also travel over Redis.
+        sessions: Chat sessions (None: not tracked).
+        limits: Bounds and policies.
+    """
+
+    def __init__(
+        self,
+        *,
+        store: GrpcThreadStore,
+        catalog: AgentCatalog,
+        runs: RunRepository,
+        log: RunLog | None = None,
+        signals: RunSignals | None = None,
+        sessions: SessionLinks | None = None,
+        limits: RunnerLimits | None = None,
+    ) -> None:
+        self.store = store
+        self.catalog = catalog
+        self.runs = runs
+        self.log = log
+        self.signals = signals or RunSignals(None, None, on_cancel=self.on_cancel_signal, on_ended=self.wake_thread)
+        self.sessions = sessions
+        self.limits = limits or RunnerLimits()
+        self.converter = ThreadItemConverter()
+        self.live: dict[str, LiveRun] = {}
+        self._waiters: dict[str, set[asyncio.Event]] = {}
+        self._keeper: asyncio.Task[None] | None = None
+        self._closing = False
+
+    # -- lifecycle -------------------------------------------------------------
+
+    async def start_background(self) -> None:
+        """Start heartbeats and the reaper, and listen for signals."""
+        await self.signals.start()
+        self._keeper = asyncio.create_task(self._keep_leases(), name="agent_runner-leases")
+
+    async def close(self, *, grace: float = 5.0) -> None:
+        """Stop every live run as ``interrupted`` (the partial answers are kept), then the background work."""
+        self._closing = True
+        for run in list(self.live.values()):
+            run.stop("interrupted")
+        tasks = [run.task for run in self.live.values() if run.task is not None]
+        if tasks:
+            _done, pending = await asyncio.wait(tasks, timeout=grace)
+            for task in pending:
+                task.cancel()
+        if self._keeper is not None:
+            self._keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._keeper
+        await self.signals.close()
+
+    def on_cancel_signal(self, run_id: str, user_id: str) -> None:
+        """A cancel published by another replica."""
+        run = self.live.get(run_id)
+        if run is not None and run.principal.user_id == user_id:
+            log.info("run %s cancelled from another replica", run_id)
+            run.stop("cancelled")
+
+    def wake_thread(self, thread_id: str) -> None:
+        """A run of the thread ended: its queued runs may start."""
+        for event in self._waiters.pop(thread_id, set()):
+            event.set()
+
+    async def _keep_leases(self) -> None:
+        while True:
+            await asyncio.sleep(self.limits.heartbeat_seconds)
+            try:
+                await self._heartbeat()
+                await self._reap()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                log.warning("lease upkeep failed (%s); retrying in %.1f s", error, self.limits.heartbeat_seconds)
+
+    async def _heartbeat(self) -> None:
+        began = time.monotonic()
+        held = await self.runs.renew_leases()
+        for run in list(self.live.values()):
+            if run.finished or run.registered_at >= began:
+                continue
+            if run.run_id not in held:
+                log.warning("run %s lost its lease (another replica took it over); stopping it", run.run_id)
+                run.stop("interrupted")
+            elif held[run.run_id]:
+                run.stop("cancelled")
+
+    async def _reap(self) -> None:
+        reaped = await self.runs.reap_expired(INTERRUPTED_ERROR)
+        for record in reaped:
+            log.warning(
+                "run %s of thread %s was interrupted: its holder %s stopped renewing its lease",
+                record.id,
+                record.thread_id,
+                record.holder,
+            )
+            if self.log is not None:
+                error = ErrorEvent(code="custom", message=INTERRUPTED_ERROR, allow_retry=True)
+                try:
+                    await self.log.append(record.user_id, record.id, [], end="interrupted", end_event=event_json(error))
+                except (RedisError, OSError) as failure:
+                    log.warning("could not end the log of interrupted run %s (%s)", record.id, failure)
+            self.wake_thread(record.thread_id)
+            await self.signals.publish_ended(record.thread_id)
+
+    # -- starting a run --------------------------------------------------------
+
+    async def start(self, request: RunRequest) -> LiveRun:
+        """Accept a message (or a retry, or a continuation) and start answering it in the background.
+
+        Raises:
+            InvalidArgument: the request is malformed.
+            NotFound: the thread (or the item to retry after) is not the caller's.
+            FailedPrecondition: the thread is answering and the policy is ``reject``
+                (nothing was saved).
+        """
+        self._check(request)
+        if self._closing:
+            raise Unavailable("this agent runner is shutting down; retry on another replica")
+        spec = self.catalog.spec(request.agent_id)  # an unknown agent fails before anything is written
+        principal = request.principal
+        run_id = request.run_id or f"run_{uuid.uuid4().hex}"
+        input_item_id = (request.user_message.id if request.user_message else request.retry_after_item_id) or ""
+        if request.create_thread is not None and principal.session_id is None and self.sessions is not None:
+            session_id = await self.sessions.create_for_thread(principal, thread_id=request.thread_id, agent_id=spec.id)
+            principal = _with_session(principal, session_id)
+        record: RunRecord | None = None
+        if request.create_thread is None:
+            record = await self._claim(request, principal, run_id, input_item_id)
+        try:
+            thread, history = await self.store.begin_turn(
+                principal,
+                thread_id=request.thread_id,
+                create=_with_metadata(request.create_thread, principal.session_id),
+                scope=request.scope,
+                user_message=request.user_message,
+                retry_after_item_id=request.retry_after_item_id,
+                title_if_empty=_title(request.user_message),
+                history_limit=self.limits.history_items if record is None or record.status == "running" else 0,
+            )
+        except NotFoundError as error:
+            if record is not None:
+                await self.runs.delete(record.id)
+            raise NotFound(str(error) or f"there is no thread {request.thread_id!r}") from None
+        except BaseException:
+            if record is not None:
+                await self.runs.finish(record.id, status="failed", error="the turn could not start", last_seq=0)
+                self.wake_thread(record.thread_id)
+            raise
+        if record is None:
+            record = await self._claim(request, principal, run_id, input_item_id)
+        principal = await self._session_of(principal, thread, spec.id, created=request.create_thread is not None)
+        if principal.session_id is not None and record.session_id != principal.session_id:
+            await self.runs.set_session(record.id, principal.session_id)
+        run = LiveRun(record, principal, self.log)
+        self.live[run.run_id] = run
+        run.task = asyncio.create_task(self._execute(run, request, thread, history), name=f"run-{run.run_id}")
+        return run
+
+    def _check(self, request: RunRequest) -> None:
+        if not request.thread_id:
+            raise InvalidArgument("thread_id is required")
+        inputs = [request.user_message is not None, request.retry_after_item_id is not None, request.continue_thread]
+        if sum(inputs) != 1:
+            raise InvalidArgument("give exactly one of user_message_json, retry_after_item_id or continue_thread")
+        if request.user_message is not None and request.user_message.thread_id != request.thread_id:
+            raise InvalidArgument("the user message belongs to another thread than thread_id")
+        if request.create_thread is not None:
+            if request.create_thread.id != request.thread_id:
+                raise InvalidArgument("create_thread_json must describe the thread thread_id names")
+            if request.user_message is None:
+                raise InvalidArgument("a new thread starts with a user message")
+        if request.run_id is not None and not _RUN_ID.match(request.run_id):
+            raise InvalidArgument("run_id must be 1-64 letters, digits, '-' or '_'")
+
+    async def _claim(self, request: RunRequest, principal: Principal, run_id: str, input_item_id: str) -> RunRecord:
+        policy = self.limits.double_text
+        if policy == "interrupt":
+            # The newest message wins: whatever runs or waits in the thread stops.
+            await self._cancel_matching(principal, thread_id=request.thread_id)
+        record = await self.runs.insert(
+            run_id=run_id,
+            thread_id=request.thread_id,
+            user_id=principal.user_id,
+            org_id=principal.org_id,
+            session_id=principal.session_id,
+            agent_id=request.agent_id or "",
+            input_item_id=input_item_id,
+            queue=policy != "reject",
+        )
+        if record is None:
+            active = await self.runs.active_in_thread(thread_id=request.thread_id, user_id=principal.user_id)
+            holder = active.id if active is not None else "another run"
+            raise FailedPrecondition(
+                f"this conversation is still answering (run {holder}); your message was not sent."
+                " Wait for the answer or stop it, then send it again"
+            )
+        return record
+
+    async def _session_of(
+        self, principal: Principal, thread: ThreadMetadata, agent_id: str, *, created: bool
+    ) -> Principal:
+        """The run's principal with the thread's chat session (attached, or created when it has none)."""
+        if self.sessions is None:
+            return principal
+        stored = _str(thread.metadata.get(SESSION_METADATA_KEY))
+        try:
+            if principal.session_id is not None:
+                if created:
+                    await self.sessions.attach(principal, session_id=principal.session_id, thread_id=thread.id)
+                elif stored != principal.session_id:
+                    # A client secret of another session continues this thread: it moves there.
+                    await self.sessions.attach(principal, session_id=principal.session_id, thread_id=thread.id)
+                    thread.metadata[SESSION_METADATA_KEY] = principal.session_id
+                    await self.store.save_thread(thread, principal)
+                return principal
+            if stored:
+                return _with_session(principal, stored)
+            session_id = await self.sessions.create_for_thread(principal, thread_id=thread.id, agent_id=agent_id)
+            thread.metadata[SESSION_METADATA_KEY] = session_id
+            await self.store.save_thread(thread, principal)
+            return _with_session(principal, session_id)
+        except SwitchboardError as error:
+            log.warning("thread %s: chat session unavailable (%s); answering without one", thread.id, error.message)
+            return principal
+
+    # -- executing a run -------------------------------------------------------
+
+    async def _execute(
+        self, run: LiveRun, request: RunRequest, thread: ThreadMetadata, history: list[ThreadItem]
+    ) -> None:
+        status, error_text = "failed", "the run stopped unexpectedly"
+        try:
+            if request.create_thread is not None:
+                run.emit(ThreadCreatedEvent(thread=_thread_response(thread)))
+            if request.user_message is not None:
+                run.emit(ThreadItemDoneEvent(item=request.user_message))
+            run.emit(StreamOptionsEvent(stream_options=StreamOptions(allow_cancel=True)))
+            if run.status == "queued":
+                run.emit(ProgressUpdateEvent(text=QUEUED_TEXT))
+                if not await self._wait_turn(run):
+                    status, error_text = run.stop_reason or "cancelled", ""
+                    return
+                if request.user_message is not None:
+                    # Saved when it arrived (never lost); it takes its place in the
+                    # conversation now, after the answer it waited for.
+                    moved = request.user_message.model_copy(update={"created_at": datetime.now(UTC)})
+                    await self.store.add_thread_item(run.thread_id, moved, run.principal)
+                thread = await self.store.load_thread(run.thread_id, run.principal)
+                page = await self.store.load_thread_items(
+                    run.thread_id, None, self.limits.history_items, "desc", run.principal
+                )
+                history = list(reversed(page.data))
+            status, error_text = await self._answer(run, request, thread, history)
+        except asyncio.CancelledError:
+            status, error_text = "interrupted", INTERRUPTED_ERROR
+            raise
+        except Exception as error:
+            if not isinstance(error, SwitchboardError):
+                log.exception("run %s failed", run.run_id)
+            failure = _error_event(error)
+            run.emit(failure)
+            status, error_text = "failed", failure.message or ""
+        finally:
+            if status == "interrupted" and run.stop_reason == "interrupted":
+                run.emit(ErrorEvent(code="custom", message=INTERRUPTED_ERROR, allow_retry=True))
+            await asyncio.shield(self._finish(run, status, error_text))
+
+    async def _finish(self, run: LiveRun, status: str, error_text: str) -> None:
+        last_seq = await run.flush()
+        try:
+            await self.runs.finish(run.run_id, status=status, error=error_text, last_seq=last_seq)
+        except Exception as error:
+            log.warning("could not record the end of run %s (%s); its lease runs out on its own", run.run_id, error)
+        # Ended in Postgres first: whoever sees the end of the stream finds the thread free.
+        await run.end(status)
+        self.live.pop(run.run_id, None)
+        self.wake_thread(run.thread_id)
+        await self.signals.publish_ended(run.thread_id)
+
+    async def _wait_turn(self, run: LiveRun) -> bool:
+        """Wait until the queued run may start (True) or is stopped (False)."""
+        while not run.stopping:
+            wake = asyncio.Event()
+            self._waiters.setdefault(run.thread_id, set()).add(wake)
+            started = await self.runs.try_start(run.record)
+            if started is not None:
+                run.record, run.status = started, "running"
+                return True
+            stopped = asyncio.ensure_future(run.wait_stopped())
+            woken = asyncio.ensure_future(wake.wait())
+            # Wake-ups are hints; polling Postgres is the guarantee.
+            await asyncio.wait({stopped, woken}, timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
+            stopped.cancel()
+            woken.cancel()
+        return False
+
+    async def _answer(
+        self, run: LiveRun, request: RunRequest, thread: ThreadMetadata, history: list[ThreadItem]
+    ) -> tuple[str, str]:
+        """Run the agent on the history; returns the final status and error."""
+        principal = run.principal
+        pending = _Pending()
+        saves = _PartialSaves(self.store, principal, thread.id, self.limits.partial_save_seconds)
+        hooks: ToolItemHooks | None = None
+        failure: ErrorEvent | None = None
+        flagged = False
+        async with AsyncExitStack() as stack:
+            try:
+                agent_input = await self.converter.to_agent_input(_answerable(history, request))
+                spec = self.catalog.spec(request.agent_id or _str(thread.metadata.get("agent_id")))
+                offline = self.catalog.models.is_offline(spec.model)
+                announce = offline and not thread.metadata.get(OFFLINE_NOTICE_FLAG)
+                built = await self.catalog.build(spec, principal, stack, announce_offline=announce)
+                for notice in built.notices:
+                    run.emit(NoticeEvent(level="warning", message=notice))
+                chatkit = AgentContext[Any](thread=thread, store=self.store, request_context=principal)
+                state = RunState(principal=principal, chatkit=chatkit)
+                hooks = ToolItemHooks(state)
+                result = Runner.run_streamed(
+                    built.starting,
+                    agent_input,
+                    context=state,
+                    hooks=hooks,
+                    max_turns=self.limits.max_turns,
+                    run_config=RunConfig(tracing_disabled=True),
+                )
+                stopper = asyncio.create_task(run.wait_stopped())
+                stopper.add_done_callback(lambda _: result.cancel())
+                stack.callback(stopper.cancel)
+                ids = _MessageIds(self.store, thread, principal)
+                async for raw_event in stream_agent_response(chatkit, result):
+                    event = ids.apply(raw_event)
+                    pending.track(event)
+                    if isinstance(event, ThreadItemUpdatedEvent) and event.item_id in pending.items:
+                        saves.maybe_save(pending.items[event.item_id])
+                    await self._persist(event, principal, thread.id, saves)
+                    if not _hidden(event):
+                        run.emit(event)
+                if announce and not run.stopping:
+                    thread.metadata[OFFLINE_NOTICE_FLAG] = True
+                    flagged = True
+            except Exception as error:
+                failure = _error_event(error)
+                if not isinstance(error, SwitchboardError):
+                    log.exception("run %s failed", run.run_id)
+        await saves.settle_all()
+        stopped = run.stop_reason if run.stopping else None
+        if stopped or failure is not None:
+            for event in await self._finish_pending(pending, hooks, principal, thread.id, stopped or "failed"):
+                run.emit(event)
+        if stopped == "cancelled":
+            await self._note_cancelled(thread, principal)
+        if failure is not None:
+            run.emit(failure)
+        if failure is None:
+            async for event in self._update_thread(thread, principal, changed=flagged, titled=_first_turn(history)):
+                run.emit(event)
+        if stopped:
+            return stopped, "" if stopped == "cancelled" else INTERRUPTED_ERROR
+        if failure is not None:
+            return "failed", failure.message or ""
+        return "completed", ""
+
+    async def _note_cancelled(self, thread: ThreadMetadata, principal: Principal) -> None:
+        """Tell the next run not to continue the cancelled one (as ChatKit's server does)."""
+        note = SDKHiddenContextItem(
+            thread_id=thread.id,
+            created_at=datetime.now(UTC),
+            id=self.store.generate_item_id("sdk_hidden_context", thread, principal),
+            content=CANCELLED_NOTE,
+        )
+        try:
+            await self.store.add_thread_item(thread.id, note, principal)
+        except Exception as error:
+            log.warning("could not note the cancelled run of thread %s (%s)", thread.id, error)
+
+    async def _persist(
+        self, event: ThreadStreamEvent, principal: Principal, thread_id: str, saves: _PartialSaves | None = None
+    ) -> None:
+        if isinstance(event, (ThreadItemDoneEvent, ThreadItemReplacedEvent)):
+            if saves is not None:
+                await saves.settle(event.item.id)
+            await self.store.add_thread_item(thread_id, event.item, principal)
+        elif isinstance(event, ThreadItemAddedEvent) and isinstance(event.item, TaskItem):
+            # A running tool shows after a reload too; its done event overwrites it.
+            await self.store.add_thread_item(thread_id, event.item, principal)
+        elif isinstance(event, ThreadItemRemovedEvent):
+            if saves is not None:
+                await saves.settle(event.item_id)
+            with contextlib.suppress(NotFoundError, NotFound):
+                await self.store.delete_thread_item(thread_id, event.item_id, principal)
+
+    async def _finish_pending(
+        self, pending: _Pending, hooks: ToolItemHooks | None, principal: Principal, thread_id: str, reason: str
+    ) -> list[ThreadStreamEvent]:
+        events: list[ThreadStreamEvent] = []
+        for item in list(pending.items.values()):
+            if isinstance(item, AssistantMessageItem):
+                if any(c.text for c in item.content):
+                    events.append(ThreadItemDoneEvent(item=item))
+                else:
+                    events.append(ThreadItemRemovedEvent(item_id=item.id))
+        if hooks is not None:
+            events.extend(ThreadItemDoneEvent(item=i) for i in hooks.unfinished(reason))
+        pending.items.clear()
+        for event in events:
+            try:
+                await self._persist(event, principal, thread_id)
+            except Exception:
+                log.exception("could not save the open items of a %s run", reason)
+        return events
+
+    async def _update_thread(
+        self, thread: ThreadMetadata, principal: Principal, *, changed: bool, titled: bool
+    ) -> AsyncIterator[ThreadStreamEvent]:
+        """Save the thread when the run changed it; show the title the first turn gave it."""
+        if changed:
+            try:
+                await self.store.save_thread(thread, principal)
+            except Exception:
+                log.exception("could not save thread %s", thread.id)
+                return
+        if (changed or titled) and thread.title:
+            yield ThreadUpdatedEvent(thread=_thread_response(thread))
+
+    # -- following, stopping and listing runs ----------------------------------
+
+    async def join(self, principal: Principal, *, thread_id: str, run_id: str | None, after_seq: int) -> JoinedRun:
+        """The thread's active run, replayed after ``after_seq`` (of ``run_id``) and followed live.
+
+        Raises:
+            NotFound: the thread is not the caller's (operators: not of their org).
+            Unavailable: the run is held by another replica and its log needs Redis.
+        """
+        await self._readable_thread(principal, thread_id)
+        record = await self.runs.active_in_thread(
+            thread_id=thread_id, user_id=principal.user_id, operator_org_id=_operator_org(principal)
+        )
+        if record is None:
+            return JoinedRun(run=None)
+        after = after_seq if run_id == record.id else 0
+        live = self.live.get(record.id)
+        joined = JoinedRun(run=record)
+        if live is not None:
+            joined.batches = self._follow_local(live.subscribe(after), live, joined.final)
+        elif self.log is not None:
+            joined.batches = self._follow_log(record, after, joined.final)
+        else:
+            raise Unavailable("following a run held by another replica needs Redis; set REDIS_URL")
+        return joined
+
+    async def _follow_local(
+        self, subscription: Subscription, run: LiveRun, final: list[str]
+    ) -> AsyncIterator[list[tuple[int, bytes]]]:
+        try:
+            async for batch in subscription.batches():
+                yield batch
+            final.append(run.final_status)
+        finally:
+            subscription.close()
+
+    async def _follow_log(
+        self, record: RunRecord, after: int, final: list[str]
+    ) -> AsyncIterator[list[tuple[int, bytes]]]:
+        assert self.log is not None
+        while True:
+            try:
+                entries = await self.log.read(record.user_id, record.id, after=after, block_ms=1000)
+            except (RedisError, OSError) as error:
+                raise Unavailable(f"the run's live events are unavailable ({error}); reload the thread") from None
+            batch = [(e.seq, e.event_json) for e in entries if not e.end]
+            if batch:
+                after = batch[-1][0]
+                yield batch
+            end = next((e for e in entries if e.end), None)
+            if end is not None:
+                if end.event_json:
+                    yield [(0, end.event_json)]
+                final.append(end.end)
+                return
+            if not entries:
+                # No end marker yet: the run may have ended without one (Redis failed at the end).
+                current = await self.runs.get(run_id=record.id, user_id=record.user_id)
+                if current.status in TERMINAL and current.last_seq <= after:
+                    final.append(current.status)
+                    return
+
+    async def cancel(
+        self,
+        principal: Principal,
+        *,
+        run_id: str | None = None,
+        thread_id: str | None = None,
+        session_id: str | None = None,
+    ) -> list[str]:
+        """Stop the caller's matching active runs wherever they run; their ids.
+
+        Raises:
+            NotFound: ``run_id`` names no active run of the caller, or ``thread_id`` is not the caller's.
+            InvalidArgument: nothing to cancel was named.
+        """
+        if sum(x is not None for x in (run_id, thread_id, session_id)) != 1:
+            raise InvalidArgument("name exactly one of run_id, thread_id or session_id")
+        if thread_id is not None:
+            await self._readable_thread(principal, thread_id, owner_only=True)
+        stopped = await self._cancel_matching(principal, run_id=run_id, thread_id=thread_id, session_id=session_id)
+        if run_id is not None and not stopped:
+            raise NotFound(f"there is no active run {run_id!r}; it may have ended already")
+        return stopped
+
+    async def _cancel_matching(self, principal: Principal, **target: str | None) -> list[str]:
+        matched = await self.runs.request_cancel(user_id=principal.user_id, **target)
+        for matched_id, _holder in matched:
+            local = self.live.get(matched_id)
+            if local is not None:
+                local.stop("cancelled")
+            else:
+                await self.signals.publish_cancel(matched_id, principal.user_id)
+        return [matched_id for matched_id, _holder in matched]
+
+    async def get_run(self, principal: Principal, run_id: str) -> RunRecord:
+        """A run of the caller (operators: of their org)."""
+        if not _RUN_ID.match(run_id):
+            raise InvalidArgument("run_id must be 1-64 letters, digits, '-' or '_'")
+        return await self.runs.get(run_id=run_id, user_id=principal.user_id, operator_org_id=_operator_org(principal))
+
+    async def list_runs(self, principal: Principal, *, thread_id: str, limit: int, after: str | None) -> RunPage:
+        """A thread's runs, newest first."""
+        if limit < 0 or limit > MAX_RUN_PAGE:
+            raise InvalidArgument(f"limit must be between 1 and {MAX_RUN_PAGE} (0: 20)")
+        if after is not None and not _RUN_ID.match(after):
+            raise InvalidArgument("after must be a run id")
+        await self._readable_thread(principal, thread_id)
+        return await self.runs.list_for_thread(
+            thread_id=thread_id,
+            user_id=principal.user_id,
+            operator_org_id=_operator_org(principal),
+            after=after,
+            limit=limit or 20,
+        )
+
+    async def _readable_thread(self, principal: Principal, thread_id: str, *, owner_only: bool = False) -> None:
+        if not thread_id:
+            raise InvalidArgument("thread_id is required")
+        caller: Principal = principal
+        if owner_only and principal.is_operator:
+            caller = Principal(user_id=principal.user_id, session_id=principal.session_id)
+        try:
+            await self.store.load_thread(thread_id, caller)
+        except NotFoundError:
+            raise NotFound(f"there is no thread {thread_id!r}") from None
+
+
+def _operator_org(principal: Principal) -> str | None:
+    return principal.org_id if principal.is_operator else None
+
+
+def _with_session(principal: Principal, session_id: str) -> Principal:
+    return Principal(user_id=principal.user_id, org_id=principal.org_id, roles=principal.roles, session_id=session_id)
+
+
+def _with_metadata(thread: ThreadMetadata | None, session_id: str | None) -> ThreadMetadata | None:
+    if thread is None or session_id is None:
+        return thread
+    created = thread.model_copy(deep=True)
+    created.metadata[SESSION_METADATA_KEY] = session_id
+    return created
+
+
+def _thread_response(thread: ThreadMetadata) -> Thread:
+    return Thread(**thread.model_dump(), items=Page(data=[], has_more=False))
+
+
+def _hidden(event: ThreadStreamEvent) -> bool:
+    """Hidden context items are saved, never shown (as ChatKit's server does)."""
+    return isinstance(event, ThreadItemDoneEvent) and event.item.type in ("hidden_context_item", "sdk_hidden_context")
+
+
+def _answerable(history: list[ThreadItem], request: RunRequest) -> list[ThreadItem]:
+    """The history the model sees: up to the message answered (a retry answers an older one)."""
+    target = request.user_message.id if request.user_message else request.retry_after_item_id
+    ids = [item.id for item in history]
+    if target is not None and target in ids:
+        return history[: ids.index(target) + 1]
+    if request.user_message is not None and target not in ids:
+        return [*history, request.user_message]
+    return history
+
+
+def _first_turn(history: list[ThreadItem]) -> bool:
+    return sum(isinstance(item, UserMessageItem) for item in history) == 1
+
+
+def _title(message: UserMessageItem | None) -> str | None:
+    """A short title from a user message (deterministic, costs no model call)."""
+    if message is None:
+        return None
+    text = " ".join(" ".join(c.text.split()) for c in message.content if isinstance(c, UserMessageTextContent)).strip()
+    if not text:
+        return None
+    words = text.split()
+    title = " ".join(words[:TITLE_WORDS])
+    if len(title) > TITLE_CHARS:
+        title = title[: TITLE_CHARS - 1].rstrip() + "…"
+    elif len(words) > TITLE_WORDS:
+        title += "…"
+    return title[0].upper() + title[1:]
 
 
 @dataclass
@@ -158,250 +875,6 @@ class _MessageIds:
         if isinstance(event, ThreadItemRemovedEvent) and event.item_id in self._ids:
             return ThreadItemRemovedEvent(item_id=self._ids[event.item_id])
         return event
-
-
-class Run:
-    """A started run: its id, and its events once (``events()``)."""
-
-    def __init__(self, service: AgentRunnerService, request: RunRequest, thread: ThreadMetadata, live: LiveRun) -> None:
-        self.run_id = live.run_id
-        self._service = service
-        self._request = request
-        self._thread = thread
-        self._live = live
-        self._cancelled = False
-        self._stop: asyncio.Event = asyncio.Event()
-
-    def cancel(self) -> None:
-        """Stop the run; its stream ends after finishing the open items."""
-        self._cancelled = True
-        self._stop.set()
-
-    @property
-    def cancelled(self) -> bool:
-        """Whether the run was cancelled."""
-        return self._cancelled
-
-    async def events(self) -> AsyncIterator[ThreadStreamEvent]:
-        """Run and yield the events; the thread is released at the end, however it ends."""
-        try:
-            async for event in self._service._produce(self, self._request, self._thread):
-                yield event
-        finally:
-            await self._service.registry.release(self._live)
-
-    async def wait_stopped(self) -> None:
-        """Return once the run is cancelled."""
-        await self._stop.wait()
-
-
-class AgentRunnerService:
-    """Runs agents on threads.
-
-    Args:
-        store: The thread store's ChatKit ``Store`` client.
-        catalog: The agents.
-        registry: Live runs, thread claims and cancels.
-        limits: History window and turn bounds.
-    """
-
-    def __init__(
-        self, *, store: Store[Any], catalog: AgentCatalog, registry: RunRegistry, limits: RunnerLimits | None = None
-    ) -> None:
-        self.store = store
-        self.catalog = catalog
-        self.registry = registry
-        self.limits = limits or RunnerLimits()
-        self.converter = ThreadItemConverter()
-
-    async def start(self, request: RunRequest) -> Run:
-        """Check the request, load the thread and claim it.
-
-        Raises:
-            InvalidArgument: the request is malformed.
-            NotFound: the thread (or the item to retry after) is not the caller's.
-            FailedPrecondition: the thread is still answering another message.
-        """
-        if not request.thread_id:
-            raise InvalidArgument("thread_id is required")
-        if (request.user_message is None) == (request.retry_after_item_id is None):
-            raise InvalidArgument("give exactly one of user_message_json or retry_after_item_id")
-        if request.user_message is not None and request.user_message.thread_id != request.thread_id:
-            raise InvalidArgument("the user message belongs to another thread than thread_id")
-        if request.run_id is not None and not _RUN_ID.match(request.run_id):
-            raise InvalidArgument("run_id must be 1-64 letters, digits, '-' or '_'")
-        self.catalog.spec(request.agent_id)  # an unknown agent fails before anything is written
-        try:
-            thread = await self.store.load_thread(request.thread_id, request.principal)
-        except NotFoundError:
-            raise NotFound(f"there is no thread {request.thread_id!r}") from None
-        run_id = request.run_id or f"run_{uuid.uuid4().hex[:16]}"
-        holder: list[Run] = []
-        live = LiveRun(
-            run_id=run_id,
-            user_id=request.principal.user_id,
-            thread_id=request.thread_id,
-            cancel=lambda: holder[0].cancel() if holder else None,
-        )
-        await self.registry.claim(live)
-        run = Run(self, request, thread, live)
-        holder.append(run)
-        return run
-
-    # -- the pipeline ----------------------------------------------------------
-
-    async def _input_item(self, request: RunRequest) -> UserMessageItem:
-        if request.user_message is not None:
-            await self.store.add_thread_item(request.thread_id, request.user_message, request.principal)
-            return request.user_message
-        assert request.retry_after_item_id is not None
-        try:
-            item = await self.store.load_item(request.thread_id, request.retry_after_item_id, request.principal)
-        except NotFoundError:
-            raise NotFound(f"there is no item {request.retry_after_item_id!r} in this thread") from None
-        if not isinstance(item, UserMessageItem):
-            raise InvalidArgument("retry_after_item_id must name a user message")
-        return item
-
-    async def _history(self, request: RunRequest, input_item: UserMessageItem) -> list[ThreadItem]:
-        page = await self.store.load_thread_items(
-            request.thread_id, None, self.limits.history_items, "desc", request.principal
-        )
-        items = list(reversed(page.data))
-        ids = [i.id for i in items]
-        if input_item.id in ids:
-            items = items[: ids.index(input_item.id) + 1]
-        else:
-            items.append(input_item)
-        return items
-
-    async def _persist(self, event: ThreadStreamEvent, principal: Principal, thread_id: str) -> None:
-        if isinstance(event, (ThreadItemDoneEvent, ThreadItemReplacedEvent)):
-            await self.store.add_thread_item(thread_id, event.item, principal)
-        elif isinstance(event, ThreadItemAddedEvent) and isinstance(event.item, TaskItem):
-            # A running tool shows after a reload too; its done event overwrites it.
-            await self.store.add_thread_item(thread_id, event.item, principal)
-        elif isinstance(event, ThreadItemRemovedEvent):
-            with contextlib.suppress(NotFoundError, NotFound):
-                await self.store.delete_thread_item(thread_id, event.item_id, principal)
-
-    async def _produce(self, run: Run, request: RunRequest, thread: ThreadMetadata) -> AsyncIterator[ThreadStreamEvent]:
-        principal = request.principal
-        pending = _Pending()
-        hooks: ToolItemHooks | None = None
-        failure: ErrorEvent | None = None
-        completed = False
-        flagged = False
-        async with AsyncExitStack() as stack:
-            try:
-                input_item = await self._input_item(request)
-                history = await self._history(request, input_item)
-                agent_input = await self.converter.to_agent_input(history)
-                spec = self.catalog.spec(request.agent_id or _str(thread.metadata.get("agent_id")))
-                offline = self.catalog.models.is_offline(spec.model)
-                announce = offline and not thread.metadata.get(OFFLINE_NOTICE_FLAG)
-                built = await self.catalog.build(spec, principal, stack, announce_offline=announce)
-                for notice in built.notices:
-                    yield NoticeEvent(level="warning", message=notice)
-                chatkit = AgentContext[Any](thread=thread, store=self.store, request_context=principal)
-                state = RunState(principal=principal, chatkit=chatkit)
-                hooks = ToolItemHooks(state)
-                result = Runner.run_streamed(
-                    built.starting,
-                    agent_input,
-                    context=state,
-                    hooks=hooks,
-                    max_turns=self.limits.max_turns,
-                    run_config=RunConfig(tracing_disabled=True),
-                )
-                stopper = asyncio.create_task(run.wait_stopped())
-                stopper.add_done_callback(lambda _: result.cancel())
-                stack.callback(stopper.cancel)
-                ids = _MessageIds(self.store, thread, principal)
-                async for raw_event in stream_agent_response(chatkit, result):
-                    event = ids.apply(raw_event)
-                    pending.track(event)
-                    await self._persist(event, principal, thread.id)
-                    yield event
-                completed = not run.cancelled
-                if announce and completed:
-                    thread.metadata[OFFLINE_NOTICE_FLAG] = True
-                    flagged = True
-            except asyncio.CancelledError:
-                # The caller went away: keep what was produced, then stop.
-                run.cancel()
-                await asyncio.shield(self._finish_pending(pending, hooks, principal, thread.id, "cancelled"))
-                raise
-            except Exception as error:
-                failure = _error_event(error)
-                if not isinstance(error, SwitchboardError):
-                    log.exception("run %s failed", run.run_id)
-        reason = "cancelled" if run.cancelled else ("failed" if failure else "")
-        if reason:
-            for event in await self._finish_pending(pending, hooks, principal, thread.id, reason):
-                yield event
-        if failure is not None:
-            yield failure
-        if completed or run.cancelled:
-            async for event in self._update_thread(thread, request, principal, changed=flagged):
-                yield event
-
-    async def _finish_pending(
-        self, pending: _Pending, hooks: ToolItemHooks | None, principal: Principal, thread_id: str, reason: str
-    ) -> list[ThreadStreamEvent]:
-        events: list[ThreadStreamEvent] = []
-        for item in list(pending.items.values()):
-            if isinstance(item, AssistantMessageItem):
-                if any(c.text for c in item.content):
-                    events.append(ThreadItemDoneEvent(item=item))
-                else:
-                    events.append(ThreadItemRemovedEvent(item_id=item.id))
-        if hooks is not None:
-            events.extend(ThreadItemDoneEvent(item=i) for i in hooks.unfinished(reason))
-        pending.items.clear()
-        for event in events:
-            try:
-                await self._persist(event, principal, thread_id)
-            except Exception:
-                log.exception("could not save the open items of a %s run", reason)
-        return events
-
-    async def _update_thread(
-        self, thread: ThreadMetadata, request: RunRequest, principal: Principal, *, changed: bool
-    ) -> AsyncIterator[ThreadStreamEvent]:
-        if not thread.title:
-            title = await self._title(request, principal)
-            if title:
-                thread.title = title
-                changed = True
-        if not changed:
-            return
-        try:
-            await self.store.save_thread(thread, principal)
-        except Exception:
-            log.exception("could not save thread %s", thread.id)
-            return
-        if thread.title:
-            yield ThreadUpdatedEvent(thread=Thread(**thread.model_dump(), items=Page(data=[], has_more=False)))
-
-    async def _title(self, request: RunRequest, principal: Principal) -> str | None:
-        """A short title from the thread's first user message (deterministic, costs no model call)."""
-        page = await self.store.load_thread_items(request.thread_id, None, 5, "asc", principal)
-        first = next((i for i in page.data if isinstance(i, UserMessageItem)), request.user_message)
-        if first is None:
-            return None
-        text = " ".join(
-            " ".join(c.text.split()) for c in first.content if isinstance(c, UserMessageTextContent)
-        ).strip()
-        if not text:
-            return None
-        words = text.split()
-        title = " ".join(words[:TITLE_WORDS])
-        if len(title) > TITLE_CHARS:
-            title = title[: TITLE_CHARS - 1].rstrip() + "…"
-        elif len(words) > TITLE_WORDS:
-            title += "…"
-        return title[0].upper() + title[1:]
 
 
 def _str(value: object) -> str | None:

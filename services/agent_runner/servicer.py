@@ -2,60 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 
-from chatkit.types import (
-    AssistantMessageContentPartTextDelta,
-    ThreadItemUpdatedEvent,
-    ThreadStreamEvent,
-    UserMessageItem,
-)
+from chatkit.types import ThreadMetadata, UserMessageItem
 from pydantic import ValidationError
 
+from services.agent_runner.runs import RunRecord
 from services.agent_runner.service import AgentRunnerService, RunRequest
 from switchboard.api.v1 import agent_runner_pb2 as pb
 from switchboard.api.v1 import agent_runner_pb2_grpc
 from switchboard.errors import InvalidArgument
 from switchboard.grpc_runtime import ServicerContext
-from switchboard.proto_convert import principal_from_proto
-
-MAX_BATCH = 256
-# How long a message waits for more ready events before it is sent. Far below
-# what a reader notices (a frame is 16 ms), long enough that a fast model's
-# deltas go out merged instead of one encoding and one write each.
-LINGER_SECONDS = 0.002
-
-
-def event_json(event: ThreadStreamEvent) -> bytes:
-    """The SDK's JSON of an event, as ChatKit's server writes it."""
-    return event.model_dump_json(by_alias=True, exclude_none=True).encode()
-
-
-def coalesce_deltas(events: list[ThreadStreamEvent]) -> list[ThreadStreamEvent]:
-    """Merge adjacent text deltas of the same content part into one delta.
-
-    Order and text are kept exactly: only consecutive deltas of one item's part
-    merge, so the client assembles the same message from fewer events.
-    """
-    merged: list[ThreadStreamEvent] = []
-    for event in events:
-        previous = merged[-1] if merged else None
-        if (
-            isinstance(event, ThreadItemUpdatedEvent)
-            and isinstance(event.update, AssistantMessageContentPartTextDelta)
-            and isinstance(previous, ThreadItemUpdatedEvent)
-            and isinstance(previous.update, AssistantMessageContentPartTextDelta)
-            and previous.item_id == event.item_id
-            and previous.update.content_index == event.update.content_index
-        ):
-            delta = previous.update.delta + event.update.delta
-            update = AssistantMessageContentPartTextDelta(content_index=event.update.content_index, delta=delta)
-            merged[-1] = ThreadItemUpdatedEvent(item_id=event.item_id, update=update)
-        else:
-            merged.append(event)
-    return merged
+from switchboard.proto_convert import principal_from_proto, timestamp
 
 
 def run_request_from_proto(request: pb.RunRequest) -> RunRequest:
@@ -70,14 +28,48 @@ def run_request_from_proto(request: pb.RunRequest) -> RunRequest:
             raise InvalidArgument(
                 f"user_message_json is not a ChatKit user message: {error.errors()[0]['msg']}"
             ) from None
+    create: ThreadMetadata | None = None
+    if request.create_thread_json:
+        try:
+            create = ThreadMetadata.model_validate_json(request.create_thread_json)
+        except ValidationError as error:
+            raise InvalidArgument(f"create_thread_json is not a ChatKit thread: {error.errors()[0]['msg']}") from None
     return RunRequest(
         principal=principal,
         thread_id=request.thread_id,
         user_message=user_message,
         retry_after_item_id=request.retry_after_item_id if which == "retry_after_item_id" else None,
+        continue_thread=which == "continue_thread" and request.continue_thread,
         agent_id=request.agent_id or None,
         run_id=request.run_id or None,
+        create_thread=create,
+        scope=request.scope or None,
     )
+
+
+def run_info(record: RunRecord) -> pb.RunInfo:
+    """The protobuf form of a run."""
+    info = pb.RunInfo(
+        id=record.id,
+        thread_id=record.thread_id,
+        user_id=record.user_id,
+        org_id=record.org_id or "",
+        session_id=record.session_id or "",
+        agent_id=record.agent_id,
+        status=record.status,
+        error=record.error,
+        holder=record.holder or "",
+        created_at=timestamp(record.created_at),
+        last_seq=record.last_seq,
+        input_item_id=record.input_item_id,
+    )
+    if record.lease_expires_at is not None:
+        info.lease_expires_at.CopyFrom(timestamp(record.lease_expires_at))
+    if record.started_at is not None:
+        info.started_at.CopyFrom(timestamp(record.started_at))
+    if record.ended_at is not None:
+        info.ended_at.CopyFrom(timestamp(record.ended_at))
+    return info
 
 
 class AgentRunnerServicer(agent_runner_pb2_grpc.AgentRunnerServicer):  # type: ignore[misc]
@@ -88,52 +80,47 @@ class AgentRunnerServicer(agent_runner_pb2_grpc.AgentRunnerServicer):  # type: i
 
     async def Run(self, request: pb.RunRequest, context: ServicerContext) -> AsyncIterator[pb.RunEvents]:  # type: ignore[override]
         run = await self._service.start(run_request_from_proto(request))
-        yield pb.RunEvents(run_id=run.run_id)
-        # The run produces into a queue; each message carries whatever is ready
-        # (adjacent text deltas merged), so a fast producer is not held to one
-        # network write and one JSON encoding per event.
-        queue: asyncio.Queue[ThreadStreamEvent | None] = asyncio.Queue()
-
-        async def produce() -> None:
-            try:
-                async for event in run.events():
-                    queue.put_nowait(event)
-            finally:
-                queue.put_nowait(None)
-
-        producer = asyncio.create_task(produce(), name=f"run-{run.run_id}")
+        # Subscribed before the first yield: the caller sees every event from the start.
+        subscription = run.subscribe(0)
         try:
-            done = False
-            while not done:
-                batch = [await queue.get()]
-                deadline = asyncio.get_running_loop().time() + LINGER_SECONDS
-                while batch[-1] is not None and len(batch) < MAX_BATCH:
-                    if queue.empty():
-                        remaining = deadline - asyncio.get_running_loop().time()
-                        if remaining <= 0:
-                            break
-                        try:
-                            batch.append(await asyncio.wait_for(queue.get(), remaining))
-                        except TimeoutError:
-                            break
-                    else:
-                        batch.append(queue.get_nowait())
-                if batch[-1] is None:
-                    batch.pop()
-                    done = True
-                events = coalesce_deltas([e for e in batch if e is not None])
-                if events:
-                    yield pb.RunEvents(run_id=run.run_id, events_json=[event_json(e) for e in events])
-            await producer  # re-raises what the producer could not turn into an event
+            yield pb.RunEvents(run_id=run.run_id, status=run.status)
+            async for batch in subscription.batches():
+                yield pb.RunEvents(run_id=run.run_id, first_seq=batch[0][0], events_json=[body for _, body in batch])
+            yield pb.RunEvents(run_id=run.run_id, status=run.final_status)
         finally:
-            if not producer.done():
-                producer.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await producer
+            subscription.close()  # the caller went away: the run goes on
+
+    async def Join(self, request: pb.JoinRequest, context: ServicerContext) -> AsyncIterator[pb.RunEvents]:  # type: ignore[override]
+        principal = principal_from_proto(request.principal, present=request.HasField("principal"))
+        joined = await self._service.join(
+            principal, thread_id=request.thread_id, run_id=request.run_id or None, after_seq=request.after_seq
+        )
+        if joined.run is None or joined.batches is None:
+            yield pb.RunEvents()
+            return
+        run_id = joined.run.id
+        yield pb.RunEvents(run_id=run_id, status=joined.run.status)
+        async for batch in joined.batches:
+            yield pb.RunEvents(run_id=run_id, first_seq=batch[0][0], events_json=[body for _, body in batch])
+        yield pb.RunEvents(run_id=run_id, status=joined.final_status)
 
     async def Cancel(self, request: pb.CancelRequest, context: ServicerContext) -> pb.CancelResponse:
         principal = principal_from_proto(request.principal, present=request.HasField("principal"))
-        if not request.run_id:
-            raise InvalidArgument("run_id is required")
-        await self._service.registry.cancel(principal, request.run_id)
-        return pb.CancelResponse(run_id=request.run_id)
+        which = request.WhichOneof("target")
+        if which is None or not getattr(request, which):
+            raise InvalidArgument("name the run_id, thread_id or session_id to cancel")
+        run_ids = await self._service.cancel(principal, **{which: getattr(request, which)})
+        return pb.CancelResponse(run_ids=run_ids)
+
+    async def GetRun(self, request: pb.GetRunRequest, context: ServicerContext) -> pb.RunInfo:
+        principal = principal_from_proto(request.principal, present=request.HasField("principal"))
+        return run_info(await self._service.get_run(principal, request.run_id))
+
+    async def ListRuns(self, request: pb.ListRunsRequest, context: ServicerContext) -> pb.ListRunsResponse:
+        principal = principal_from_proto(request.principal, present=request.HasField("principal"))
+        page = await self._service.list_runs(
+            principal, thread_id=request.thread_id, limit=request.limit, after=request.after or None
+        )
+        return pb.ListRunsResponse(
+            runs=[run_info(r) for r in page.runs], has_more=page.has_more, after=page.after or ""
+        )

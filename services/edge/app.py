@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -35,11 +36,12 @@ from services.edge.chatkit_server import (
     CHATKIT_REQUEST,
     AttachmentTooLarge,
     EdgeAttachmentStore,
-    EdgeStore,
     SwitchboardChatKitServer,
 )
 from services.edge.config import EdgeConfig
+from services.edge.turns import TURN_REQUESTS, StartedTurn, Turns
 from services.session_api.client import SessionApiClient
+from services.thread_store.client import GrpcThreadStore
 from switchboard.errors import InvalidArgument, SwitchboardError
 
 log = logging.getLogger(__name__)
@@ -55,6 +57,7 @@ HTTP_STATUS = {
     "UNAVAILABLE": 503,
     "DEADLINE_EXCEEDED": 504,
 }
+THREAD_ID = re.compile(r"^[A-Za-z0-9_\-]{1,128}$")
 # Headers that keep proxies (nginx, Cloudflare, CDNs) from buffering the stream.
 SSE_HEADERS = {"Cache-Control": "no-cache, no-transform", "X-Accel-Buffering": "no", "Connection": "keep-alive"}
 
@@ -163,9 +166,10 @@ class Edge:
         self.config = config
         self.sessions = SessionApiClient(config.session_api)
         self.runner = AgentRunnerClient(config.agent_runner)
-        self.store = EdgeStore(config.thread_store)
+        self.store = GrpcThreadStore(config.thread_store)
         self.attachments = EdgeAttachmentStore(self.store, max_bytes=config.max_attachment_bytes)
         self.chatkit = SwitchboardChatKitServer(self.store, self.attachments, self.runner, self.sessions)
+        self.turns = Turns(self.chatkit, self.store, self.runner, on_disconnect=config.on_disconnect)
         self.auth = Authenticator(
             self.sessions, session_seconds=config.session_auth_seconds, max_entries=config.auth_cache_size
         )
@@ -203,6 +207,11 @@ async def _health(target: str) -> str:
         except grpc.aio.AioRpcError as error:
             return f"unavailable ({error.code().name})"
     return "serving" if reply.status == health_pb2.HealthCheckResponse.SERVING else "not serving"
+
+
+def sse_response(body: AsyncIterator[bytes]) -> StreamingResponse:
+    """A Server-Sent Events response that proxies do not buffer."""
+    return StreamingResponse(body, media_type="text/event-stream", headers=SSE_HEADERS)
 
 
 async def _chain(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
@@ -257,6 +266,9 @@ def create_app(config: EdgeConfig, *, edge: Edge | None = None) -> FastAPI:
             if isinstance(parsed, ItemsListReq):
                 body = await edge.chatkit.items_list_json(parsed.params, context)
                 return Response(body, media_type="application/json")
+            if isinstance(parsed, TURN_REQUESTS):
+                turn = await edge.turns.start(parsed, context)
+                return sse_response(edge.turns.relay(turn, context, started=True))
             if parsed.type.startswith("attachments."):
                 context.base_url = config.public_url or str(request.base_url).rstrip("/")
             result = await edge.chatkit.process_request(parsed, context)
@@ -272,7 +284,27 @@ def create_app(config: EdgeConfig, *, edge: Edge | None = None) -> FastAPI:
             raise InvalidArgument(str(error)) from None
         except StopAsyncIteration:
             return Response(b"", media_type="text/event-stream", headers=SSE_HEADERS)
-        return StreamingResponse(_chain(first, stream), media_type="text/event-stream", headers=SSE_HEADERS)
+        return sse_response(_chain(first, stream))
+
+    @app.get(
+        "/chatkit/threads/{thread_id}/stream",
+        tags=["chatkit"],
+        summary="Join a conversation's running answer",
+        description=(
+            "Server-Sent Events of the thread's active run: the events after `Last-Event-ID` (header, or `after`)"
+            " are replayed, then the live ones until the run ends. 204 when nothing is answering."
+        ),
+        responses={204: {"description": "the conversation has no active run"}},
+    )
+    async def join_stream(thread_id: str, request: Request, after: str | None = None) -> Response:
+        context = await edge.context(request)
+        _check_thread_id(thread_id)
+        turn: StartedTurn | None = await edge.turns.join(
+            thread_id, request.headers.get("last-event-id") or after, context
+        )
+        if turn is None:
+            return Response(status_code=204)
+        return sse_response(edge.turns.relay(turn, context, started=False))
 
     @app.post("/chatkit/attachments/{attachment_id}/upload", tags=["chatkit"], summary="Upload an attachment's bytes")
     async def upload_attachment(attachment_id: str, request: Request) -> Response:
@@ -325,6 +357,11 @@ def create_app(config: EdgeConfig, *, edge: Edge | None = None) -> FastAPI:
         )
     app.add_middleware(MetricsMiddleware, metrics=edge.metrics)  # type: ignore[arg-type]
     return app
+
+
+def _check_thread_id(thread_id: str) -> None:
+    if not THREAD_ID.match(thread_id):
+        raise InvalidArgument("a thread id is 1-128 letters, digits, '_' or '-'")
 
 
 def _validation_message(error: ValidationError) -> str:

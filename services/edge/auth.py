@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from services.session_api.client import SessionApiClient
 from switchboard.api.v1 import session_api_pb2
@@ -29,8 +29,6 @@ class RequestContext:
         principal: The caller.
         scope: The opportunity, case or project the request is about
             (``X-Switchboard-Scope``), if any.
-        runner_persisted: Items the agent runner already saved in this request;
-            the edge's store skips writing them a second time.
         base_url: The edge's URL as this client reached it (upload and preview URLs; set
             only for attachment requests, off the hot path).
     """
@@ -38,7 +36,6 @@ class RequestContext:
     principal: Principal
     scope: str | None = None
     base_url: str = ""
-    runner_persisted: set[str] = field(default_factory=set)
 
     @property
     def user_id(self) -> str:

@@ -1,12 +1,9 @@
 """The ChatKit protocol: a ``ChatKitServer`` over the thread store, answered by the agent runner.
 
-- The store is ``GrpcThreadStore``; the agent runner saves the items of its
-  answer itself (so a run survives the browser going away), and ``EdgeStore``
-  skips the SDK's second write of those same items.
-- ``respond()`` relays the runner's stream. Every run belongs to a session:
-  a session client secret names it; otherwise the thread's session is reused
-  or one is created, and the thread is attached to it, so escalations, the
-  audit log and the console all see the conversation.
+- The store is ``GrpcThreadStore``. The requests that answer (create, add a
+  message, retry, client tool output, structured input) do not reach the SDK's
+  pipeline: ``services.edge.turns`` hands them to the agent runner, the one
+  writer of a turn, and relays its events.
 - Actions and feedback are recorded as session events in session_api.
 - Attachments: two-phase upload. ``attachments.create`` returns an upload URL on
   this edge; the bytes (up to the configured limit) are stored by the thread store.
@@ -32,12 +29,7 @@ from chatkit.types import (
     FileAttachment,
     ImageAttachment,
     ItemsListParams,
-    SDKHiddenContextItem,
     SyncCustomActionResponse,
-    ThreadItem,
-    ThreadItemDoneEvent,
-    ThreadItemRemovedEvent,
-    ThreadItemReplacedEvent,
     ThreadMetadata,
     ThreadStreamEvent,
     UserMessageItem,
@@ -50,8 +42,7 @@ from services.agent_runner.client import AgentRunnerClient
 from services.edge.auth import RequestContext
 from services.session_api.client import SessionApiClient
 from services.thread_store.client import ITEM_ADAPTER, GrpcThreadStore
-from switchboard.errors import InvalidArgument, ResourceExhausted, SwitchboardError
-from switchboard.principal import Principal
+from switchboard.errors import InvalidArgument, ResourceExhausted
 
 log = logging.getLogger(__name__)
 
@@ -61,30 +52,6 @@ DEFAULT_PAGE_SIZE = 20  # what ChatKitServer uses when the client gives no limit
 # Built once: chatkit 1.6.5's process() builds this adapter on every request (about 2 ms).
 CHATKIT_REQUEST: TypeAdapter[ChatKitReq] = TypeAdapter(ChatKitReq)
 MAX_ACTION_PAYLOAD_BYTES = 16 * 1024
-
-
-class EdgeStore(GrpcThreadStore):
-    """``GrpcThreadStore`` that does not write again what the agent runner saved in this request."""
-
-    async def add_thread_item(self, thread_id: str, item: ThreadItem, context: Any) -> None:
-        if not _already_saved(context, item.id):
-            await super().add_thread_item(thread_id, item, context)
-
-    async def save_item(self, thread_id: str, item: ThreadItem, context: Any) -> None:
-        if not _already_saved(context, item.id):
-            await super().save_item(thread_id, item, context)
-
-    async def delete_thread_item(self, thread_id: str, item_id: str, context: Any) -> None:
-        if not _already_saved(context, item_id):
-            await super().delete_thread_item(thread_id, item_id, context)
-
-
-def _already_saved(context: Any, item_id: str) -> bool:
-    saved: set[str] | None = getattr(context, "runner_persisted", None)
-    if saved is not None and item_id in saved:
-        saved.discard(item_id)
-        return True
-    return False
 
 
 class EdgeAttachmentStore(AttachmentStore[RequestContext]):
@@ -133,7 +100,7 @@ class SwitchboardChatKitServer(ChatKitServer[RequestContext]):
     """The edge's ChatKit server.
 
     Args:
-        store: The thread store client (an ``EdgeStore``).
+        store: The thread store client.
         attachments: Two-phase uploads.
         runner: The agent runner.
         sessions: session_api.
@@ -141,7 +108,7 @@ class SwitchboardChatKitServer(ChatKitServer[RequestContext]):
 
     def __init__(
         self,
-        store: EdgeStore,
+        store: GrpcThreadStore,
         attachments: EdgeAttachmentStore,
         runner: AgentRunnerClient,
         sessions: SessionApiClient,
@@ -196,72 +163,9 @@ class SwitchboardChatKitServer(ChatKitServer[RequestContext]):
     async def respond(
         self, thread: ThreadMetadata, input_user_message: UserMessageItem | None, context: RequestContext
     ) -> AsyncIterator[ThreadStreamEvent]:
-        principal = await self._with_session(thread, context)
-        if input_user_message is not None:
-            after = input_user_message.id
-        else:
-            after = await self._last_user_message(thread, context)
-        # The SDK has saved the user message already: the runner answers after it.
-        stream = self.runner.run(principal, thread_id=thread.id, retry_after_item_id=after)
-        try:
-            try:
-                await stream.started()
-            except SwitchboardError as error:
-                raise CustomStreamError(error.message, allow_retry=True) from None
-            async for event in stream:
-                if isinstance(event, (ThreadItemDoneEvent, ThreadItemReplacedEvent)):
-                    context.runner_persisted.add(event.item.id)
-                elif isinstance(event, ThreadItemRemovedEvent):
-                    context.runner_persisted.add(event.item_id)
-                yield event
-        finally:
-            stream.close()  # a client that went away cancels its run
-
-    async def _last_user_message(self, thread: ThreadMetadata, context: RequestContext) -> str:
-        """The newest user message (client tool output and structured input continue after it)."""
-        page = await self.store.load_thread_items(thread.id, None, 50, "desc", context)
-        for item in page.data:
-            if isinstance(item, UserMessageItem):
-                return item.id
-        raise CustomStreamError("there is no user message in this thread to answer", allow_retry=False)
-
-    async def _with_session(self, thread: ThreadMetadata, context: RequestContext) -> Principal:
-        """The caller as the runner sees it: with the chat session this thread belongs to."""
-        principal = context.principal
-        session_id = principal.session_id or _str(thread.metadata.get(SESSION_METADATA_KEY))
-        try:
-            if not session_id:
-                agent_id = _str(thread.metadata.get("agent_id")) or ""
-                created = await self.sessions.create_session(principal, agent_id=agent_id, thread_id=thread.id)
-                session_id = created.session.id
-            elif thread.metadata.get(SESSION_METADATA_KEY) != session_id:
-                await self.sessions.attach_thread(principal, session_id, thread.id)
-            if thread.metadata.get(SESSION_METADATA_KEY) != session_id:
-                # Saved before the runner loads the thread, so its own save (the title) keeps it.
-                updated = thread.model_copy(deep=True)
-                updated.metadata[SESSION_METADATA_KEY] = session_id
-                await self.store.save_thread(updated, context)
-        except SwitchboardError as error:
-            raise CustomStreamError(f"could not start a chat session: {error.message}", allow_retry=True) from None
-        return Principal(
-            user_id=principal.user_id, org_id=principal.org_id, roles=principal.roles, session_id=session_id
-        )
-
-    async def handle_stream_cancelled(
-        self, thread: ThreadMetadata, pending_items: list[ThreadItem], context: RequestContext
-    ) -> None:
-        # The runner keeps the partial answer itself when its stream is cancelled;
-        # the note tells the next run not to continue the cancelled one.
-        note = SDKHiddenContextItem(
-            thread_id=thread.id,
-            created_at=thread.created_at,
-            id=self.store.generate_item_id("sdk_hidden_context", thread, context),
-            content="The user cancelled the stream. Stop responding to the prior request.",
-        )
-        try:
-            await self.store.add_thread_item(thread.id, note, context=context)
-        except Exception:
-            log.warning("could not note the cancelled stream of thread %s", thread.id, exc_info=True)
+        """Never called: every request that answers goes to the agent runner through ``Turns``."""
+        raise CustomStreamError("this request cannot start an answer here", allow_retry=False)
+        yield  # an async generator, as the SDK expects
 
     async def action(
         self, thread: ThreadMetadata, action: Action[str, Any], sender: WidgetItem | None, context: RequestContext

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from switchboard.config import env_float, env_int, env_str
 from switchboard.errors import InvalidArgument
 
 DEFAULT_PORT = 8000
+OnDisconnect = Literal["continue", "cancel"]
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,8 @@ class EdgeConfig:
             working within this time). Identity-provider tokens are reused
             until they expire.
         auth_cache_size: Tokens remembered.
+        on_disconnect: What a client going away does to the run it started:
+            ``continue`` (the answer completes and is saved) or ``cancel``.
     """
 
     thread_store: str = "127.0.0.1:50051"
@@ -43,6 +47,7 @@ class EdgeConfig:
     cors_origins: tuple[str, ...] = ()
     session_auth_seconds: float = 5.0
     auth_cache_size: int = 10_000
+    on_disconnect: OnDisconnect = "continue"
 
     @classmethod
     def from_env(cls) -> EdgeConfig:
@@ -66,4 +71,14 @@ class EdgeConfig:
             cors_origins=origins,
             session_auth_seconds=env_float("SWITCHBOARD_EDGE_SESSION_AUTH_SECONDS", cls.session_auth_seconds),
             auth_cache_size=env_int("SWITCHBOARD_AUTH_CACHE_SIZE", cls.auth_cache_size, minimum=0),
+            on_disconnect=_on_disconnect(env_str("SWITCHBOARD_ON_DISCONNECT") or "continue"),
         )
+
+
+def _on_disconnect(value: str) -> OnDisconnect:
+    choice = value.strip().lower()
+    if choice == "continue":
+        return "continue"
+    if choice == "cancel":
+        return "cancel"
+    raise InvalidArgument(f"SWITCHBOARD_ON_DISCONNECT must be 'continue' or 'cancel', not {value!r}")

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.edge.auth import RequestContext
 from services.edge.config import EdgeConfig
+from switchboard.api.v1 import agent_runner_pb2 as apb
 from switchboard.api.v1 import session_api_pb2 as spb
 from switchboard.errors import InvalidArgument, PermissionDenied
 
@@ -104,6 +105,53 @@ class ConversationOut(BaseModel):
     metadata: dict[str, Any]
 
 
+class CancelledRuns(BaseModel):
+    """The runs a cancel stopped (their open streams end, the partial answers are kept)."""
+
+    cancelled: list[str]
+
+
+class RunOut(BaseModel):
+    """A run: one answer of the agent in a conversation."""
+
+    id: str
+    thread_id: str
+    session_id: str | None
+    agent_id: str
+    status: Literal["queued", "running", "completed", "cancelled", "failed", "interrupted"]
+    error: str | None
+    input_item_id: str | None
+    created_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+    events: int
+
+
+class RunsPage(BaseModel):
+    """A page of a conversation's runs, newest first."""
+
+    data: list[RunOut]
+    has_more: bool
+    after: str | None
+
+
+def run_out(r: apb.RunInfo) -> RunOut:
+    """The REST form of a run."""
+    return RunOut(
+        id=r.id,
+        thread_id=r.thread_id,
+        session_id=r.session_id or None,
+        agent_id=r.agent_id,
+        status=r.status,  # type: ignore[arg-type]
+        error=r.error or None,
+        input_item_id=r.input_item_id or None,
+        created_at=_time(r.created_at),
+        started_at=_time(r.started_at) if r.HasField("started_at") else None,
+        ended_at=_time(r.ended_at) if r.HasField("ended_at") else None,
+        events=r.last_seq,
+    )
+
+
 class ConversationsPage(BaseModel):
     """A page of conversations, most recent activity first."""
 
@@ -178,7 +226,32 @@ def build_router(edge: Edge, config: EdgeConfig) -> APIRouter:
     @router.post("/chatkit/sessions/{session_id}/cancel", tags=["sessions"], summary="Cancel a session")
     async def cancel_session(session_id: SessionId, context: Context, body: CancelSession | None = None) -> SessionOut:
         reason = body.reason if body else ""
-        return session_out(await edge.sessions.cancel_session(context.principal, session_id, reason=reason))
+        session = await edge.sessions.cancel_session(context.principal, session_id, reason=reason)
+        # The session's answers stop too (decision: after the session is cancelled,
+        # so a run cannot start in it between the two calls).
+        await edge.runner.cancel(context.principal, session_id=session_id)
+        return session_out(session)
+
+    @router.post(
+        "/chatkit/threads/{thread_id}/cancel",
+        tags=["chatkit"],
+        summary="Stop a conversation's answer",
+        description="Cancels the thread's running and queued runs, from any edge replica; open streams end.",
+    )
+    async def cancel_thread_runs(thread_id: ThreadId, context: Context) -> CancelledRuns:
+        return CancelledRuns(cancelled=await edge.runner.cancel(context.principal, thread_id=thread_id))
+
+    @router.get("/api/threads/{thread_id}/runs", tags=["conversations"], summary="A conversation's runs, newest first")
+    async def list_runs(
+        thread_id: ThreadId,
+        context: Context,
+        limit: Annotated[int, Query(ge=1, le=100)] = 20,
+        after: Annotated[
+            str | None, Query(pattern=r"^[A-Za-z0-9_\-]{1,64}$", description="the last run id of the previous page")
+        ] = None,
+    ) -> RunsPage:
+        page = await edge.runner.list_runs(context.principal, thread_id=thread_id, limit=limit, after=after)
+        return RunsPage(data=[run_out(r) for r in page.runs], has_more=page.has_more, after=page.after or None)
 
     @router.post(
         "/chatkit/sessions/{session_id}/events", tags=["sessions"], summary="Record a UI event", status_code=201

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 import grpc
 from chatkit.store import NotFoundError, Store
-from chatkit.types import Attachment, Page, ThreadItem, ThreadMetadata
+from chatkit.types import Attachment, Page, ThreadItem, ThreadMetadata, UserMessageItem
 from pydantic import TypeAdapter
 
 from switchboard.api.v1 import common_pb2
@@ -170,6 +170,55 @@ class GrpcThreadStore(Store[Any]):
     async def delete_thread_item(self, thread_id: str, item_id: str, context: Any) -> None:
         request = pb.DeleteItemRequest(principal=principal_of(context), thread_id=thread_id, item_id=item_id)
         await self._call("DeleteItem", request)
+
+    # -- turns ----------------------------------------------------------------
+
+    async def begin_turn(
+        self,
+        context: Any,
+        *,
+        thread_id: str,
+        create: ThreadMetadata | None = None,
+        scope: str | None = None,
+        user_message: UserMessageItem | None = None,
+        retry_after_item_id: str | None = None,
+        session_id: str | None = None,
+        title_if_empty: str | None = None,
+        history_limit: int = 0,
+    ) -> tuple[ThreadMetadata, list[ThreadItem]]:
+        """Start an agent turn in one call (``BeginTurn``): the thread after it and its newest items.
+
+        Args:
+            context: The request context (or principal) of the thread's owner.
+            thread_id: The thread.
+            create: Create the thread with this metadata unless the caller has it already.
+            scope: The scope of a created thread; by default the context's, as ``save_thread``.
+            user_message: The new user message, saved (upsert by id).
+            retry_after_item_id: A user message whose following items are deleted (ChatKit's retry).
+            session_id: Recorded as the thread's ``metadata["session_id"]``.
+            title_if_empty: The thread's title when it has none.
+            history_limit: How many of the newest items to return (0 to 1000).
+
+        Returns:
+            The thread, and up to ``history_limit`` of its newest items, oldest first.
+
+        Raises:
+            NotFoundError: the thread, or the item to retry after, is not the caller's.
+        """
+        request = pb.BeginTurnRequest(
+            principal=principal_of(context),
+            thread_id=thread_id,
+            create_thread_json=thread_json(create) if create is not None else b"",
+            scope=scope or getattr(context, "scope", None) or "",
+            user_message_json=item_json(user_message) if user_message is not None else b"",
+            retry_after_item_id=retry_after_item_id or "",
+            session_id=session_id or "",
+            title_if_empty=title_if_empty or "",
+            history_limit=history_limit,
+        )
+        reply: pb.BeginTurnResponse = await self._call("BeginTurn", request)
+        thread = ThreadMetadata.model_validate_json(reply.thread.json)
+        return thread, [ITEM_ADAPTER.validate_json(i.json) for i in reply.items]
 
     # -- attachments ----------------------------------------------------------
 

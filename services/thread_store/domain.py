@@ -8,6 +8,7 @@ thread id, creation time, title, status) and never re-encodes the rest.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, Literal, TypeVar
@@ -18,6 +19,8 @@ from switchboard.principal import MAX_ID_LENGTH
 T = TypeVar("T")
 Order = Literal["asc", "desc"]
 ThreadSortKey = Literal["created_at", "recent_activity"]
+# The item type a turn starts with, and the only one a retry may follow.
+USER_MESSAGE_TYPE = "user_message"
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +82,40 @@ class EncodedItems:
     blobs: list[bytes]
     has_more: bool
     after: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class TurnWrites:
+    """What one ``BeginTurn`` transaction changed, in revision order.
+
+    ``created`` is the thread as inserted (its first revision) when the turn
+    created it. Each later change took the next revision: every deleted item in
+    listing order, then the saved message, then the thread's metadata (title,
+    session). ``thread`` is the thread after the last change.
+    """
+
+    thread: ThreadRecord
+    created: ThreadRecord | None
+    deleted_item_ids: list[str]
+    message: ItemRecord | None
+    message_created: bool
+    thread_updated: bool
+
+    @property
+    def revisions(self) -> int:
+        """How many revisions the changes after the creation took."""
+        return len(self.deleted_item_ids) + (self.message is not None) + self.thread_updated
+
+
+@dataclass(frozen=True, slots=True)
+class TurnStart:
+    """What ``BeginTurn`` returns: the thread after the turn's writes and its newest items, oldest first.
+
+    From the cache the items come already encoded for the transport (``EncodedItems``).
+    """
+
+    thread: ThreadRecord
+    items: list[ItemRecord] | EncodedItems
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +189,24 @@ def parse_datetime(value: Any, what: str) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+# A \uD800-\uDFFF escape: half of a surrogate pair, which Postgres refuses alone.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    if isinstance(value, str):
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_lone_surrogate(v) for v in value)
+    return False
+
+
 def _load_object(raw: bytes, what: str, max_bytes: int) -> dict[str, Any]:
     if len(raw) > max_bytes:
         raise ResourceExhausted(f"{what} is {len(raw)} bytes; the limit is {max_bytes}")
@@ -161,10 +216,15 @@ def _load_object(raw: bytes, what: str, max_bytes: int) -> dict[str, Any]:
         value = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as error:
         raise InvalidArgument(f"{what} is not valid JSON: {error}") from None
+    except RecursionError:
+        raise InvalidArgument(f"{what} is nested too deeply") from None
     if not isinstance(value, dict):
         raise InvalidArgument(f"{what} must be a JSON object")
     if "\\u0000" in raw.decode("utf-8", errors="replace"):
         raise InvalidArgument(f"{what} contains a NUL character, which Postgres cannot store")
+    # Valid pairs (emoji) are common; walk the value only when an escape is there.
+    if _SURROGATE_ESCAPE.search(raw) and _has_lone_surrogate(value):
+        raise InvalidArgument(f"{what} contains an unpaired UTF-16 surrogate escape, which Postgres cannot store")
     return value
 
 
@@ -201,6 +261,33 @@ def parse_thread_json(raw: bytes, *, max_bytes: int) -> ParsedThread:
         created_at=parse_datetime(obj.get("created_at"), "thread_json.created_at"),
         json=raw,
     )
+
+
+def with_turn_metadata(
+    raw: bytes, *, title_if_empty: str | None, session_id: str | None, max_bytes: int
+) -> ParsedThread | None:
+    """A thread's JSON titled when it has no title and carrying ``metadata.session_id``.
+
+    Returns:
+        The changed thread, validated like ``parse_thread_json``, or None when
+        it already has a title (or none was given) and that session id.
+    """
+    if not title_if_empty and not session_id:
+        return None
+    obj = json.loads(raw)
+    changed = False
+    if title_if_empty and not obj.get("title"):
+        obj["title"] = title_if_empty
+        changed = True
+    if session_id:
+        metadata = obj.get("metadata")
+        metadata = metadata if isinstance(metadata, dict) else {}
+        if metadata.get("session_id") != session_id:
+            obj["metadata"] = {**metadata, "session_id": session_id}
+            changed = True
+    if not changed:
+        return None
+    return parse_thread_json(json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode(), max_bytes=max_bytes)
 
 
 def parse_item_json(raw: bytes, *, thread_id: str, max_bytes: int) -> ParsedItem:

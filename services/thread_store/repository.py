@@ -14,6 +14,7 @@ from typing import Any
 import asyncpg
 
 from services.thread_store.domain import (
+    USER_MESSAGE_TYPE,
     AttachmentRecord,
     ItemRecord,
     Order,
@@ -23,7 +24,9 @@ from services.thread_store.domain import (
     ParsedThread,
     ThreadRecord,
     ThreadSortKey,
+    TurnWrites,
     make_page,
+    with_turn_metadata,
 )
 from switchboard.errors import InvalidArgument, NotFound
 
@@ -202,6 +205,119 @@ class ThreadRepository:
                 # Raising rolls the revision bump back: nothing changed.
                 raise NotFound(f"item {item_id!r} not found in thread {thread_id!r}")
         return _thread(thread_row)
+
+    async def begin_turn(
+        self,
+        *,
+        thread_id: str,
+        user_id: str,
+        org_id: str | None,
+        create: ParsedThread | None,
+        scope: str | None,
+        message: ParsedItem | None,
+        retry_after_item_id: str | None,
+        title_if_empty: str | None,
+        session_id: str | None,
+        max_thread_bytes: int,
+    ) -> TurnWrites:
+        """Write the start of a turn in one transaction, under the thread's row lock.
+
+        Creates the thread when ``create`` is given and the id is free, locks the
+        owner's thread, deletes the items after ``retry_after_item_id``, upserts
+        ``message``, and gives the thread a title and session id when it lacks
+        them. The revision advances once per change (see ``TurnWrites``). The
+        common turn (a message into an existing thread) sends two statements.
+
+        Raises:
+            NotFound: the thread (or the item to retry after) is not the user's.
+            InvalidArgument: ``retry_after_item_id`` is not a user message.
+        """
+        async with self._pool.acquire() as conn, conn.transaction():
+            created_row: asyncpg.Record | None = None
+            if create is not None:
+                created_row = await self._fetchrow(
+                    self._q.insert_thread_if_absent,
+                    create.id,
+                    user_id,
+                    org_id,
+                    scope or create.scope,
+                    create.title,
+                    create.status,
+                    create.json.decode(),
+                    create.created_at,
+                    conn=conn,
+                )
+            row = created_row
+            if row is None:
+                row = await self._fetchrow(self._q.lock_thread, thread_id, user_id, conn=conn)
+            if row is None:
+                raise NotFound(f"thread {thread_id!r} not found")
+            created = _thread(row) if created_row is not None else None
+            # A created thread was inserted with its title and session already.
+            revised = (
+                None
+                if created is not None
+                else with_turn_metadata(
+                    row["data"].encode(),
+                    title_if_empty=title_if_empty,
+                    session_id=session_id,
+                    max_bytes=max_thread_bytes,
+                )
+            )
+            deleted_ids: list[str] = []
+            if retry_after_item_id is not None:
+                retried = await self._fetchrow(
+                    self._q.delete_items_after, thread_id, retry_after_item_id, USER_MESSAGE_TYPE, conn=conn
+                )
+                if retried is None:
+                    raise NotFound(f"item {retry_after_item_id!r} not found in thread {thread_id!r}")
+                if retried["type"] != USER_MESSAGE_TYPE:
+                    kind = retried["type"]
+                    raise InvalidArgument(f"retry_after_item_id must name a user message, not a {kind!r} item")
+                deleted_ids = list(retried["deleted_ids"])
+            revisions = len(deleted_ids) + (message is not None) + (revised is not None)
+            title = revised.title if revised is not None else None
+            data = revised.json.decode() if revised is not None else None
+            saved: ItemRecord | None = None
+            saved_created = False
+            if message is not None:
+                written = await self._fetchrow(
+                    self._q.save_turn_message,
+                    thread_id,
+                    message.id,
+                    user_id,
+                    message.type,
+                    message.json.decode(),
+                    message.created_at,
+                    revisions,
+                    title,
+                    data,
+                    conn=conn,
+                )
+                assert written is not None  # the thread row is locked: it exists
+                row = written
+                saved = ItemRecord(
+                    id=written["item_id"],
+                    thread_id=thread_id,
+                    type=written["item_type"],
+                    json=written["item_data"].encode(),
+                    created_at=written["item_created_at"],
+                )
+                saved_created = bool(written["item_inserted"])
+            elif revisions:
+                advanced = await self._fetchrow(
+                    self._q.advance_thread, thread_id, user_id, revisions, title, data, conn=conn
+                )
+                assert advanced is not None
+                row = advanced
+        return TurnWrites(
+            thread=_thread(row),
+            created=created,
+            deleted_item_ids=deleted_ids,
+            message=saved,
+            message_created=saved_created,
+            thread_updated=revised is not None,
+        )
 
     async def load_item(self, *, thread_id: str, item_id: str) -> ItemRecord:
         """Load one item; the caller has checked the thread's ownership."""

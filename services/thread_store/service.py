@@ -6,10 +6,11 @@ This module knows nothing of gRPC; ``servicer.py`` converts to and from protobuf
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from services.thread_store.cache import ThreadCache
 from services.thread_store.domain import (
+    USER_MESSAGE_TYPE,
     AttachmentRecord,
     EncodedItems,
     ItemRecord,
@@ -17,11 +18,14 @@ from services.thread_store.domain import (
     Page,
     ThreadRecord,
     ThreadSortKey,
+    TurnStart,
+    TurnWrites,
     check_id,
     check_limit,
     parse_attachment_json,
     parse_item_json,
     parse_thread_json,
+    with_turn_metadata,
 )
 from services.thread_store.feed import ChangeEvent, ChangeFeed, org_stream, thread_stream
 from services.thread_store.repository import ThreadRepository
@@ -224,6 +228,135 @@ class ThreadStoreService:
         if self.cache is not None:
             await self.cache.apply(thread=thread, op="del", item_id=item_id)
         await self._publish("item.deleted", thread, item_id=item_id)
+
+    # -- turns ----------------------------------------------------------------
+
+    async def begin_turn(
+        self,
+        principal: Principal,
+        thread_id: str,
+        *,
+        create_thread_json: bytes | None = None,
+        scope: str | None = None,
+        user_message_json: bytes | None = None,
+        retry_after_item_id: str | None = None,
+        session_id: str | None = None,
+        title_if_empty: str | None = None,
+        history_limit: int = 0,
+    ) -> TurnStart:
+        """Start an agent turn in one of the principal's threads, and return it with its newest items.
+
+        Only the owner starts turns: an operator never speaks as the user, so
+        another user's thread is ``NotFound`` whatever the caller's role. The
+        whole request is validated before anything is written; the writes are
+        one transaction, then reach the cache and the change feed one revision
+        at a time, exactly as the single writes (``save_thread``,
+        ``save_item``, ``delete_item``) would have sent them.
+
+        Raises:
+            InvalidArgument: the request is malformed, or the item to retry
+                after is not a user message.
+            NotFound: the thread, or the item to retry after, is not the principal's.
+        """
+        check_id(thread_id, "thread_id")
+        if not 0 <= history_limit <= MAX_ITEM_PAGE:
+            raise InvalidArgument(f"history_limit must be between 0 and {MAX_ITEM_PAGE}, got {history_limit}")
+        if user_message_json and retry_after_item_id:
+            raise InvalidArgument("give at most one of user_message_json and retry_after_item_id")
+        for value, what in ((scope, "scope"), (session_id, "session_id"), (retry_after_item_id, "retry_after_item_id")):
+            if value:
+                check_id(value, what)
+        if title_if_empty and "\x00" in title_if_empty:
+            raise InvalidArgument("title_if_empty contains a NUL character")
+        create = None
+        if create_thread_json:
+            parsed = parse_thread_json(create_thread_json, max_bytes=self.limits.max_thread_bytes)
+            if parsed.id != thread_id:
+                raise InvalidArgument(f"create_thread_json.id must be the thread_id ({thread_id!r})")
+            named = with_turn_metadata(
+                parsed.json,
+                title_if_empty=title_if_empty,
+                session_id=session_id,
+                max_bytes=self.limits.max_thread_bytes,
+            )
+            create = named or parsed
+        message = None
+        if user_message_json:
+            message = parse_item_json(user_message_json, thread_id=thread_id, max_bytes=self.limits.max_item_bytes)
+            if message.type != USER_MESSAGE_TYPE:
+                raise InvalidArgument(f"user_message_json.type must be {USER_MESSAGE_TYPE!r}, not {message.type!r}")
+        if create is None and message is None and not (retry_after_item_id or session_id or title_if_empty):
+            thread = await self._load_owned_thread(principal, thread_id)
+        else:
+            writes = await self.repository.begin_turn(
+                thread_id=thread_id,
+                user_id=principal.user_id,
+                org_id=principal.org_id,
+                create=create,
+                scope=scope or None,
+                message=message,
+                retry_after_item_id=retry_after_item_id or None,
+                title_if_empty=title_if_empty or None,
+                session_id=session_id or None,
+                max_thread_bytes=self.limits.max_thread_bytes,
+            )
+            await self._write_through(writes)
+            thread = writes.thread
+        return TurnStart(thread=thread, items=await self._newest_items(principal, thread_id, history_limit))
+
+    async def _load_owned_thread(self, principal: Principal, thread_id: str) -> ThreadRecord:
+        # The cache is keyed by owner: a hit under the principal's id is theirs.
+        if self.cache is not None:
+            cached = await self.cache.get_thread(user_id=principal.user_id, thread_id=thread_id)
+            if cached is not None:
+                return cached
+        return await self.repository.load_thread(thread_id=thread_id, user_id=principal.user_id)
+
+    async def _write_through(self, writes: TurnWrites) -> None:
+        """Send a turn's committed changes to the cache and the feed, one revision each, in order."""
+        if writes.created is not None:
+            if self.cache is not None:
+                await self.cache.apply(thread=writes.created, created=True)
+            await self._publish("thread.created", writes.created, body=writes.created.json)
+        # The cache patches a change only on top of exactly the previous revision,
+        # so each change goes with its own. Postgres holds no state between them:
+        # every step carries the thread as committed, at the step's revision.
+        revision = writes.thread.revision - writes.revisions
+        for item_id in writes.deleted_item_ids:
+            revision += 1
+            step = replace(writes.thread, revision=revision)
+            if self.cache is not None:
+                await self.cache.apply(thread=step, op="del", item_id=item_id)
+            await self._publish("item.deleted", step, item_id=item_id)
+        if writes.message is not None:
+            revision += 1
+            step = replace(writes.thread, revision=revision)
+            if self.cache is not None:
+                await self.cache.apply(thread=step, op="put", item=writes.message)
+            event = "item.added" if writes.message_created else "item.updated"
+            await self._publish(event, step, item_id=writes.message.id, body=writes.message.json)
+        if writes.thread_updated:
+            if self.cache is not None:
+                await self.cache.apply(thread=writes.thread)
+            await self._publish("thread.updated", writes.thread, body=writes.thread.json)
+
+    async def _newest_items(self, principal: Principal, thread_id: str, limit: int) -> list[ItemRecord] | EncodedItems:
+        """The newest ``limit`` items of the principal's thread, oldest first; from the cache when warm."""
+        if limit == 0:
+            return []
+        if self.cache is not None:
+            page = await self.cache.page_items(
+                user_id=principal.user_id, thread_id=thread_id, after=None, limit=limit, order="desc"
+            )
+            if page is not None:
+                return EncodedItems(blobs=page.blobs[::-1], has_more=page.has_more, after=None)
+            if self.cache.readable:
+                # A miss: fill the cache as list_items does, so the turn's writes patch into it.
+                _thread, items = await self._load_and_fill(principal, thread_id)
+                if items is not None:
+                    return items[-limit:]
+        page_records = await self.repository.list_items(thread_id=thread_id, after=None, limit=limit, order="desc")
+        return page_records.records[::-1]
 
     # -- attachments ----------------------------------------------------------
 

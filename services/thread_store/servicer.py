@@ -170,6 +170,28 @@ class ThreadStoreServicer(thread_store_pb2_grpc.ThreadStoreServicer):
         await self._service.delete_item(principal, request.thread_id, request.item_id)
         return Empty()
 
+    async def BeginTurn(self, request: pb.BeginTurnRequest, context: ServicerContext) -> pb.BeginTurnResponse:
+        principal = principal_from_proto(request.principal, present=request.HasField("principal"))
+        turn = await self._service.begin_turn(
+            principal,
+            request.thread_id,
+            create_thread_json=request.create_thread_json or None,
+            scope=request.scope or None,
+            user_message_json=request.user_message_json or None,
+            retry_after_item_id=request.retry_after_item_id or None,
+            session_id=request.session_id or None,
+            title_if_empty=request.title_if_empty or None,
+            history_limit=request.history_limit,
+        )
+        reply = pb.BeginTurnResponse(thread=thread_to_proto(turn.thread))
+        if isinstance(turn.items, EncodedItems):
+            # Cached items are serialized ThreadItem messages already.
+            for blob in turn.items.blobs:
+                reply.items.add().MergeFromString(blob)
+        else:
+            reply.items.extend(item_to_proto(i) for i in turn.items)
+        return reply
+
     async def SaveAttachment(self, request: pb.SaveAttachmentRequest, context: ServicerContext) -> pb.Attachment:
         principal = principal_from_proto(request.principal, present=request.HasField("principal"))
         attachment = await self._service.save_attachment(

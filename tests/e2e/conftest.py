@@ -44,6 +44,8 @@ class Stack:
     edge: str
     ports: dict[str, int]
     output: list[str]
+    database_url: str
+    redis_url: str
 
     def token(self, user_id: str, *, org_id: str | None = "e2e", ttl: int = 600, operator: bool = False) -> str:
         """A token of the identity provider for ``user_id``."""
@@ -51,7 +53,7 @@ class Stack:
         return mint_development_token(JWT_SECRET, user_id=user_id, org_id=org_id, roles=roles, ttl_seconds=ttl)
 
 
-def start_stack(data_dir: Path, ports: dict[str, int], database_url: str, redis_url: str) -> Stack:
+def start_stack(data_dir: Path, ports: dict[str, int], database_url: str, redis_url: str, **extra_env: str) -> Stack:
     """``switchboard up`` with the given ports, returning once it says it is up."""
     env = dict(os.environ)
     env.update(
@@ -68,6 +70,7 @@ def start_stack(data_dir: Path, ports: dict[str, int], database_url: str, redis_
         SWITCHBOARD_EDGE_RATE_BURST="200",
         SWITCHBOARD_LOG_LEVEL="WARNING",
         **{f"SWITCHBOARD_{name.upper()}_PORT": str(port) for name, port in ports.items()},
+        **extra_env,
     )
     env.pop("OPENAI_API_KEY", None)
     env.pop("OPENAI_BASE_URL", None)
@@ -84,7 +87,7 @@ def start_stack(data_dir: Path, ports: dict[str, int], database_url: str, redis_
     for line in proc.stdout:
         seen.append(line)
         if "Switchboard is up." in line:
-            return Stack(proc, f"http://127.0.0.1:{ports['edge']}", ports, seen)
+            return Stack(proc, f"http://127.0.0.1:{ports['edge']}", ports, seen, database_url, redis_url)
         if time.monotonic() > deadline:
             break
     proc.kill()
@@ -127,25 +130,57 @@ class EdgeReplica:
     url: str
 
 
-def start_edge(stack: Stack, port: int, **extra_env: str) -> EdgeReplica:
-    """Another edge replica of ``stack``, returning once ``/readyz`` answers 200."""
+def service_env(stack: Stack, **extra_env: str) -> dict[str, str]:
+    """The environment of one more service process of ``stack`` (what ``up`` gives its children)."""
     env = dict(os.environ)
+    env.pop("OPENAI_API_KEY", None)
+    env.pop("OPENAI_BASE_URL", None)
     env.update(
+        DATABASE_URL=stack.database_url,
+        REDIS_URL=stack.redis_url,
         SWITCHBOARD_JWT_SECRET=JWT_SECRET,
         SWITCHBOARD_THREAD_STORE=f"127.0.0.1:{stack.ports['thread_store']}",
         SWITCHBOARD_SESSION_API=f"127.0.0.1:{stack.ports['session_api']}",
         SWITCHBOARD_AGENT_RUNNER=f"127.0.0.1:{stack.ports['agent_runner']}",
         SWITCHBOARD_EDGE_SESSION_AUTH_SECONDS="0",
+        SWITCHBOARD_MODEL="offline",
+        SWITCHBOARD_OFFLINE_DELAY="0.005",
         SWITCHBOARD_LOG_LEVEL="WARNING",
-        **extra_env,
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "switchboard.cli", "edge", "--port", str(port)],
+    env.update(extra_env)
+    return env
+
+
+def start_service(command: str, port: int, env: dict[str, str]) -> subprocess.Popen[str]:
+    """``switchboard <command> --port <port>`` as a process of its own."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "switchboard.cli", command, "--port", str(port)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         text=True,
     )
+
+
+def child_pid(stack: Stack, command: str) -> int:
+    """The pid of the stack's child running ``switchboard <command>``."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        if parent == stack.process.pid and command.encode() in cmdline:
+            return int(entry.name)
+    raise AssertionError(f"the stack has no {command} child")
+
+
+def start_edge(stack: Stack, port: int, **extra_env: str) -> EdgeReplica:
+    """Another edge replica of ``stack``, returning once ``/readyz`` answers 200."""
+    proc = start_service("edge", port, service_env(stack, **extra_env))
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -218,6 +253,25 @@ def add_message_request(thread_id: str, text: str) -> bytes:
         .model_dump_json()
         .encode()
     )
+
+
+@dataclass
+class SseEvent:
+    """One Server-Sent Event of the edge: its id (None for events outside the run's log) and the ChatKit event."""
+
+    id: str | None
+    event: ThreadStreamEvent
+
+
+async def read_sse(reply: httpx.Response) -> AsyncIterator[SseEvent]:
+    """The events of an SSE response, as they arrive."""
+    event_id: str | None = None
+    async for line in reply.aiter_lines():
+        if line.startswith("id: "):
+            event_id = line[len("id: ") :]
+        elif line.startswith("data: "):
+            yield SseEvent(event_id, EVENTS.validate_json(line[len("data: ") :]))
+            event_id = None
 
 
 async def stream_events(http: httpx.AsyncClient, token: str, body: bytes) -> list[ThreadStreamEvent]:

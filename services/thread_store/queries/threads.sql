@@ -87,3 +87,29 @@ LIMIT $5;
 
 -- name: list_user_thread_ids
 SELECT id FROM threads WHERE user_id = $1 ORDER BY created_at, id COLLATE "C";
+
+-- name: insert_thread_if_absent
+-- BeginTurn's creation: insert, or do nothing when the id exists, whoever owns
+-- it. The caller then locks the row as its owner, so an id of another user is
+-- NOT_FOUND and a thread that exists already is kept as it is.
+INSERT INTO threads (id, user_id, org_id, scope, title, status, data, created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now())
+ON CONFLICT (id) DO NOTHING
+RETURNING *;
+
+-- name: lock_thread
+-- The owner's thread, locked until the transaction ends: BeginTurn takes the
+-- lock first, in a statement of its own, so that every later statement of the
+-- turn sees the writes committed before it and revisions follow commit order.
+SELECT * FROM threads WHERE id = $1 AND user_id = $2 FOR UPDATE;
+
+-- name: advance_thread
+-- BeginTurn, once the thread is locked: bump the revision by $3 (one per change
+-- of the turn) and, when $5 is not NULL, replace the title ($4) and data.
+UPDATE threads
+SET revision = revision + $3,
+    updated_at = now(),
+    title = CASE WHEN $5::jsonb IS NULL THEN title ELSE $4 END,
+    data = COALESCE($5::jsonb, data)
+WHERE id = $1 AND user_id = $2
+RETURNING *;

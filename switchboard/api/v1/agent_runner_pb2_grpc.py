@@ -29,9 +29,13 @@ class AgentRunnerStub:
     """Runs a thread's agent (OpenAI Agents SDK, MCP tools) and streams what it
     produces as ChatKit `ThreadStreamEvent`s, in the SDK's own JSON.
 
-    Policy: one run per thread at a time. A Run on a thread that is still
-    answering fails with FAILED_PRECONDITION naming the running run, so a
-    caller can Cancel it or wait; two answers never interleave.
+    A run is durable: it lives in Postgres (the `runs` table, at most one
+    running run per thread), is held by one replica under a lease renewed by
+    heartbeat, and appends every event to a log (a Redis stream per run) before
+    any client sees it. A run goes on when its caller goes away; any replica can
+    Join it from an event sequence number or Cancel it. A message to a thread
+    that is answering follows the deployment's double-texting policy
+    (`SWITCHBOARD_DOUBLE_TEXT`: enqueue, interrupt or reject).
     """
 
     def __init__(self, channel):
@@ -45,10 +49,25 @@ class AgentRunnerStub:
                 request_serializer=switchboard_dot_api_dot_v1_dot_agent__runner__pb2.RunRequest.SerializeToString,
                 response_deserializer=switchboard_dot_api_dot_v1_dot_agent__runner__pb2.RunEvents.FromString,
                 _registered_method=True)
+        self.Join = channel.unary_stream(
+                '/switchboard.api.v1.AgentRunner/Join',
+                request_serializer=switchboard_dot_api_dot_v1_dot_agent__runner__pb2.JoinRequest.SerializeToString,
+                response_deserializer=switchboard_dot_api_dot_v1_dot_agent__runner__pb2.RunEvents.FromString,
+                _registered_method=True)
         self.Cancel = channel.unary_unary(
                 '/switchboard.api.v1.AgentRunner/Cancel',
                 request_serializer=switchboard_dot_api_dot_v1_dot_agent__runner__pb2.CancelRequest.SerializeToString,
                 response_deserializer=switchboard_dot_api_dot_v1_dot_agent__runner__pb2.CancelResponse.FromString,
+                _registered_method=True)
+        self.GetRun = channel.unary_unary(
+                '/switchboard.api.v1.AgentRunner/GetRun',
+                request_serializer=switchboard_dot_api_dot_v1_dot_agent__runner__pb2.GetRunRequest.SerializeToString,
+                response_deserializer=switchboard_dot_api_dot_v1_dot_agent__runner__pb2.RunInfo.FromString,
+                _registered_method=True)
+        self.ListRuns = channel.unary_unary(
+                '/switchboard.api.v1.AgentRunner/ListRuns',
+                request_serializer=switchboard_dot_api_dot_v1_dot_agent__runner__pb2.ListRunsRequest.SerializeToString,
+                response_deserializer=switchboard_dot_api_dot_v1_dot_agent__runner__pb2.ListRunsResponse.FromString,
                 _registered_method=True)
 
 
@@ -56,24 +75,54 @@ class AgentRunnerServicer:
     """Runs a thread's agent (OpenAI Agents SDK, MCP tools) and streams what it
     produces as ChatKit `ThreadStreamEvent`s, in the SDK's own JSON.
 
-    Policy: one run per thread at a time. A Run on a thread that is still
-    answering fails with FAILED_PRECONDITION naming the running run, so a
-    caller can Cancel it or wait; two answers never interleave.
+    A run is durable: it lives in Postgres (the `runs` table, at most one
+    running run per thread), is held by one replica under a lease renewed by
+    heartbeat, and appends every event to a log (a Redis stream per run) before
+    any client sees it. A run goes on when its caller goes away; any replica can
+    Join it from an event sequence number or Cancel it. A message to a thread
+    that is answering follows the deployment's double-texting policy
+    (`SWITCHBOARD_DOUBLE_TEXT`: enqueue, interrupt or reject).
     """
 
     def Run(self, request, context):
-        """Run the thread's agent on a new user message (or again after an item) and
-        stream the events. The first message carries the run id (for Cancel) and
-        may carry no events. The stream ends with OK after the last event, also
-        when the run failed (an `error` event says why) or was cancelled.
+        """Start a run (save the user message, answer it) and stream its events.
+        The first message carries the run id and status (`queued` or `running`)
+        and no events; the last carries the final status. The stream ends with OK
+        after the last event, also when the run failed (an `error` event says
+        why) or was cancelled. Reject policy and a busy thread: FAILED_PRECONDITION,
+        and the message is not saved.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Join(self, request, context):
+        """Follow a thread's active run from an event sequence number: the events
+        after it are replayed, then the live ones until the run ends. The first
+        message carries the run id and status; an empty run id means the thread
+        has no active run. Another user's thread: NOT_FOUND; operators of the
+        thread's org may join.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Cancel(self, request, context):
-        """Stop a run, whichever replica holds it. A run of another user, or one
-        that has ended, is NOT_FOUND.
+        """Stop runs, whichever replica holds them: one run, the active runs of a
+        thread, or those of a chat session. Returns the runs asked to stop.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRun(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRuns(self, request, context):
+        """A thread's runs, newest first.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -87,10 +136,25 @@ def add_AgentRunnerServicer_to_server(servicer, server):
                     request_deserializer=switchboard_dot_api_dot_v1_dot_agent__runner__pb2.RunRequest.FromString,
                     response_serializer=switchboard_dot_api_dot_v1_dot_agent__runner__pb2.RunEvents.SerializeToString,
             ),
+            'Join': grpc.unary_stream_rpc_method_handler(
+                    servicer.Join,
+                    request_deserializer=switchboard_dot_api_dot_v1_dot_agent__runner__pb2.JoinRequest.FromString,
+                    response_serializer=switchboard_dot_api_dot_v1_dot_agent__runner__pb2.RunEvents.SerializeToString,
+            ),
             'Cancel': grpc.unary_unary_rpc_method_handler(
                     servicer.Cancel,
                     request_deserializer=switchboard_dot_api_dot_v1_dot_agent__runner__pb2.CancelRequest.FromString,
                     response_serializer=switchboard_dot_api_dot_v1_dot_agent__runner__pb2.CancelResponse.SerializeToString,
+            ),
+            'GetRun': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRun,
+                    request_deserializer=switchboard_dot_api_dot_v1_dot_agent__runner__pb2.GetRunRequest.FromString,
+                    response_serializer=switchboard_dot_api_dot_v1_dot_agent__runner__pb2.RunInfo.SerializeToString,
+            ),
+            'ListRuns': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRuns,
+                    request_deserializer=switchboard_dot_api_dot_v1_dot_agent__runner__pb2.ListRunsRequest.FromString,
+                    response_serializer=switchboard_dot_api_dot_v1_dot_agent__runner__pb2.ListRunsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -104,9 +168,13 @@ class AgentRunner:
     """Runs a thread's agent (OpenAI Agents SDK, MCP tools) and streams what it
     produces as ChatKit `ThreadStreamEvent`s, in the SDK's own JSON.
 
-    Policy: one run per thread at a time. A Run on a thread that is still
-    answering fails with FAILED_PRECONDITION naming the running run, so a
-    caller can Cancel it or wait; two answers never interleave.
+    A run is durable: it lives in Postgres (the `runs` table, at most one
+    running run per thread), is held by one replica under a lease renewed by
+    heartbeat, and appends every event to a log (a Redis stream per run) before
+    any client sees it. A run goes on when its caller goes away; any replica can
+    Join it from an event sequence number or Cancel it. A message to a thread
+    that is answering follows the deployment's double-texting policy
+    (`SWITCHBOARD_DOUBLE_TEXT`: enqueue, interrupt or reject).
     """
 
     @staticmethod
@@ -137,6 +205,33 @@ class AgentRunner:
             _registered_method=True)
 
     @staticmethod
+    def Join(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/switchboard.api.v1.AgentRunner/Join',
+            switchboard_dot_api_dot_v1_dot_agent__runner__pb2.JoinRequest.SerializeToString,
+            switchboard_dot_api_dot_v1_dot_agent__runner__pb2.RunEvents.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def Cancel(request,
             target,
             options=(),
@@ -153,6 +248,60 @@ class AgentRunner:
             '/switchboard.api.v1.AgentRunner/Cancel',
             switchboard_dot_api_dot_v1_dot_agent__runner__pb2.CancelRequest.SerializeToString,
             switchboard_dot_api_dot_v1_dot_agent__runner__pb2.CancelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRun(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchboard.api.v1.AgentRunner/GetRun',
+            switchboard_dot_api_dot_v1_dot_agent__runner__pb2.GetRunRequest.SerializeToString,
+            switchboard_dot_api_dot_v1_dot_agent__runner__pb2.RunInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRuns(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchboard.api.v1.AgentRunner/ListRuns',
+            switchboard_dot_api_dot_v1_dot_agent__runner__pb2.ListRunsRequest.SerializeToString,
+            switchboard_dot_api_dot_v1_dot_agent__runner__pb2.ListRunsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -185,6 +185,36 @@ class DeleteItemRequest(_message.Message):
     item_id: str
     def __init__(self, principal: _Optional[_Union[_common_pb2.Principal, _Mapping]] = ..., thread_id: _Optional[str] = ..., item_id: _Optional[str] = ...) -> None: ...
 
+class BeginTurnRequest(_message.Message):
+    __slots__ = ("principal", "thread_id", "create_thread_json", "scope", "user_message_json", "retry_after_item_id", "session_id", "title_if_empty", "history_limit")
+    PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
+    THREAD_ID_FIELD_NUMBER: _ClassVar[int]
+    CREATE_THREAD_JSON_FIELD_NUMBER: _ClassVar[int]
+    SCOPE_FIELD_NUMBER: _ClassVar[int]
+    USER_MESSAGE_JSON_FIELD_NUMBER: _ClassVar[int]
+    RETRY_AFTER_ITEM_ID_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    TITLE_IF_EMPTY_FIELD_NUMBER: _ClassVar[int]
+    HISTORY_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    principal: _common_pb2.Principal
+    thread_id: str
+    create_thread_json: bytes
+    scope: str
+    user_message_json: bytes
+    retry_after_item_id: str
+    session_id: str
+    title_if_empty: str
+    history_limit: int
+    def __init__(self, principal: _Optional[_Union[_common_pb2.Principal, _Mapping]] = ..., thread_id: _Optional[str] = ..., create_thread_json: _Optional[bytes] = ..., scope: _Optional[str] = ..., user_message_json: _Optional[bytes] = ..., retry_after_item_id: _Optional[str] = ..., session_id: _Optional[str] = ..., title_if_empty: _Optional[str] = ..., history_limit: _Optional[int] = ...) -> None: ...
+
+class BeginTurnResponse(_message.Message):
+    __slots__ = ("thread", "items")
+    THREAD_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    thread: Thread
+    items: _containers.RepeatedCompositeFieldContainer[ThreadItem]
+    def __init__(self, thread: _Optional[_Union[Thread, _Mapping]] = ..., items: _Optional[_Iterable[_Union[ThreadItem, _Mapping]]] = ...) -> None: ...
+
 class SaveAttachmentRequest(_message.Message):
     __slots__ = ("principal", "attachment_json", "set_content", "content")
     PRINCIPAL_FIELD_NUMBER: _ClassVar[int]

@@ -83,6 +83,11 @@ class ThreadStoreStub:
                 request_serializer=switchboard_dot_api_dot_v1_dot_thread__store__pb2.DeleteItemRequest.SerializeToString,
                 response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
                 _registered_method=True)
+        self.BeginTurn = channel.unary_unary(
+                '/switchboard.api.v1.ThreadStore/BeginTurn',
+                request_serializer=switchboard_dot_api_dot_v1_dot_thread__store__pb2.BeginTurnRequest.SerializeToString,
+                response_deserializer=switchboard_dot_api_dot_v1_dot_thread__store__pb2.BeginTurnResponse.FromString,
+                _registered_method=True)
         self.SaveAttachment = channel.unary_unary(
                 '/switchboard.api.v1.ThreadStore/SaveAttachment',
                 request_serializer=switchboard_dot_api_dot_v1_dot_thread__store__pb2.SaveAttachmentRequest.SerializeToString,
@@ -168,6 +173,16 @@ class ThreadStoreServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def BeginTurn(self, request, context):
+        """Start an agent turn in one call: create the thread if asked, delete what
+        follows a retried message, save the new user message (upsert by id), attach
+        the chat session, name the thread, and return it with its latest items.
+        Only the thread's owner may start a turn (an operator gets NOT_FOUND).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def SaveAttachment(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -241,6 +256,11 @@ def add_ThreadStoreServicer_to_server(servicer, server):
                     servicer.DeleteItem,
                     request_deserializer=switchboard_dot_api_dot_v1_dot_thread__store__pb2.DeleteItemRequest.FromString,
                     response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            ),
+            'BeginTurn': grpc.unary_unary_rpc_method_handler(
+                    servicer.BeginTurn,
+                    request_deserializer=switchboard_dot_api_dot_v1_dot_thread__store__pb2.BeginTurnRequest.FromString,
+                    response_serializer=switchboard_dot_api_dot_v1_dot_thread__store__pb2.BeginTurnResponse.SerializeToString,
             ),
             'SaveAttachment': grpc.unary_unary_rpc_method_handler(
                     servicer.SaveAttachment,
@@ -509,6 +529,33 @@ class ThreadStore:
             '/switchboard.api.v1.ThreadStore/DeleteItem',
             switchboard_dot_api_dot_v1_dot_thread__store__pb2.DeleteItemRequest.SerializeToString,
             google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BeginTurn(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchboard.api.v1.ThreadStore/BeginTurn',
+            switchboard_dot_api_dot_v1_dot_thread__store__pb2.BeginTurnRequest.SerializeToString,
+            switchboard_dot_api_dot_v1_dot_thread__store__pb2.BeginTurnResponse.FromString,
             options,
             channel_credentials,
             insecure,

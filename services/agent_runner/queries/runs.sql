@@ -1,0 +1,96 @@
+-- name: insert_run
+-- A new run: `running` when the thread has no active run, else `queued`
+-- ($8 forces `running`: the reject policy, which never queues). Two racing
+-- inserts are settled by runs_one_running_per_thread: the loser retries queued.
+INSERT INTO runs (id, thread_id, user_id, org_id, session_id, agent_id, holder, lease_expires_at,
+                  input_item_id, status, started_at)
+SELECT $1, $2, $3, $4, $5, $6, $7, clock_timestamp() + make_interval(secs => $9), $10, s.status,
+       CASE WHEN s.status = 'running' THEN clock_timestamp() END
+FROM (
+    SELECT CASE
+        WHEN $8::boolean THEN 'running'
+        WHEN EXISTS (SELECT 1 FROM runs WHERE thread_id = $2 AND status IN ('queued', 'running')) THEN 'queued'
+        ELSE 'running'
+    END AS status
+) AS s
+RETURNING *;
+
+-- name: insert_queued_run
+INSERT INTO runs (id, thread_id, user_id, org_id, session_id, agent_id, holder, lease_expires_at,
+                  input_item_id, status)
+VALUES ($1, $2, $3, $4, $5, $6, $7, clock_timestamp() + make_interval(secs => $8), $9, 'queued')
+RETURNING *;
+
+-- name: start_queued_run
+-- A queued run starts when nothing runs in its thread and it is the oldest queued.
+UPDATE runs SET status = 'running', started_at = clock_timestamp()
+WHERE id = $1 AND status = 'queued'
+  AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.thread_id = $2 AND r.status = 'running')
+  AND NOT EXISTS (
+      SELECT 1 FROM runs q
+      WHERE q.thread_id = $2 AND q.status = 'queued' AND (q.created_at, q.id) < (
+          SELECT created_at, id FROM runs WHERE id = $1)
+  )
+RETURNING *;
+
+-- name: finish_run
+-- Only an active run ends: a run the reaper marked interrupted stays so.
+UPDATE runs SET status = $2, error = $3, last_seq = $4, ended_at = clock_timestamp(),
+                holder = NULL, lease_expires_at = NULL
+WHERE id = $1 AND status IN ('queued', 'running')
+RETURNING *;
+
+-- name: delete_run
+DELETE FROM runs WHERE id = $1;
+
+-- name: renew_leases
+-- One statement per replica and heartbeat, however many runs it holds.
+UPDATE runs SET lease_expires_at = clock_timestamp() + make_interval(secs => $2)
+WHERE holder = $1 AND status IN ('queued', 'running')
+RETURNING id, cancel_requested;
+
+-- name: reap_expired_runs
+-- Runs whose holder stopped renewing: interrupted, a batch at a time; SKIP
+-- LOCKED lets every replica reap at once without waiting on each other.
+UPDATE runs SET status = 'interrupted', error = $1, ended_at = clock_timestamp(),
+                holder = NULL, lease_expires_at = NULL
+WHERE id IN (
+    SELECT id FROM runs
+    WHERE status IN ('queued', 'running') AND lease_expires_at < clock_timestamp()
+    ORDER BY lease_expires_at
+    LIMIT 100
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING *;
+
+-- name: request_cancel
+-- The principal's active runs that match one of run id, thread id or session id.
+UPDATE runs SET cancel_requested = true
+WHERE user_id = $1 AND status IN ('queued', 'running')
+  AND (id = $2 OR thread_id = $3 OR session_id = $4)
+RETURNING id, holder;
+
+-- name: get_run
+-- A run of the user, or (operators, $3) of their org.
+SELECT * FROM runs WHERE id = $1 AND (user_id = $2 OR org_id = $3);
+
+-- name: active_run_of_thread
+-- The run a joiner follows: the running one, else the oldest queued.
+SELECT * FROM runs
+WHERE thread_id = $1 AND (user_id = $2 OR org_id = $3) AND status IN ('queued', 'running')
+ORDER BY status = 'running' DESC, created_at, id
+LIMIT 1;
+
+-- name: list_runs
+-- A thread's runs, newest first, after the run $4 (keyset on created_at, id).
+SELECT * FROM runs
+WHERE thread_id = $1 AND (user_id = $2 OR org_id = $3)
+  AND ($4::text IS NULL OR (created_at, id) < (SELECT created_at, id FROM runs WHERE id = $4 AND thread_id = $1))
+ORDER BY created_at DESC, id DESC
+LIMIT $5;
+
+-- name: run_exists_in_thread
+SELECT 1 FROM runs WHERE id = $1 AND thread_id = $2;
+
+-- name: set_session
+UPDATE runs SET session_id = $2 WHERE id = $1;

@@ -1,0 +1,242 @@
+"""Turns: the ChatKit requests that start an answer, handed to the agent runner whole.
+
+The edge validates the request, builds the user message (as ChatKit's server
+does) and starts a run; the runner saves the message, the answer and the
+thread. The edge relays the runner's JSON bytes as Server-Sent Events, each
+with an ``id:`` of ``<run id>:<sequence number>``, so a client that lost the
+stream joins it again (``GET /chatkit/threads/{id}/stream`` with
+``Last-Event-ID``) on any edge replica. A client that goes away leaves the run
+going (``SWITCHBOARD_ON_DISCONNECT=continue``, the default) or cancels it
+(``cancel``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from chatkit.server import ChatKitServer
+from chatkit.types import (
+    ClientToolCallItem,
+    ErrorEvent,
+    StreamingReq,
+    StructuredInputItem,
+    ThreadItemReplacedEvent,
+    ThreadMetadata,
+    ThreadsAddClientToolOutputReq,
+    ThreadsAddStructuredInputReq,
+    ThreadsAddUserMessageReq,
+    ThreadsCreateReq,
+    ThreadsRetryAfterItemReq,
+    UserMessageItem,
+)
+
+from services.agent_runner.client import AgentRunnerClient, RunStream
+from services.edge.auth import RequestContext
+from services.edge.config import OnDisconnect
+from services.thread_store.client import GrpcThreadStore
+from switchboard.errors import FailedPrecondition, InvalidArgument, SwitchboardError
+
+log = logging.getLogger(__name__)
+
+TURN_REQUESTS = (
+    ThreadsCreateReq,
+    ThreadsAddUserMessageReq,
+    ThreadsRetryAfterItemReq,
+    ThreadsAddClientToolOutputReq,
+    ThreadsAddStructuredInputReq,
+)
+RUNNER_LOST = (
+    "The answer stopped because the agent runner went away; what it had written is kept."
+    " Reload to see it, or send your message again."
+)
+
+
+def sse(body: bytes, event_id: str | None = None) -> bytes:
+    """One Server-Sent Event."""
+    head = b"id: " + event_id.encode() + b"\n" if event_id else b""
+    return head + b"data: " + body + b"\n\n"
+
+
+def sse_error(message: str, *, allow_retry: bool = True) -> bytes:
+    """A ChatKit ``error`` event, as an SSE event without an id (it is not in the run's log)."""
+    event = ErrorEvent(code="custom", message=message, allow_retry=allow_retry)
+    return sse(event.model_dump_json(by_alias=True, exclude_none=True).encode())
+
+
+def parse_event_id(value: str | None) -> tuple[str | None, int]:
+    """A ``Last-Event-ID`` (``<run id>:<seq>``) as (run id, seq); nothing: (None, 0).
+
+    Raises:
+        InvalidArgument: the id is not one this edge sent.
+    """
+    if not value:
+        return None, 0
+    run_id, _, seq = value.rpartition(":")
+    if not run_id or not seq.isdigit() or len(value) > 100:
+        raise InvalidArgument("Last-Event-ID (or after) must be an event id like 'run_abc:12'")
+    return run_id, int(seq)
+
+
+@dataclass
+class StartedTurn:
+    """A run the edge started or joined: its stream, and what to send before its events."""
+
+    stream: RunStream
+    prelude: list[bytes]
+
+
+class Turns:
+    """Starts and relays runs for the ChatKit requests that answer.
+
+    Args:
+        server: The edge's ChatKit server (its store, and the SDK's own item building).
+        store: The thread store.
+        runner: The agent runner.
+        on_disconnect: What a client going away does to its run.
+    """
+
+    def __init__(
+        self,
+        server: ChatKitServer[RequestContext],
+        store: GrpcThreadStore,
+        runner: AgentRunnerClient,
+        *,
+        on_disconnect: OnDisconnect = "continue",
+    ) -> None:
+        self._server = server
+        self._store = store
+        self._runner = runner
+        self._on_disconnect = on_disconnect
+        self._cancels: set[asyncio.Task[None]] = set()
+
+    async def start(self, request: StreamingReq, context: RequestContext) -> StartedTurn:
+        """Start the run a request asks for; refusals raise before any byte is sent.
+
+        Raises:
+            SwitchboardError: the thread or an item is not the caller's, the input is bad, a service is down.
+        """
+        prelude: list[bytes] = []
+        principal = context.principal
+        scope = context.scope
+        match request:
+            case ThreadsCreateReq():
+                thread = ThreadMetadata(id=self._store.generate_thread_id(context), created_at=datetime.now(UTC))
+                message = await self._user_message(request, thread, context)
+                stream = self._runner.run(
+                    principal, thread_id=thread.id, user_message=message, create_thread=thread, scope=scope
+                )
+            case ThreadsAddUserMessageReq():
+                thread = ThreadMetadata(id=request.params.thread_id, created_at=datetime.now(UTC))
+                message = await self._user_message(request, thread, context)
+                stream = self._runner.run(principal, thread_id=thread.id, user_message=message)
+            case ThreadsRetryAfterItemReq():
+                stream = self._runner.run(
+                    principal, thread_id=request.params.thread_id, retry_after_item_id=request.params.item_id
+                )
+            case ThreadsAddClientToolOutputReq():
+                await self._complete_client_tool_call(request, context)
+                stream = self._runner.run(principal, thread_id=request.params.thread_id, continue_thread=True)
+            case ThreadsAddStructuredInputReq():
+                prelude.append(await self._answer_structured_input(request, context))
+                stream = self._runner.run(principal, thread_id=request.params.thread_id, continue_thread=True)
+            case _:
+                raise InvalidArgument(f"{request.type} does not start an answer")
+        try:
+            await stream.started()
+        except FailedPrecondition as refused:
+            # The reject policy: the message was not saved; the client shows why.
+            stream.close()
+            return StartedTurn(stream=stream, prelude=[*prelude, sse_error(refused.message)])
+        except BaseException:
+            stream.close()
+            raise
+        return StartedTurn(stream=stream, prelude=prelude)
+
+    async def _user_message(
+        self, request: ThreadsCreateReq | ThreadsAddUserMessageReq, thread: ThreadMetadata, context: RequestContext
+    ) -> UserMessageItem:
+        message = await self._server._build_user_message_item(request.params.input, thread, context)
+        for attachment in message.attachments:
+            # Attachments learn their thread now, as ChatKit's server records them.
+            await self._store.save_attachment(attachment, context)
+        return message
+
+    async def _complete_client_tool_call(self, request: ThreadsAddClientToolOutputReq, context: RequestContext) -> None:
+        """Record a client tool's output on the pending call (as ChatKit's server does)."""
+        items = await self._store.load_thread_items(request.params.thread_id, None, 20, "desc", context)
+        pending = [i for i in items.data if isinstance(i, ClientToolCallItem) and i.status == "pending"]
+        if not pending or pending[0].id != items.data[0].id:
+            raise InvalidArgument("the conversation's last item is not a pending client tool call")
+        call = pending[0]
+        call.output = request.params.result
+        call.status = "completed"
+        await self._store.save_item(request.params.thread_id, call, context)
+        for stale in pending[1:]:
+            await self._store.delete_thread_item(request.params.thread_id, stale.id, context)
+
+    async def _answer_structured_input(self, request: ThreadsAddStructuredInputReq, context: RequestContext) -> bytes:
+        """Record the user's answers to a question item; the event that shows them."""
+        item = await self._store.load_item(request.params.thread_id, request.params.item_id, context)
+        if not isinstance(item, StructuredInputItem):
+            raise InvalidArgument(f"item {request.params.item_id} is not a structured input item")
+        try:
+            answered = await self._server._apply_structured_input_submission(item, request.params.input)
+        except ValueError as error:
+            raise InvalidArgument(str(error)) from None
+        await self._store.save_item(request.params.thread_id, answered, context)
+        event = ThreadItemReplacedEvent(item=answered)
+        return sse(event.model_dump_json(by_alias=True, exclude_none=True, context={"exclude_metadata": True}).encode())
+
+    async def relay(self, turn: StartedTurn, context: RequestContext, *, started: bool) -> AsyncIterator[bytes]:
+        """The run's events as SSE bytes. A client going away leaves the run going, or, when it
+        ``started`` the run and the policy is ``cancel``, cancels it (a joiner never does)."""
+        stream = turn.stream
+        finished = False
+        try:
+            for chunk in turn.prelude:
+                yield chunk
+            if not stream.run_id:
+                finished = True
+                return
+            async for first_seq, bodies in stream.batches():
+                for offset, body in enumerate(bodies):
+                    seq = first_seq + offset
+                    yield sse(body, f"{stream.run_id}:{seq}" if seq else None)
+            finished = True
+        except SwitchboardError as error:
+            finished = True
+            log.warning("run %s: stream lost (%s)", stream.run_id, error.message)
+            yield sse_error(RUNNER_LOST if error.status == "UNAVAILABLE" else error.message)
+        finally:
+            stream.close()
+            if started and not finished and stream.run_id and self._on_disconnect == "cancel":
+                self._cancel_later(context, stream.run_id)
+
+    def _cancel_later(self, context: RequestContext, run_id: str) -> None:
+        async def cancel() -> None:
+            try:
+                await self._runner.cancel(context.principal, run_id)
+            except SwitchboardError as error:
+                log.info("could not cancel run %s after its client left (%s)", run_id, error.message)
+
+        task = asyncio.create_task(cancel(), name=f"cancel-{run_id}")
+        self._cancels.add(task)
+        task.add_done_callback(self._cancels.discard)
+
+    async def join(self, thread_id: str, last_event_id: str | None, context: RequestContext) -> StartedTurn | None:
+        """The thread's active run, from after ``last_event_id``; None when it has none."""
+        run_id, seq = parse_event_id(last_event_id)
+        stream = self._runner.join(context.principal, thread_id=thread_id, run_id=run_id, after_seq=seq)
+        try:
+            started = await stream.started()
+        except BaseException:
+            stream.close()
+            raise
+        if not started:
+            stream.close()
+            return None
+        return StartedTurn(stream=stream, prelude=[])
