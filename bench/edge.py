@@ -11,9 +11,19 @@
   edge (offline model, no delay between deltas);
 - 200 streams held open at once (offline model with 0.05 s between deltas, on a
   second runner and edge), each on a thread of its own;
+- conversations at once (1, 200 and 1,000 new users, each doing
+  ``threads.create``, offline model at the runner's default delay, on a third
+  runner and edge): time to the first and to the last event, p50 and p99, and
+  every error (a non-200, an ``error`` event, a stream without the assistant's
+  ``thread.item.done``);
+- joining a running answer from a second edge replica: how long after the
+  original stream's client each event reaches the joiner (same process, same
+  clock), and how long the join takes to its first replayed event;
 - gRPC calls per request type, counted at runtime on an in-process copy of the
-  stack: a client interceptor on the edge's channels, and each service's
-  ``switchboard_grpc_requests_total``.
+  stack (edge, agent runner, thread store and session_api in this process):
+  a client interceptor on every channel opened in the process, the edge's
+  apart, cross-checked against what the servers served
+  (``switchboard_grpc_requests_total``).
 
 Every service is its own process, as in production; this process is the client.
 ``python -m bench.edge --in-memory-chatkit PORT ...`` is the in-memory server.
@@ -24,6 +34,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
+import functools
+import json
 import logging
 import math
 import os
@@ -32,10 +45,11 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from unittest import mock
 
 import grpc
 import httpx
@@ -75,6 +89,7 @@ from bench.common import (
     switchboard_command,
     wait_healthy,
 )
+from services.agent_runner.models import ModelConfig
 from services.thread_store.client import GrpcThreadStore
 from switchboard.api.v1 import common_pb2
 from switchboard.api.v1 import thread_store_pb2 as pb
@@ -92,11 +107,19 @@ FIRST_EVENT_SAMPLES = 30
 STREAMS = 200
 STREAM_USERS = 20
 LOAD_DELAY = "0.05"
+CONVERSATIONS = (1, 200, 1000)  # new users at once, each doing threads.create
+SINGLE_ROUNDS = 20  # one conversation at a time, this many times
+JOIN_COUNT = 2000  # "count to N": the answer a second replica joins
+JOIN_AFTER_SECONDS = 1.0  # how far into the answer the joiner arrives
+HOP_SAMPLES = 5  # second messages counted
+HOP_GOAL = 4
 SECRET = "bench-edge-secret-that-is-long-enough-for-hs256-0123456789"
 ORG = "bench"
 TEXT_DELTA = '"type":"assistant_message.content_part.text_delta"'
 ITEM_DONE = 'data: {"type":"thread.item.done"'
 ASSISTANT = '"type":"assistant_message"'
+THREAD_CREATED = 'data: {"type":"thread.created"'
+ERROR_EVENT = 'data: {"type":"error"'
 BASE_TIME = datetime(2026, 1, 1, tzinfo=UTC)
 
 
@@ -273,12 +296,14 @@ def serve_in_memory(port: int, thread_ids: Sequence[str]) -> None:
 # -- HTTP helpers -------------------------------------------------------------------
 
 
-def _http(base_url: str, transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
+def _http(
+    base_url: str, transport: httpx.AsyncBaseTransport | None = None, *, connections: int = STREAMS + 50
+) -> httpx.AsyncClient:
     """Every client of the bench has these settings (room for all the streams at once)."""
     return httpx.AsyncClient(
         base_url=base_url,
         timeout=120,
-        limits=httpx.Limits(max_connections=STREAMS + 50, max_keepalive_connections=STREAMS + 50),
+        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
         transport=transport,
     )
 
@@ -313,10 +338,12 @@ class _Stream:
     ok: bool = False
     first_data: float = math.nan
     first_delta: float = math.nan
+    last_data: float = math.nan
     total: float = math.nan
     started_at: float = 0.0
     deltas: int = 0
     error: str = ""
+    thread_id: str = ""
 
 
 async def _stream(http: httpx.AsyncClient, body: bytes, headers: dict[str, str]) -> _Stream:
@@ -331,14 +358,17 @@ async def _stream(http: httpx.AsyncClient, body: bytes, headers: dict[str, str])
                 if not line.startswith("data: "):
                     continue
                 now = time.perf_counter() - out.started_at
+                out.last_data = now
                 if math.isnan(out.first_data):
                     out.first_data = now
                 if TEXT_DELTA in line:
                     out.deltas += 1
                     if math.isnan(out.first_delta):
                         out.first_delta = now
-                if line.startswith('data: {"type":"error"'):
+                if line.startswith(ERROR_EVENT):
                     out.error = line[6:200]
+                if line.startswith(THREAD_CREATED):
+                    out.thread_id = str(json.loads(line[6:])["thread"]["id"])
                 if line.startswith(ITEM_DONE) and ASSISTANT in line:
                     done = True
     except httpx.HTTPError as error:
@@ -373,6 +403,9 @@ class _Ports:
     edge: int = field(default_factory=free_port)
     load_edge: int = field(default_factory=free_port)
     in_memory: int = field(default_factory=free_port)
+    turns_runner: int = field(default_factory=free_port)
+    turns_edge: int = field(default_factory=free_port)
+    join_edge: int = field(default_factory=free_port)
 
 
 def _start_processes(
@@ -417,6 +450,20 @@ def _start_processes(
             [sys.executable, "-m", "bench.edge", "--in-memory-chatkit", str(ports.in_memory), *thread_ids],
             {},
         ),
+        # Conversations at once and joins: the runner's own default delay, as `switchboard up` runs it;
+        # two edge replicas in front of it (a stream on one, joined from the other).
+        "turns agent_runner": (
+            switchboard_command("agent-runner", "--port", str(ports.turns_runner)),
+            {"SWITCHBOARD_OFFLINE_DELAY": None},
+        ),
+        "turns edge": (
+            switchboard_command("edge", "--port", str(ports.turns_edge)),
+            {"SWITCHBOARD_AGENT_RUNNER": f"127.0.0.1:{ports.turns_runner}"},
+        ),
+        "join edge": (
+            switchboard_command("edge", "--port", str(ports.join_edge)),
+            {"SWITCHBOARD_AGENT_RUNNER": f"127.0.0.1:{ports.turns_runner}"},
+        ),
     }
     return {name: stack.enter_context(child_process(args, {**common, **env})) for name, (args, env) in children.items()}
 
@@ -446,8 +493,11 @@ async def _wait_for_stack(ports: _Ports, processes: dict[str, subprocess.Popen[b
         wait_healthy(f"127.0.0.1:{ports.session_api}", timeout=90),
         wait_healthy(f"127.0.0.1:{ports.runner}", timeout=90),
         wait_healthy(f"127.0.0.1:{ports.load_runner}", timeout=90),
+        wait_healthy(f"127.0.0.1:{ports.turns_runner}", timeout=90),
         _wait_http(f"http://127.0.0.1:{ports.edge}", timeout=90),
         _wait_http(f"http://127.0.0.1:{ports.load_edge}", timeout=90),
+        _wait_http(f"http://127.0.0.1:{ports.turns_edge}", timeout=90),
+        _wait_http(f"http://127.0.0.1:{ports.join_edge}", timeout=90),
         _wait_http(f"http://127.0.0.1:{ports.in_memory}", timeout=90),
     )
     watch = asyncio.ensure_future(exited())
@@ -727,7 +777,225 @@ async def _measure_load(ports: _Ports, processes: dict[str, subprocess.Popen[byt
     )
 
 
-# -- 6: gRPC calls per request, counted --------------------------------------------------
+# -- 6: conversations at once: time to the first and the last event ----------------------
+
+
+def _turns_delay() -> float:
+    """The offline model's delay between chunks when ``SWITCHBOARD_OFFLINE_DELAY`` is unset."""
+    return float(ModelConfig.offline_chunk_delay)
+
+
+def _failure(stream: _Stream) -> str:
+    """Why a conversation counts as an error ('' when it does not)."""
+    if stream.error:
+        return stream.error
+    if not stream.ok:
+        return "the stream ended without the assistant's thread.item.done"
+    return ""
+
+
+def _cpu_line(before: dict[str, float], pids: dict[str, int], wall: float) -> str:
+    spent = {name: _cpu_seconds(pid) - before[name] for name, pid in pids.items()}
+    busy = sorted(((n, s) for n, s in spent.items() if s >= 0.05), key=lambda x: -x[1])
+    cores = os.cpu_count() or 1
+    return f"CPU seconds ({cores} cores x {wall:5.2f} s = {cores * wall:5.1f} s available): " + ", ".join(
+        f"{n} {s:4.1f}" for n, s in busy
+    )
+
+
+async def _measure_conversations(ports: _Ports, processes: dict[str, subprocess.Popen[bytes]]) -> None:
+    """Print time to the first and the last event of new conversations, 1, 200 and 1,000 at once."""
+    pids = {name: process.pid for name, process in processes.items() if name != "in-memory"}
+    delay = _turns_delay()
+    results: list[tuple[int, int, list[_Stream], float, str]] = []
+    async with _http(f"http://127.0.0.1:{ports.turns_edge}", connections=max(CONVERSATIONS) + 50) as edge:
+        for n in CONVERSATIONS:
+            rounds = SINGLE_ROUNDS if n == 1 else 1
+            what = f"{rounds} conversations, one at a time" if n == 1 else f"{n} conversations at once"
+            _progress(f"{what}: each a new user's threads.create ('hi'), offline model, {delay} s per chunk")
+            streams: list[_Stream] = []
+            cpu_before = {name: _cpu_seconds(pid) for name, pid in pids.items()}
+            client_before = time.process_time()
+            wall = 0.0
+            for _ in range(rounds):
+                # Each conversation is its own user: the edge's per-user rate limit sees one request each.
+                tokens = [_token(f"bench-conv-{uuid.uuid4().hex[:12]}") for _ in range(n)]
+                started = time.perf_counter()
+                streams += await asyncio.gather(*(_stream(edge, _create_thread("hi"), _bearer(t)) for t in tokens))
+                wall += time.perf_counter() - started
+            cpu = _cpu_line(cpu_before, pids, wall)
+            cpu += f", this client {time.process_time() - client_before:4.1f}"
+            results.append((n, rounds, streams, wall, cpu))
+            failed = sum(1 for s in streams if _failure(s))
+            _progress(f"{len(streams) - failed}/{len(streams)} completed in {wall:5.2f} s, {failed} errors")
+    single = [s for s in results[0][2] if not _failure(s)]
+    base_first = median([s.first_data for s in single]) if single else math.nan
+    base_last = median([s.last_data for s in single]) if single else math.nan
+    rows = []
+    for n, rounds, streams, wall, _cpu in results:
+        good = [s for s in streams if not _failure(s)]
+        first = [s.first_data for s in good]
+        last = [s.last_data for s in good]
+        label = f"1 (x{rounds}, one at a time)" if n == 1 else f"{n:,} at once"
+        if good:
+            cells = (
+                ms(median(first)),
+                ms(pct(first, 0.99)),
+                ms(median(last)),
+                ms(pct(last, 0.99)),
+                f"{median(first) / base_first:6.1f}x",
+                f"{median(last) / base_last:6.1f}x",
+            )
+        else:
+            cells = ("-",) * 6
+        rows.append((label, f"{len(good)}/{len(streams)}", str(len(streams) - len(good)), *cells, f"{wall:6.2f} s"))
+    print_table(
+        f"New conversations (threads.create 'hi', each its own user; offline model, {delay} s between chunks"
+        f" of 3 words; one agent runner and one edge; latencies of the completed streams, from just before"
+        f" the request was sent)",
+        rows,
+        (
+            "conversations",
+            "completed",
+            "errors",
+            "first event p50",
+            "first event p99",
+            "last event p50",
+            "last event p99",
+            "first p50 vs 1",
+            "last p50 vs 1",
+            "wall",
+        ),
+    )
+    total_errors = sum(1 for _, _, streams, _, _ in results for s in streams if _failure(s))
+    print(f"\n  goal: 0 errors -> {total_errors} {'MET' if total_errors == 0 else 'MISSED'}")
+    for n, _rounds, streams, _wall, cpu in results:
+        print(f"  {n:>5,}: {cpu}")
+        for error, count in Counter(_failure(s) for s in streams if _failure(s)).most_common(4):
+            print(f"         failed x{count}: {error[:220]}")
+
+
+# -- 7: joining a running answer from another edge replica ---------------------------------
+
+
+@dataclass
+class _Timeline:
+    """When each event of one SSE stream arrived, by its ``id:`` (this process's clock)."""
+
+    sent_at: float = 0.0
+    head_at: float = math.nan
+    first_data_at: float = math.nan
+    status: int = 0
+    arrivals: dict[str, float] = field(default_factory=dict)
+    thread_id: str = ""
+    assistant_done: bool = False
+    error: str = ""
+
+
+async def _follow(reply: httpx.Response, timeline: _Timeline, thread_known: asyncio.Event | None = None) -> None:
+    """Read an SSE stream to its end, noting when each event id arrived."""
+    timeline.head_at = time.perf_counter()
+    timeline.status = reply.status_code
+    if reply.status_code != 200:
+        timeline.error = f"HTTP {reply.status_code}: {(await reply.aread())[:200]!r}"
+        return
+    async for line in reply.aiter_lines():
+        now = time.perf_counter()
+        if line.startswith("id: "):
+            timeline.arrivals.setdefault(line[4:], now)
+        elif line.startswith("data: "):
+            if math.isnan(timeline.first_data_at):
+                timeline.first_data_at = now
+            if line.startswith(THREAD_CREATED):
+                timeline.thread_id = str(json.loads(line[6:])["thread"]["id"])
+                if thread_known is not None:
+                    thread_known.set()
+            elif line.startswith(ERROR_EVENT):
+                timeline.error = line[6:200]
+            elif line.startswith(ITEM_DONE) and ASSISTANT in line:
+                timeline.assistant_done = True
+
+
+async def _measure_join(ports: _Ports) -> None:
+    """Print how far behind the original stream a joiner on a second edge replica receives each event."""
+    delay = _turns_delay()
+    user_id = f"bench-join-{uuid.uuid4().hex[:8]}"
+    headers = _bearer(_token(user_id))
+    own, joined = _Timeline(), _Timeline()
+    thread_known = asyncio.Event()
+    _progress(
+        f"joining 'count to {JOIN_COUNT}' ({delay} s per chunk) on a second edge replica,"
+        f" {JOIN_AFTER_SECONDS:.0f} s after the answer started"
+    )
+    async with (
+        _http(f"http://127.0.0.1:{ports.turns_edge}") as edge_a,
+        _http(f"http://127.0.0.1:{ports.join_edge}") as edge_b,
+    ):
+        for http in (edge_a, edge_b):  # each replica has the token cached, as a browser's tab would
+            await _post_ok(http, _threads_list(), headers)
+
+        async def original() -> None:
+            own.sent_at = time.perf_counter()
+            body = _create_thread(f"count to {JOIN_COUNT}")
+            async with edge_a.stream("POST", "/chatkit", content=body, headers=headers) as reply:
+                await _follow(reply, own, thread_known)
+            thread_known.set()  # also when it failed: the joiner must not wait forever
+
+        async def joiner() -> None:
+            await thread_known.wait()
+            if not own.thread_id:
+                joined.error = "the original stream never said which thread it created"
+                return
+            await asyncio.sleep(max(0.0, own.first_data_at + JOIN_AFTER_SECONDS - time.perf_counter()))
+            joined.sent_at = time.perf_counter()
+            async with edge_b.stream("GET", f"/chatkit/threads/{own.thread_id}/stream", headers=headers) as reply:
+                await _follow(reply, joined)
+
+        await asyncio.gather(original(), joiner())
+    for name, timeline in (("original stream (edge A)", own), ("joiner (edge B)", joined)):
+        if timeline.error or not timeline.assistant_done:
+            print(f"\n  join: the {name} failed: {timeline.error or 'no assistant thread.item.done'}")
+    common = [event_id for event_id in joined.arrivals if event_id in own.arrivals]
+    if not common:
+        print("\n  join: the joiner received no event the original stream received; nothing to compare")
+        return
+    lag = {event_id: joined.arrivals[event_id] - own.arrivals[event_id] for event_id in common}
+    replayed = [lag[i] for i in common if own.arrivals[i] < joined.sent_at]
+    live = [lag[i] for i in common if own.arrivals[i] >= joined.sent_at]
+    missing = [i for i in own.arrivals if i not in joined.arrivals]
+    rows = [
+        (label, str(len(values)), ms(median(values)), ms(pct(values, 0.99)), ms(max(values)))
+        for label, values in (
+            ("all events", list(lag.values())),
+            ("  live (reached the original after the join request)", live),
+            ("  replayed (reached the original before it)", replayed),
+        )
+        if values
+    ]
+    print_table(
+        f"Joining a running answer from a second edge replica ('count to {JOIN_COUNT}', offline model,"
+        f" {delay} s between chunks; edge A streams it, edge B joins {JOIN_AFTER_SECONDS:.0f} s in without"
+        " Last-Event-ID; both edges on one agent runner; both clients in this process)",
+        rows,
+        ("per-event lag: joiner received minus original received", "events", "p50", "p99", "max"),
+    )
+    print(
+        f"\n  join request -> response head {ms(joined.head_at - joined.sent_at).strip()},"
+        f" -> first replayed event {ms(joined.first_data_at - joined.sent_at).strip()}"
+        f" ({len(replayed)} events replayed, then {len(live)} live)"
+    )
+    print(
+        f"  events with ids: original {len(own.arrivals)}, joiner {len(joined.arrivals)},"
+        f" of the original's missing on the joiner {len(missing)}"
+    )
+    if live:
+        print(
+            f"  live lag p50 is {median(live) / delay:4.2f}x the {delay * 1000:.0f} ms between chunks"
+            f" (p99 {pct(live, 0.99) / delay:4.2f}x)"
+        )
+
+
+# -- 8: gRPC calls per request, counted --------------------------------------------------
 
 
 class _CallLog:
@@ -805,9 +1073,43 @@ def _describe(calls: Counter[str]) -> str:
     return ", ".join(_short(m) + (f" x{n}" if n > 1 else "") for m, n in sorted(calls.items())) or "-"
 
 
+@contextlib.contextmanager
+def _every_channel_logged(log: _CallLog) -> Iterator[None]:
+    """Every ``grpc.aio`` channel this process opens meanwhile carries the log's interceptors.
+
+    The in-process stack's clients (the edge's and the agent runner's, and whatever
+    they build later) open their channels lazily through ``grpc.aio.insecure_channel``,
+    so this sees every call any of them makes without a hook in their code.
+    """
+    original = grpc.aio.insecure_channel
+
+    def logged(
+        target: str, options: Any = None, compression: Any = None, interceptors: Sequence[Any] | None = None
+    ) -> grpc.aio.Channel:
+        chained = [*(interceptors or ()), _UnaryCalls(log), _StreamCalls(log)]
+        return original(target, options=options, compression=compression, interceptors=chained)
+
+    with mock.patch.object(grpc.aio, "insecure_channel", logged):
+        yield
+
+
+@dataclass
+class _Hops:
+    """The gRPC calls one request caused."""
+
+    label: str
+    from_edge: list[str]  # in order
+    by_others: Counter[str]  # every other client in the process (the agent runner)
+    served: Counter[str]  # what the servers answered
+
+    @property
+    def total(self) -> int:
+        return len(self.from_edge) + self.by_others.total()
+
+
 async def _count_hops(database_url: str, redis_url: str) -> None:
     """Print the gRPC calls each request type makes, counted on an in-process copy of the stack."""
-    from services.agent_runner.models import EnvModels, ModelConfig
+    from services.agent_runner.models import EnvModels
     from services.agent_runner.server import AgentRunnerConfig, build_agent_runner
     from services.edge.app import Edge, create_app
     from services.edge.config import EdgeConfig
@@ -821,76 +1123,117 @@ async def _count_hops(database_url: str, redis_url: str) -> None:
     if not logging.getLogger().handlers:
         # As the services' own processes log; otherwise the MCP SDK installs an INFO handler here.
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    ts_server, _ = await build_thread_store(ThreadStoreConfig(database_url=database_url, redis_url=redis_url))
-    sa_server, _ = await build_session_api(
-        SessionApiConfig(database_url=database_url, redis_url=redis_url, auth=AuthConfig(jwt_secret=SECRET))
-    )
-    ts = f"127.0.0.1:{await ts_server.start('127.0.0.1', 0)}"
-    sa = f"127.0.0.1:{await sa_server.start('127.0.0.1', 0)}"
-    models = EnvModels(ModelConfig(default="offline", api_key=None, base_url=None, offline_chunk_delay=0))
-    ar_server, _ = await build_agent_runner(
-        AgentRunnerConfig(
-            database_url=database_url, redis_url=redis_url, thread_store_target=ts, session_api_target=sa
-        ),
-        models=models,
-    )
-    ar = f"127.0.0.1:{await ar_server.start('127.0.0.1', 0)}"
-    config = EdgeConfig(thread_store=ts, session_api=sa, agent_runner=ar, rate_per_second=1e6, rate_burst=1_000_000)
-    edge = Edge(config)
-    log = _CallLog()
-    edge.store._channels = _LoggedChannels(edge.store._channels, ThreadStoreStub, log)
-    edge.sessions._channels = _LoggedChannels(edge.sessions._channels, SessionApiStub, log)
-    edge.runner._channels = _LoggedChannels(edge.runner._channels, AgentRunnerStub, log)
-    app = create_app(config, edge=edge)
-    user = Principal(user_id=f"bench-hops-{uuid.uuid4().hex[:8]}", org_id=ORG)
-    headers = _bearer(_token(user.user_id))
-    counted: list[tuple[str, list[str], Counter[str]]] = []
-    try:
-        async with _http("http://edge", transport=httpx.ASGITransport(app=app)) as http:
-            setup = GrpcThreadStore(ts)
-            thread_id = f"thr_{uuid.uuid4().hex[:12]}"
-            await setup.save_thread(_thread(thread_id, 0), user)
-            for item in _items(thread_id):
-                await setup.add_thread_item(thread_id, item, user)
-            await setup.close()
+    everything = _CallLog()
+    with _every_channel_logged(everything):
+        ts_server, _ = await build_thread_store(ThreadStoreConfig(database_url=database_url, redis_url=redis_url))
+        sa_server, _ = await build_session_api(
+            SessionApiConfig(database_url=database_url, redis_url=redis_url, auth=AuthConfig(jwt_secret=SECRET))
+        )
+        ts = f"127.0.0.1:{await ts_server.start('127.0.0.1', 0)}"
+        sa = f"127.0.0.1:{await sa_server.start('127.0.0.1', 0)}"
+        models = EnvModels(ModelConfig(default="offline", api_key=None, base_url=None, offline_chunk_delay=0))
+        ar_server, _ = await build_agent_runner(
+            AgentRunnerConfig(
+                database_url=database_url, redis_url=redis_url, thread_store_target=ts, session_api_target=sa
+            ),
+            models=models,
+        )
+        ar = f"127.0.0.1:{await ar_server.start('127.0.0.1', 0)}"
+        config = EdgeConfig(thread_store=ts, session_api=sa, agent_runner=ar, rate_per_second=1e6, rate_burst=1_000_000)
+        edge = Edge(config)
+        log = _CallLog()
+        edge.store._channels = _LoggedChannels(edge.store._channels, ThreadStoreStub, log)
+        edge.sessions._channels = _LoggedChannels(edge.sessions._channels, SessionApiStub, log)
+        edge.runner._channels = _LoggedChannels(edge.runner._channels, AgentRunnerStub, log)
+        app = create_app(config, edge=edge)
+        user = Principal(user_id=f"bench-hops-{uuid.uuid4().hex[:8]}", org_id=ORG)
+        headers = _bearer(_token(user.user_id))
+        counted: list[_Hops] = []
+        second: list[_Hops] = []
+        try:
+            async with _http("http://edge", transport=httpx.ASGITransport(app=app)) as http:
+                setup = GrpcThreadStore(ts)
+                thread_id = f"thr_{uuid.uuid4().hex[:12]}"
+                await setup.save_thread(_thread(thread_id, 0), user)
+                for item in _items(thread_id):
+                    await setup.add_thread_item(thread_id, item, user)
+                await setup.close()
 
-            async def count(label: str, send: Callable[[], Awaitable[object]]) -> None:
-                first, served_before = len(log.methods), _served_calls()
-                await send()
-                await asyncio.sleep(0.3)  # anything the runner does after the stream ends
-                from_edge = log.methods[first:]
-                by_runner = (_served_calls() - served_before) - Counter(from_edge)
-                counted.append((label, from_edge, by_runner))
+                async def count(label: str, send: Callable[[], Awaitable[object]], into: list[_Hops]) -> None:
+                    first, first_all, served_before = len(log.methods), len(everything.methods), _served_calls()
+                    await send()
+                    await asyncio.sleep(0.3)  # anything the runner does after the stream ends
+                    from_edge = log.methods[first:]
+                    by_others = Counter(everything.methods[first_all:]) - Counter(from_edge)
+                    into.append(_Hops(label, from_edge, by_others, _served_calls() - served_before))
 
-            async def stream(body: bytes) -> None:
-                result = await _stream(http, body, headers)
-                if not result.ok:
-                    raise RuntimeError(f"the stream failed: {result.error or 'no assistant message'}")
+                async def stream(body: bytes) -> _Stream:
+                    result = await _stream(http, body, headers)
+                    if not result.ok:
+                        raise RuntimeError(f"the stream failed: {result.error or 'no assistant message'}")
+                    return result
 
-            await count("items.list (first use of a token)", lambda: _post_ok(http, _items_list(thread_id), headers))
-            await count("items.list", lambda: _post_ok(http, _items_list(thread_id), headers))
-            await count("threads.list", lambda: _post_ok(http, _threads_list(), headers))
-            await count("threads.get_by_id", lambda: _post_ok(http, _threads_get(thread_id), headers))
-            await count("threads.create (new thread)", lambda: stream(_create_thread()))
-            await count("threads.add_user_message (thread without a session)", lambda: stream(_add_message(thread_id)))
-            await count("threads.add_user_message (thread with its session)", lambda: stream(_add_message(thread_id)))
-    finally:
-        await edge.close()
-        await ar_server.stop(grace=0)
-        await sa_server.stop(grace=0)
-        await ts_server.stop(grace=0)
+                await count(
+                    "items.list (first use of a token)",
+                    lambda: _post_ok(http, _items_list(thread_id), headers),
+                    counted,
+                )
+                await count("items.list", lambda: _post_ok(http, _items_list(thread_id), headers), counted)
+                await count("threads.list", lambda: _post_ok(http, _threads_list(), headers), counted)
+                await count("threads.get_by_id", lambda: _post_ok(http, _threads_get(thread_id), headers), counted)
+                await count("threads.create (new thread)", lambda: stream(_create_thread()), counted)
+                await count(
+                    "threads.add_user_message (thread without a session)",
+                    lambda: stream(_add_message(thread_id)),
+                    counted,
+                )
+                await count(
+                    "threads.add_user_message (thread with its session)",
+                    lambda: stream(_add_message(thread_id)),
+                    counted,
+                )
+                for _ in range(HOP_SAMPLES):
+                    created = await stream(_create_thread("hi"))
+                    await count(
+                        "threads.add_user_message (second message of a new thread)",
+                        functools.partial(stream, _add_message(created.thread_id, "hello again")),
+                        second,
+                    )
+        finally:
+            await edge.close()
+            await ar_server.stop(grace=0)
+            await sa_server.stop(grace=0)
+            await ts_server.stop(grace=0)
+    typical = sorted(second, key=lambda h: h.total)[len(second) // 2]
+    shown = [*counted, dataclasses.replace(typical, label=f"{typical.label}, median of {len(second)}")]
     print_table(
-        "gRPC calls per request, counted at runtime (the edge's: a client interceptor on its channels; the"
-        " runner's: every service's switchboard_grpc_requests_total, less the edge's)",
+        "gRPC calls per request, counted at runtime on an in-process copy of the stack (client side: an"
+        " interceptor on every channel the process opens, the edge's apart; server side: every service's"
+        " switchboard_grpc_requests_total)",
         [
-            (label, str(len(edge_calls)), str(runner.total()), str(len(edge_calls) + runner.total()))
-            for label, edge_calls, runner in counted
+            (
+                h.label,
+                str(len(h.from_edge)),
+                str(h.by_others.total()),
+                str(h.total),
+                str(h.served.total()) + ("" if h.served.total() == h.total else "  (differs!)"),
+            )
+            for h in shown
         ],
-        ("request", "from the edge", "by the agent runner", "total"),
+        ("request", "from the edge", "by the agent runner", "total", "served"),
     )
     print("\n  the calls (the edge's in order | the runner's by method):")
-    for label, edge_calls, runner in counted:
-        print(f"    {label}: {', '.join(_short(m) for m in edge_calls)} | {_describe(runner)}")
+    for h in shown:
+        print(f"    {h.label}: {', '.join(_short(m) for m in h.from_edge)} | {_describe(h.by_others)}")
+    totals = [float(h.total) for h in second]
+    n = median(totals)
+    verdict = "MET" if n <= HOP_GOAL else "MISSED"
+    print(f"\ngRPC calls per add_user_message: {n:.0f} (goal <= {HOP_GOAL})")
+    print(
+        f"  {verdict}: {n / HOP_GOAL:4.2f}x the goal; median of {len(second)} second messages in threads"
+        f" made by threads.create (min {min(totals):.0f}, max {max(totals):.0f}); edge {len(typical.from_edge)}"
+        f" + agent runner {typical.by_others.total()}; the servers served {typical.served.total()}"
+    )
 
 
 # -- the run -----------------------------------------------------------------------------
@@ -904,12 +1247,14 @@ async def main() -> None:
     with bench_storage() as (database_url, redis_url):
         with contextlib.ExitStack() as stack:
             ports = _Ports()
-            _progress("starting thread_store, session_api, two agent runners, two edges and the in-memory server")
+            _progress("starting thread_store, session_api, three agent runners, four edges and the in-memory server")
             processes = _start_processes(stack, ports, database_url, redis_url, thread_ids)
             await _wait_for_stack(ports, processes)
             await _measure_requests(ports, thread_ids, user)
             await _measure_first_event(ports, user, thread_ids)
             await _measure_load(ports, processes)
+            await _measure_conversations(ports, processes)
+            await _measure_join(ports)
         await _count_hops(database_url, redis_url)
     print(f"\n  (the whole run took {time.perf_counter() - started:.0f} s)")
 

@@ -47,6 +47,11 @@ SERVER_OPTIONS = [
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
     ("grpc.so_reuseport", 0),
+    # Under a burst (800 conversations starting at once) calls wait for the
+    # event loop to take them. gRPC cancels a call nobody took within 30 s by
+    # default, which a client sees as CANCELLED; waiting longer is backpressure,
+    # and the client's own deadline still bounds it.
+    ("grpc.server_max_unrequested_time_in_server", 600),
 ]
 CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),

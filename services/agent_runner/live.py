@@ -122,6 +122,7 @@ class LiveRun:
         self.status = record.status
         self.history: Batch = []
         self.finished = False
+        self.ending = False
         self.final_status = ""
         self.stop_reason: str | None = None
         self.registered_at = time.monotonic()

@@ -130,7 +130,9 @@ async def build_agent_runner(
     run_log: RunLog | None = None
     repository = RunRepository(pool, holder=replica_id(), lease_seconds=config.limits.lease_seconds)
     if config.redis_url:
-        writer = create_redis(config.redis_url, pool_size=LOG_POOL_SIZE)
+        # A run waits for its log append before its client sees the events: a
+        # second, not the cache's quarter, before the log counts as down.
+        writer = create_redis(config.redis_url, timeout=1.0, pool_size=LOG_POOL_SIZE)
         reader = create_redis(config.redis_url, timeout=30.0, pool_size=JOIN_POOL_SIZE)
         subscriber = create_redis(config.redis_url, timeout=30.0)
         redis_clients = [writer, reader, subscriber]

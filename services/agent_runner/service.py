@@ -286,7 +286,7 @@ class AgentRunnerService:
         began = time.monotonic()
         held = await self.runs.renew_leases()
         for run in list(self.live.values()):
-            if run.finished or run.registered_at >= began:
+            if run.ending or run.registered_at >= began:
                 continue
             if run.run_id not in held:
                 log.warning("run %s lost its lease (another replica took it over); stopping it", run.run_id)
@@ -476,6 +476,7 @@ class AgentRunnerService:
             await asyncio.shield(self._finish(run, status, error_text))
 
     async def _finish(self, run: LiveRun, status: str, error_text: str) -> None:
+        run.ending = True  # from here the heartbeat no longer expects the run in Postgres
         last_seq = await run.flush()
         try:
             await self.runs.finish(run.run_id, status=status, error=error_text, last_seq=last_seq)

@@ -1,0 +1,151 @@
+"""Runs under faults, on a stack of their own with a Redis of its own: the agent runner killed
+with SIGKILL mid-answer, and Redis stopped mid-answer."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+from chatkit.types import ItemsListReq
+
+from tests.conftest import PrivateRedis, free_port
+from tests.e2e.conftest import (
+    SseEvent,
+    Stack,
+    add_message_request,
+    bearer,
+    child_pid,
+    create_request,
+    new_user,
+    post_json,
+    read_sse,
+    stack_ports,
+    start_stack,
+    stop_stack,
+    stream_events,
+)
+
+
+@pytest.fixture(scope="module")
+def fault_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateRedis]:
+    """A Redis these tests may stop."""
+    server = PrivateRedis(tmp_path_factory.mktemp("fault-redis"), free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def fault_stack(
+    tmp_path_factory: pytest.TempPathFactory, database_url: str, fault_redis: PrivateRedis
+) -> Iterator[Stack]:
+    """A stack whose processes these tests kill."""
+    running = start_stack(tmp_path_factory.mktemp("fault-stack"), stack_ports(), database_url, fault_redis.url)
+    yield running
+    stop_stack(running)
+
+
+@pytest.fixture
+async def fault_http(fault_stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=fault_stack.edge, timeout=30) as client:
+        yield client
+
+
+async def _messages(http: httpx.AsyncClient, token: str, thread_id: str) -> list[tuple[str, str]]:
+    reply = await post_json(http, token, ItemsListReq(params={"thread_id": thread_id, "order": "asc", "limit": 100}))  # type: ignore[arg-type]
+    assert reply.status_code == 200, reply.text
+    return [
+        (i["type"], " ".join(c.get("text", "") for c in i["content"]))
+        for i in reply.json()["data"]
+        if i["type"] in ("user_message", "assistant_message")
+    ]
+
+
+async def _text_until(events: AsyncIterator[SseEvent], containing: str) -> str:
+    text = ""
+    async for sse in events:
+        event = sse.event
+        if event.type == "thread.item.updated" and event.update.type == "assistant_message.content_part.text_delta":  # type: ignore[union-attr]
+            text += event.update.delta  # type: ignore[union-attr]
+            if containing in text:
+                return text
+    raise AssertionError(f"the stream ended before {containing!r}")
+
+
+async def test_a_killed_agent_runner_ends_the_stream_with_an_error_keeps_the_partial_and_the_thread_recovers(
+    fault_stack: Stack, fault_http: httpx.AsyncClient
+) -> None:
+    http = fault_http
+    token = fault_stack.token(new_user())
+    created = await stream_events(http, token, create_request("hi"))
+    thread_id = created[0].thread.id  # type: ignore[union-attr]
+    async with http.stream(
+        "POST", "/chatkit", content=add_message_request(thread_id, "count to 5000"), headers=bearer(token)
+    ) as reply:
+        events = read_sse(reply)
+        await _text_until(events, " 1200 ")  # about two seconds of answer: partial saves have happened
+        os.kill(child_pid(fault_stack, "agent-runner"), signal.SIGKILL)
+        killed = time.monotonic()
+        rest = [sse.event async for sse in events]
+        error_after = time.monotonic() - killed
+    errors = [e for e in rest if e.type == "error"]
+    assert errors and "went away" in (errors[0].message or "")  # type: ignore[union-attr]
+    assert error_after < 2.0, f"the client learned of the crash after {error_after:.2f} s"
+
+    saved = await _messages(http, token, thread_id)
+    assert saved[-1][0] == "assistant_message"
+    assert "Counting to 5000: 1 2 3" in saved[-1][1] and not saved[-1][1].endswith("5000.")  # the partial is kept
+
+    # The restarted runner (``up`` restarts it) takes the thread once the dead run's lease runs out.
+    answered = False
+    while time.monotonic() - killed < 20 and not answered:
+        async with http.stream(
+            "POST", "/chatkit", content=add_message_request(thread_id, "list tasks"), headers=bearer(token)
+        ) as reply:
+            if reply.status_code == 503:  # the runner is still restarting
+                await reply.aread()
+                await asyncio.sleep(0.2)
+                continue
+            assert reply.status_code == 200, (await reply.aread()).decode()
+            after = [sse.event async for sse in read_sse(reply)]
+            answered = any(e.type == "thread.item.done" and e.item.type == "assistant_message" for e in after)  # type: ignore[union-attr]
+    recovered = time.monotonic() - killed
+    assert answered and recovered < 20, f"the thread answered again {recovered:.1f} s after the crash"
+    runs = (await http.get(f"/api/threads/{thread_id}/runs", headers=bearer(token))).json()["data"]
+    statuses = [r["status"] for r in runs]
+    assert statuses[0] == "completed" and "interrupted" in statuses
+
+
+async def test_with_redis_stopped_mid_answer_the_run_finishes_streams_and_new_runs_still_start(
+    fault_stack: Stack, fault_http: httpx.AsyncClient, fault_redis: PrivateRedis
+) -> None:
+    http = fault_http
+    token = fault_stack.token(new_user())
+    created = await stream_events(http, token, create_request("hi"))
+    thread_id = created[0].thread.id  # type: ignore[union-attr]
+    try:
+        async with http.stream(
+            "POST", "/chatkit", content=add_message_request(thread_id, "count to 1500"), headers=bearer(token)
+        ) as reply:
+            events = read_sse(reply)
+            await _text_until(events, " 100 ")
+            fault_redis.stop()
+            rest = [sse.event async for sse in events]
+        done = [e for e in rest if e.type == "thread.item.done" and e.item.type == "assistant_message"]  # type: ignore[union-attr]
+        assert done and done[-1].item.content[0].text.endswith("1500.")  # type: ignore[union-attr]
+        assert not [e for e in rest if e.type == "error"]
+        saved = await _messages(http, token, thread_id)
+        assert saved[-1] == ("assistant_message", "Counting to 1500: " + " ".join(map(str, range(1, 1501))) + ".")
+        # Claims live in Postgres: with Redis still down, the thread answers the next message.
+        again = await asyncio.wait_for(stream_events(http, token, add_message_request(thread_id, "list tasks")), 30)
+        assert [e for e in again if e.type == "thread.item.done" and e.item.type == "assistant_message"]  # type: ignore[union-attr]
+        runs = (await http.get(f"/api/threads/{thread_id}/runs", headers=bearer(token))).json()["data"]
+        assert [r["status"] for r in runs] == ["completed", "completed", "completed"]
+    finally:
+        if fault_redis.proc is None:
+            fault_redis.start()
