@@ -210,7 +210,8 @@ class Turns:
         except SwitchboardError as error:
             finished = True
             log.warning("run %s: stream lost (%s)", stream.run_id, error.message)
-            yield sse_error(RUNNER_LOST if error.status == "UNAVAILABLE" else error.message)
+            # The run's own stream breaking means its runner went away; a joiner is told why it stopped.
+            yield sse_error(RUNNER_LOST if started and error.status == "UNAVAILABLE" else error.message)
         finally:
             stream.close()
             if started and not finished and stream.run_id and self._on_disconnect == "cancel":

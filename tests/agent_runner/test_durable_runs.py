@@ -235,3 +235,26 @@ async def test_a_threads_runs_are_listed_newest_first_in_pages_and_only_to_their
         await runner.client.list_runs(intruder, thread_id=thread.id)
     with pytest.raises(NotFound):
         await runner.client.get_run(intruder, ids[0])
+
+
+async def test_an_operator_of_the_org_may_join_a_run_and_an_operator_of_another_org_may_not(
+    runner: RunningRunner, user_id: str
+) -> None:
+    ctx = Ctx(user_id=user_id, org_id="org-a")
+    thread = await new_thread(runner, ctx)
+    runner.models.use_offline(delay=0.005)
+    try:
+        stream = runner.client.run(ctx, thread_id=thread.id, user_message=user_message(thread.id, "count to 300"))
+        run_id = await stream.started()
+        operator = Ctx(user_id=f"{user_id}-op", org_id="org-a", roles=("operator",))
+        joined = runner.client.join(operator, thread_id=thread.id)
+        assert await joined.started() == run_id
+        events = [e async for e in joined]
+        assert events[0].type == "thread.item.done"  # from the run's start: the user's message
+        assert "300." in assistant_text(events)
+        stranger = Ctx(user_id=f"{user_id}-op2", org_id="org-b", roles=("operator",))
+        with pytest.raises(NotFound):
+            await runner.client.join(stranger, thread_id=thread.id).started()
+        await _collect(stream)
+    finally:
+        runner.models.use_offline()
