@@ -25,7 +25,7 @@ from mcp.server.mcpserver import MCPServer as McpSdkServer
 from services.agent_runner.agents_file import AgentsFile, AgentSpec, McpServerSpec
 from services.agent_runner.escalation import EscalationSink
 from services.agent_runner.models import ModelSource
-from services.agent_runner.tasks import TaskRepository, build_task_server
+from services.agent_runner.tasks import TASK_USER, TaskRepository, build_task_server
 from services.agent_runner.tool_items import RunState, record_mcp_error, record_tool_failure
 from switchboard.principal import Principal
 
@@ -126,6 +126,7 @@ class AgentCatalog:
         self.agents = agents
         self.models = models
         self._tasks = tasks
+        self._task_server = build_task_server(tasks)  # once: each run binds its user (TASK_USER)
         self._escalate = escalate_tool(escalations)
         self._external_server = external_server
 
@@ -140,10 +141,12 @@ class AgentCatalog:
         notices: list[str] = []
         servers: dict[str, MCPServer] = {}
         reachable = self._reachable(spec)
+        # The run's task (and the in-process MCP session it opens) acts for this user only.
+        TASK_USER.set(principal.user_id)
         for name in sorted({s for a in reachable for s in a.mcp_servers}):
             server: MCPServer
             if name == "tasks":
-                server = InProcessMcpServer(build_task_server(self._tasks, principal.user_id), name="tasks")
+                server = InProcessMcpServer(self._task_server, name="tasks")
             else:
                 server = self._external_server(self.agents.mcp_servers[name])
             try:

@@ -1,16 +1,17 @@
 """The built-in task MCP server: each user's to-do list, kept in Postgres.
 
 ``build_task_server(repository, user_id)`` returns an MCP server (the ``mcp``
-SDK's ``MCPServer``) whose tools act on that one user's tasks. The user is bound
-when the server is built, by whoever builds it (the agent runner, from the
-authenticated principal of the run; ``switchboard mcp-tasks --user``, from the
-operator who starts it); no tool takes a user id, so a model cannot choose
-whose tasks it reads or changes.
+SDK's ``MCPServer``) whose tools act on one user's tasks. The user is bound by
+whoever serves it (the agent runner, from the authenticated principal of each
+run, through ``TASK_USER``; ``switchboard mcp-tasks --user``, from the operator
+who starts it); no tool takes a user id, so a model cannot choose whose tasks it
+reads or changes.
 """
 
 from __future__ import annotations
 
 import secrets
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -138,21 +139,37 @@ class TaskRepository:
             raise NotFound(f"there is no task {task_id!r}; list_tasks shows the ids")
 
 
+# The user the task tools act for, bound by the agent runner for each run.
+TASK_USER: ContextVar[str] = ContextVar("switchboard_task_user")
 TASK_TOOL_NAMES = ("add_task", "list_tasks", "complete_task", "update_task", "delete_task")
 
 
-def build_task_server(repository: TaskRepository, user_id: str) -> MCPServer:
-    """An MCP server whose tools manage ``user_id``'s tasks and nobody else's.
+def build_task_server(repository: TaskRepository, user_id: str | None = None) -> MCPServer:
+    """An MCP server whose tools manage one user's tasks and nobody else's.
+
+    Args:
+        repository: The tasks.
+        user_id: The user, fixed (``switchboard mcp-tasks``). None: each session
+            acts for the user ``TASK_USER`` names in the context the session was
+            opened in; the agent runner builds the server once (building its tool
+            schemas costs milliseconds) and binds the user per run. A session
+            opened with no user bound fails every call: never another user's tasks.
 
     Tool failures a user can fix (unknown id, empty title) are returned as MCP
     tool errors with the message, so the model can relay them.
     """
-    if not user_id:
+    if user_id is not None and not user_id:
         raise ValueError("the task server must be bound to a user")
     server = MCPServer(
         name="tasks",
         instructions="The user's personal to-do list. Task ids look like 'task_1a2b3c4d5e6f'.",
     )
+
+    def user() -> str:
+        bound = user_id or TASK_USER.get(None)
+        if not bound:
+            raise ToolError("the task tools are not bound to a user")
+        return bound
 
     async def guarded(call: Any) -> Any:
         try:
@@ -163,19 +180,19 @@ def build_task_server(repository: TaskRepository, user_id: str) -> MCPServer:
     @server.tool()
     async def add_task(title: str, notes: str = "") -> dict[str, Any]:
         """Add a task to the user's to-do list and return it (with its id)."""
-        task: TaskRecord = await guarded(repository.add_task(user_id=user_id, title=title, notes=notes))
+        task: TaskRecord = await guarded(repository.add_task(user_id=user(), title=title, notes=notes))
         return task.to_json()
 
     @server.tool()
     async def list_tasks(include_done: bool = False) -> dict[str, Any]:
         """List the user's open tasks (and finished ones with include_done), oldest first."""
-        tasks = await repository.list_tasks(user_id=user_id, include_done=include_done)
+        tasks = await repository.list_tasks(user_id=user(), include_done=include_done)
         return {"tasks": [t.to_json() for t in tasks]}
 
     @server.tool()
     async def complete_task(task_id: str) -> dict[str, Any]:
         """Mark one of the user's tasks as done."""
-        task: TaskRecord = await guarded(repository.update_task(user_id=user_id, task_id=task_id, done=True))
+        task: TaskRecord = await guarded(repository.update_task(user_id=user(), task_id=task_id, done=True))
         return task.to_json()
 
     @server.tool()
@@ -184,14 +201,14 @@ def build_task_server(repository: TaskRepository, user_id: str) -> MCPServer:
     ) -> dict[str, Any]:
         """Change the title, notes or done state of one of the user's tasks."""
         task: TaskRecord = await guarded(
-            repository.update_task(user_id=user_id, task_id=task_id, title=title, notes=notes, done=done)
+            repository.update_task(user_id=user(), task_id=task_id, title=title, notes=notes, done=done)
         )
         return task.to_json()
 
     @server.tool()
     async def delete_task(task_id: str) -> dict[str, Any]:
         """Delete one of the user's tasks."""
-        await guarded(repository.delete_task(user_id=user_id, task_id=task_id))
+        await guarded(repository.delete_task(user_id=user(), task_id=task_id))
         return {"deleted": task_id}
 
     return server

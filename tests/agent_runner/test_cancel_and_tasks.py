@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from mcp import Client
 
-from services.agent_runner.tasks import TaskRepository, build_task_server
+from services.agent_runner.tasks import TASK_USER, TaskRepository, build_task_server
 from switchboard.errors import NotFound
 from tests.agent_runner.conftest import Ctx, RunningRunner, new_thread, start_runner, user_message
 
@@ -92,3 +93,27 @@ async def test_the_task_server_serves_one_users_tasks_to_an_mcp_client(runner: R
         empty = await mine.call_tool("add_task", {"title": "   "})
         assert empty.is_error and "non-empty title" in empty.content[0].text  # type: ignore[union-attr]
     await asyncio.sleep(0)
+
+
+async def test_one_shared_task_server_serves_each_session_the_user_bound_when_it_opened(
+    runner: RunningRunner, user_id: str
+) -> None:
+    repository: TaskRepository = runner.service.catalog._tasks
+    shared = build_task_server(repository)  # as the agent runner builds it: once
+
+    async def session_of(user: str | None) -> Any:
+        if user is not None:
+            TASK_USER.set(user)
+        async with Client(shared) as client:
+            await client.call_tool("add_task", {"title": f"task of {user}"})
+            return await client.call_tool("list_tasks", {})
+
+    # Each in its own task, as each run is: the binding never leaks between them.
+    mine, theirs, nobody = await asyncio.gather(
+        asyncio.create_task(session_of(user_id)),
+        asyncio.create_task(session_of(f"{user_id}-other")),
+        asyncio.create_task(session_of(None)),
+    )
+    assert [t["title"] for t in mine.structured_content["tasks"]] == [f"task of {user_id}"]
+    assert [t["title"] for t in theirs.structured_content["tasks"]] == [f"task of {user_id}-other"]
+    assert nobody.is_error and "not bound to a user" in nobody.content[0].text
