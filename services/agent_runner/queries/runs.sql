@@ -34,9 +34,10 @@ WHERE id = $1 AND status = 'queued'
 RETURNING *;
 
 -- name: finish_run
--- Only an active run ends: a run the reaper marked interrupted stays so.
+-- Only an active run ends: a run the reaper marked interrupted stays so. The
+-- holder stays recorded: which replica answered (or died answering) is worth knowing.
 UPDATE runs SET status = $2, error = $3, last_seq = $4, ended_at = clock_timestamp(),
-                holder = NULL, lease_expires_at = NULL
+                lease_expires_at = NULL
 WHERE id = $1 AND status IN ('queued', 'running')
 RETURNING *;
 
@@ -53,7 +54,7 @@ RETURNING id, cancel_requested;
 -- Runs whose holder stopped renewing: interrupted, a batch at a time; SKIP
 -- LOCKED lets every replica reap at once without waiting on each other.
 UPDATE runs SET status = 'interrupted', error = $1, ended_at = clock_timestamp(),
-                holder = NULL, lease_expires_at = NULL
+                lease_expires_at = NULL
 WHERE id IN (
     SELECT id FROM runs
     WHERE status IN ('queued', 'running') AND lease_expires_at < clock_timestamp()
