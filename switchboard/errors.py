@@ -1,8 +1,10 @@
-"""Typed domain errors.
+"""Typed domain errors, and the one table of what each means on the wire.
 
 Domain and storage code raise these; they never import grpc. Each carries the
-name of the gRPC status it maps to, and one server interceptor
-(``switchboard.grpc_runtime.DomainErrorInterceptor``) turns them into statuses.
+name of the gRPC status it maps to and the HTTP status the edge answers with:
+one server interceptor (``switchboard.grpc_runtime.DomainErrorInterceptor``)
+turns them into gRPC statuses, clients turn statuses back into them
+(``error_for_status``), and the edge answers ``http_status``.
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ class SwitchboardError(Exception):
 
     Attributes:
         status: The name of the ``grpc.StatusCode`` this error maps to.
+        http_status: The HTTP status the edge answers with.
     """
 
     status = "INTERNAL"
+    http_status = 500
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -26,45 +30,76 @@ class InvalidArgument(SwitchboardError):
     """The request is malformed; the message says what to fix."""
 
     status = "INVALID_ARGUMENT"
+    http_status = 400
 
 
 class NotFound(SwitchboardError):
     """The object does not exist, or belongs to someone else (ids leak nothing)."""
 
     status = "NOT_FOUND"
+    http_status = 404
 
 
 class AlreadyExists(SwitchboardError):
     """The object already exists."""
 
     status = "ALREADY_EXISTS"
+    http_status = 409
 
 
 class PermissionDenied(SwitchboardError):
     """The caller is known but may not do this."""
 
     status = "PERMISSION_DENIED"
+    http_status = 403
 
 
 class Unauthenticated(SwitchboardError):
     """The caller could not be identified."""
 
     status = "UNAUTHENTICATED"
+    http_status = 401
 
 
 class FailedPrecondition(SwitchboardError):
     """The system is not in a state that allows this (e.g. claimed by another)."""
 
     status = "FAILED_PRECONDITION"
+    http_status = 409
 
 
 class ResourceExhausted(SwitchboardError):
     """A size or rate limit was exceeded."""
 
     status = "RESOURCE_EXHAUSTED"
+    http_status = 413
 
 
 class Unavailable(SwitchboardError):
     """A dependency is down; retrying later may succeed."""
 
     status = "UNAVAILABLE"
+    http_status = 503
+
+
+# gRPC status name -> the error a client raises for it. A deadline that ran out
+# means the service did not answer in time: to the caller, it is unavailable.
+_BY_STATUS: dict[str, type[SwitchboardError]] = {
+    cls.status: cls
+    for cls in (
+        InvalidArgument,
+        NotFound,
+        AlreadyExists,
+        PermissionDenied,
+        Unauthenticated,
+        FailedPrecondition,
+        ResourceExhausted,
+        Unavailable,
+    )
+}
+_BY_STATUS["DEADLINE_EXCEEDED"] = Unavailable
+
+
+def error_for_status(status: str, message: str) -> SwitchboardError:
+    """The typed error of a gRPC status name (INTERNAL and unknown ones: ``SwitchboardError``)."""
+    return _BY_STATUS.get(status, SwitchboardError)(message)

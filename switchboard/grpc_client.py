@@ -4,8 +4,8 @@
   them; this opens one per loop on first use, so a client object can be built
   at import time and used from whichever loop later calls it.
 - ``error_from_rpc``: the gRPC status of a failed call back as the typed
-  Switchboard error, so callers handle one family of errors (the edge maps them
-  to HTTP statuses in one place).
+  Switchboard error (``switchboard.errors`` holds the one table), so callers
+  handle one family of errors.
 """
 
 from __future__ import annotations
@@ -17,41 +17,19 @@ from typing import Generic, TypeVar
 
 import grpc
 
-from switchboard.errors import (
-    AlreadyExists,
-    FailedPrecondition,
-    InvalidArgument,
-    NotFound,
-    PermissionDenied,
-    ResourceExhausted,
-    SwitchboardError,
-    Unauthenticated,
-    Unavailable,
-)
+from switchboard.errors import SwitchboardError, Unavailable, error_for_status
 from switchboard.grpc_runtime import CHANNEL_OPTIONS
 
 StubT = TypeVar("StubT")
 
-_BY_STATUS: dict[grpc.StatusCode, type[SwitchboardError]] = {
-    grpc.StatusCode.INVALID_ARGUMENT: InvalidArgument,
-    grpc.StatusCode.NOT_FOUND: NotFound,
-    grpc.StatusCode.ALREADY_EXISTS: AlreadyExists,
-    grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
-    grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
-    grpc.StatusCode.FAILED_PRECONDITION: FailedPrecondition,
-    grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhausted,
-    grpc.StatusCode.UNAVAILABLE: Unavailable,
-    grpc.StatusCode.DEADLINE_EXCEEDED: Unavailable,
-}
-
 
 def error_from_rpc(error: grpc.aio.AioRpcError, *, service: str) -> SwitchboardError:
     """The typed error for a failed call."""
-    kind = _BY_STATUS.get(error.code(), SwitchboardError)
     details = error.details() or error.code().name
-    if kind is Unavailable:
-        details = f"{service} is unavailable ({details}); is it running?"
-    return kind(details)
+    typed = error_for_status(error.code().name, details)
+    if isinstance(typed, Unavailable):
+        typed = Unavailable(f"{service} is unavailable ({details}); is it running?")
+    return typed
 
 
 class LoopLocalChannels(Generic[StubT]):

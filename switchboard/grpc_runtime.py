@@ -13,7 +13,7 @@ import asyncio
 import logging
 import signal
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -135,9 +135,12 @@ def _wrap_stream(behavior: Callable[..., AsyncIterator[Any]], method: str) -> Ca
     return wrapped
 
 
+# What context.abort() and misuse of the context raise: let them through untouched.
+_GRPC_CONTROL_ERRORS = (grpc.aio.AbortError, grpc.aio.InternalError, grpc.aio.UsageError)
+
+
 def _is_abort(error: BaseException) -> bool:
-    # context.abort() raises grpc's internal AbortError; let it through untouched.
-    return type(error).__name__ in {"AbortError", "InternalError", "UsageError"}
+    return isinstance(error, _GRPC_CONTROL_ERRORS)
 
 
 def add_servicer(
@@ -187,12 +190,10 @@ class GrpcServer:
         name: str,
         register: Callable[[grpc.aio.Server], None],
         on_stop: Callable[[], Awaitable[None]] | None = None,
-        extra_service_names: Iterable[str] = (),
     ) -> None:
         self.name = name
         self._register = register
         self._on_stop = on_stop
-        self._extra = list(extra_service_names)
         self._server: grpc.aio.Server | None = None
         self._health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         self.port: int = 0
@@ -209,13 +210,13 @@ class GrpcServer:
         server = grpc.aio.server(interceptors=[DomainErrorInterceptor()], options=SERVER_OPTIONS)
         self._register(server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
-        names = [self.name, *self._extra, health.SERVICE_NAME, reflection.SERVICE_NAME]
+        names = [self.name, health.SERVICE_NAME, reflection.SERVICE_NAME]
         reflection.enable_server_reflection(names, server)
         bound = server.add_insecure_port(f"{host}:{port}")
         if bound == 0:
             raise RuntimeError(f"cannot listen on {host}:{port}; is another process using the port?")
         await server.start()
-        for service in ("", self.name, *self._extra):
+        for service in ("", self.name):
             await self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
         self._server = server
         self.port = bound

@@ -2,12 +2,39 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from switchboard.errors import InvalidArgument, Unauthenticated
 
 OPERATOR_ROLE = "operator"
 MAX_ID_LENGTH = 255
+
+
+class Caller(Protocol):
+    """What a call needs to know of its caller: a ``Principal``, or a ChatKit store
+    context that carries one (the edge's ``RequestContext``)."""
+
+    @property
+    def user_id(self) -> str:
+        """The user id."""
+        ...
+
+    @property
+    def org_id(self) -> str | None:
+        """The org, if any."""
+        ...
+
+    @property
+    def roles(self) -> Sequence[str]:
+        """Role names."""
+        ...
+
+    @property
+    def session_id(self) -> str | None:
+        """The chat session, if any."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,13 +69,19 @@ class Principal:
     ) -> Principal:
         """Validate raw values from outside and build a principal.
 
+        This is the one validation of a principal, wherever it comes from (a
+        request's protobuf, a verified token's claims): Postgres text cannot hold
+        NUL characters, and ids are bounded.
+
         Raises:
             Unauthenticated: ``user_id`` is empty.
-            InvalidArgument: a field is too long.
+            InvalidArgument: a field is too long or holds a NUL character.
         """
-        if not user_id:
+        if not user_id or not user_id.strip():
             raise Unauthenticated("the request carries no principal (user_id is empty)")
-        for name, value in (("user_id", user_id), ("org_id", org_id), ("session_id", session_id)):
+        fields = [("user_id", user_id), ("org_id", org_id), ("session_id", session_id)]
+        fields += [("roles", role) for role in roles]
+        for name, value in fields:
             if value is not None and len(value) > MAX_ID_LENGTH:
                 raise InvalidArgument(f"principal.{name} is longer than {MAX_ID_LENGTH} characters")
             if value is not None and "\x00" in value:

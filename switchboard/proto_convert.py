@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from switchboard.api.v1 import common_pb2
-from switchboard.principal import Principal
+from switchboard.principal import Caller, Principal
 
 
 def principal_from_proto(message: common_pb2.Principal, *, present: bool = True) -> Principal:
@@ -25,31 +24,20 @@ def principal_from_proto(message: common_pb2.Principal, *, present: bool = True)
     )
 
 
-def principal_to_proto(principal: Principal) -> common_pb2.Principal:
-    """The protobuf form of a principal."""
-    return common_pb2.Principal(
-        user_id=principal.user_id,
-        org_id=principal.org_id or "",
-        roles=list(principal.roles),
-        session_id=principal.session_id or "",
-    )
-
-
-def context_to_proto(context: Any) -> common_pb2.Principal:
-    """The principal of a client call's context: a ``Principal`` or any object with ``user_id``
-    (and optionally ``org_id``, ``roles``, ``session_id``), such as a ChatKit request context.
+def principal_to_proto(caller: Caller) -> common_pb2.Principal:
+    """The protobuf form of a caller: a ``Principal``, or any store context with the same
+    fields (a ChatKit request context).
 
     Raises:
-        ValueError: the context has no user id.
+        ValueError: the caller has no user id.
     """
-    user_id = getattr(context, "user_id", None)
-    if not user_id:
-        raise ValueError("the context must have a non-empty user_id")
+    if not caller.user_id:
+        raise ValueError("the caller must have a non-empty user_id")
     return common_pb2.Principal(
-        user_id=user_id,
-        org_id=getattr(context, "org_id", None) or "",
-        roles=list(getattr(context, "roles", None) or ()),
-        session_id=getattr(context, "session_id", None) or "",
+        user_id=caller.user_id,
+        org_id=caller.org_id or "",
+        roles=list(caller.roles),
+        session_id=caller.session_id or "",
     )
 
 

@@ -48,10 +48,6 @@ class Queries:
         except KeyError:
             raise AttributeError(f"no SQL query named {name!r}") from None
 
-    def names(self) -> list[str]:
-        """Return the names of all loaded queries."""
-        return sorted(self._queries)
-
 
 async def create_pool(database_url: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
     """Create an asyncpg pool.

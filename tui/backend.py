@@ -19,7 +19,7 @@ from chatkit.types import AssistantMessageContent, AssistantMessageItem, ThreadI
 from services.session_api.client import SessionApiClient
 from services.thread_store.client import GrpcThreadStore, item_from_json
 from switchboard.api.v1 import thread_store_pb2 as tpb
-from switchboard.errors import SwitchboardError, Unauthenticated
+from switchboard.errors import Unauthenticated
 from switchboard.grpc_client import error_from_rpc
 from switchboard.principal import Principal
 from switchboard.proto_convert import principal_to_proto
@@ -34,10 +34,8 @@ RECENT_SESSIONS = 100
 PAGE = 200
 
 
-class SignInFailed(SwitchboardError):
+class SignInFailed(Unauthenticated):
     """The operator token was refused, or is not an operator's: retrying will not help."""
-
-    status = "UNAUTHENTICATED"
 
 
 class ConsoleBackend(Protocol):

@@ -23,7 +23,8 @@ from pydantic import TypeAdapter
 from switchboard.api.v1 import agent_runner_pb2 as pb
 from switchboard.api.v1.agent_runner_pb2_grpc import AgentRunnerStub
 from switchboard.grpc_client import LoopLocalChannels, error_from_rpc
-from switchboard.proto_convert import context_to_proto
+from switchboard.principal import Caller
+from switchboard.proto_convert import principal_to_proto
 
 EVENT_ADAPTER: TypeAdapter[ThreadStreamEvent] = TypeAdapter(ThreadStreamEvent)
 
@@ -106,7 +107,7 @@ class AgentRunnerClient:
 
     def run(
         self,
-        principal: Any,
+        principal: Caller,
         *,
         thread_id: str,
         user_message: UserMessageItem | None = None,
@@ -119,7 +120,7 @@ class AgentRunnerClient:
     ) -> RunStream:
         """Start a run; iterate the result for its events."""
         request = pb.RunRequest(
-            principal=context_to_proto(principal),
+            principal=principal_to_proto(principal),
             thread_id=thread_id,
             agent_id=agent_id or "",
             run_id=run_id or "",
@@ -135,16 +136,16 @@ class AgentRunnerClient:
             request.create_thread_json = create_thread.model_dump_json(exclude={"items"}).encode()
         return RunStream(self._channels.stub().Run(request))
 
-    def join(self, principal: Any, *, thread_id: str, run_id: str | None = None, after_seq: int = 0) -> RunStream:
+    def join(self, principal: Caller, *, thread_id: str, run_id: str | None = None, after_seq: int = 0) -> RunStream:
         """Follow the thread's active run after ``after_seq`` of ``run_id`` (else from its start)."""
         request = pb.JoinRequest(
-            principal=context_to_proto(principal), thread_id=thread_id, run_id=run_id or "", after_seq=after_seq
+            principal=principal_to_proto(principal), thread_id=thread_id, run_id=run_id or "", after_seq=after_seq
         )
         return RunStream(self._channels.stub().Join(request))
 
     async def cancel(
         self,
-        principal: Any,
+        principal: Caller,
         run_id: str | None = None,
         *,
         thread_id: str | None = None,
@@ -155,7 +156,7 @@ class AgentRunnerClient:
         Raises:
             NotFound: ``run_id`` names no active run of the principal; ``thread_id`` is not theirs.
         """
-        request = pb.CancelRequest(principal=context_to_proto(principal))
+        request = pb.CancelRequest(principal=principal_to_proto(principal))
         if run_id is not None:
             request.run_id = run_id
         elif thread_id is not None:
@@ -165,19 +166,19 @@ class AgentRunnerClient:
         reply: pb.CancelResponse = await self._unary("Cancel", request)
         return list(reply.run_ids)
 
-    async def get_run(self, principal: Any, run_id: str) -> pb.RunInfo:
+    async def get_run(self, principal: Caller, run_id: str) -> pb.RunInfo:
         """A run of the principal (operators: of their org)."""
         reply: pb.RunInfo = await self._unary(
-            "GetRun", pb.GetRunRequest(principal=context_to_proto(principal), run_id=run_id)
+            "GetRun", pb.GetRunRequest(principal=principal_to_proto(principal), run_id=run_id)
         )
         return reply
 
     async def list_runs(
-        self, principal: Any, *, thread_id: str, limit: int = 20, after: str | None = None
+        self, principal: Caller, *, thread_id: str, limit: int = 20, after: str | None = None
     ) -> pb.ListRunsResponse:
         """A thread's runs, newest first."""
         request = pb.ListRunsRequest(
-            principal=context_to_proto(principal), thread_id=thread_id, limit=limit, after=after or ""
+            principal=principal_to_proto(principal), thread_id=thread_id, limit=limit, after=after or ""
         )
         reply: pb.ListRunsResponse = await self._unary("ListRuns", request)
         return reply

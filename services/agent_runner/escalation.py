@@ -1,7 +1,7 @@
 """Where ``escalate_to_human`` sends its escalations.
 
 ``EscalationSink`` is the one interface; ``SessionApiEscalations`` calls
-session_api's ``OpenEscalation`` through the generated stub, and
+session_api's ``OpenEscalation`` through its public client, and
 ``InMemoryEscalations`` keeps them in a list (for tests and for a runner
 started without session_api).
 """
@@ -12,12 +12,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Protocol
 
-import grpc
-
-from switchboard.api.v1 import session_api_pb2, session_api_pb2_grpc
-from switchboard.grpc_client import LoopLocalChannels, error_from_rpc
+from services.session_api.client import SessionApiClient
 from switchboard.principal import Principal
-from switchboard.proto_convert import principal_to_proto
 
 
 @dataclass(frozen=True)
@@ -51,31 +47,18 @@ class InMemoryEscalations:
 
 
 class SessionApiEscalations:
-    """Escalations opened in session_api.
+    """Escalations opened in session_api, through its public client.
 
     Args:
-        target: ``host:port`` of session_api.
-        timeout: Seconds per call.
+        client: session_api's client.
     """
 
-    def __init__(self, target: str, *, timeout: float = 5.0) -> None:
-        self._channels = LoopLocalChannels(target, session_api_pb2_grpc.SessionApiStub)
-        self._timeout = timeout
+    def __init__(self, client: SessionApiClient) -> None:
+        self._client = client
 
     async def open(self, principal: Principal, *, thread_id: str, reason: str) -> OpenedEscalation:
-        """Call ``OpenEscalation``; a failure raises the typed Switchboard error."""
-        request = session_api_pb2.OpenEscalationRequest(
-            principal=principal_to_proto(principal),
-            session_id=principal.session_id or "",
-            thread_id=thread_id,
-            reason=reason,
+        """Open the escalation of the run's session; a failure raises the typed Switchboard error."""
+        reply = await self._client.open_escalation(
+            principal, principal.session_id or "", thread_id=thread_id, reason=reason
         )
-        try:
-            reply = await self._channels.stub().OpenEscalation(request, timeout=self._timeout)
-        except grpc.aio.AioRpcError as error:
-            raise error_from_rpc(error, service="session_api") from None
         return OpenedEscalation(id=reply.id, thread_id=reply.thread_id or thread_id, reason=reply.reason or reason)
-
-    async def close(self) -> None:
-        """Close this loop's channel."""
-        await self._channels.close()

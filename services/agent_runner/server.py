@@ -113,18 +113,18 @@ async def build_agent_runner(
         await asyncio.to_thread(apply_migrations, config.database_url)
     pool = await create_pool(config.database_url, max_size=config.pool_size)
     closers: list[Any] = []
+    session_client: SessionApiClient | None = None
+    if config.session_api_target:
+        session_client = SessionApiClient(config.session_api_target)
+        closers.append(session_client.close)
     if escalations is None:
-        if config.session_api_target:
-            session_api = SessionApiEscalations(config.session_api_target)
-            closers.append(session_api.close)
-            escalations = session_api
+        if session_client is not None:
+            escalations = SessionApiEscalations(session_client)
         else:
             log.warning("no SWITCHBOARD_SESSION_API: escalations are only logged in memory")
             escalations = InMemoryEscalations()
     thread_store = store or GrpcThreadStore(config.thread_store_target)
-    if sessions is None and config.session_api_target:
-        session_client = SessionApiClient(config.session_api_target)
-        closers.append(session_client.close)
+    if sessions is None and session_client is not None:
         sessions = SessionApiLinks(session_client)
     redis_clients = []
     run_log: RunLog | None = None

@@ -42,30 +42,17 @@ from services.edge.config import EdgeConfig
 from services.edge.turns import TURN_REQUESTS, StartedTurn, Turns
 from services.session_api.client import SessionApiClient
 from services.thread_store.client import GrpcThreadStore
-from switchboard.errors import InvalidArgument, SwitchboardError
+from switchboard.errors import InvalidArgument, ResourceExhausted, SwitchboardError
 
 log = logging.getLogger(__name__)
 
-HTTP_STATUS = {
-    "INVALID_ARGUMENT": 400,
-    "UNAUTHENTICATED": 401,
-    "PERMISSION_DENIED": 403,
-    "NOT_FOUND": 404,
-    "ALREADY_EXISTS": 409,
-    "FAILED_PRECONDITION": 409,
-    "RESOURCE_EXHAUSTED": 413,
-    "UNAVAILABLE": 503,
-    "DEADLINE_EXCEEDED": 504,
-}
 THREAD_ID = re.compile(r"^[A-Za-z0-9_\-]{1,128}$")
 # Headers that keep proxies (nginx, Cloudflare, CDNs) from buffering the stream.
 SSE_HEADERS = {"Cache-Control": "no-cache, no-transform", "X-Accel-Buffering": "no", "Connection": "keep-alive"}
 
 
-class BodyTooLarge(SwitchboardError):
+class BodyTooLarge(ResourceExhausted):
     """A request body past the limit."""
-
-    status = "RESOURCE_EXHAUSTED"
 
 
 def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -78,7 +65,7 @@ def switchboard_error_response(error: SwitchboardError) -> JSONResponse:
     if isinstance(error, RateLimited):
         retry = str(max(1, round(error.retry_after + 0.5)))
         return error_response(429, "rate_limited", error.message, {"Retry-After": retry})
-    status = HTTP_STATUS.get(error.status, 500)
+    status = error.http_status
     if status == 401:
         return error_response(401, "unauthenticated", f"please sign in again ({error.message})")
     if status >= 500:

@@ -17,6 +17,7 @@ from services.session_api.client import SessionApiClient
 from switchboard.api.v1 import session_api_pb2
 from switchboard.errors import ResourceExhausted, Unauthenticated
 from switchboard.principal import Principal
+from switchboard.proto_convert import principal_from_proto
 
 MAX_SCOPE_LENGTH = 200
 
@@ -99,10 +100,7 @@ class Authenticator:
         if cached is not None and cached[1] > now:
             return cached[0]
         reply = await self._client.authenticate(token)
-        p = reply.principal
-        principal = Principal(
-            user_id=p.user_id, org_id=p.org_id or None, roles=tuple(p.roles), session_id=p.session_id or None
-        )
+        principal = principal_from_proto(reply.principal)
         until = reply.expires_at.ToSeconds() if reply.HasField("expires_at") else now
         if reply.kind == session_api_pb2.TOKEN_KIND_SESSION:
             until = min(until, now + self._session_seconds)
@@ -157,6 +155,8 @@ class RateLimiter:
 
 class RateLimited(ResourceExhausted):
     """Too many requests from one user."""
+
+    http_status = 429
 
     def __init__(self, *, retry_after: float) -> None:
         super().__init__(f"too many requests; retry in {retry_after:.1f} s")

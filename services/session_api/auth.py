@@ -35,8 +35,8 @@ import jwt
 from prometheus_client import Counter
 
 from switchboard.config import env_float, env_int, env_str
-from switchboard.errors import Unauthenticated
-from switchboard.principal import MAX_ID_LENGTH, Principal
+from switchboard.errors import InvalidArgument, Unauthenticated
+from switchboard.principal import Principal
 
 log = logging.getLogger(__name__)
 
@@ -463,10 +463,10 @@ class TokenVerifier:
             raise TokenRejected("sub is empty")
         if not isinstance(claims.get("exp"), int | float):
             raise TokenRejected("exp is not a number")
-        for name, value in (("sub", sub), ("org", org_id), ("session", session_id)):
-            if value is not None and (len(value) > MAX_ID_LENGTH or "\x00" in value):
-                raise TokenRejected(f"{name} is longer than {MAX_ID_LENGTH} characters or holds NUL")
-        return Principal(user_id=sub, org_id=org_id, roles=tuple(sorted(set(roles))), session_id=session_id)
+        try:
+            return Principal.create(user_id=sub, org_id=org_id, roles=roles, session_id=session_id)
+        except (InvalidArgument, Unauthenticated) as error:
+            raise TokenRejected(f"the token's principal is not acceptable: {error.message}") from None
 
     # -- session tokens -----------------------------------------------------------
 

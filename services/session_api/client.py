@@ -18,7 +18,7 @@ from switchboard.api.v1 import session_api_pb2 as pb
 from switchboard.api.v1.session_api_pb2_grpc import SessionApiStub
 from switchboard.grpc_client import LoopLocalChannels, error_from_rpc
 from switchboard.principal import Principal
-from switchboard.proto_convert import principal_to_proto, timestamp
+from switchboard.proto_convert import principal_from_proto, principal_to_proto, timestamp
 
 SERVICE = "session_api"
 
@@ -74,10 +74,7 @@ class SessionApiClient:
     async def authenticate_principal(self, token: str) -> Principal:
         """The principal of a bearer token, as Switchboard's own type."""
         reply = await self.authenticate(token)
-        p = reply.principal
-        return Principal(
-            user_id=p.user_id, org_id=p.org_id or None, roles=tuple(p.roles), session_id=p.session_id or None
-        )
+        return principal_from_proto(reply.principal)
 
     # -- sessions -----------------------------------------------------------------
 

@@ -69,12 +69,8 @@ def _optional_time(message: pb.GetMetricsRequest, field: str) -> datetime | None
 
 
 def _principal(request: Any) -> Principal:
-    """The principal a request carries, validated (Postgres text cannot hold NUL characters)."""
-    principal = principal_from_proto(request.principal, present=request.HasField("principal"))
-    for value in (principal.user_id, principal.org_id or "", principal.session_id or "", *principal.roles):
-        if "\x00" in value:
-            raise InvalidArgument("principal fields must not contain NUL characters")
-    return principal
+    """The principal a request carries, validated (``Principal.create``)."""
+    return principal_from_proto(request.principal, present=request.HasField("principal"))
 
 
 def session_to_proto(s: Session) -> pb.Session:

@@ -20,7 +20,7 @@ from switchboard.api.v1 import thread_store_pb2 as pb
 from switchboard.api.v1.thread_store_pb2_grpc import ThreadStoreStub
 from switchboard.errors import NotFound, SwitchboardError
 from switchboard.grpc_client import LoopLocalChannels, error_from_rpc
-from switchboard.proto_convert import context_to_proto
+from switchboard.proto_convert import principal_to_proto
 
 ITEM_ADAPTER: TypeAdapter[ThreadItem] = TypeAdapter(ThreadItem)
 ATTACHMENT_ADAPTER: TypeAdapter[Attachment] = TypeAdapter(Attachment)
@@ -28,7 +28,7 @@ ATTACHMENT_ADAPTER: TypeAdapter[Attachment] = TypeAdapter(Attachment)
 _ORDERS = {"asc": common_pb2.SORT_ORDER_ASC, "desc": common_pb2.SORT_ORDER_DESC}
 
 
-principal_of = context_to_proto  # the principal of a ChatKit request context
+principal_of = principal_to_proto  # the principal of a ChatKit request context
 
 
 def thread_json(thread: ThreadMetadata) -> bytes:

@@ -70,29 +70,19 @@ def _attachment(row: asyncpg.Record, content: bytes | None = None) -> Attachment
     )
 
 
-class QueryCounter:
-    """Counts the queries sent to Postgres (tests prove that hot reads send none)."""
-
-    def __init__(self) -> None:
-        self.count = 0
-
-
 class ThreadRepository:
     """Threads, items and attachments in Postgres."""
 
     def __init__(self, pool: asyncpg.Pool, queries: Any) -> None:
         self._pool = pool
         self._q = queries
-        self.queries_sent = QueryCounter()
 
     async def _fetchrow(self, sql: str, *args: Any, conn: Any = None) -> asyncpg.Record | None:
-        self.queries_sent.count += 1
         if conn is not None:
             return await conn.fetchrow(sql, *args)
         return await self._pool.fetchrow(sql, *args)
 
     async def _fetch(self, sql: str, *args: Any, conn: Any = None) -> list[asyncpg.Record]:
-        self.queries_sent.count += 1
         if conn is not None:
             return list(await conn.fetch(sql, *args))
         return list(await self._pool.fetch(sql, *args))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from services.agent_runner.escalation import SessionApiEscalations
 from services.session_api.auth import AuthConfig
+from services.session_api.client import SessionApiClient
 from switchboard.principal import Principal
 from tests.session_api.conftest import start_session_api
 
@@ -13,7 +14,8 @@ async def test_the_session_api_sink_opens_an_escalation_an_operator_sees(
 ) -> None:
     auth = AuthConfig(jwt_secret="agent-runner-escalation-test-secret-0123456789", session_secret="s" * 40)
     running = await start_session_api(database_url, redis_url, auth)
-    sink = SessionApiEscalations(running.target)
+    client = SessionApiClient(running.target)
+    sink = SessionApiEscalations(client)
     try:
         user = Principal.create(user_id=user_id, org_id=unique_org)
         created = await running.client.create_session(user, agent_id="triage")
@@ -25,6 +27,6 @@ async def test_the_session_api_sink_opens_an_escalation_an_operator_sees(
             (opened.id, "thr_escalated", "wants a person", created.session.id)
         ]
     finally:
-        await sink.close()
+        await client.close()
         await running.client.close()
         await running.server.stop(grace=0)

@@ -12,6 +12,7 @@ from services.session_api.client import SessionApiClient
 from switchboard.api.v1 import session_api_pb2 as pb
 from switchboard.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, Unauthenticated
 from switchboard.principal import Principal
+from switchboard.proto_convert import principal_to_proto
 from tests.session_api.conftest import RunningSessionApi
 
 
@@ -41,9 +42,15 @@ async def test_a_new_session_is_active_and_its_client_secret_authenticates_as_th
     assert reply.expires_at == created.client_secret.expires_at
 
 
-async def test_the_default_channel_is_web(client: SessionApiClient, user: Principal) -> None:
-    created = await client.create_session(user)
-    assert created.session.channel == "web"
+async def test_a_session_created_without_a_channel_is_web_and_a_named_channel_is_kept(
+    client: SessionApiClient, user: Principal
+) -> None:
+    # The raw request, with no channel at all: the server's default, not the client's.
+    unnamed = await client.stub.CreateSession(pb.CreateSessionRequest(principal=principal_to_proto(user)))
+    assert unnamed.session.channel == "web"
+    voice = await client.create_session(user, channel="voice")
+    assert voice.session.channel == "voice"
+    assert (await client.get_session(user, voice.session.id)).channel == "voice"
 
 
 async def test_refreshing_gives_a_new_working_secret(client: SessionApiClient, user: Principal) -> None:

@@ -255,7 +255,7 @@ async def test_cached_reads_after_turns_match_postgres_and_need_no_query(
         session_id="sess_2",
     )
 
-    counter = thread_store.service.repository.queries_sent
+    counter = thread_store.queries
     before = counter.count
     hot_items = await cached.load_thread_items_raw(thread_id, None, 100, "asc", ctx)
     hot_thread = await _raw_thread(cached, ctx, thread_id)
@@ -275,7 +275,7 @@ async def test_a_turn_on_a_warm_thread_sends_two_statements_and_reads_its_histor
     await store.begin_turn(ctx, thread_id=thread_id, session_id="sess_1", history_limit=30)  # warm
     message = user_message(thread_id, "next", at=times(9)[8])
 
-    counter = thread_store.service.repository.queries_sent
+    counter = thread_store.queries
     before = counter.count
     _thread, items = await store.begin_turn(
         ctx, thread_id=thread_id, user_message=message, session_id="sess_1", title_if_empty="x", history_limit=30

@@ -26,7 +26,7 @@ async def test_a_hot_read_does_not_touch_postgres(thread_store: RunningThreadSto
     ctx = Ctx(user_id=user_id)
     thread_id = await _thread(thread_store.store, ctx, 50)
     await thread_store.store.load_thread_items(thread_id, None, 50, "asc", ctx)  # warm
-    counter = thread_store.service.repository.queries_sent
+    counter = thread_store.queries
     before = counter.count
     for _ in range(5):
         page = await thread_store.store.load_thread_items(thread_id, None, 50, "asc", ctx)
@@ -113,9 +113,9 @@ async def test_redis_stopping_midway_changes_nothing_a_client_sees(
         for _ in range(3):
             page = await store.load_thread_items(thread_id, None, 10, "asc", ctx)
             assert len(page.data) == 4
-        queries = running.service.repository.queries_sent.count
+        queries = running.queries.count
         await store.load_thread_items(thread_id, None, 10, "asc", ctx)
-        assert running.service.repository.queries_sent.count == queries, "the cache should be hot again"
+        assert running.queries.count == queries, "the cache should be hot again"
     finally:
         await store.close()
         await running.server.stop(grace=0)
