@@ -5,7 +5,11 @@
 - cache off, Postgres behind a proxy adding 1 ms each way (a hosted Postgres);
 - the floor: an empty gRPC call (health check) plus a raw redis-py GET of the
   same bytes the hot path returns;
-- reads per second with 32 concurrent readers, hot and cache-off.
+- reads per second with 32 concurrent readers, hot and cache-off;
+- ``GrpcThreadStore.load_thread_items`` (hot, parsed into ChatKit items) beside a
+  ChatKit ``Store`` running in this process on asyncpg that reads the same rows
+  with one query and parses them in one pass: what a team writes by hand instead
+  of running the thread store.
 
 Each server is its own process, as in production; this process is the client.
 """
@@ -14,11 +18,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
+from collections.abc import Awaitable, Callable
 from functools import partial
+from typing import Any
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
+import asyncpg
+from chatkit.store import Store
+from chatkit.types import Attachment, Page, ThreadItem, ThreadMetadata
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from pydantic import TypeAdapter
 
 from bench.common import (
     bench_storage,
@@ -38,11 +49,104 @@ from services.thread_store.client import GrpcThreadStore
 from switchboard.api.v1 import common_pb2
 from switchboard.api.v1 import thread_store_pb2 as pb
 from switchboard.api.v1.thread_store_pb2_grpc import ThreadStoreStub
+from switchboard.principal import Principal
 from switchboard.redis_client import create_redis
-from tests.thread_store.helpers import Ctx, new_thread, times, user_message
+from tests.thread_store.helpers import new_thread, times, user_message
 
 SAMPLES = 400
 ITEMS = 50
+# The side-by-side figure: many sequential calls, taken in alternating blocks so
+# that both stores see the same background load on a shared machine.
+SIDE_BY_SIDE_BLOCKS = 20
+SIDE_BY_SIDE_BLOCK = 100
+
+_ITEM_LIST: TypeAdapter[list[ThreadItem]] = TypeAdapter(list[ThreadItem])
+
+_PAGE_SQL = {
+    order: f"""
+SELECT id, data FROM thread_items
+WHERE thread_id = $1 AND user_id = $2
+  AND ($3::text IS NULL OR (created_at, id COLLATE "C") {op}
+       (SELECT created_at, id COLLATE "C" FROM thread_items WHERE thread_id = $1 AND id = $3))
+ORDER BY created_at {direction}, id COLLATE "C" {direction}
+LIMIT $4
+"""
+    for order, op, direction in (("asc", ">", "ASC"), ("desc", "<", "DESC"))
+}
+
+
+class InProcessItemStore(Store[Principal]):
+    """The baseline: a ChatKit ``Store`` in the caller's process, on asyncpg, over the same rows.
+
+    ``load_thread_items`` is written as a careful team would: one query (owner
+    filter, cursor, one row past the page to learn ``has_more``) and one
+    ``TypeAdapter(list[ThreadItem])`` pass over the page's JSON. The other
+    methods are not part of the comparison.
+    """
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def load_thread_items(
+        self, thread_id: str, after: str | None, limit: int, order: str, context: Principal
+    ) -> Page[ThreadItem]:
+        rows = await self._pool.fetch(_PAGE_SQL[order], thread_id, context.user_id, after, limit + 1)
+        has_more = len(rows) > limit
+        rows = rows[:limit]
+        items = _ITEM_LIST.validate_json("[" + ",".join(row["data"] for row in rows) + "]")
+        return Page(data=items, has_more=has_more, after=rows[-1]["id"] if has_more else None)
+
+    async def load_thread(self, thread_id: str, context: Principal) -> ThreadMetadata:
+        raise NotImplementedError
+
+    async def save_thread(self, thread: ThreadMetadata, context: Principal) -> None:
+        raise NotImplementedError
+
+    async def load_threads(self, limit: int, after: str | None, order: str, context: Principal) -> Page[ThreadMetadata]:
+        raise NotImplementedError
+
+    async def delete_thread(self, thread_id: str, context: Principal) -> None:
+        raise NotImplementedError
+
+    async def add_thread_item(self, thread_id: str, item: ThreadItem, context: Principal) -> None:
+        raise NotImplementedError
+
+    async def save_item(self, thread_id: str, item: ThreadItem, context: Principal) -> None:
+        raise NotImplementedError
+
+    async def load_item(self, thread_id: str, item_id: str, context: Principal) -> ThreadItem:
+        raise NotImplementedError
+
+    async def delete_thread_item(self, thread_id: str, item_id: str, context: Principal) -> None:
+        raise NotImplementedError
+
+    async def save_attachment(self, attachment: Attachment, context: Principal) -> None:
+        raise NotImplementedError
+
+    async def load_attachment(self, attachment_id: str, context: Principal) -> Attachment:
+        raise NotImplementedError
+
+    async def delete_attachment(self, attachment_id: str, context: Principal) -> None:
+        raise NotImplementedError
+
+
+async def sample_alternating(
+    calls: dict[str, Callable[[], Awaitable[object]]], *, blocks: int, block: int, warmup: int = 50
+) -> dict[str, list[float]]:
+    """Seconds per call of each of ``calls``, sequentially, in alternating blocks (the order flips each block)."""
+    for call in calls.values():
+        for _ in range(warmup):
+            await call()
+    out: dict[str, list[float]] = {name: [] for name in calls}
+    names = list(calls)
+    for b in range(blocks):
+        for name in names if b % 2 == 0 else reversed(names):
+            call, samples = calls[name], out[name]
+            for _ in range(block):
+                started = time.perf_counter()
+                await call()
+                samples.append(time.perf_counter() - started)
+    return out
 
 
 def _postgres_target(database_url: str) -> tuple[str, str]:
@@ -80,12 +184,12 @@ async def main() -> None:
             stack.enter_context(child_process(switchboard_command("thread-store", "--port", str(port)), envs[name]))
         for port in ports.values():
             await wait_healthy(f"127.0.0.1:{port}")
-        await _measure(ports, redis_url)
+        await _measure(ports, redis_url, database_url)
 
 
-async def _measure(ports: dict[str, int], redis_url: str) -> None:
+async def _measure(ports: dict[str, int], redis_url: str, database_url: str) -> None:
     user = f"bench-{uuid.uuid4().hex[:8]}"
-    ctx = Ctx(user_id=user)
+    ctx = Principal(user_id=user)
     store = GrpcThreadStore(f"127.0.0.1:{ports['hot']}")
     thread = new_thread(title="bench")
     await store.save_thread(thread, ctx)
@@ -146,6 +250,45 @@ async def _measure(ports: dict[str, int], redis_url: str) -> None:
     print(f"\n  goal: hot p50 within 1.5x of the floor      -> {hot / floor:4.2f}x  {floor_verdict}")
     print(f"  goal: hot >= 3x faster than remote-like PG -> {remote / hot:4.2f}x  {remote_verdict}")
     print(f"  hot vs cache-off throughput                -> {rates['hot'] / rates['local']:4.2f}x")
+    await _side_by_side(f"127.0.0.1:{ports['hot']}", database_url, thread.id, ctx)
+
+
+async def _side_by_side(target: str, database_url: str, thread_id: str, ctx: Principal) -> None:
+    """``GrpcThreadStore`` (hot) beside an in-process asyncpg ``Store`` of the same rows."""
+    grpc_store = GrpcThreadStore(target)
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    local_store = InProcessItemStore(pool)
+    try:
+        over_grpc = await grpc_store.load_thread_items(thread_id, None, ITEMS, "asc", ctx)
+        in_process = await local_store.load_thread_items(thread_id, None, ITEMS, "asc", ctx)
+        assert len(over_grpc.data) == ITEMS, f"expected {ITEMS} items, got {len(over_grpc.data)}"
+        assert over_grpc == in_process, "the two stores disagree about the page"
+        calls: dict[str, Callable[[], Awaitable[Any]]] = {
+            "grpc": partial(grpc_store.load_thread_items, thread_id, None, ITEMS, "asc", ctx),
+            "in-process": partial(local_store.load_thread_items, thread_id, None, ITEMS, "asc", ctx),
+            # Where the time goes: each store's trip without the parse.
+            "grpc call": partial(grpc_store.load_thread_items_raw, thread_id, None, ITEMS, "asc", ctx),
+            "query": partial(pool.fetch, _PAGE_SQL["asc"], thread_id, ctx.user_id, None, ITEMS + 1),
+        }
+        samples = await sample_alternating(calls, blocks=SIDE_BY_SIDE_BLOCKS, block=SIDE_BY_SIDE_BLOCK)
+    finally:
+        await grpc_store.close()
+        await pool.close()
+    over, local = median(samples["grpc"]), median(samples["in-process"])
+    labels = {
+        "grpc": "GrpcThreadStore (hot)",
+        "in-process": "in-process asyncpg Store, same rows",
+        "grpc call": "  of which: ListItems call, unparsed",
+        "query": "  of which: asyncpg query, unparsed",
+    }
+    n = SIDE_BY_SIDE_BLOCKS * SIDE_BY_SIDE_BLOCK
+    print_table(
+        f"load_thread_items of a {ITEMS}-message history, {n} sequential calls each (alternating blocks)",
+        [(labels[name], ms(median(s)), ms(pct(s, 0.99)), f"{median(s) / local:5.2f}x") for name, s in samples.items()],
+        ("store", "p50", "p99", "vs in-process"),
+    )
+    verdict = "MET" if over <= local else "MISSED"
+    print(f"\n  goal: grpc / in-process p50 <= 1.0          -> {over / local:4.2f}x  {verdict}")
 
 
 if __name__ == "__main__":

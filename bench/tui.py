@@ -200,7 +200,7 @@ async def _sessions_figures(app: ConsoleApp, pilot: Pilot[Any], backend: Generat
 
 
 def _fields(session: SessionInfo) -> dict[str, Any]:
-    return {name: getattr(session, name) for name in SessionInfo.__slots__}  # type: ignore[attr-defined]
+    return {name: getattr(session, name) for name in SessionInfo.__slots__}
 
 
 async def _transcript_figures(app: ConsoleApp, pilot: Pilot[Any], backend: GeneratedBackend) -> list[tuple[str, ...]]:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from switchboard.api.v1 import common_pb2
+from switchboard.errors import InvalidArgument
 from switchboard.principal import Caller, Principal
 
 
@@ -39,6 +41,35 @@ def principal_to_proto(caller: Caller) -> common_pb2.Principal:
         roles=list(caller.roles),
         session_id=caller.session_id or "",
     )
+
+
+def enum_name(enum: Any, value: int, prefix: str) -> str | None:
+    """The lower-case name of a protobuf enum value without its prefix
+    (``SESSION_STATUS_ACTIVE`` -> ``active``); None for the UNSPECIFIED zero.
+
+    Raises:
+        InvalidArgument: the value is not one of the enum's.
+    """
+    if value == 0:
+        return None
+    try:
+        name: str = enum.Name(value)
+    except ValueError:
+        raise InvalidArgument(f"{value} is not a valid {prefix.rstrip('_').lower()}") from None
+    return name.removeprefix(prefix).lower()
+
+
+def enum_value(enum: Any, name: str, prefix: str) -> Any:
+    """The protobuf enum value of a lower-case name (the inverse of ``enum_name``).
+
+    Raises:
+        InvalidArgument: no value has this name.
+    """
+    try:
+        value = enum.Value(prefix + name.upper())
+    except ValueError:
+        raise InvalidArgument(f"{name!r} is not a valid {prefix.rstrip('_').lower()}") from None
+    return value
 
 
 def order_from_proto(value: int, *, default: str) -> str:

@@ -13,16 +13,12 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Protocol
 
-import grpc
 from chatkit.types import AssistantMessageContent, AssistantMessageItem, ThreadItem
 
 from services.session_api.client import SessionApiClient
 from services.thread_store.client import GrpcThreadStore, item_from_json
-from switchboard.api.v1 import thread_store_pb2 as tpb
 from switchboard.errors import Unauthenticated
-from switchboard.grpc_client import error_from_rpc
 from switchboard.principal import Principal
-from switchboard.proto_convert import principal_to_proto
 from tui.data import EscalationInfo, MetricsSnapshot, SessionChange, SessionInfo, ThreadChange
 
 SESSION_API = "session_api"
@@ -190,17 +186,7 @@ class GrpcConsoleBackend:
 
     async def load_thread_activity(self) -> dict[str, datetime]:
         """Last activity of the org's 200 most recently active threads."""
-        request = tpb.ListThreadsRequest(
-            principal=principal_to_proto(self.principal),
-            limit=PAGE,
-            org_wide=True,
-            sort=tpb.THREAD_SORT_RECENT_ACTIVITY,
-        )
-        try:
-            reply = await self.threads.stub.ListThreads(request, timeout=self._timeout)
-        except grpc.aio.AioRpcError as error:
-            raise error_from_rpc(error, service=THREAD_STORE) from None
-        return {t.id: t.updated_at.ToDatetime(tzinfo=UTC) for t in reply.threads}
+        return await self.threads.org_thread_activity(self.principal, limit=PAGE)
 
     async def watch_threads(self, since: str) -> AsyncIterator[ThreadChange]:
         """The org's thread changes after ``since``."""

@@ -8,23 +8,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from switchboard.api.v1 import session_api_pb2 as spb
 from switchboard.api.v1 import thread_store_pb2 as tpb
+from switchboard.errors import InvalidArgument
+from switchboard.proto_convert import enum_name
 
-_SESSION_STATUS = {
-    spb.SESSION_STATUS_ACTIVE: "active",
-    spb.SESSION_STATUS_ENDED: "ended",
-    spb.SESSION_STATUS_CANCELLED: "cancelled",
-}
-_ESCALATION_STATUS = {
-    spb.ESCALATION_STATUS_OPEN: "open",
-    spb.ESCALATION_STATUS_CLAIMED: "claimed",
-    spb.ESCALATION_STATUS_RESOLVED: "resolved",
-}
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _name(enum: Any, value: int, prefix: str) -> str:
+    """A status as the console shows it ("unknown" for one this console does not know)."""
+    try:
+        return enum_name(enum, value, prefix) or "unknown"
+    except InvalidArgument:
+        return "unknown"
 
 
 def _when(ts: Timestamp, *, present: bool = True) -> datetime | None:
@@ -61,7 +62,7 @@ class SessionInfo:
             org_id=s.org_id,
             agent_id=s.agent_id or "default",
             channel=s.channel or "web",
-            status=_SESSION_STATUS.get(s.status, "unknown"),
+            status=_name(spb.SessionStatus, s.status, "SESSION_STATUS_"),
             created_at=_when(s.created_at) or EPOCH,
             ended_at=_when(s.ended_at, present=s.HasField("ended_at")),
             thread_ids=tuple(s.thread_ids),
@@ -97,7 +98,7 @@ class EscalationInfo:
             thread_id=e.thread_id,
             user_id=e.user_id,
             reason=e.reason,
-            status=_ESCALATION_STATUS.get(e.status, "unknown"),
+            status=_name(spb.EscalationStatus, e.status, "ESCALATION_STATUS_"),
             opened_at=_when(e.opened_at) or EPOCH,
             claimed_by=e.claimed_by,
             resolved_by=e.resolved_by,

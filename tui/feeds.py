@@ -1,23 +1,27 @@
 """The console's long-running network loops: they follow the services and never give up.
 
 Each loop posts past-tense messages to the app and, when its service goes away,
-reports "reconnecting", waits a short back-off and starts over: the session
-feed reloads its snapshot after the watch is live again (so nothing is missed),
-the thread feed resumes after the last change id it saw. The app runs each
-loop in a named worker.
+reports "reconnecting" and starts over after the shared back-off
+(``switchboard.streams.reconnecting``). Both watches begin with a
+``watch.started`` marker: from it on every change arrives, so each loop then
+reloads what the console shows of its service and follows the watch, with no
+gap and nothing replayed. The session feed reloads sessions and escalations;
+the thread feed reloads open transcripts and thread activity, and resumes after
+the last change id it saw. The app runs each loop in a named worker.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from textual.message import Message
 
 from switchboard.errors import SwitchboardError, Unavailable
+from switchboard.streams import WATCH_STARTED, Attempt, Lost, reconnecting
 from tui.backend import SESSION_API, THREAD_STORE, ConsoleBackend, SignInFailed
+from tui.data import SessionChange, ThreadChange
 from tui.messages import (
     ConnectionChanged,
     MetricsLoaded,
@@ -31,14 +35,6 @@ from tui.messages import (
 log = logging.getLogger(__name__)
 
 Post = Callable[[Message], object]
-# On first connect the thread feed replays this much history, so a change made
-# while the watch was being set up is not missed (changes are idempotent upserts).
-THREAD_FEED_REPLAY_MS = 5000
-
-
-def backoff(attempt: int, *, first: float = 0.2, limit: float = 2.0) -> float:
-    """Seconds to wait before reconnect ``attempt`` (1, 2, ...): doubling, capped."""
-    return float(min(limit, first * 2 ** max(0, attempt - 1)))
 
 
 def describe(error: BaseException) -> str:
@@ -48,76 +44,87 @@ def describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
 
 
-async def _lost(backend: ConsoleBackend, post: Post, service: str, error: BaseException, attempt: int) -> None:
-    log.info("%s lost (attempt %d): %s", service, attempt, describe(error))
-    post(ConnectionChanged(service, "reconnecting", describe(error), attempt))
-    await backend.reset(service)
-    await asyncio.sleep(backoff(attempt))
+def _on_lost(backend: ConsoleBackend, post: Post, service: str) -> Callable[[Lost], Awaitable[None]]:
+    async def report(lost: Lost) -> None:
+        post(ConnectionChanged(service, "reconnecting", describe(lost.error), lost.failures))
+        await backend.reset(service)
+
+    return report
+
+
+async def _started(changes: AsyncIterator[SessionChange | ThreadChange], service: str) -> str:
+    """Wait for a watch's ``watch.started`` marker; returns its id (where the watch reads from)."""
+    first = await anext(changes)
+    if first.type != WATCH_STARTED:
+        raise Unavailable(f"{service} sent {first.type!r} before watch.started")
+    return first.id
 
 
 async def follow_sessions(backend: ConsoleBackend, post: Post, signed_in: asyncio.Event) -> None:
     """Sign in, then follow the org's sessions and escalations for as long as the app runs."""
-    attempt = 0
-    while True:
+
+    async def follow(attempt: Attempt) -> None:
+        if not signed_in.is_set():
+            principal = await backend.sign_in()
+            post(SignedIn(principal))
+            signed_in.set()
+        changes = backend.watch_sessions()
         try:
-            if not signed_in.is_set():
-                principal = await backend.sign_in()
-                post(SignedIn(principal))
-                signed_in.set()
-            changes = backend.watch_sessions()
+            await _started(changes, SESSION_API)  # live from here, so the snapshot misses nothing
+            sessions = await backend.load_sessions()
+            escalations = await backend.load_escalations()
             try:
-                await anext(changes)  # watch.started: live from here, so the snapshot misses nothing
-                sessions = await backend.load_sessions()
-                escalations = await backend.load_escalations()
-                try:
-                    activity = await backend.load_thread_activity()
-                except SwitchboardError:
-                    activity = {}  # thread_store's own loop reports it; activity fills in from the feed
-                post(SnapshotLoaded(sessions, escalations, activity))
-                post(ConnectionChanged(SESSION_API, "connected"))
-                attempt = 0
-                async for change in changes:
-                    post(SessionChanged(change))
-            finally:
-                await changes.aclose()  # type: ignore[attr-defined]
-            raise Unavailable("session_api ended the watch")
-        except SignInFailed as error:
-            post(ConnectionChanged(SESSION_API, "failed", error.message))
-            return
-        except asyncio.CancelledError:
-            raise
-        except Exception as error:
-            attempt += 1
-            await _lost(backend, post, SESSION_API, error, attempt)
+                activity = await backend.load_thread_activity()
+            except SwitchboardError:
+                activity = {}  # thread_store's own loop reports it; activity fills in from the feed
+            post(SnapshotLoaded(sessions, escalations, activity))
+            post(ConnectionChanged(SESSION_API, "connected"))
+            attempt.live()
+            async for change in changes:
+                post(SessionChanged(change))
+        finally:
+            await changes.aclose()  # type: ignore[attr-defined]
+        raise Unavailable("session_api ended the watch")
+
+    try:
+        await reconnecting(
+            follow,
+            name=SESSION_API,
+            retry_on=(Exception,),
+            fatal=(SignInFailed,),
+            on_lost=_on_lost(backend, post, SESSION_API),
+        )
+    except SignInFailed as error:
+        post(ConnectionChanged(SESSION_API, "failed", error.message))
 
 
 async def follow_threads(backend: ConsoleBackend, post: Post, signed_in: asyncio.Event) -> None:
-    """Follow the org's thread changes, resuming after the last one seen."""
+    """Follow the org's thread changes from when the watch starts, resuming after the last one seen."""
     await signed_in.wait()
-    since = f"{int(time.time() * 1000) - THREAD_FEED_REPLAY_MS}-0"
-    attempt = 0
-    while True:
+    since = ""  # the first watch starts at "now"; its marker says which change id that is
+
+    async def follow(attempt: Attempt) -> None:
+        nonlocal since
+        changes = backend.watch_threads(since)
         try:
-            # A unary call first: the watch sends nothing until something changes,
-            # and the status line should say "connected" as soon as it is.
-            await backend.load_thread_activity()
+            since = await _started(changes, THREAD_STORE)
+            # Live from the marker on: reload what the console shows of the threads,
+            # and every later change follows on the watch.
+            post(ThreadFeedResumed())
+            for thread_id, at in (await backend.load_thread_activity()).items():
+                post(
+                    ThreadChanged(ThreadChange(id=since, type="thread.updated", thread_id=thread_id, item_id="", at=at))
+                )
             post(ConnectionChanged(THREAD_STORE, "connected"))
-            if attempt:
-                post(ThreadFeedResumed())
-            attempt = 0
-            changes = backend.watch_threads(since)
-            try:
-                async for change in changes:
-                    since = change.id
-                    post(ThreadChanged(change))
-            finally:
-                await changes.aclose()  # type: ignore[attr-defined]
-            raise Unavailable("thread_store ended the change feed")
-        except asyncio.CancelledError:
-            raise
-        except Exception as error:
-            attempt += 1
-            await _lost(backend, post, THREAD_STORE, error, attempt)
+            attempt.live()
+            async for change in changes:
+                since = change.id
+                post(ThreadChanged(change))
+        finally:
+            await changes.aclose()  # type: ignore[attr-defined]
+        raise Unavailable("thread_store ended the change feed")
+
+    await reconnecting(follow, name=THREAD_STORE, retry_on=(Exception,), on_lost=_on_lost(backend, post, THREAD_STORE))
 
 
 async def poll_metrics(backend: ConsoleBackend, post: Post, signed_in: asyncio.Event, interval: float) -> None:

@@ -22,7 +22,7 @@ def _bindings(owner: Any) -> list[Binding]:
         if isinstance(binding, Binding):
             found.append(binding)
         else:
-            key, action, description = (*binding, "")[:3]  # type: ignore[misc]
+            key, action, description = (*binding, "")[:3]
             found.append(Binding(key, action, description))
     return found
 

@@ -35,7 +35,9 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from switchboard.errors import InvalidArgument, NotFound
+from switchboard.pages import Page, make_page
 from switchboard.sql import Queries
+from switchboard.streams import Attempt, reconnecting
 
 log = logging.getLogger(__name__)
 
@@ -80,15 +82,6 @@ class RunRecord:
 
 def _record(row: Any) -> RunRecord:
     return RunRecord(**{name: row[name] for name in RunRecord.__slots__})
-
-
-@dataclass(frozen=True)
-class RunPage:
-    """A page of runs, newest first."""
-
-    runs: list[RunRecord]
-    has_more: bool
-    after: str | None
 
 
 class RunRepository:
@@ -190,7 +183,7 @@ class RunRepository:
 
     async def list_for_thread(
         self, *, thread_id: str, user_id: str, operator_org_id: str | None, after: str | None, limit: int
-    ) -> RunPage:
+    ) -> Page[RunRecord]:
         """A page of the thread's runs, newest first.
 
         Raises:
@@ -199,9 +192,7 @@ class RunRepository:
         if after is not None and await self._pool.fetchval(QUERIES.run_exists_in_thread, after, thread_id) is None:
             raise InvalidArgument(f"after {after!r} is not a run of this thread")
         rows = await self._pool.fetch(QUERIES.list_runs, thread_id, user_id, operator_org_id, after, limit + 1)
-        runs = [_record(row) for row in rows[:limit]]
-        has_more = len(rows) > limit
-        return RunPage(runs=runs, has_more=has_more, after=runs[-1].id if has_more and runs else None)
+        return make_page([_record(row) for row in rows], limit, lambda run: run.id)
 
 
 def run_log_key(user_id: str, run_id: str) -> str:
@@ -340,27 +331,24 @@ class RunSignals:
             log.warning("could not signal other replicas (%s); they find out by polling Postgres", error)
 
     async def _listen(self) -> None:
-        assert self._subscriber is not None
-        delay = 0.5
-        while True:
-            pubsub = self._subscriber.pubsub(ignore_subscribe_messages=True)
+        subscriber = self._subscriber
+        assert subscriber is not None
+
+        async def follow(attempt: Attempt) -> None:
+            pubsub = subscriber.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(SIGNAL_CHANNEL)
                 self._subscribed.set()
-                delay = 0.5
+                attempt.live()
                 while True:
                     message = await pubsub.get_message(timeout=1.0)
                     if message is not None:
                         self._dispatch(message.get("data"))
-            except asyncio.CancelledError:
-                raise
-            except (RedisError, OSError) as error:
-                log.warning("run signal channel lost (%s); retrying in %.1f s", error, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
             finally:
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+        await reconnecting(follow, name="run signal channel", retry_on=(RedisError, OSError))
 
     def _dispatch(self, data: object) -> None:
         try:

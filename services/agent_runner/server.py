@@ -86,7 +86,7 @@ class AgentRunnerConfig:
             limits=RunnerLimits(
                 history_items=env_int("SWITCHBOARD_HISTORY_ITEMS", 30, minimum=1),
                 max_turns=env_int("SWITCHBOARD_MAX_TURNS", 12, minimum=1),
-                double_text=policy,  # type: ignore[arg-type]
+                double_text=policy,
                 lease_seconds=lease,
             ),
             pool_size=env_int("SWITCHBOARD_DB_POOL_SIZE", 10, minimum=1),
@@ -167,7 +167,7 @@ async def build_agent_runner(
         await pool.close()
 
     def register(server: Any) -> None:
-        agent_runner_pb2_grpc.add_AgentRunnerServicer_to_server(AgentRunnerServicer(service), server)  # type: ignore[no-untyped-call]
+        agent_runner_pb2_grpc.add_AgentRunnerServicer_to_server(AgentRunnerServicer(service), server)
 
     return GrpcServer(name=SERVICE_NAME, register=register, on_stop=close), service
 

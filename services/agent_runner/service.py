@@ -70,7 +70,6 @@ from services.agent_runner.runs import (
     MAX_RUN_PAGE,
     TERMINAL,
     RunLog,
-    RunPage,
     RunRecord,
     RunRepository,
     RunSignals,
@@ -78,7 +77,9 @@ from services.agent_runner.runs import (
 from services.agent_runner.sessions import SessionLinks
 from services.agent_runner.tool_items import RunState, ToolItemHooks
 from services.thread_store.client import GrpcThreadStore
+from switchboard import pages
 from switchboard.errors import FailedPrecondition, InvalidArgument, NotFound, SwitchboardError, Unavailable
+from switchboard.pages import check_limit
 from switchboard.principal import Principal
 
 log = logging.getLogger(__name__)
@@ -330,6 +331,9 @@ class AgentRunnerService:
         principal = request.principal
         run_id = request.run_id or f"run_{uuid.uuid4().hex}"
         input_item_id = (request.user_message.id if request.user_message else request.retry_after_item_id) or ""
+        # A client secret's session is attached to a new thread below; a session made
+        # here is made for the thread (attached already).
+        attach = request.create_thread is not None and principal.session_id is not None
         if request.create_thread is not None and principal.session_id is None and self.sessions is not None:
             session_id = await self.sessions.create_for_thread(principal, thread_id=request.thread_id, agent_id=spec.id)
             principal = _with_session(principal, session_id)
@@ -358,7 +362,7 @@ class AgentRunnerService:
             raise
         if record is None:
             record = await self._claim(request, principal, run_id, input_item_id)
-        principal = await self._session_of(principal, thread, spec.id, created=request.create_thread is not None)
+        principal = await self._session_of(principal, thread, spec.id, attach=attach)
         if principal.session_id is not None and record.session_id != principal.session_id:
             await self.runs.set_session(record.id, principal.session_id)
         run = LiveRun(record, principal, self.log)
@@ -407,7 +411,7 @@ class AgentRunnerService:
         return record
 
     async def _session_of(
-        self, principal: Principal, thread: ThreadMetadata, agent_id: str, *, created: bool
+        self, principal: Principal, thread: ThreadMetadata, agent_id: str, *, attach: bool
     ) -> Principal:
         """The run's principal with the thread's chat session (attached, or created when it has none)."""
         if self.sessions is None:
@@ -415,7 +419,7 @@ class AgentRunnerService:
         stored = _str(thread.metadata.get(SESSION_METADATA_KEY))
         try:
             if principal.session_id is not None:
-                if created:
+                if attach:
                     await self.sessions.attach(principal, session_id=principal.session_id, thread_id=thread.id)
                 elif stored != principal.session_id:
                     # A client secret of another session continues this thread: it moves there.
@@ -735,10 +739,11 @@ class AgentRunnerService:
             raise InvalidArgument("run_id must be 1-64 letters, digits, '-' or '_'")
         return await self.runs.get(run_id=run_id, user_id=principal.user_id, operator_org_id=_operator_org(principal))
 
-    async def list_runs(self, principal: Principal, *, thread_id: str, limit: int, after: str | None) -> RunPage:
+    async def list_runs(
+        self, principal: Principal, *, thread_id: str, limit: int, after: str | None
+    ) -> pages.Page[RunRecord]:
         """A thread's runs, newest first."""
-        if limit < 0 or limit > MAX_RUN_PAGE:
-            raise InvalidArgument(f"limit must be between 1 and {MAX_RUN_PAGE} (0: 20)")
+        limit = check_limit(limit, default=20, maximum=MAX_RUN_PAGE)
         if after is not None and not _RUN_ID.match(after):
             raise InvalidArgument("after must be a run id")
         await self._readable_thread(principal, thread_id)
@@ -747,7 +752,7 @@ class AgentRunnerService:
             user_id=principal.user_id,
             operator_org_id=_operator_org(principal),
             after=after,
-            limit=limit or 20,
+            limit=limit,
         )
 
     async def _readable_thread(self, principal: Principal, thread_id: str, *, owner_only: bool = False) -> None:

@@ -72,13 +72,13 @@ def run_info(record: RunRecord) -> pb.RunInfo:
     return info
 
 
-class AgentRunnerServicer(agent_runner_pb2_grpc.AgentRunnerServicer):  # type: ignore[misc]
+class AgentRunnerServicer(agent_runner_pb2_grpc.AgentRunnerServicer):
     """Serves ``switchboard.api.v1.AgentRunner``."""
 
     def __init__(self, service: AgentRunnerService) -> None:
         self._service = service
 
-    async def Run(self, request: pb.RunRequest, context: ServicerContext) -> AsyncIterator[pb.RunEvents]:  # type: ignore[override]
+    async def Run(self, request: pb.RunRequest, context: ServicerContext) -> AsyncIterator[pb.RunEvents]:
         run = await self._service.start(run_request_from_proto(request))
         # Subscribed before the first yield: the caller sees every event from the start.
         subscription = run.subscribe(0)
@@ -90,7 +90,7 @@ class AgentRunnerServicer(agent_runner_pb2_grpc.AgentRunnerServicer):  # type: i
         finally:
             subscription.close()  # the caller went away: the run goes on
 
-    async def Join(self, request: pb.JoinRequest, context: ServicerContext) -> AsyncIterator[pb.RunEvents]:  # type: ignore[override]
+    async def Join(self, request: pb.JoinRequest, context: ServicerContext) -> AsyncIterator[pb.RunEvents]:
         principal = principal_from_proto(request.principal, present=request.HasField("principal"))
         joined = await self._service.join(
             principal, thread_id=request.thread_id, run_id=request.run_id or None, after_seq=request.after_seq
@@ -122,5 +122,5 @@ class AgentRunnerServicer(agent_runner_pb2_grpc.AgentRunnerServicer):  # type: i
             principal, thread_id=request.thread_id, limit=request.limit, after=request.after or None
         )
         return pb.ListRunsResponse(
-            runs=[run_info(r) for r in page.runs], has_more=page.has_more, after=page.after or ""
+            runs=[run_info(r) for r in page.items], has_more=page.has_more, after=page.after or ""
         )

@@ -190,7 +190,7 @@ class Edge:
 async def _health(target: str) -> str:
     async with grpc.aio.insecure_channel(target) as channel:
         try:
-            reply = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1.0)  # type: ignore[no-untyped-call]
+            reply = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1.0)
         except grpc.aio.AioRpcError as error:
             return f"unavailable ({error.code().name})"
     return "serving" if reply.status == health_pb2.HealthCheckResponse.SERVING else "not serving"
@@ -335,14 +335,14 @@ def create_app(config: EdgeConfig, *, edge: Edge | None = None) -> FastAPI:
     if config.cors_origins:
         wildcard = "*" in config.cors_origins
         app.add_middleware(
-            CORSMiddleware,  # type: ignore[arg-type]
+            CORSMiddleware,
             allow_origins=list(config.cors_origins),
             allow_credentials=not wildcard,  # never "*" with credentials
             allow_methods=["GET", "POST", "OPTIONS"],
             allow_headers=["Authorization", "Content-Type", "X-Switchboard-Scope"],
             max_age=600,
         )
-    app.add_middleware(MetricsMiddleware, metrics=edge.metrics)  # type: ignore[arg-type]
+    app.add_middleware(MetricsMiddleware, metrics=edge.metrics)
     return app
 
 

@@ -14,12 +14,12 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 from chatkit.actions import Action
 from chatkit.errors import CustomStreamError
 from chatkit.server import ChatKitServer, NonStreamingResult, StreamingResult
-from chatkit.store import AttachmentStore
+from chatkit.store import AttachmentStore, Store
 from chatkit.types import (
     Attachment,
     AttachmentCreateParams,
@@ -113,7 +113,9 @@ class SwitchboardChatKitServer(ChatKitServer[RequestContext]):
         runner: AgentRunnerClient,
         sessions: SessionApiClient,
     ) -> None:
-        super().__init__(store, attachments)
+        # GrpcThreadStore takes any Caller, and a RequestContext is one; the SDK's
+        # Store is invariant in its context type, so say so once here.
+        super().__init__(cast("Store[RequestContext]", store), attachments)
         self.threads = store
         self.runner = runner
         self.sessions = sessions

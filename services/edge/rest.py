@@ -21,6 +21,7 @@ from services.edge.config import EdgeConfig
 from switchboard.api.v1 import agent_runner_pb2 as apb
 from switchboard.api.v1 import session_api_pb2 as spb
 from switchboard.errors import InvalidArgument, PermissionDenied
+from switchboard.proto_convert import enum_name
 
 if TYPE_CHECKING:
     from services.edge.app import Edge
@@ -172,7 +173,7 @@ def session_out(s: spb.Session) -> SessionOut:
         org_id=s.org_id or None,
         channel=s.channel,
         agent_id=s.agent_id,
-        status=spb.SessionStatus.Name(s.status).removeprefix("SESSION_STATUS_").lower(),
+        status=enum_name(spb.SessionStatus, s.status, "SESSION_STATUS_") or "unknown",
         created_at=_time(s.created_at),
         ended_at=_time(s.ended_at) if s.HasField("ended_at") else None,
         metadata=json.loads(s.metadata_json) if s.metadata_json else {},

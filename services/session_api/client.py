@@ -18,20 +18,9 @@ from switchboard.api.v1 import session_api_pb2 as pb
 from switchboard.api.v1.session_api_pb2_grpc import SessionApiStub
 from switchboard.grpc_client import LoopLocalChannels, error_from_rpc
 from switchboard.principal import Principal
-from switchboard.proto_convert import principal_from_proto, principal_to_proto, timestamp
+from switchboard.proto_convert import enum_value, principal_from_proto, principal_to_proto, timestamp
 
 SERVICE = "session_api"
-
-SESSION_STATUSES = {
-    "active": pb.SESSION_STATUS_ACTIVE,
-    "ended": pb.SESSION_STATUS_ENDED,
-    "cancelled": pb.SESSION_STATUS_CANCELLED,
-}
-ESCALATION_STATUSES = {
-    "open": pb.ESCALATION_STATUS_OPEN,
-    "claimed": pb.ESCALATION_STATUS_CLAIMED,
-    "resolved": pb.ESCALATION_STATUS_RESOLVED,
-}
 
 
 class SessionApiClient:
@@ -117,7 +106,7 @@ class SessionApiClient:
         """The principal's sessions, or (operators, ``org_wide``) its org's, newest first."""
         request = pb.ListSessionsRequest(
             principal=principal_to_proto(principal),
-            status=SESSION_STATUSES[status] if status else pb.SESSION_STATUS_UNSPECIFIED,
+            status=enum_value(pb.SessionStatus, status, "SESSION_STATUS_") if status else pb.SESSION_STATUS_UNSPECIFIED,
             org_wide=org_wide,
             user_id=user_id,
             limit=limit,
@@ -204,7 +193,9 @@ class SessionApiClient:
         """The operator's org queue (or the user's own escalations), oldest first."""
         request = pb.ListEscalationsRequest(
             principal=principal_to_proto(principal),
-            status=ESCALATION_STATUSES[status] if status else pb.ESCALATION_STATUS_UNSPECIFIED,
+            status=enum_value(pb.EscalationStatus, status, "ESCALATION_STATUS_")
+            if status
+            else pb.ESCALATION_STATUS_UNSPECIFIED,
             session_id=session_id,
             limit=limit,
             after=after,

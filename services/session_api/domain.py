@@ -9,7 +9,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from switchboard.errors import InvalidArgument, ResourceExhausted
 
@@ -122,7 +122,7 @@ class Escalation:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able form, for the change feed."""
         out: dict[str, Any] = {}
-        for name in self.__slots__:  # type: ignore[attr-defined]
+        for name in self.__slots__:
             value = getattr(self, name)
             out[name] = value.isoformat() if isinstance(value, datetime) else value
         return out
@@ -135,15 +135,6 @@ class Escalation:
             if values.get(name):
                 values[name] = datetime.fromisoformat(values[name])
         return cls(**values)
-
-
-@dataclass(frozen=True, slots=True)
-class Page(Generic[T]):
-    """One page of a listing."""
-
-    items: list[T]
-    has_more: bool
-    after: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,15 +207,6 @@ def check_event_type(value: str) -> str:
         raise InvalidArgument("type must be 1-64 characters of a-z, 0-9 and _.:- starting with a letter")
     if value in SERVER_EVENT_TYPES:
         raise InvalidArgument(f"type {value!r} is written by the server itself and cannot be recorded")
-    return value
-
-
-def check_limit(value: int, *, default: int, maximum: int) -> int:
-    """A page size: 0 means the default."""
-    if value == 0:
-        return default
-    if value < 0 or value > maximum:
-        raise InvalidArgument(f"limit must be between 1 and {maximum}")
     return value
 
 

@@ -16,8 +16,7 @@ import asyncio
 import contextlib
 import json
 import logging
-import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -26,14 +25,13 @@ import redis
 import redis.asyncio as aioredis
 
 from services.session_api.domain import Escalation, Session
-from switchboard.errors import InvalidArgument, Unavailable
+from switchboard.streams import WATCH_STARTED, Attempt, Stream, StreamFeed, reconnecting
 
 log = logging.getLogger(__name__)
 
 STREAM_LENGTH = 10_000
 STREAM_TTL_SECONDS = 7 * 24 * 3600
 REVOKED_CHANNEL = "chat:sessions:revoked"
-STREAM_ID = re.compile(r"\d{1,20}-\d{1,20}")
 
 
 def user_stream(user_id: str) -> str:
@@ -48,7 +46,7 @@ def org_stream(org_id: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class SessionChange:
-    """One change, as a watcher receives it."""
+    """One change, as a watcher receives it (or, type ``watch.started``, the start of a watch)."""
 
     id: str
     type: str
@@ -75,10 +73,11 @@ class SessionFeed:
     def __init__(self, client: aioredis.Redis, blocking_client: aioredis.Redis) -> None:
         self._redis = client
         self._blocking = blocking_client
+        self._streams = StreamFeed(client, blocking_client, name="session feed")
         self._listener: asyncio.Task[None] | None = None
 
     async def publish(self, type: str, subject: Session | Escalation) -> None:
-        """Append a change to its user's and org's streams (never raises: Postgres has the truth)."""
+        """Append a change to its user's and org's streams (never raises; retried in the background)."""
         kind = "session" if isinstance(subject, Session) else "escalation"
         fields = {
             "type": type,
@@ -86,17 +85,10 @@ class SessionFeed:
             "kind": kind,
             "json": json.dumps(subject.to_dict(), separators=(",", ":")),
         }
-        try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                streams = [user_stream(subject.user_id)]
-                if subject.org_id:
-                    streams.append(org_stream(subject.org_id))
-                for stream in streams:
-                    pipe.xadd(stream, fields, maxlen=STREAM_LENGTH, approximate=True)  # type: ignore[arg-type]
-                    pipe.expire(stream, STREAM_TTL_SECONDS)
-                await pipe.execute()
-        except (redis.RedisError, OSError) as error:
-            log.warning("session change %s of %s not published (%s): watchers miss it", type, subject.id, error)
+        streams = [Stream(user_stream(subject.user_id), STREAM_LENGTH, STREAM_TTL_SECONDS)]
+        if subject.org_id:
+            streams.append(Stream(org_stream(subject.org_id), STREAM_LENGTH, STREAM_TTL_SECONDS))
+        await self._streams.append(streams, fields)
 
     async def revoke(self, session_id: str) -> None:
         """Tell every replica that a session's client secrets are dead (never raises)."""
@@ -118,68 +110,45 @@ class SessionFeed:
         )
 
     async def _listen(self, on_revoked: Callable[[str], None], on_reconnect: Callable[[], None]) -> None:
-        lost = False
-        while True:
-            try:
-                async with self._blocking.pubsub() as pubsub:
-                    await pubsub.subscribe(REVOKED_CHANNEL)
-                    if lost:
-                        on_reconnect()
-                        lost = False
-                    while True:
-                        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5.0)
-                        if message is not None and message.get("type") == "message":
-                            data: Any = message["data"]
-                            on_revoked(data.decode() if isinstance(data, bytes) else str(data))
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:
-                if not lost:
-                    log.warning("revocation listener lost Redis (%s); retrying", error)
-                lost = True
-                await asyncio.sleep(1.0)
+        async def follow(attempt: Attempt) -> None:
+            async with self._blocking.pubsub() as pubsub:
+                await pubsub.subscribe(REVOKED_CHANNEL)
+                if attempt.failures:
+                    on_reconnect()
+                attempt.live()
+                while True:
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5.0)
+                    if message is not None and message.get("type") == "message":
+                        data: Any = message["data"]
+                        on_revoked(data.decode() if isinstance(data, bytes) else str(data))
 
-    async def last_id(self, stream: str) -> str:
-        """The id of the newest change in ``stream`` ("0-0" when empty)."""
-        try:
-            newest: Any = await self._blocking.xrevrange(stream, count=1)
-        except (redis.RedisError, OSError) as error:
-            raise Unavailable(f"the session feed is unavailable ({type(error).__name__}); retry shortly") from None
-        return str(newest[0][0].decode()) if newest else "0-0"
+        await reconnecting(follow, name="session revocation listener", retry_on=(Exception,))
 
-    async def watch(self, stream: str, *, since: str, block_ms: int = 5000) -> AsyncIterator[SessionChange]:
-        """Yield the changes of ``stream`` after ``since``, forever.
+    async def watch(self, stream: str, *, since: str | None) -> AsyncIterator[SessionChange]:
+        """Yield ``watch.started``, then the changes of ``stream`` after it (after ``since``), forever.
 
         Raises:
             InvalidArgument: ``since`` is not a change id.
             Unavailable: Redis is unreachable; the watcher should come back with ``since``.
         """
-        if not STREAM_ID.fullmatch(since):
-            raise InvalidArgument("since must be a change id like '1700000000000-0'")
-        last = since
-        while True:
-            try:
-                reply: Any = await self._blocking.xread({stream: last}, block=block_ms, count=100)
-            except (redis.RedisError, OSError) as error:
-                raise Unavailable(f"the session feed is unavailable ({type(error).__name__}); retry shortly") from None
-            for _stream, entries in reply or ():
-                for entry_id, fields in entries:
-                    last = entry_id.decode()
-                    change = _change(last, fields)
-                    if change is not None:
-                        yield change
+        async for entry in self._streams.watch(stream, since=since):
+            if entry.started:
+                yield SessionChange(id=entry.id, type=WATCH_STARTED, at=datetime.now(UTC))
+            elif (change := _change(entry.id, entry.fields)) is not None:
+                yield change
 
     async def close(self) -> None:
-        """Stop the revocation listener."""
+        """Stop the revocation listener and the background retry."""
         if self._listener is not None:
             self._listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._listener
+        await self._streams.close()
 
 
-def _change(change_id: str, fields: dict[bytes, bytes]) -> SessionChange | None:
+def _change(change_id: str, fields: Mapping[str, bytes]) -> SessionChange | None:
     try:
-        text = {k.decode(): v.decode() for k, v in fields.items()}
+        text = {k: v.decode() for k, v in fields.items()}
         data: dict[str, Any] = json.loads(text["json"])
         subject: dict[str, Any] = {}
         if text["kind"] == "session":

@@ -8,7 +8,6 @@ domain objects, never raw rows.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,13 +18,13 @@ from services.session_api.domain import (
     DurationStats,
     Escalation,
     EscalationStatus,
-    Page,
     Session,
     SessionEvent,
     SessionMetrics,
     SessionStatus,
 )
 from switchboard.errors import NotFound
+from switchboard.pages import Page, make_page
 from switchboard.sql import Queries
 
 QUERIES_DIR = Path(__file__).parent / "queries"
@@ -75,12 +74,6 @@ def _escalation(row: asyncpg.Record) -> Escalation:
         resolved_at=row["resolved_at"],
         resolution=row["resolution"],
     )
-
-
-def _page(items: list[T], limit: int, cursor: Callable[[T], object]) -> Page[T]:
-    has_more = len(items) > limit
-    items = items[:limit]
-    return Page(items=items, has_more=has_more, after=str(cursor(items[-1])) if has_more else "")
 
 
 class SessionRepository:
@@ -154,7 +147,7 @@ class SessionRepository:
             rows = await self._pool.fetch(self._q.list_org_sessions, org_id, status, user_id, after, limit + 1)
         else:
             rows = await self._pool.fetch(self._q.list_user_sessions, user_id, status, after, limit + 1)
-        return _page([_session(r) for r in rows], limit, lambda s: s.id)
+        return make_page([_session(r) for r in rows], limit, lambda s: s.id)
 
     async def finish_session(
         self, *, session_id: str, status: SessionStatus, actor: str, event_type: str, event_payload: bytes
@@ -182,7 +175,7 @@ class SessionRepository:
     async def list_events(self, *, session_id: str, after: int, type: str | None, limit: int) -> Page[SessionEvent]:
         """A session's events, oldest first."""
         rows = await self._pool.fetch(self._q.list_events, session_id, after, type, limit + 1)
-        return _page([_event(r) for r in rows], limit, lambda e: e.id)
+        return make_page([_event(r) for r in rows], limit, lambda e: e.id)
 
     # -- escalations --------------------------------------------------------------
 
@@ -279,7 +272,7 @@ class SessionRepository:
         query = self._q.list_org_escalations if org_id is not None else self._q.list_user_escalations
         owner = org_id if org_id is not None else user_id
         rows = await self._pool.fetch(query, owner, status, session_id, after, limit + 1)
-        return _page([_escalation(r) for r in rows], limit, lambda e: e.id)
+        return make_page([_escalation(r) for r in rows], limit, lambda e: e.id)
 
     # -- metrics ------------------------------------------------------------------
 

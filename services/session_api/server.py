@@ -96,7 +96,7 @@ async def build_session_api(config: SessionApiConfig) -> tuple[GrpcServer, Sessi
         await pool.close()
 
     def register(server: object) -> None:
-        session_api_pb2_grpc.add_SessionApiServicer_to_server(SessionApiServicer(service), server)  # type: ignore[no-untyped-call]
+        session_api_pb2_grpc.add_SessionApiServicer_to_server(SessionApiServicer(service), server)
 
     return GrpcServer(name=SERVICE_NAME, register=register, on_stop=close), service
 

@@ -20,7 +20,6 @@ from services.session_api.domain import (
     MAX_TEXT_LENGTH,
     Escalation,
     EscalationStatus,
-    Page,
     Session,
     SessionEvent,
     SessionMetrics,
@@ -28,16 +27,17 @@ from services.session_api.domain import (
     check_agent_id,
     check_channel,
     check_event_type,
-    check_limit,
     check_text,
     parse_json_object,
 )
-from services.session_api.feed import STREAM_ID, SessionChange, SessionFeed, org_stream, user_stream
+from services.session_api.feed import SessionChange, SessionFeed, org_stream, user_stream
 from services.session_api.liveness import SessionLiveness
 from services.session_api.repository import SessionRepository
 from switchboard.config import env_int
 from switchboard.errors import FailedPrecondition, InvalidArgument, PermissionDenied, ResourceExhausted, Unavailable
+from switchboard.pages import Page, check_limit
 from switchboard.principal import Principal
+from switchboard.streams import WATCH_STARTED, check_stream_id
 
 log = logging.getLogger(__name__)
 
@@ -378,18 +378,16 @@ class SessionService:
         if self.feed is None:
             raise Unavailable("the live watch needs Redis (REDIS_URL), which this server runs without")
         session_id = check_text(session_id, "session_id", required=False)
-        if since and not STREAM_ID.fullmatch(since):
-            raise InvalidArgument("since must be a change id like '1700000000000-0'")
+        if since:
+            check_stream_id(since)
         own = user_stream(principal.user_id)
         stream = org_stream(_require_operator(principal, "watching an org")) if org else own
         if session_id:
             session = await self.get_session(principal, session_id)
             if session.user_id != principal.user_id and session.org_id:
                 stream = org_stream(session.org_id)
-        start = since or await self.feed.last_id(stream)
-        yield SessionChange(id=start, type="watch.started", at=datetime.now(UTC))
-        async for change in self.feed.watch(stream, since=start):
-            if session_id and change.session_id != session_id:
+        async for change in self.feed.watch(stream, since=since or None):
+            if session_id and change.type != WATCH_STARTED and change.session_id != session_id:
                 continue
             yield change
 

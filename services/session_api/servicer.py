@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from services.session_api.auth import TokenKind
 from services.session_api.domain import (
     DurationStats,
     Escalation,
@@ -23,44 +22,26 @@ from switchboard.api.v1 import session_api_pb2_grpc
 from switchboard.errors import InvalidArgument
 from switchboard.grpc_runtime import ServicerContext
 from switchboard.principal import Principal
-from switchboard.proto_convert import from_timestamp, principal_from_proto, principal_to_proto, timestamp
-
-SESSION_STATUS_TO_PROTO: dict[SessionStatus, pb.SessionStatus] = {
-    "active": pb.SESSION_STATUS_ACTIVE,
-    "ended": pb.SESSION_STATUS_ENDED,
-    "cancelled": pb.SESSION_STATUS_CANCELLED,
-}
-SESSION_STATUS_FROM_PROTO: dict[int, SessionStatus] = {v: k for k, v in SESSION_STATUS_TO_PROTO.items()}
-ESCALATION_STATUS_TO_PROTO: dict[EscalationStatus, pb.EscalationStatus] = {
-    "open": pb.ESCALATION_STATUS_OPEN,
-    "claimed": pb.ESCALATION_STATUS_CLAIMED,
-    "resolved": pb.ESCALATION_STATUS_RESOLVED,
-}
-ESCALATION_STATUS_FROM_PROTO: dict[int, EscalationStatus] = {v: k for k, v in ESCALATION_STATUS_TO_PROTO.items()}
-TOKEN_KIND_TO_PROTO: dict[TokenKind, pb.TokenKind] = {
-    "identity_provider": pb.TOKEN_KIND_IDENTITY_PROVIDER,
-    "session": pb.TOKEN_KIND_SESSION,
-}
+from switchboard.proto_convert import (
+    enum_name,
+    enum_value,
+    from_timestamp,
+    principal_from_proto,
+    principal_to_proto,
+    timestamp,
+)
 
 
 def _session_status(value: int) -> SessionStatus | None:
-    if value == pb.SESSION_STATUS_UNSPECIFIED:
-        return None
-    if value not in SESSION_STATUS_FROM_PROTO:
-        raise InvalidArgument(f"status {value} is not a session status")
-    return SESSION_STATUS_FROM_PROTO[value]
+    return cast("SessionStatus | None", enum_name(pb.SessionStatus, value, "SESSION_STATUS_"))
 
 
 def _escalation_status(value: int) -> EscalationStatus | None:
-    if value == pb.ESCALATION_STATUS_UNSPECIFIED:
-        return None
-    if value not in ESCALATION_STATUS_FROM_PROTO:
-        raise InvalidArgument(f"status {value} is not an escalation status")
-    return ESCALATION_STATUS_FROM_PROTO[value]
+    return cast("EscalationStatus | None", enum_name(pb.EscalationStatus, value, "ESCALATION_STATUS_"))
 
 
 def _optional_time(message: pb.GetMetricsRequest, field: str) -> datetime | None:
-    if not message.HasField(field):  # type: ignore[arg-type]
+    if not message.HasField(field):
         return None
     try:
         return from_timestamp(getattr(message, field))
@@ -81,7 +62,7 @@ def session_to_proto(s: Session) -> pb.Session:
         org_id=s.org_id or "",
         channel=s.channel,
         agent_id=s.agent_id,
-        status=SESSION_STATUS_TO_PROTO[s.status],
+        status=enum_value(pb.SessionStatus, s.status, "SESSION_STATUS_"),
         created_at=timestamp(s.created_at),
         metadata_json=s.metadata_json,
         thread_ids=list(s.thread_ids),
@@ -112,7 +93,7 @@ def escalation_to_proto(e: Escalation) -> pb.Escalation:
         user_id=e.user_id,
         org_id=e.org_id or "",
         reason=e.reason,
-        status=ESCALATION_STATUS_TO_PROTO[e.status],
+        status=enum_value(pb.EscalationStatus, e.status, "ESCALATION_STATUS_"),
         opened_by=e.opened_by,
         opened_at=timestamp(e.opened_at),
         claimed_by=e.claimed_by or "",
@@ -169,7 +150,7 @@ class SessionApiServicer(session_api_pb2_grpc.SessionApiServicer):
         return pb.AuthenticateResponse(
             principal=principal_to_proto(verified.principal),
             expires_at=timestamp(verified.expires_at),
-            kind=TOKEN_KIND_TO_PROTO[verified.kind],
+            kind=enum_value(pb.TokenKind, verified.kind, "TOKEN_KIND_"),
         )
 
     async def CreateSession(
@@ -201,7 +182,7 @@ class SessionApiServicer(session_api_pb2_grpc.SessionApiServicer):
             after=request.after,
         )
         return pb.ListSessionsResponse(
-            sessions=[session_to_proto(s) for s in page.items], has_more=page.has_more, after=page.after
+            sessions=[session_to_proto(s) for s in page.items], has_more=page.has_more, after=page.after or ""
         )
 
     async def RefreshSession(self, request: pb.RefreshSessionRequest, context: ServicerContext) -> pb.ClientSecret:
@@ -259,7 +240,7 @@ class SessionApiServicer(session_api_pb2_grpc.SessionApiServicer):
             after=request.after,
         )
         return pb.ListEscalationsResponse(
-            escalations=[escalation_to_proto(e) for e in page.items], has_more=page.has_more, after=page.after
+            escalations=[escalation_to_proto(e) for e in page.items], has_more=page.has_more, after=page.after or ""
         )
 
     async def ClaimEscalation(self, request: pb.ClaimEscalationRequest, context: ServicerContext) -> pb.Escalation:
@@ -278,7 +259,7 @@ class SessionApiServicer(session_api_pb2_grpc.SessionApiServicer):
         )
         return metrics_to_proto(metrics)
 
-    async def Watch(  # type: ignore[override]
+    async def Watch(
         self, request: pb.WatchSessionsRequest, context: ServicerContext
     ) -> AsyncIterator[pb.SessionChange]:
         principal = _principal(request)

@@ -37,6 +37,8 @@ from switchboard.errors import InvalidArgument
 log = logging.getLogger(__name__)
 
 CACHE_LOOKUPS = Counter("switchboard_thread_cache_lookups_total", "Thread cache lookups.", ["kind", "result"])
+_ITEMS_HIT = CACHE_LOOKUPS.labels("items", "hit")
+_ITEMS_MISS = CACHE_LOOKUPS.labels("items", "miss")
 REDIS_FAILURES = Counter("switchboard_redis_failures_total", "Redis calls that failed and fell back.", ["op"])
 
 # A tombstone: larger than any real revision, so no fill is accepted after a delete.
@@ -62,10 +64,10 @@ else
 end
 local more = 0
 if #ids > n then more = 1; table.remove(ids) end
-local out = {more}
-if #ids == 0 then return out end
+if #ids == 0 then return {more} end
 local vals = redis.call('HMGET', KEYS[2], unpack(ids))
-for i = 1, #ids do out[#out + 1] = ids[i]; out[#out + 1] = vals[i] end
+local out = {more, ids[#ids]}
+for i = 1, #vals do out[i + 2] = vals[i] end
 return out
 """
 
@@ -143,25 +145,12 @@ def _from_micros(value: int) -> datetime:
     return _EPOCH + value * _ONE_MICRO
 
 
-def encode_item(item: ItemRecord) -> bytes:
-    """``type NUL created-micros NUL json``: JSON text never holds a raw NUL."""
-    return b"%s\x00%d\x00%s" % (item.type.encode(), _micros(item.created_at), item.json)
-
-
 class ItemCodec(Protocol):
     """How items are stored in the cache: the transport's wire form, so hot reads skip re-encoding."""
 
     def encode(self, item: ItemRecord) -> bytes:
         """The cached bytes of an item."""
         ...
-
-
-class HeaderItemCodec:
-    """``type NUL created-micros NUL json``: a codec for callers without a wire form."""
-
-    def encode(self, item: ItemRecord) -> bytes:
-        """See ``encode_item``."""
-        return encode_item(item)
 
 
 def encode_thread(thread: ThreadRecord) -> bytes:
@@ -245,10 +234,10 @@ class ThreadCache:
         *,
         ttl_seconds: float = 600.0,
         max_items: int = 2000,
-        codec: ItemCodec | None = None,
+        codec: ItemCodec,
     ) -> None:
         self._redis = client
-        self._codec: ItemCodec = codec or HeaderItemCodec()
+        self._codec = codec
         self._health = health
         self._ttl_ms = int(ttl_seconds * 1000)
         self.max_items = max_items
@@ -297,14 +286,15 @@ class ThreadCache:
             self._health.failed("page_items", error)
             return None
         if reply is None:
-            CACHE_LOOKUPS.labels("items", "miss").inc()
+            _ITEMS_MISS.inc()
             return None
-        CACHE_LOOKUPS.labels("items", "hit").inc()
+        _ITEMS_HIT.inc()
         if reply[0] == -1:
             raise InvalidArgument(f"cursor {after!r} is not an item of thread {thread_id!r}")
+        # [has_more, last id, item...]: the page's other ids are not needed, so they are not sent.
         has_more = reply[0] == 1
-        blobs = reply[2::2]
-        last_id = reply[-2].decode() if has_more and blobs else None
+        blobs = reply[2:]
+        last_id = reply[1].decode() if has_more and blobs else None
         return EncodedItems(blobs=blobs, has_more=has_more, after=last_id)
 
     async def fill(self, *, thread: ThreadRecord, items: list[ItemRecord] | None) -> None:

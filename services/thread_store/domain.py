@@ -11,7 +11,7 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from switchboard.errors import InvalidArgument, ResourceExhausted
 from switchboard.principal import MAX_ID_LENGTH
@@ -61,15 +61,6 @@ class AttachmentRecord:
     created_at: datetime
     has_content: bool
     content: bytes | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Page(Generic[T]):
-    """A page as ChatKit means it: ``after`` is the last id, set only when there is more."""
-
-    records: list[T]
-    has_more: bool
-    after: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,13 +142,6 @@ class ParsedAttachment:
     json: bytes
 
 
-def make_page(rows: list[T], limit: int, id_of: Any) -> Page[T]:
-    """Trim a ``limit + 1`` query result into a page."""
-    has_more = len(rows) > limit
-    records = rows[:limit]
-    return Page(records=records, has_more=has_more, after=id_of(records[-1]) if has_more and records else None)
-
-
 def check_id(value: str, what: str) -> str:
     """Validate an id from outside."""
     if not value:
@@ -167,15 +151,6 @@ def check_id(value: str, what: str) -> str:
     if "\x00" in value:
         raise InvalidArgument(f"{what} contains a NUL character")
     return value
-
-
-def check_limit(limit: int, *, default: int, maximum: int) -> int:
-    """Validate a page size: 0 means the default; negative or too large is an error."""
-    if limit == 0:
-        return default
-    if limit < 0 or limit > maximum:
-        raise InvalidArgument(f"limit must be between 1 and {maximum}, got {limit}")
-    return limit
 
 
 def parse_datetime(value: Any, what: str) -> datetime:

@@ -4,39 +4,30 @@ Streams: ``chat:user:{<user>}:thread:<id>:events`` (one thread, trimmed to the
 last ``THREAD_STREAM_LENGTH`` events, expiring a day after its last write) and
 ``chat:org:{<org>}:events`` (every thread of an org, for operators). Postgres
 stays the truth: the feed is for live views, and a write whose event cannot be
-appended still succeeds; the event is retried in the background.
+appended still succeeds; the event is retried in the background
+(``switchboard.streams.StreamFeed``).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import json
-import logging
-from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
-import redis
 import redis.asyncio as aioredis
 
 from services.thread_store.cache import RedisHealth, thread_key
-from switchboard.errors import Unavailable
-
-log = logging.getLogger(__name__)
+from switchboard.streams import WATCH_STARTED, FieldValue, Stream, StreamFeed
 
 THREAD_STREAM_LENGTH = 1000
 ORG_STREAM_LENGTH = 100_000
 STREAM_TTL_SECONDS = 24 * 3600
 MAX_EVENT_JSON = 64 * 1024  # bigger items travel without their JSON; watchers reload them
-PENDING_LIMIT = 10_000
 
 
 @dataclass(frozen=True, slots=True)
 class ChangeEvent:
-    """One change to a thread or item."""
+    """One change to a thread or item, or (type ``watch.started``) the start of a watch."""
 
     id: str
     type: str
@@ -47,6 +38,21 @@ class ChangeEvent:
     revision: int
     at: datetime
     json: bytes
+
+    @classmethod
+    def started(cls, event_id: str) -> ChangeEvent:
+        """The first event of a watch: live from here; ``event_id`` is where to resume."""
+        return cls(
+            id=event_id,
+            type=WATCH_STARTED,
+            thread_id="",
+            item_id="",
+            user_id="",
+            org_id=None,
+            revision=0,
+            at=datetime.now(UTC),
+            json=b"",
+        )
 
 
 def org_stream(org_id: str) -> str:
@@ -69,11 +75,7 @@ class ChangeFeed:
     """
 
     def __init__(self, client: aioredis.Redis, blocking_client: aioredis.Redis, health: RedisHealth) -> None:
-        self._redis = client
-        self._blocking = blocking_client
-        self._health = health
-        self._pending: deque[tuple[str, str | None, dict[str, Any]]] = deque(maxlen=PENDING_LIMIT)
-        self._retry_task: asyncio.Task[None] | None = None
+        self._streams = StreamFeed(client, blocking_client, name="change feed", breaker=health)
 
     async def publish(
         self,
@@ -87,7 +89,7 @@ class ChangeFeed:
         body: bytes = b"",
     ) -> None:
         """Append an event (never raises; failures are retried in the background)."""
-        fields: dict[str, Any] = {
+        fields: dict[str, FieldValue] = {
             "type": type,
             "thread_id": thread_id,
             "item_id": item_id,
@@ -97,78 +99,35 @@ class ChangeFeed:
             "at": datetime.now(UTC).isoformat(),
             "json": body if len(body) <= MAX_EVENT_JSON else b"",
         }
-        if self._health.available:
-            try:
-                await self._append(user_id, org_id, fields)
-                return
-            except Exception as error:
-                self._health.failed("feed", error)
-        self._pending.append((user_id, org_id, fields))
-        if self._retry_task is None or self._retry_task.done():
-            self._retry_task = asyncio.get_running_loop().create_task(self._retry(), name="feed-retry")
+        streams = [Stream(thread_stream(user_id, thread_id), THREAD_STREAM_LENGTH, STREAM_TTL_SECONDS)]
+        if org_id:
+            streams.append(Stream(org_stream(org_id), ORG_STREAM_LENGTH))
+        await self._streams.append(streams, fields)
 
-    async def _append(self, user_id: str, org_id: str | None, fields: dict[str, Any]) -> None:
-        stream = thread_stream(user_id, fields["thread_id"])
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.xadd(stream, fields, maxlen=THREAD_STREAM_LENGTH, approximate=True)  # type: ignore[arg-type]
-            pipe.expire(stream, STREAM_TTL_SECONDS)
-            if org_id:
-                pipe.xadd(org_stream(org_id), fields, maxlen=ORG_STREAM_LENGTH, approximate=True)  # type: ignore[arg-type]
-            await pipe.execute()
-
-    async def _retry(self) -> None:
-        while self._pending:
-            await asyncio.sleep(0.2)
-            if not self._health.available:
-                continue
-            user_id, org_id, fields = self._pending[0]
-            try:
-                await self._append(user_id, org_id, fields)
-            except Exception as error:
-                self._health.failed("feed-retry", error)
-                continue
-            self._pending.popleft()
-
-    async def watch(self, stream: str, *, since: str | None, block_ms: int = 5000) -> AsyncIterator[ChangeEvent]:
-        """Yield the events of ``stream`` after ``since`` (or only new ones), forever.
+    async def watch(self, stream: str, *, since: str | None) -> AsyncIterator[ChangeEvent]:
+        """Yield ``watch.started``, then the events of ``stream`` after it (after ``since``), forever.
 
         Raises:
+            InvalidArgument: ``since`` is not an event id.
             Unavailable: Redis is unreachable; the watcher should reconnect with ``since``.
         """
-        last = since or "$"
-        while True:
-            try:
-                reply: Any = await self._blocking.xread({stream: last}, block=block_ms, count=100)
-            except redis.RedisError as error:
-                raise Unavailable(f"the change feed is unavailable ({type(error).__name__}); retry shortly") from None
-            for _stream, entries in reply or ():
-                for event_id, fields in entries:
-                    last = event_id.decode()
-                    yield _event(last, fields)
+        async for entry in self._streams.watch(stream, since=since):
+            yield ChangeEvent.started(entry.id) if entry.started else _event(entry.id, entry.fields)
 
     async def close(self) -> None:
-        """Stop the retry task."""
-        if self._retry_task is not None:
-            self._retry_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._retry_task
+        """Stop the background retry."""
+        await self._streams.close()
 
 
-def _event(event_id: str, fields: dict[bytes, bytes]) -> ChangeEvent:
-    text = {k.decode(): v for k, v in fields.items()}
+def _event(event_id: str, fields: Mapping[str, bytes]) -> ChangeEvent:
     return ChangeEvent(
         id=event_id,
-        type=text["type"].decode(),
-        thread_id=text["thread_id"].decode(),
-        item_id=text["item_id"].decode(),
-        user_id=text["user_id"].decode(),
-        org_id=text["org_id"].decode() or None,
-        revision=int(text["revision"]),
-        at=datetime.fromisoformat(text["at"].decode()),
-        json=text["json"],
+        type=fields["type"].decode(),
+        thread_id=fields["thread_id"].decode(),
+        item_id=fields["item_id"].decode(),
+        user_id=fields["user_id"].decode(),
+        org_id=fields["org_id"].decode() or None,
+        revision=int(fields["revision"]),
+        at=datetime.fromisoformat(fields["at"].decode()),
+        json=fields["json"],
     )
-
-
-def describe(event: ChangeEvent) -> str:
-    """A one-line description for logs."""
-    return json.dumps({"id": event.id, "type": event.type, "thread": event.thread_id, "item": event.item_id})

@@ -18,17 +18,16 @@ from services.thread_store.domain import (
     AttachmentRecord,
     ItemRecord,
     Order,
-    Page,
     ParsedAttachment,
     ParsedItem,
     ParsedThread,
     ThreadRecord,
     ThreadSortKey,
     TurnWrites,
-    make_page,
     with_turn_metadata,
 )
 from switchboard.errors import InvalidArgument, NotFound
+from switchboard.pages import Page, make_page
 
 QUERIES_DIR = Path(__file__).parent / "queries"
 

@@ -15,13 +15,11 @@ from services.thread_store.domain import (
     EncodedItems,
     ItemRecord,
     Order,
-    Page,
     ThreadRecord,
     ThreadSortKey,
     TurnStart,
     TurnWrites,
     check_id,
-    check_limit,
     parse_attachment_json,
     parse_item_json,
     parse_thread_json,
@@ -31,7 +29,9 @@ from services.thread_store.feed import ChangeEvent, ChangeFeed, org_stream, thre
 from services.thread_store.repository import ThreadRepository
 from switchboard.config import env_int
 from switchboard.errors import InvalidArgument, NotFound, PermissionDenied, ResourceExhausted, Unavailable
+from switchboard.pages import Page, check_limit
 from switchboard.principal import Principal
+from switchboard.streams import check_stream_id
 
 MAX_THREAD_PAGE = 200
 MAX_ITEM_PAGE = 1000
@@ -356,7 +356,7 @@ class ThreadStoreService:
                 if items is not None:
                     return items[-limit:]
         page_records = await self.repository.list_items(thread_id=thread_id, after=None, limit=limit, order="desc")
-        return page_records.records[::-1]
+        return page_records.items[::-1]
 
     # -- attachments ----------------------------------------------------------
 
@@ -396,7 +396,11 @@ class ThreadStoreService:
     async def watch(
         self, principal: Principal, *, thread_id: str | None, org: bool, since: str | None
     ) -> AsyncIterator[ChangeEvent]:
-        """Follow one thread's changes, or (operators) every change in the org."""
+        """Follow one thread's changes, or (operators) every change in the org.
+
+        The first event is ``watch.started``: the watch is live from then on,
+        and its id is where to resume.
+        """
         if self.feed is None:
             raise Unavailable("the change feed needs Redis; set REDIS_URL")
         if org:
@@ -408,8 +412,8 @@ class ThreadStoreService:
             stream = thread_stream(thread.user_id, thread.id)
         else:
             raise InvalidArgument("watch needs a thread_id or org")
-        if since is not None and since and not _is_stream_id(since):
-            raise InvalidArgument(f"since {since!r} is not an event id like '1700000000000-0'")
+        if since:
+            check_stream_id(since)
         async for event in self.feed.watch(stream, since=since or None):
             yield event
 
@@ -424,8 +428,3 @@ class ThreadStoreService:
                 item_id=item_id,
                 body=body,
             )
-
-
-def _is_stream_id(value: str) -> bool:
-    millis, _, seq = value.partition("-")
-    return millis.isdigit() and (seq == "" or seq.isdigit())

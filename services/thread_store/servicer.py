@@ -62,11 +62,18 @@ def _varint(value: int) -> bytes:
             return bytes(out)
 
 
+def _items_field_head(size: int) -> bytes:
+    """The tag and length of one ``items`` entry (field 1, length-delimited) of ``size`` bytes."""
+    if size < 0x4000:  # nearly every item: a one- or two-byte length, without the generic loop
+        return bytes((0x0A, size)) if size < 0x80 else bytes((0x0A, size & 0x7F | 0x80, size >> 7))
+    return b"\x0a" + _varint(size)
+
+
 def list_items_wire(page: EncodedItems) -> bytes:
     """A serialized ``ListItemsResponse`` built from cached item bytes (fields 1, 2, 3)."""
     parts: list[bytes] = []
     for blob in page.blobs:
-        parts += (b"\x0a", _varint(len(blob)), blob)
+        parts += (_items_field_head(len(blob)), blob)
     if page.has_more:
         parts.append(b"\x10\x01")
     if page.after:
@@ -130,7 +137,7 @@ class ThreadStoreServicer(thread_store_pb2_grpc.ThreadStoreServicer):
             org_wide=request.org_wide,
         )
         return pb.ListThreadsResponse(
-            threads=[thread_to_proto(t) for t in page.records], has_more=page.has_more, after=page.after or ""
+            threads=[thread_to_proto(t) for t in page.items], has_more=page.has_more, after=page.after or ""
         )
 
     async def DeleteThread(self, request: pb.DeleteThreadRequest, context: ServicerContext) -> Empty:
@@ -162,7 +169,7 @@ class ThreadStoreServicer(thread_store_pb2_grpc.ThreadStoreServicer):
         if isinstance(page, EncodedItems):
             return list_items_wire(page)
         return pb.ListItemsResponse(
-            items=[item_to_proto(i) for i in page.records], has_more=page.has_more, after=page.after or ""
+            items=[item_to_proto(i) for i in page.items], has_more=page.has_more, after=page.after or ""
         )
 
     async def DeleteItem(self, request: pb.DeleteItemRequest, context: ServicerContext) -> Empty:

@@ -39,7 +39,7 @@ async def export_user(service: ThreadStoreService, principal: Principal) -> Asyn
         after: str | None = None
         while True:
             page = await repository.list_items(thread_id=thread_id, after=after, limit=500, order="asc")
-            for item in page.records:
+            for item in page.items:
                 yield json.dumps({"kind": "item", "thread_id": thread_id, "item": json.loads(item.json)})
             if not page.has_more:
                 break

@@ -26,6 +26,7 @@ class Ctx:
     org_id: str | None = None
     roles: tuple[str, ...] = field(default_factory=tuple)
     scope: str | None = None
+    session_id: str | None = None
 
 
 def new_thread(*, title: str | None = None, at: datetime | None = None, **metadata: object) -> ThreadMetadata:

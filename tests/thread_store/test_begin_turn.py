@@ -317,8 +317,9 @@ async def test_the_change_feed_gets_one_event_per_revision_in_order(
     store, ctx = thread_store.store, Ctx(user_id=user_id)
     thread_id, _ids_before = await _conversation(store, ctx)
     start = (await _raw_thread(store, ctx, thread_id)).revision
-    watcher = asyncio.create_task(_collect(store.watch(ctx, thread_id=thread_id), 4))
-    await asyncio.sleep(0.2)
+    changes = store.watch(ctx, thread_id=thread_id)
+    assert (await asyncio.wait_for(anext(changes), 5)).type == "watch.started"  # live from here
+    watcher = asyncio.create_task(_collect(changes, 4))
 
     await store.begin_turn(ctx, thread_id=thread_id, retry_after_item_id="msg_5", session_id="sess_1")
     message = user_message(thread_id, "again", at=times(9)[8])
@@ -364,11 +365,11 @@ async def test_turns_and_writes_racing_on_two_replicas_leave_no_stale_cache(
         for running in (a, b):
             cached = await running.store.load_thread_items_raw(thread_id, None, 100, "asc", ctx)
             rows = await running.service.repository.list_items(thread_id=thread_id, after=None, limit=100, order="asc")
-            assert [i.id for i in cached.items] == [r.id for r in rows.records]
+            assert [i.id for i in cached.items] == [r.id for r in rows.items]
             hot = await _raw_thread(running.store, ctx, thread_id)
             stored = await running.service.repository.load_thread(thread_id=thread_id, user_id=user_id)
             assert (hot.revision, hot.json) == (stored.revision, stored.json)
-        assert len(rows.records) == 6 + 30
+        assert len(rows.items) == 6 + 30
     finally:
         for running in (a, b):
             await running.store.close()

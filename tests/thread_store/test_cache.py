@@ -87,7 +87,7 @@ async def test_two_replicas_writing_concurrently_leave_no_stale_cache(
         await asyncio.gather(*(write(a.store if i % 2 else b.store, i) for i in range(40)))
         cached = await a.store.load_thread_items(thread_id, None, 100, "asc", ctx)
         truth = await a.service.repository.list_items(thread_id=thread_id, after=None, limit=100, order="asc")
-        assert [i.id for i in cached.data] == [r.id for r in truth.records]
+        assert [i.id for i in cached.data] == [r.id for r in truth.items]
         assert len(cached.data) == 41
     finally:
         for running in (a, b):

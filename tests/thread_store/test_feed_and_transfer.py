@@ -4,23 +4,33 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 
 import pytest
 
 from services.thread_store.transfer import export_user, import_user
+from switchboard.api.v1 import thread_store_pb2 as pb
 from switchboard.errors import PermissionDenied
 from switchboard.principal import Principal
 from tests.thread_store.conftest import RunningThreadStore
 from tests.thread_store.helpers import Ctx, new_thread, times, user_message
 
 
-async def _collect(stream: object, n: int) -> list[object]:
+async def _collect(stream: AsyncIterator[pb.ChangeEvent], n: int) -> list[pb.ChangeEvent]:
     events = []
-    async for event in stream:  # type: ignore[attr-defined]
+    async for event in stream:
         events.append(event)
         if len(events) == n:
             break
     return events
+
+
+async def _started(stream: AsyncIterator[pb.ChangeEvent]) -> pb.ChangeEvent:
+    """Wait until the watch is live: every change after its first event reaches it."""
+    first = await asyncio.wait_for(anext(stream), 5)
+    assert first.type == "watch.started"
+    assert first.id and not first.thread_id
+    return first
 
 
 async def test_watching_a_thread_delivers_its_changes_in_order(thread_store: RunningThreadStore, user_id: str) -> None:
@@ -28,16 +38,17 @@ async def test_watching_a_thread_delivers_its_changes_in_order(thread_store: Run
     store = thread_store.store
     thread = new_thread()
     await store.save_thread(thread, ctx)
-    watcher = asyncio.create_task(_collect(store.watch(ctx, thread_id=thread.id), 3))
-    await asyncio.sleep(0.2)
+    changes = store.watch(ctx, thread_id=thread.id)
+    await _started(changes)
+    watcher = asyncio.create_task(_collect(changes, 3))
     item = user_message(thread.id, "hello", at=times(1)[0])
     await store.add_thread_item(thread.id, item, ctx)
     await store.save_thread(thread.model_copy(update={"title": "named"}), ctx)
     await store.delete_thread_item(thread.id, item.id, ctx)
     events = await asyncio.wait_for(watcher, 5)
-    assert [e.type for e in events] == ["item.added", "thread.updated", "item.deleted"]  # type: ignore[attr-defined]
-    assert json.loads(events[0].json)["id"] == item.id  # type: ignore[attr-defined]
-    revisions = [e.revision for e in events]  # type: ignore[attr-defined]
+    assert [e.type for e in events] == ["item.added", "thread.updated", "item.deleted"]
+    assert json.loads(events[0].json)["id"] == item.id
+    revisions = [e.revision for e in events]
     assert revisions == sorted(revisions)
 
 
@@ -45,15 +56,16 @@ async def test_an_operator_watches_every_thread_of_its_org(
     thread_store: RunningThreadStore, user_id: str, unique_org: str
 ) -> None:
     operator = Ctx(user_id="op-" + user_id, org_id=unique_org, roles=("operator",))
-    watcher = asyncio.create_task(_collect(thread_store.store.watch(operator, org=True), 2))
-    await asyncio.sleep(0.2)
+    changes = thread_store.store.watch(operator, org=True)
+    await _started(changes)
+    watcher = asyncio.create_task(_collect(changes, 2))
     alice = Ctx(user_id=user_id, org_id=unique_org)
     thread = new_thread()
     await thread_store.store.save_thread(thread, alice)
     await thread_store.store.save_thread(new_thread(), Ctx(user_id=user_id, org_id="another-org"))
     await thread_store.store.add_thread_item(thread.id, user_message(thread.id, "hi", at=times(1)[0]), alice)
     events = await asyncio.wait_for(watcher, 5)
-    assert [(e.type, e.thread_id) for e in events] == [("thread.created", thread.id), ("item.added", thread.id)]  # type: ignore[attr-defined]
+    assert [(e.type, e.thread_id) for e in events] == [("thread.created", thread.id), ("item.added", thread.id)]
 
 
 async def test_watching_another_users_thread_or_an_org_without_the_role_is_refused(

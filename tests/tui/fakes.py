@@ -179,6 +179,7 @@ class InMemoryBackend:
         return {"thr_alice": ago(430), "thr_bob": ago(30)}
 
     async def watch_threads(self, since: str) -> AsyncIterator[ThreadChange]:
+        yield ThreadChange(id=since or "0-0", type="watch.started", thread_id="", item_id="", at=NOW)
         while True:
             yield await self.thread_changes.get()
 

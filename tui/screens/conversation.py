@@ -46,7 +46,7 @@ class ConversationScreen(Screen[None]):
         self._pending: list[ThreadChange] = []
 
     @property
-    def console(self) -> ConsoleApp:  # type: ignore[override]
+    def console(self) -> ConsoleApp:
         """The console app (typed)."""
         from tui.app import ConsoleApp
 

@@ -6,7 +6,7 @@ WHERE id = $1 AND (user_id = $2 OR ($3 AND org_id IS NOT NULL AND org_id = $4));
 -- name: upsert_thread
 -- Insert, or update only when the existing row has the same owner: a thread id
 -- of another user returns no row (NOT_FOUND), it is never overwritten.
--- $6 NULL keeps the stored scope.
+-- $4 is the scope of a new thread; on update, $9 NULL keeps the stored scope.
 INSERT INTO threads (id, user_id, org_id, scope, title, status, data, created_at, updated_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now())
 ON CONFLICT (id) DO UPDATE
