@@ -21,6 +21,7 @@ import httpx
 import pytest
 from chatkit.types import (
     InferenceOptions,
+    ItemsListReq,
     ThreadsAddUserMessageReq,
     ThreadsCreateReq,
     ThreadStreamEvent,
@@ -300,3 +301,29 @@ def assistant_text(events: list[ThreadStreamEvent]) -> str:
         if e.type == "thread.item.done" and e.item.type == "assistant_message"
         for c in e.item.content  # type: ignore[union-attr]
     )
+
+
+async def thread_messages(http: httpx.AsyncClient, token: str, thread_id: str) -> list[tuple[str, str]]:
+    """The thread's messages as a reload shows them: (type, text), oldest first."""
+    request = ItemsListReq.model_validate({"params": {"thread_id": thread_id, "order": "asc", "limit": 100}})
+    reply = await post_json(http, token, request)
+    assert reply.status_code == 200, reply.text
+    return [
+        (i["type"], " ".join(c.get("text", "") for c in i["content"]))
+        for i in reply.json()["data"]
+        if i["type"] in ("user_message", "assistant_message")
+    ]
+
+
+async def read_until_text(events: AsyncIterator[SseEvent], containing: str) -> list[SseEvent]:
+    """Read a stream until the answer's streamed text contains ``containing``; the events read."""
+    seen: list[SseEvent] = []
+    text = ""
+    async for sse in events:
+        seen.append(sse)
+        event = sse.event
+        if event.type == "thread.item.updated" and event.update.type == "assistant_message.content_part.text_delta":  # type: ignore[union-attr]
+            text += event.update.delta  # type: ignore[union-attr]
+            if containing in text:
+                return seen
+    raise AssertionError(f"the stream ended before {containing!r}")

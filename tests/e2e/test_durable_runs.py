@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
-from chatkit.types import ItemsListReq
 
 from tests.conftest import free_port
 from tests.e2e.conftest import (
@@ -22,45 +21,21 @@ from tests.e2e.conftest import (
     bearer,
     create_request,
     new_user,
-    post_json,
     read_sse,
+    read_until_text,
     service_env,
     start_edge,
     start_service,
     stream_events,
+    thread_messages,
 )
 
 LONG = "count to 3000"  # about 1,000 deltas at 5 ms: several seconds of answer
 
 
-async def _texts(http: httpx.AsyncClient, token: str, thread_id: str) -> list[tuple[str, str]]:
-    """The thread's messages as a reload shows them: (type, text), oldest first."""
-    reply = await post_json(http, token, ItemsListReq(params={"thread_id": thread_id, "order": "asc", "limit": 100}))  # type: ignore[arg-type]
-    assert reply.status_code == 200, reply.text
-    return [
-        (i["type"], " ".join(c.get("text", "") for c in i["content"]))
-        for i in reply.json()["data"]
-        if i["type"] in ("user_message", "assistant_message")
-    ]
-
-
 async def _new_thread(http: httpx.AsyncClient, token: str) -> str:
     events = await stream_events(http, token, create_request("hi"))
     return events[0].thread.id  # type: ignore[union-attr]
-
-
-async def _read_until_text(events: AsyncIterator[SseEvent], containing: str) -> list[SseEvent]:
-    """Read the stream until the answer's text contains ``containing``."""
-    seen: list[SseEvent] = []
-    text = ""
-    async for sse in events:
-        seen.append(sse)
-        event = sse.event
-        if event.type == "thread.item.updated" and event.update.type == "assistant_message.content_part.text_delta":  # type: ignore[union-attr]
-            text += event.update.delta  # type: ignore[union-attr]
-            if containing in text:
-                return seen
-    raise AssertionError(f"the stream ended before {containing!r}")
 
 
 async def _drain(events: AsyncIterator[SseEvent]) -> list[SseEvent]:
@@ -84,14 +59,14 @@ async def test_a_client_that_disconnects_mid_answer_gets_the_whole_answer_saved(
     async with http.stream(
         "POST", "/chatkit", content=add_message_request(thread_id, "count to 600"), headers=bearer(token)
     ) as reply:
-        await _read_until_text(read_sse(reply), "Counting to 600: 1 2 3")  # the answer is streaming: go away
+        await read_until_text(read_sse(reply), "Counting to 600: 1 2 3")  # the answer is streaming: go away
 
     async def finished() -> bool:
-        texts = await _texts(http, token, thread_id)
+        texts = await thread_messages(http, token, thread_id)
         return texts[-1][0] == "assistant_message" and texts[-1][1].endswith("600.")
 
     await _wait_for(finished, 20)
-    texts = await _texts(http, token, thread_id)
+    texts = await thread_messages(http, token, thread_id)
     assert [kind for kind, _ in texts] == ["user_message", "assistant_message", "user_message", "assistant_message"]
     assert texts[-1][1] == "Counting to 600: " + " ".join(str(i) for i in range(1, 601)) + "."
     runs = (await http.get(f"/api/threads/{thread_id}/runs", headers=bearer(token))).json()
@@ -106,7 +81,7 @@ async def test_a_join_on_a_second_edge_replays_what_was_missed_and_follows_to_th
     async with http.stream(
         "POST", "/chatkit", content=add_message_request(thread_id, "count to 900"), headers=bearer(token)
     ) as reply:
-        seen = await _read_until_text(read_sse(reply), "Counting to 900: 1 2 3")
+        seen = await read_until_text(read_sse(reply), "Counting to 900: 1 2 3")
     last_id = [s.id for s in seen if s.id][-1]
     run_id, _, last_seq = last_id.rpartition(":")
     headers = {**bearer(token), "Last-Event-ID": last_id}
@@ -138,7 +113,7 @@ async def _two_open_streams(
             "POST", "/chatkit", content=add_message_request(thread_id, LONG), headers=bearer(token)
         ) as reply:
             events = read_sse(reply)
-            seen = await _read_until_text(events, "Counting to 3000: 1 2 3")
+            seen = await read_until_text(events, "Counting to 3000: 1 2 3")
             started.set()
             return seen + await _drain(events)
 
@@ -185,7 +160,7 @@ async def test_cancel_by_thread_or_session_ends_two_open_streams_within_a_second
     elapsed = await _cancel_and_time(cancel, tasks)
     own, joined = tasks[0].result(), tasks[1].result()
     assert elapsed < 1.0, f"streams ended {elapsed:.2f} s after the cancel"
-    texts = await _texts(http, token, thread_id)
+    texts = await thread_messages(http, token, thread_id)
     partial = texts[-1][1]
     assert (
         texts[-1][0] == "assistant_message" and "Counting to 3000: 1 2 3" in partial and not partial.endswith("3000.")
@@ -244,7 +219,7 @@ async def _second_message_while_answering(
             "POST", "/chatkit", content=add_message_request(thread_id, LONG), headers=bearer(token)
         ) as reply:
             events = read_sse(reply)
-            seen = await _read_until_text(events, "Counting to 3000: 1 2 3")
+            seen = await read_until_text(events, "Counting to 3000: 1 2 3")
             first_started.set()
             return seen + await _drain(events)
 
@@ -272,7 +247,7 @@ async def test_enqueue_answers_a_message_sent_while_answering_right_after_in_ord
             "POST", "/chatkit", content=add_message_request(thread_id, "count to 700"), headers=bearer(token)
         ) as reply:
             events = read_sse(reply)
-            seen = await _read_until_text(events, "Counting to 700: 1 2 3")
+            seen = await read_until_text(events, "Counting to 700: 1 2 3")
             first_started.set()
             return seen + await _drain(events)
 
@@ -282,7 +257,7 @@ async def test_enqueue_answers_a_message_sent_while_answering_right_after_in_ord
     await task
     assert [e.type for e in second][:3] == ["thread.item.done", "stream_options", "progress_update"]
     assert [e for e in second if e.type == "thread.item.done" and e.item.type == "assistant_message"]  # type: ignore[union-attr]
-    texts = await _texts(http, token, thread_id)
+    texts = await thread_messages(http, token, thread_id)
     assert [t for _, t in texts][2:] == [
         "count to 700",
         "Counting to 700: " + " ".join(str(i) for i in range(1, 701)) + ".",
@@ -301,7 +276,7 @@ async def test_reject_refuses_a_message_sent_while_answering_and_does_not_keep_i
         _first, second = await _second_message_while_answering(client, token, thread_id, "are you there?")
         errors = [s.event for s in second if s.event.type == "error"]
         assert len(second) == 1 and errors and "was not sent" in (errors[0].message or "")  # type: ignore[union-attr]
-        texts = await _texts(client, token, thread_id)
+        texts = await thread_messages(client, token, thread_id)
         assert "are you there?" not in [t for _, t in texts]
 
 
@@ -313,7 +288,7 @@ async def test_interrupt_stops_the_running_answer_and_answers_the_new_message(
         thread_id = await _new_thread(client, token)
         _first, second = await _second_message_while_answering(client, token, thread_id, "list tasks")
         assert [s for s in second if s.event.type == "thread.item.done" and s.event.item.type == "assistant_message"]  # type: ignore[union-attr]
-        texts = await _texts(client, token, thread_id)
+        texts = await thread_messages(client, token, thread_id)
         assert [t for _, t in texts][2] == LONG
         assert "Counting to 3000: 1 2 3" in texts[3][1] and not texts[3][1].endswith("3000.")  # kept, cut short
         assert texts[4] == ("user_message", "list tasks") and texts[5][0] == "assistant_message"

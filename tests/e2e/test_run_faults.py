@@ -11,23 +11,22 @@ from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
-from chatkit.types import ItemsListReq
 
 from tests.conftest import PrivateRedis, free_port
 from tests.e2e.conftest import (
-    SseEvent,
     Stack,
     add_message_request,
     bearer,
     child_pid,
     create_request,
     new_user,
-    post_json,
     read_sse,
+    read_until_text,
     stack_ports,
     start_stack,
     stop_stack,
     stream_events,
+    thread_messages,
 )
 
 
@@ -56,27 +55,6 @@ async def fault_http(fault_stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-async def _messages(http: httpx.AsyncClient, token: str, thread_id: str) -> list[tuple[str, str]]:
-    reply = await post_json(http, token, ItemsListReq(params={"thread_id": thread_id, "order": "asc", "limit": 100}))  # type: ignore[arg-type]
-    assert reply.status_code == 200, reply.text
-    return [
-        (i["type"], " ".join(c.get("text", "") for c in i["content"]))
-        for i in reply.json()["data"]
-        if i["type"] in ("user_message", "assistant_message")
-    ]
-
-
-async def _text_until(events: AsyncIterator[SseEvent], containing: str) -> str:
-    text = ""
-    async for sse in events:
-        event = sse.event
-        if event.type == "thread.item.updated" and event.update.type == "assistant_message.content_part.text_delta":  # type: ignore[union-attr]
-            text += event.update.delta  # type: ignore[union-attr]
-            if containing in text:
-                return text
-    raise AssertionError(f"the stream ended before {containing!r}")
-
-
 async def test_a_killed_agent_runner_ends_the_stream_with_an_error_keeps_the_partial_and_the_thread_recovers(
     fault_stack: Stack, fault_http: httpx.AsyncClient
 ) -> None:
@@ -88,7 +66,7 @@ async def test_a_killed_agent_runner_ends_the_stream_with_an_error_keeps_the_par
         "POST", "/chatkit", content=add_message_request(thread_id, "count to 5000"), headers=bearer(token)
     ) as reply:
         events = read_sse(reply)
-        await _text_until(events, " 1200 ")  # about two seconds of answer: partial saves have happened
+        await read_until_text(events, " 1200 ")  # about two seconds of answer: partial saves have happened
         os.kill(child_pid(fault_stack, "agent-runner"), signal.SIGKILL)
         killed = time.monotonic()
         rest = [sse.event async for sse in events]
@@ -97,7 +75,7 @@ async def test_a_killed_agent_runner_ends_the_stream_with_an_error_keeps_the_par
     assert errors and "went away" in (errors[0].message or "")  # type: ignore[union-attr]
     assert error_after < 2.0, f"the client learned of the crash after {error_after:.2f} s"
 
-    saved = await _messages(http, token, thread_id)
+    saved = await thread_messages(http, token, thread_id)
     assert saved[-1][0] == "assistant_message"
     assert "Counting to 5000: 1 2 3" in saved[-1][1] and not saved[-1][1].endswith("5000.")  # the partial is kept
 
@@ -133,13 +111,13 @@ async def test_with_redis_stopped_mid_answer_the_run_finishes_streams_and_new_ru
             "POST", "/chatkit", content=add_message_request(thread_id, "count to 1500"), headers=bearer(token)
         ) as reply:
             events = read_sse(reply)
-            await _text_until(events, " 100 ")
+            await read_until_text(events, " 100 ")
             fault_redis.stop()
             rest = [sse.event async for sse in events]
         done = [e for e in rest if e.type == "thread.item.done" and e.item.type == "assistant_message"]  # type: ignore[union-attr]
         assert done and done[-1].item.content[0].text.endswith("1500.")  # type: ignore[union-attr]
         assert not [e for e in rest if e.type == "error"]
-        saved = await _messages(http, token, thread_id)
+        saved = await thread_messages(http, token, thread_id)
         assert saved[-1] == ("assistant_message", "Counting to 1500: " + " ".join(map(str, range(1, 1501))) + ".")
         # Claims live in Postgres: with Redis still down, the thread answers the next message.
         again = await asyncio.wait_for(stream_events(http, token, add_message_request(thread_id, "list tasks")), 30)
