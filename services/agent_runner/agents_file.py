@@ -19,6 +19,10 @@ BUILTIN_MCP_SERVERS = frozenset({"tasks"})
 BUILTIN_TOOLS = frozenset({"escalate_to_human"})
 
 
+# Tools that destroy data wait for the user's approval unless the agents file says otherwise.
+DEFAULT_NEEDS_APPROVAL = frozenset({"delete_task"})
+
+
 @dataclass(frozen=True)
 class McpServerSpec:
     """An external MCP server: a stdio ``command`` or a streamable HTTP ``url``."""
@@ -52,6 +56,7 @@ class AgentsFile:
     agents: dict[str, AgentSpec]
     mcp_servers: dict[str, McpServerSpec]
     default_agent: str
+    needs_approval: frozenset[str] = DEFAULT_NEEDS_APPROVAL
 
     def agent(self, agent_id: str | None) -> AgentSpec:
         """The agent with this id, or the default for an empty id.
@@ -135,7 +140,11 @@ def parse_agents(data: dict[str, Any], *, source: str = "agents file") -> Agents
     default = str(data.get("default_agent") or next(iter(agents)))
     if default not in agents:
         raise InvalidArgument(f"{source}: default_agent {default!r} is not an agent")
-    return AgentsFile(agents=agents, mcp_servers=servers, default_agent=default)
+    approval = data.get("needs_approval")
+    needs_approval = (
+        DEFAULT_NEEDS_APPROVAL if approval is None else frozenset(_strings(approval, f"{source}: needs_approval"))
+    )
+    return AgentsFile(agents=agents, mcp_servers=servers, default_agent=default, needs_approval=needs_approval)
 
 
 def load_agents_file(path: Path | None = None) -> AgentsFile:

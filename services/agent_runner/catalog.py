@@ -41,9 +41,10 @@ class InProcessMcpServer(_MCPServerWithClientSession):
     list_tools, call_tool), without a socket or a process.
     """
 
-    def __init__(self, server: McpSdkServer, *, name: str) -> None:
+    def __init__(self, server: McpSdkServer, *, name: str, require_approval: Any = None) -> None:
         super().__init__(
             cache_tools_list=True,
+            require_approval=require_approval,
             client_session_timeout_seconds=30,
             failure_error_function=record_tool_failure,
             custom_data_extractor=record_mcp_error,
@@ -62,10 +63,11 @@ class InProcessMcpServer(_MCPServerWithClientSession):
         return self._name
 
 
-def external_mcp_server(spec: McpServerSpec) -> MCPServer:
-    """The Agents SDK client of an external MCP server."""
+def external_mcp_server(spec: McpServerSpec, require_approval: Any = None) -> MCPServer:
+    """The Agents SDK client of an external MCP server (``require_approval``: tool name -> "always")."""
     common: dict[str, Any] = {
         "name": spec.name,
+        "require_approval": require_approval,
         "cache_tools_list": True,
         "client_session_timeout_seconds": spec.timeout_seconds,
         "failure_error_function": record_tool_failure,
@@ -78,10 +80,12 @@ def external_mcp_server(spec: McpServerSpec) -> MCPServer:
     )
 
 
-def escalate_tool(sink: EscalationSink) -> Tool:
+def escalate_tool(sink: EscalationSink, *, needs_approval: bool = False) -> Tool:
     """``escalate_to_human(reason)``: open an escalation for the run's thread."""
 
-    @function_tool(name_override="escalate_to_human", failure_error_function=record_tool_failure)
+    @function_tool(
+        name_override="escalate_to_human", failure_error_function=record_tool_failure, needs_approval=needs_approval
+    )
     async def escalate_to_human(ctx: RunContextWrapper[RunState], reason: str) -> dict[str, str]:
         """Hand the conversation to a person. Use when the user asks for a human or you cannot help.
 
@@ -121,13 +125,15 @@ class AgentCatalog:
         models: ModelSource,
         tasks: TaskRepository,
         escalations: EscalationSink,
-        external_server: Callable[[McpServerSpec], MCPServer] = external_mcp_server,
+        external_server: Callable[[McpServerSpec, Any], MCPServer] = external_mcp_server,
     ) -> None:
         self.agents = agents
         self.models = models
         self._tasks = tasks
         self._task_server = build_task_server(tasks)  # once: each run binds its user (TASK_USER)
-        self._escalate = escalate_tool(escalations)
+        # MCP tools named in the agents file's needs_approval wait for a click on a card.
+        self._approvals = {name: "always" for name in agents.needs_approval} or None
+        self._escalate = escalate_tool(escalations, needs_approval="escalate_to_human" in agents.needs_approval)
         self._external_server = external_server
 
     def spec(self, agent_id: str | None) -> AgentSpec:
@@ -146,9 +152,9 @@ class AgentCatalog:
         for name in sorted({s for a in reachable for s in a.mcp_servers}):
             server: MCPServer
             if name == "tasks":
-                server = InProcessMcpServer(self._task_server, name="tasks")
+                server = InProcessMcpServer(self._task_server, name="tasks", require_approval=self._approvals)
             else:
-                server = self._external_server(self.agents.mcp_servers[name])
+                server = self._external_server(self.agents.mcp_servers[name], self._approvals)
             try:
                 await server.connect()  # type: ignore[no-untyped-call]
             except Exception as error:

@@ -20,6 +20,7 @@ import grpc
 from chatkit.types import ThreadMetadata, ThreadStreamEvent, UserMessageItem
 from pydantic import TypeAdapter
 
+from services.agent_runner.approvals import APPROVAL_ACTIONS, APPROVE_ACTION, REJECT_ACTION
 from switchboard.api.v1 import agent_runner_pb2 as pb
 from switchboard.api.v1.agent_runner_pb2_grpc import AgentRunnerStub
 from switchboard.grpc_client import LoopLocalChannels, error_from_rpc
@@ -27,6 +28,8 @@ from switchboard.principal import Caller
 from switchboard.proto_convert import principal_to_proto
 
 EVENT_ADAPTER: TypeAdapter[ThreadStreamEvent] = TypeAdapter(ThreadStreamEvent)
+# The actions of an approval card's buttons, for servers that route clicks to Run(approval=...).
+__all__ = ["APPROVAL_ACTIONS", "APPROVE_ACTION", "REJECT_ACTION", "AgentRunnerClient", "RunStream"]
 
 
 class RunStream:
@@ -117,8 +120,10 @@ class AgentRunnerClient:
         run_id: str | None = None,
         create_thread: ThreadMetadata | None = None,
         scope: str | None = None,
+        approval: tuple[str, bool] | None = None,
     ) -> RunStream:
-        """Start a run; iterate the result for its events."""
+        """Start a run; iterate the result for its events. ``approval`` is (card id, approve?): a
+        click on an approval card, which resumes the run waiting on it."""
         request = pb.RunRequest(
             principal=principal_to_proto(principal),
             thread_id=thread_id,
@@ -132,6 +137,9 @@ class AgentRunnerClient:
             request.retry_after_item_id = retry_after_item_id
         elif continue_thread:
             request.continue_thread = True
+        elif approval is not None:
+            card_id, approve = approval
+            request.approval.CopyFrom(pb.ApprovalDecision(card_id=card_id, approve=approve))
         if create_thread is not None:
             request.create_thread_json = create_thread.model_dump_json(exclude={"items"}).encode()
         return RunStream(self._channels.stub().Run(request))

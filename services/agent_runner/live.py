@@ -16,6 +16,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 from chatkit.types import (
     AssistantMessageContentPartTextDelta,
@@ -123,6 +124,7 @@ class LiveRun:
         self.history: Batch = []
         self.finished = False
         self.ending = False
+        self.paused: tuple[str, Any] | None = None  # (snapshot, pending approval) of a run waiting for a person
         self.final_status = ""
         self.stop_reason: str | None = None
         self.registered_at = time.monotonic()

@@ -150,6 +150,8 @@ class OfflineModel(Model):
             data = json.loads(text)
         except ValueError:
             data = None
+        if text.startswith("Not done:"):  # a call the user rejected on its approval card
+            return text
         if name.startswith("transfer_to_"):
             return f"You're now talking with {name.removeprefix('transfer_to_').replace('_', ' ').title()}.\n\n{HELP}"
         if not isinstance(data, dict):

@@ -34,7 +34,7 @@ import asyncpg
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from switchboard.errors import InvalidArgument, NotFound
+from switchboard.errors import FailedPrecondition, InvalidArgument, NotFound
 from switchboard.pages import Page, make_page
 from switchboard.sql import Queries
 from switchboard.streams import Attempt, reconnecting
@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 QUERIES = Queries.load(Path(__file__).parent / "queries")
 SIGNAL_CHANNEL = "switchboard:agent_runner:runs"
 ACTIVE = frozenset({"queued", "running"})
+WAITING = "waiting_approval"
 TERMINAL = frozenset({"completed", "cancelled", "failed", "interrupted"})
 MAX_RUN_PAGE = 100
 
@@ -73,6 +74,8 @@ class RunRecord:
     created_at: datetime
     started_at: datetime | None
     ended_at: datetime | None
+    approval: str | None = None  # the pending (or last) approval's JSON
+    state: str | None = None  # the paused run (the Agents SDK's RunState), only while waiting
 
     @property
     def active(self) -> bool:
@@ -81,7 +84,8 @@ class RunRecord:
 
 
 def _record(row: Any) -> RunRecord:
-    return RunRecord(**{name: row[name] for name in RunRecord.__slots__})
+    keys = set(row.keys())
+    return RunRecord(**{name: row[name] for name in RunRecord.__slots__ if name in keys})
 
 
 class RunRepository:
@@ -146,6 +150,40 @@ class RunRepository:
     async def delete(self, run_id: str) -> None:
         """Forget a run that never began (its thread was not the caller's)."""
         await self._pool.execute(QUERIES.delete_run, run_id)
+
+    async def pause(self, run_id: str, *, state: str, approval: str, last_seq: int, ttl_seconds: float) -> bool:
+        """Park a running run until its approval is decided (False: it was not running any more)."""
+        row = await self._pool.fetchrow(QUERIES.pause_run, run_id, state, approval, last_seq, ttl_seconds)
+        return row is not None
+
+    async def resume(self, *, thread_id: str, user_id: str, card_id: str) -> RunRecord | None:
+        """Take the run waiting on this card (None: no run waits on it).
+
+        Raises:
+            FailedPrecondition: another run is answering in the thread.
+        """
+        try:
+            row = await self._pool.fetchrow(
+                QUERIES.resume_run, thread_id, user_id, card_id, self.holder, self.lease_seconds
+            )
+        except asyncpg.UniqueViolationError:
+            raise FailedPrecondition("the conversation is answering; decide again when it is done") from None
+        return _record(row) if row is not None else None
+
+    async def run_of_card(self, *, thread_id: str, user_id: str, card_id: str) -> RunRecord | None:
+        """The run a card belongs to, whatever its state."""
+        row = await self._pool.fetchrow(QUERIES.run_of_card, thread_id, user_id, card_id)
+        return _record(row) if row is not None else None
+
+    async def drop_waiting(self, *, thread_id: str, user_id: str, reason: str) -> list[RunRecord]:
+        """End the thread's run waiting for approval (the user moved on)."""
+        return [
+            _record(row) for row in await self._pool.fetch(QUERIES.drop_waiting_in_thread, thread_id, user_id, reason)
+        ]
+
+    async def expire_waiting(self, reason: str) -> list[RunRecord]:
+        """End runs whose approval waited past its time (a batch)."""
+        return [_record(row) for row in await self._pool.fetch(QUERIES.expire_waiting, reason)]
 
     async def renew_leases(self) -> dict[str, bool]:
         """Extend the lease of every active run this replica holds: run id -> cancel requested."""

@@ -65,7 +65,7 @@ class AgentRunnerConfig:
     def from_env(cls, *, database_url: str, redis_url: str | None) -> AgentRunnerConfig:
         """Read ``SWITCHBOARD_THREAD_STORE``, ``SWITCHBOARD_SESSION_API``, ``SWITCHBOARD_AGENTS_FILE``,
         ``SWITCHBOARD_HISTORY_ITEMS``, ``SWITCHBOARD_MAX_TURNS``, ``SWITCHBOARD_DOUBLE_TEXT`` and
-        ``SWITCHBOARD_RUN_LEASE_SECONDS``."""
+        ``SWITCHBOARD_RUN_LEASE_SECONDS`` and ``SWITCHBOARD_APPROVAL_TTL_SECONDS``."""
         agents_file = env_str("SWITCHBOARD_AGENTS_FILE")
         policy = (env_str("SWITCHBOARD_DOUBLE_TEXT") or "enqueue").strip().lower()
         if policy not in DOUBLE_TEXT_POLICIES:

@@ -30,7 +30,8 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import openai
-from agents import MaxTurnsExceeded, ModelBehaviorError, RunConfig, Runner
+from agents import MaxTurnsExceeded, ModelBehaviorError, RunConfig, RunContextWrapper, Runner
+from agents import RunState as PausedRun
 from agents.exceptions import AgentsException, UserError
 from chatkit.agents import AgentContext, ThreadItemConverter, stream_agent_response
 from chatkit.store import NotFoundError, Store
@@ -64,11 +65,13 @@ from chatkit.types import (
 )
 from redis.exceptions import RedisError
 
+from services.agent_runner.approvals import PendingApproval, approval_card, call_arguments, decided_text
 from services.agent_runner.catalog import AgentCatalog
 from services.agent_runner.live import LiveRun, Subscription, event_json
 from services.agent_runner.runs import (
     MAX_RUN_PAGE,
     TERMINAL,
+    WAITING,
     RunLog,
     RunRecord,
     RunRepository,
@@ -78,7 +81,14 @@ from services.agent_runner.sessions import SessionLinks
 from services.agent_runner.tool_items import RunState, ToolItemHooks
 from services.thread_store.client import GrpcThreadStore
 from switchboard import pages
-from switchboard.errors import FailedPrecondition, InvalidArgument, NotFound, SwitchboardError, Unavailable
+from switchboard.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    SwitchboardError,
+    Unavailable,
+)
 from switchboard.pages import check_limit
 from switchboard.principal import Principal
 
@@ -94,7 +104,17 @@ INTERRUPTED_ERROR = (
     "The agent runner answering this message stopped; what it had written is kept. Send your message again."
 )
 QUEUED_TEXT = "Waiting for the previous answer to finish…"
+MOVED_ON = "Not done: you sent another message"
+EXPIRED = "Expired · nothing was done"
 DoubleText = Literal["enqueue", "interrupt", "reject"]
+
+
+@dataclass(frozen=True)
+class ApprovalDecision:
+    """A click on an approval card: the card (its widget item id) and the decision."""
+
+    card_id: str
+    approve: bool
 
 
 @dataclass(frozen=True)
@@ -111,6 +131,7 @@ class RunRequest:
         run_id: The run's id (None: generated).
         create_thread: Create this thread for the message (ChatKit's ``threads.create``).
         scope: The scope of a created thread.
+        approval: A decision on a card: resume the run waiting on it.
     """
 
     principal: Principal
@@ -122,6 +143,7 @@ class RunRequest:
     run_id: str | None = None
     create_thread: ThreadMetadata | None = None
     scope: str | None = None
+    approval: ApprovalDecision | None = None
 
 
 @dataclass(frozen=True)
@@ -136,6 +158,7 @@ class RunnerLimits:
             message is answered) or ``reject`` (refused, not saved).
         lease_seconds: A run's lease; its holder renews it every fifth of it.
         partial_save_seconds: How often a running answer's text is saved.
+        approval_ttl_seconds: How long an approval card waits before its run ends as cancelled.
     """
 
     history_items: int = 30
@@ -143,6 +166,7 @@ class RunnerLimits:
     double_text: DoubleText = "enqueue"
     lease_seconds: float = 10.0
     partial_save_seconds: float = 1.0
+    approval_ttl_seconds: float = 86400.0
 
     @property
     def heartbeat_seconds(self) -> float:
@@ -278,6 +302,7 @@ class AgentRunnerService:
             try:
                 await self._heartbeat()
                 await self._reap()
+                await self._expire_cards()
             except asyncio.CancelledError:
                 raise
             except Exception as error:
@@ -328,6 +353,8 @@ class AgentRunnerService:
         if self._closing:
             raise Unavailable("this agent runner is shutting down; retry on another replica")
         spec = self.catalog.spec(request.agent_id)  # an unknown agent fails before anything is written
+        if request.approval is not None:
+            return await self._resume(request, request.approval)
         principal = request.principal
         run_id = request.run_id or f"run_{uuid.uuid4().hex}"
         input_item_id = (request.user_message.id if request.user_message else request.retry_after_item_id) or ""
@@ -370,12 +397,46 @@ class AgentRunnerService:
         run.task = asyncio.create_task(self._execute(run, request, thread, history), name=f"run-{run.run_id}")
         return run
 
+    async def _resume(self, request: RunRequest, decision: ApprovalDecision) -> LiveRun:
+        """Resume the run waiting on a card, on this replica, with the user's decision.
+
+        Raises:
+            NotFound: the thread is not the caller's.
+            AlreadyExists: the card was decided already (a second click: nothing to do).
+            FailedPrecondition: no run of this thread waits on such a card (a forged click).
+        """
+        principal = request.principal
+        try:
+            thread = await self.store.load_thread(request.thread_id, Principal(user_id=principal.user_id))
+        except NotFoundError:
+            raise NotFound(f"there is no thread {request.thread_id!r}") from None
+        record = await self.runs.resume(thread_id=thread.id, user_id=principal.user_id, card_id=decision.card_id)
+        if record is None:
+            if await self.runs.run_of_card(thread_id=thread.id, user_id=principal.user_id, card_id=decision.card_id):
+                raise AlreadyExists("this card was decided already")
+            raise FailedPrecondition("there is no pending approval for this card")
+        if record.session_id and principal.session_id != record.session_id:
+            principal = _with_session(principal, record.session_id)
+        run = LiveRun(record, principal, self.log)
+        self.live[run.run_id] = run
+        run.task = asyncio.create_task(self._execute(run, request, thread, []), name=f"run-{run.run_id}")
+        return run
+
     def _check(self, request: RunRequest) -> None:
         if not request.thread_id:
             raise InvalidArgument("thread_id is required")
-        inputs = [request.user_message is not None, request.retry_after_item_id is not None, request.continue_thread]
+        inputs = [
+            request.user_message is not None,
+            request.retry_after_item_id is not None,
+            request.continue_thread,
+            request.approval is not None,
+        ]
         if sum(inputs) != 1:
-            raise InvalidArgument("give exactly one of user_message_json, retry_after_item_id or continue_thread")
+            raise InvalidArgument(
+                "give exactly one of user_message_json, retry_after_item_id, continue_thread or approval"
+            )
+        if request.approval is not None and not _RUN_ID.match(request.approval.card_id):
+            raise InvalidArgument("approval.card_id must name the card's widget item")
         if request.user_message is not None and request.user_message.thread_id != request.thread_id:
             raise InvalidArgument("the user message belongs to another thread than thread_id")
         if request.create_thread is not None:
@@ -387,6 +448,11 @@ class AgentRunnerService:
             raise InvalidArgument("run_id must be 1-64 letters, digits, '-' or '_'")
 
     async def _claim(self, request: RunRequest, principal: Principal, run_id: str, input_item_id: str) -> RunRecord:
+        # A card still waiting when a new message arrives is not approved: the user moved on.
+        for dropped in await self.runs.drop_waiting(
+            thread_id=request.thread_id, user_id=principal.user_id, reason=MOVED_ON
+        ):
+            await self._close_card(dropped, principal, MOVED_ON)
         policy = self.limits.double_text
         if policy == "interrupt":
             # The newest message wins: whatever runs or waits in the thread stops.
@@ -444,6 +510,9 @@ class AgentRunnerService:
     ) -> None:
         status, error_text = "failed", "the run stopped unexpectedly"
         try:
+            if request.approval is not None:
+                status, error_text = await self._decide(run, request.approval, thread)
+                return
             if request.create_thread is not None:
                 run.emit(ThreadCreatedEvent(thread=_thread_response(thread)))
             if request.user_message is not None:
@@ -483,7 +552,18 @@ class AgentRunnerService:
         run.ending = True  # from here the heartbeat no longer expects the run in Postgres
         last_seq = await run.flush()
         try:
-            await self.runs.finish(run.run_id, status=status, error=error_text, last_seq=last_seq)
+            if status == WAITING and run.paused is not None:
+                state, pending = run.paused
+                if not await self.runs.pause(
+                    run.run_id,
+                    state=state,
+                    approval=pending.to_json(),
+                    last_seq=last_seq,
+                    ttl_seconds=self.limits.approval_ttl_seconds,
+                ):
+                    log.warning("run %s was taken over before it could wait for approval", run.run_id)
+            else:
+                await self.runs.finish(run.run_id, status=status, error=error_text, last_seq=last_seq)
         except Exception as error:
             log.warning("could not record the end of run %s (%s); its lease runs out on its own", run.run_id, error)
         # Ended in Postgres first: whoever sees the end of the stream finds the thread free.
@@ -509,19 +589,114 @@ class AgentRunnerService:
             woken.cancel()
         return False
 
+    async def _decide(self, run: LiveRun, decision: ApprovalDecision, thread: ThreadMetadata) -> tuple[str, str]:
+        """Show the decision on the card, then go on with the paused run."""
+        assert run.record.approval is not None and run.record.state is not None
+        pending = PendingApproval.from_json(run.record.approval)
+        verdict = "Approved" if decision.approve else "Rejected"
+        card = approval_card(
+            pending,
+            thread_id=thread.id,
+            created_at=run.record.created_at,
+            decided=decided_text(verdict, run.principal.user_id),
+        )
+        await self.store.save_item(thread.id, card, run.principal)
+        run.emit(ThreadItemReplacedEvent(item=card))
+        payload = {
+            "run_id": run.run_id,
+            "card_id": pending.card_id,
+            "tool": pending.tool_name,
+            "decision": "approved" if decision.approve else "rejected",
+            "by": run.principal.user_id,
+            "seconds_since_the_run_started": round((datetime.now(UTC) - run.record.created_at).total_seconds(), 3),
+        }
+        await self._audit(run.principal, "approval_decided", payload)
+        run.emit(StreamOptionsEvent(stream_options=StreamOptions(allow_cancel=True)))
+        resume = _Resume(state=run.record.state, pending=pending, approve=decision.approve)
+        return await self._answer(
+            run, RunRequest(principal=run.principal, thread_id=thread.id, continue_thread=True), thread, [], resume
+        )
+
+    async def _audit(self, principal: Principal, type: str, payload: dict[str, Any]) -> None:
+        """A card shown, decided, dropped or expired, in the session's audit trail (best effort)."""
+        if self.sessions is None or not principal.session_id:
+            return
+        try:
+            await self.sessions.record_event(principal, session_id=principal.session_id, type=type, payload=payload)
+        except SwitchboardError as error:
+            log.warning("could not record %s in session %s (%s)", type, principal.session_id, error.message)
+
+    async def _close_card(self, record: RunRecord, principal: Principal, reason: str) -> None:
+        """Show on a card that its run ended without a decision (and why), and tell the next run."""
+        if record.approval is None:
+            return
+        pending = PendingApproval.from_json(record.approval)
+        owner = Principal(user_id=record.user_id, org_id=record.org_id, session_id=record.session_id)
+        card = approval_card(pending, thread_id=record.thread_id, created_at=record.created_at, decided=reason)
+        note = SDKHiddenContextItem(
+            thread_id=record.thread_id,
+            created_at=datetime.now(UTC),
+            id=self.store.generate_item_id(
+                "sdk_hidden_context", ThreadMetadata(id=record.thread_id, created_at=record.created_at), owner
+            ),
+            content=f"The request to {pending.description.lower()} was not approved ({reason}); it was not done.",
+        )
+        try:
+            await self.store.save_item(record.thread_id, card, owner)
+            await self.store.add_thread_item(record.thread_id, note, owner)
+        except Exception as error:
+            log.warning("could not close the card of run %s (%s)", record.id, error)
+        kind = "approval_expired" if reason == EXPIRED else "approval_dropped"
+        payload = {"run_id": record.id, "card_id": pending.card_id, "tool": pending.tool_name, "reason": reason}
+        await self._audit(owner, kind, payload)
+
+    async def _expire_cards(self) -> None:
+        for record in await self.runs.expire_waiting(EXPIRED):
+            log.info("the approval card of run %s expired", record.id)
+            await self._close_card(record, Principal(user_id=record.user_id), EXPIRED)
+            if record.approval is not None:
+                pending = PendingApproval.from_json(record.approval)
+                notice = AssistantMessageItem(
+                    id=self.store.generate_item_id(
+                        "message",
+                        ThreadMetadata(id=record.thread_id, created_at=record.created_at),
+                        Principal(user_id=record.user_id),
+                    ),
+                    thread_id=record.thread_id,
+                    created_at=datetime.now(UTC),
+                    content=[
+                        AssistantMessageContent(
+                            text=(
+                                f"The request to {pending.description.lower()} waited too long for approval"
+                                " and expired; nothing was done."
+                            )
+                        )
+                    ],
+                )
+                owner = Principal(user_id=record.user_id, org_id=record.org_id, session_id=record.session_id)
+                try:
+                    await self.store.add_thread_item(record.thread_id, notice, owner)
+                except Exception as error:
+                    log.warning("could not note the expired card of run %s (%s)", record.id, error)
+
     async def _answer(
-        self, run: LiveRun, request: RunRequest, thread: ThreadMetadata, history: list[ThreadItem]
+        self,
+        run: LiveRun,
+        request: RunRequest,
+        thread: ThreadMetadata,
+        history: list[ThreadItem],
+        resume: _Resume | None = None,
     ) -> tuple[str, str]:
-        """Run the agent on the history; returns the final status and error."""
+        """Run the agent on the history (or resume a paused run); returns the final status and error."""
         principal = run.principal
         pending = _Pending()
         saves = _PartialSaves(self.store, principal, thread.id, self.limits.partial_save_seconds)
         hooks: ToolItemHooks | None = None
         failure: ErrorEvent | None = None
         flagged = False
+        paused: tuple[str, PendingApproval] | None = None
         async with AsyncExitStack() as stack:
             try:
-                agent_input = await self.converter.to_agent_input(_answerable(history, request))
                 spec = self.catalog.spec(request.agent_id or _str(thread.metadata.get("agent_id")))
                 offline = self.catalog.models.is_offline(spec.model)
                 announce = offline and not thread.metadata.get(OFFLINE_NOTICE_FLAG)
@@ -531,9 +706,14 @@ class AgentRunnerService:
                 chatkit = AgentContext[Any](thread=thread, store=self.store, request_context=principal)
                 state = RunState(principal=principal, chatkit=chatkit)
                 hooks = ToolItemHooks(state)
+                run_input: Any
+                if resume is None:
+                    run_input = await self.converter.to_agent_input(_answerable(history, request))
+                else:
+                    run_input = await _decided_state(built.starting, state, resume)
                 result = Runner.run_streamed(
                     built.starting,
-                    agent_input,
+                    run_input,
                     context=state,
                     hooks=hooks,
                     max_turns=self.limits.max_turns,
@@ -554,6 +734,8 @@ class AgentRunnerService:
                 if announce and not run.stopping:
                     thread.metadata[OFFLINE_NOTICE_FLAG] = True
                     flagged = True
+                if result.interruptions and not run.stopping:
+                    paused = await self._pause(run, result, thread)
             except Exception as error:
                 failure = _error_event(error)
                 if not isinstance(error, SwitchboardError):
@@ -570,11 +752,34 @@ class AgentRunnerService:
         if failure is None:
             async for event in self._update_thread(thread, principal, changed=flagged, titled=_first_turn(history)):
                 run.emit(event)
+        if paused is not None and not stopped and failure is None:
+            run.paused = paused
+            return WAITING, ""
         if stopped:
             return stopped, "" if stopped == "cancelled" else INTERRUPTED_ERROR
         if failure is not None:
             return "failed", failure.message or ""
         return "completed", ""
+
+    async def _pause(self, run: LiveRun, result: Any, thread: ThreadMetadata) -> tuple[str, PendingApproval]:
+        """The run stopped on a call that needs approval: show its card; what to keep in Postgres."""
+        item = result.interruptions[0]
+        call_id, arguments = call_arguments(item.raw_item)
+        pending = PendingApproval(
+            card_id=self.store.generate_item_id("message", thread, run.principal),
+            call_id=call_id,
+            tool_name=item.tool_name or "",
+            arguments=arguments,
+            agent=getattr(item.agent, "name", ""),
+        )
+        card = approval_card(pending, thread_id=thread.id, created_at=datetime.now(UTC))
+        await self.store.add_thread_item(thread.id, card, run.principal)
+        run.emit(ThreadItemDoneEvent(item=card))
+        shown = {"run_id": run.run_id, "card_id": pending.card_id, "tool": pending.tool_name, "arguments": arguments}
+        await self._audit(run.principal, "approval_requested", shown)
+        # The context (principal, store) is rebuilt on resume: it is never part of the snapshot.
+        state = result.to_state().to_string(context_serializer=lambda _context: {})
+        return state, pending
 
     async def _note_cancelled(self, thread: ThreadMetadata, principal: Principal) -> None:
         """Tell the next run not to continue the cancelled one (as ChatKit's server does)."""
@@ -765,6 +970,32 @@ class AgentRunnerService:
             await self.store.load_thread(thread_id, caller)
         except NotFoundError:
             raise NotFound(f"there is no thread {thread_id!r}") from None
+
+
+@dataclass(frozen=True)
+class _Resume:
+    """A paused run to go on with: its snapshot, the call it waits on, the decision."""
+
+    state: str
+    pending: PendingApproval
+    approve: bool
+
+
+async def _decided_state(starting: Any, context: RunState, resume: _Resume) -> PausedRun[Any, Any]:
+    """The paused run with the decision applied to its waiting call.
+
+    Raises:
+        FailedPrecondition: the snapshot no longer waits on that call.
+    """
+    paused = await PausedRun.from_string(starting, resume.state, context_override=RunContextWrapper(context=context))
+    for item in paused.get_interruptions():
+        if call_arguments(item.raw_item)[0] == resume.pending.call_id:
+            if resume.approve:
+                paused.approve(item)
+            else:
+                paused.reject(item, rejection_message=f"Not done: the user rejected “{resume.pending.description}”.")
+            return paused
+    raise FailedPrecondition("the paused run no longer waits on this call")
 
 
 def _operator_org(principal: Principal) -> str | None:

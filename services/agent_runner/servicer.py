@@ -8,7 +8,7 @@ from chatkit.types import ThreadMetadata, UserMessageItem
 from pydantic import ValidationError
 
 from services.agent_runner.runs import RunRecord
-from services.agent_runner.service import AgentRunnerService, RunRequest
+from services.agent_runner.service import AgentRunnerService, ApprovalDecision, RunRequest
 from switchboard.api.v1 import agent_runner_pb2 as pb
 from switchboard.api.v1 import agent_runner_pb2_grpc
 from switchboard.errors import InvalidArgument
@@ -44,6 +44,9 @@ def run_request_from_proto(request: pb.RunRequest) -> RunRequest:
         run_id=request.run_id or None,
         create_thread=create,
         scope=request.scope or None,
+        approval=ApprovalDecision(card_id=request.approval.card_id, approve=request.approval.approve)
+        if which == "approval"
+        else None,
     )
 
 

@@ -8,8 +8,9 @@ without session_api, where sessions are not tracked).
 
 from __future__ import annotations
 
+import json
 import uuid
-from typing import Protocol
+from typing import Any, Protocol
 
 from services.session_api.client import SessionApiClient
 from switchboard.principal import Principal
@@ -26,12 +27,17 @@ class SessionLinks(Protocol):
         """Record that the session used the thread."""
         ...
 
+    async def record_event(self, principal: Principal, *, session_id: str, type: str, payload: dict[str, Any]) -> None:
+        """Append an event to the session's audit trail."""
+        ...
+
 
 class InMemorySessionLinks:
     """Sessions that exist only as ids, with what was attached."""
 
     def __init__(self) -> None:
         self.attached: list[tuple[str, str]] = []
+        self.events: list[tuple[str, str, dict[str, Any]]] = []
 
     async def create_for_thread(self, principal: Principal, *, thread_id: str, agent_id: str) -> str:
         session_id = f"sess_{uuid.uuid4().hex}"
@@ -40,6 +46,9 @@ class InMemorySessionLinks:
 
     async def attach(self, principal: Principal, *, session_id: str, thread_id: str) -> None:
         self.attached.append((session_id, thread_id))
+
+    async def record_event(self, principal: Principal, *, session_id: str, type: str, payload: dict[str, Any]) -> None:
+        self.events.append((session_id, type, payload))
 
 
 class SessionApiLinks:
@@ -58,3 +67,7 @@ class SessionApiLinks:
 
     async def attach(self, principal: Principal, *, session_id: str, thread_id: str) -> None:
         await self._client.attach_thread(principal, session_id, thread_id)
+
+    async def record_event(self, principal: Principal, *, session_id: str, type: str, payload: dict[str, Any]) -> None:
+        body = json.dumps(payload, default=str).encode()
+        await self._client.record_event(principal, session_id, type=type, payload_json=body)

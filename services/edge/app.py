@@ -39,7 +39,7 @@ from services.edge.chatkit_server import (
     SwitchboardChatKitServer,
 )
 from services.edge.config import EdgeConfig
-from services.edge.turns import TURN_REQUESTS, StartedTurn, Turns
+from services.edge.turns import StartedTurn, Turns, starts_a_turn
 from services.session_api.client import SessionApiClient
 from services.thread_store.client import GrpcThreadStore
 from switchboard.errors import InvalidArgument, ResourceExhausted, SwitchboardError
@@ -253,7 +253,7 @@ def create_app(config: EdgeConfig, *, edge: Edge | None = None) -> FastAPI:
             if isinstance(parsed, ItemsListReq):
                 body = await edge.chatkit.items_list_json(parsed.params, context)
                 return Response(body, media_type="application/json")
-            if isinstance(parsed, TURN_REQUESTS):
+            if starts_a_turn(parsed):
                 turn = await edge.turns.start(parsed, context)
                 return sse_response(edge.turns.relay(turn, context, started=True))
             if parsed.type.startswith("attachments."):

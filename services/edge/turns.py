@@ -17,6 +17,7 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TypeGuard
 
 from chatkit.server import ChatKitServer
 from chatkit.types import (
@@ -30,15 +31,16 @@ from chatkit.types import (
     ThreadsAddStructuredInputReq,
     ThreadsAddUserMessageReq,
     ThreadsCreateReq,
+    ThreadsCustomActionReq,
     ThreadsRetryAfterItemReq,
     UserMessageItem,
 )
 
-from services.agent_runner.client import AgentRunnerClient, RunStream
+from services.agent_runner.client import APPROVAL_ACTIONS, APPROVE_ACTION, AgentRunnerClient, RunStream
 from services.edge.auth import RequestContext
 from services.edge.config import OnDisconnect
 from services.thread_store.client import GrpcThreadStore
-from switchboard.errors import FailedPrecondition, InvalidArgument, SwitchboardError
+from switchboard.errors import AlreadyExists, FailedPrecondition, InvalidArgument, SwitchboardError
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,14 @@ RUNNER_LOST = (
     "The answer stopped because the agent runner went away; what it had written is kept."
     " Reload to see it, or send your message again."
 )
+
+
+def starts_a_turn(request: object) -> TypeGuard[StreamingReq]:
+    """Whether a ChatKit request is answered by the agent runner (a message, a retry, a
+    client tool output, a structured input, or a click on an approval card)."""
+    if isinstance(request, ThreadsCustomActionReq):
+        return request.params.action.type in APPROVAL_ACTIONS
+    return isinstance(request, TURN_REQUESTS)
 
 
 def sse(body: bytes, event_id: str | None = None) -> bytes:
@@ -143,10 +153,20 @@ class Turns:
             case ThreadsAddStructuredInputReq():
                 prelude.append(await self._answer_structured_input(request, context))
                 stream = self._runner.run(principal, thread_id=request.params.thread_id, continue_thread=True)
+            case ThreadsCustomActionReq() if request.params.action.type in APPROVAL_ACTIONS:
+                if not request.params.item_id:
+                    raise InvalidArgument("an approval click names the card it comes from (item_id)")
+                decision = (request.params.item_id, request.params.action.type == APPROVE_ACTION)
+                stream = self._runner.run(principal, thread_id=request.params.thread_id, approval=decision)
             case _:
                 raise InvalidArgument(f"{request.type} does not start an answer")
         try:
             await stream.started()
+        except AlreadyExists:
+            # A second click on a decided card: nothing happens, nothing is sent.
+            stream.close()
+            stream.run_id = ""
+            return StartedTurn(stream=stream, prelude=prelude)
         except FailedPrecondition as refused:
             # The reject policy: the message was not saved; the client shows why.
             stream.close()

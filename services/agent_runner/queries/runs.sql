@@ -95,3 +95,39 @@ SELECT 1 FROM runs WHERE id = $1 AND thread_id = $2;
 
 -- name: set_session
 UPDATE runs SET session_id = $2 WHERE id = $1;
+
+-- name: pause_run
+-- A running run stops to wait for a person's approval: in Postgres only, held by nobody.
+UPDATE runs SET status = 'waiting_approval', state = $2, approval = $3::jsonb, last_seq = $4,
+                approval_expires_at = clock_timestamp() + make_interval(secs => $5), lease_expires_at = NULL
+WHERE id = $1 AND status = 'running'
+RETURNING *;
+
+-- name: resume_run
+-- The click on a card: its waiting run runs again, held by this replica. A run
+-- of the thread that is running already wins (unique index): the click waits.
+UPDATE runs SET status = 'running', holder = $4, lease_expires_at = clock_timestamp() + make_interval(secs => $5),
+                cancel_requested = false, approval_expires_at = NULL
+WHERE thread_id = $1 AND user_id = $2 AND status = 'waiting_approval' AND approval ->> 'card_id' = $3
+RETURNING *;
+
+-- name: run_of_card
+-- The run a card belongs to, in any state (a click on a decided card is a no-op).
+SELECT * FROM runs WHERE thread_id = $1 AND user_id = $2 AND approval ->> 'card_id' = $3;
+
+-- name: drop_waiting_in_thread
+-- A new message while a card waits: the card's run ends, nothing was done.
+UPDATE runs SET status = 'cancelled', error = $3, ended_at = clock_timestamp(), approval_expires_at = NULL
+WHERE thread_id = $1 AND user_id = $2 AND status = 'waiting_approval'
+RETURNING *;
+
+-- name: expire_waiting
+UPDATE runs SET status = 'cancelled', error = $1, ended_at = clock_timestamp(), approval_expires_at = NULL
+WHERE id IN (
+    SELECT id FROM runs
+    WHERE status = 'waiting_approval' AND approval_expires_at < clock_timestamp()
+    ORDER BY approval_expires_at
+    LIMIT 100
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING *;

@@ -11,12 +11,13 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class RunRequest(_message.Message):
-    __slots__ = ("principal", "thread_id", "user_message_json", "retry_after_item_id", "continue_thread", "agent_id", "run_id", "create_thread_json", "scope")
+    __slots__ = ("principal", "thread_id", "user_message_json", "retry_after_item_id", "continue_thread", "approval", "agent_id", "run_id", "create_thread_json", "scope")
     PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
     THREAD_ID_FIELD_NUMBER: _ClassVar[int]
     USER_MESSAGE_JSON_FIELD_NUMBER: _ClassVar[int]
     RETRY_AFTER_ITEM_ID_FIELD_NUMBER: _ClassVar[int]
     CONTINUE_THREAD_FIELD_NUMBER: _ClassVar[int]
+    APPROVAL_FIELD_NUMBER: _ClassVar[int]
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     CREATE_THREAD_JSON_FIELD_NUMBER: _ClassVar[int]
@@ -26,11 +27,20 @@ class RunRequest(_message.Message):
     user_message_json: bytes
     retry_after_item_id: str
     continue_thread: bool
+    approval: ApprovalDecision
     agent_id: str
     run_id: str
     create_thread_json: bytes
     scope: str
-    def __init__(self, principal: _Optional[_Union[_common_pb2.Principal, _Mapping]] = ..., thread_id: _Optional[str] = ..., user_message_json: _Optional[bytes] = ..., retry_after_item_id: _Optional[str] = ..., continue_thread: _Optional[bool] = ..., agent_id: _Optional[str] = ..., run_id: _Optional[str] = ..., create_thread_json: _Optional[bytes] = ..., scope: _Optional[str] = ...) -> None: ...
+    def __init__(self, principal: _Optional[_Union[_common_pb2.Principal, _Mapping]] = ..., thread_id: _Optional[str] = ..., user_message_json: _Optional[bytes] = ..., retry_after_item_id: _Optional[str] = ..., continue_thread: _Optional[bool] = ..., approval: _Optional[_Union[ApprovalDecision, _Mapping]] = ..., agent_id: _Optional[str] = ..., run_id: _Optional[str] = ..., create_thread_json: _Optional[bytes] = ..., scope: _Optional[str] = ...) -> None: ...
+
+class ApprovalDecision(_message.Message):
+    __slots__ = ("card_id", "approve")
+    CARD_ID_FIELD_NUMBER: _ClassVar[int]
+    APPROVE_FIELD_NUMBER: _ClassVar[int]
+    card_id: str
+    approve: bool
+    def __init__(self, card_id: _Optional[str] = ..., approve: _Optional[bool] = ...) -> None: ...
 
 class RunEvents(_message.Message):
     __slots__ = ("run_id", "events_json", "first_seq", "status")
