@@ -124,6 +124,7 @@ class LiveRun:
         self.history: Batch = []
         self.finished = False
         self.ending = False
+        self.decided_by = ""  # who clicked the card this run resumes from (the user, or an operator)
         self.paused: tuple[str, Any] | None = None  # (snapshot, pending approval) of a run waiting for a person
         self.final_status = ""
         self.stop_reason: str | None = None

@@ -175,6 +175,11 @@ class RunRepository:
         row = await self._pool.fetchrow(QUERIES.run_of_card, thread_id, user_id, card_id)
         return _record(row) if row is not None else None
 
+    async def run_of_card_in_org(self, *, thread_id: str, org_id: str, card_id: str) -> RunRecord | None:
+        """The run a card belongs to, among the runs of an org (an operator deciding for the user)."""
+        row = await self._pool.fetchrow(QUERIES.run_of_card_in_org, thread_id, org_id, card_id)
+        return _record(row) if row is not None else None
+
     async def drop_waiting(self, *, thread_id: str, user_id: str, reason: str) -> list[RunRecord]:
         """End the thread's run waiting for approval (the user moved on)."""
         return [

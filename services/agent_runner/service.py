@@ -159,6 +159,7 @@ class RunnerLimits:
         lease_seconds: A run's lease; its holder renews it every fifth of it.
         partial_save_seconds: How often a running answer's text is saved.
         approval_ttl_seconds: How long an approval card waits before its run ends as cancelled.
+        operator_may_approve: Whether an operator of the thread's org may decide a card for the user.
     """
 
     history_items: int = 30
@@ -167,6 +168,7 @@ class RunnerLimits:
     lease_seconds: float = 10.0
     partial_save_seconds: float = 1.0
     approval_ttl_seconds: float = 86400.0
+    operator_may_approve: bool = False
 
     @property
     def heartbeat_seconds(self) -> float:
@@ -406,18 +408,26 @@ class AgentRunnerService:
             FailedPrecondition: no run of this thread waits on such a card (a forged click).
         """
         principal = request.principal
+        owner = principal.user_id
+        if principal.is_operator and principal.org_id and self.limits.operator_may_approve:
+            # The deployment lets operators decide for the user: the run stays the user's.
+            found = await self.runs.run_of_card_in_org(
+                thread_id=request.thread_id, org_id=principal.org_id, card_id=decision.card_id
+            )
+            if found is not None:
+                owner = found.user_id
         try:
-            thread = await self.store.load_thread(request.thread_id, Principal(user_id=principal.user_id))
+            thread = await self.store.load_thread(request.thread_id, Principal(user_id=owner))
         except NotFoundError:
             raise NotFound(f"there is no thread {request.thread_id!r}") from None
-        record = await self.runs.resume(thread_id=thread.id, user_id=principal.user_id, card_id=decision.card_id)
+        record = await self.runs.resume(thread_id=thread.id, user_id=owner, card_id=decision.card_id)
         if record is None:
-            if await self.runs.run_of_card(thread_id=thread.id, user_id=principal.user_id, card_id=decision.card_id):
+            if await self.runs.run_of_card(thread_id=thread.id, user_id=owner, card_id=decision.card_id):
                 raise AlreadyExists("this card was decided already")
             raise FailedPrecondition("there is no pending approval for this card")
-        if record.session_id and principal.session_id != record.session_id:
-            principal = _with_session(principal, record.session_id)
-        run = LiveRun(record, principal, self.log)
+        acting = Principal(user_id=owner, org_id=record.org_id, session_id=record.session_id)
+        run = LiveRun(record, acting, self.log)
+        run.decided_by = principal.user_id
         self.live[run.run_id] = run
         run.task = asyncio.create_task(self._execute(run, request, thread, []), name=f"run-{run.run_id}")
         return run
@@ -598,7 +608,7 @@ class AgentRunnerService:
             pending,
             thread_id=thread.id,
             created_at=run.record.created_at,
-            decided=decided_text(verdict, run.principal.user_id),
+            decided=decided_text(verdict, run.decided_by or run.principal.user_id),
         )
         await self.store.save_item(thread.id, card, run.principal)
         run.emit(ThreadItemReplacedEvent(item=card))
@@ -607,7 +617,7 @@ class AgentRunnerService:
             "card_id": pending.card_id,
             "tool": pending.tool_name,
             "decision": "approved" if decision.approve else "rejected",
-            "by": run.principal.user_id,
+            "by": run.decided_by or run.principal.user_id,
             "seconds_since_the_run_started": round((datetime.now(UTC) - run.record.created_at).total_seconds(), 3),
         }
         await self._audit(run.principal, "approval_decided", payload)

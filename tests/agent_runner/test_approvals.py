@@ -151,3 +151,28 @@ async def test_a_card_nobody_decides_expires_and_the_thread_says_so(runner: Runn
     page = await runner.thread_store.store.load_thread_items(thread.id, None, 20, "desc", ctx)
     assert any(i.type == "assistant_message" and "expired" in i.content[0].text for i in page.data)  # type: ignore[union-attr]
     assert await _tasks(runner, user_id) == [task_id]
+
+
+async def test_an_operator_of_the_org_decides_a_card_only_where_the_deployment_allows_it(
+    runner: RunningRunner, user_id: str
+) -> None:
+    runner.models.use_offline()
+    ctx = Ctx(user_id=user_id, org_id="org-cards")
+    operator = Ctx(user_id=f"{user_id}-op", org_id="org-cards", roles=("operator",))
+    thread = await new_thread(runner, ctx)
+    task_id = await _task(runner, user_id, "cancel gym")
+    card_id, _ = await _ask_to_delete(runner, ctx, thread.id, task_id)
+    with pytest.raises(NotFound):  # not allowed by default: the operator is just another user
+        await runner.client.run(operator, thread_id=thread.id, approval=(card_id, True)).started()
+    saved = runner.service.limits
+    runner.service.limits = dataclasses.replace(saved, operator_may_approve=True)
+    try:
+        stranger = Ctx(user_id=f"{user_id}-op2", org_id="other-org", roles=("operator",))
+        with pytest.raises(NotFound):
+            await runner.client.run(stranger, thread_id=thread.id, approval=(card_id, True)).started()
+        events = [e async for e in runner.client.run(operator, thread_id=thread.id, approval=(card_id, True))]
+    finally:
+        runner.service.limits = saved
+    card = next(e.item for e in events if e.type == "thread.item.replaced")
+    assert card.widget.status["text"].startswith(f"Approved by {user_id}-op")
+    assert await _tasks(runner, user_id) == []

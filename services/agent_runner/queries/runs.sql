@@ -131,3 +131,7 @@ WHERE id IN (
     FOR UPDATE SKIP LOCKED
 )
 RETURNING *;
+
+-- name: run_of_card_in_org
+-- An operator deciding a card: the run of the card in the operator's org.
+SELECT * FROM runs WHERE thread_id = $1 AND org_id = $2 AND approval ->> 'card_id' = $3;
