@@ -16,7 +16,7 @@ from switchboard.errors import InvalidArgument
 
 DEFAULT_AGENTS_FILE = Path(__file__).parent / "agents.toml"
 BUILTIN_MCP_SERVERS = frozenset({"tasks"})
-BUILTIN_TOOLS = frozenset({"escalate_to_human"})
+BUILTIN_TOOLS = frozenset({"escalate_to_human", "ask_user"})
 
 
 # Tools that destroy data wait for the user's approval unless the agents file says otherwise.

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from chatkit.types import WidgetItem
+from chatkit.types import StructuredInputItem, WidgetItem
 
 APPROVE_ACTION = "switchboard.approval.approve"
 REJECT_ACTION = "switchboard.approval.reject"
@@ -132,3 +132,26 @@ def decided_text(decision: str, who: str, at: datetime | None = None) -> str:
     """The sentence a decided card shows: what, who, when."""
     moment = (at or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
     return f"{decision} by {who} · {moment}"
+
+
+def question_item(pending: PendingApproval, *, thread_id: str, created_at: datetime) -> StructuredInputItem:
+    """The question of an ``ask_user`` call: one multiple-choice input, answered in the chat."""
+    question = str(pending.arguments.get("question") or "Which one?")[:MAX_ARGUMENT_CHARS]
+    raw_options = pending.arguments.get("options")
+    options = [str(o)[:MAX_ARGUMENT_CHARS] for o in raw_options] if isinstance(raw_options, list) else []
+    return StructuredInputItem.model_validate(
+        {
+            "id": pending.card_id,
+            "thread_id": thread_id,
+            "created_at": created_at,
+            "status": "pending",
+            "inputs": [
+                {
+                    "type": "multiple_choice",
+                    "id": "choice",
+                    "question": question,
+                    "options": [{"value": o} for o in options[:10]],
+                }
+            ],
+        }
+    )

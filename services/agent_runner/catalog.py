@@ -9,6 +9,7 @@ failing the answer.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
@@ -19,6 +20,7 @@ from agents import Agent, RunContextWrapper, function_tool
 from agents.mcp import MCPServer, MCPServerStdio, MCPServerStreamableHttp
 from agents.mcp.server import _MCPServerWithClientSession
 from agents.tool import Tool
+from agents.tool_context import ToolContext
 from mcp.client._memory import InMemoryTransport
 from mcp.server.mcpserver import MCPServer as McpSdkServer
 
@@ -80,13 +82,40 @@ def external_mcp_server(spec: McpServerSpec, require_approval: Any = None) -> MC
     )
 
 
+ASK_USER = "ask_user"
+
+
+def ask_user_tool() -> Tool:
+    """``ask_user(question, options)``: the user picks an option (a ChatKit structured input).
+
+    The call always pauses the run (the SDK's approval interruption); the runner shows the
+    question, and the user's answer resumes the run with the call approved: the tool then
+    returns the answer it finds in the run's context.
+    """
+
+    @function_tool(name_override=ASK_USER, failure_error_function=record_tool_failure, needs_approval=True)
+    async def ask_user(ctx: ToolContext[RunState], question: str, options: list[str]) -> str:
+        """Ask the user to choose one of a few options, instead of guessing. Wait for the answer.
+
+        Args:
+            question: The question, one short sentence.
+            options: Two to six short options.
+        """
+        answer = ctx.context.answers.get(ctx.tool_call_id)
+        if answer is None:
+            return json.dumps({"answer": None, "note": "the user has not answered"})
+        return json.dumps({"question": question, "answer": answer})
+
+    return ask_user
+
+
 def escalate_tool(sink: EscalationSink, *, needs_approval: bool = False) -> Tool:
     """``escalate_to_human(reason)``: open an escalation for the run's thread."""
 
     @function_tool(
         name_override="escalate_to_human", failure_error_function=record_tool_failure, needs_approval=needs_approval
     )
-    async def escalate_to_human(ctx: RunContextWrapper[RunState], reason: str) -> dict[str, str]:
+    async def escalate_to_human(ctx: RunContextWrapper[RunState], reason: str) -> str:
         """Hand the conversation to a person. Use when the user asks for a human or you cannot help.
 
         Args:
@@ -95,7 +124,8 @@ def escalate_tool(sink: EscalationSink, *, needs_approval: bool = False) -> Tool
         state: RunState = ctx.context
         reason = " ".join(reason.split())[:2000] or "the user asked for a person"
         opened = await sink.open(state.principal, thread_id=state.chatkit.thread.id, reason=reason)
-        return {"escalation_id": opened.id, "message": ESCALATED_MESSAGE}
+        # JSON, which a model reads as data (the SDK would send a dict as its Python repr).
+        return json.dumps({"escalation_id": opened.id, "message": ESCALATED_MESSAGE})
 
     return escalate_to_human
 
@@ -133,7 +163,12 @@ class AgentCatalog:
         self._task_server = build_task_server(tasks)  # once: each run binds its user (TASK_USER)
         # MCP tools named in the agents file's needs_approval wait for a click on a card.
         self._approvals = {name: "always" for name in agents.needs_approval} or None
-        self._escalate = escalate_tool(escalations, needs_approval="escalate_to_human" in agents.needs_approval)
+        self._tools = {
+            "escalate_to_human": escalate_tool(
+                escalations, needs_approval="escalate_to_human" in agents.needs_approval
+            ),
+            ASK_USER: ask_user_tool(),
+        }
         self._external_server = external_server
 
     def spec(self, agent_id: str | None) -> AgentSpec:
@@ -172,7 +207,7 @@ class AgentCatalog:
                 instructions=agent_spec.instructions,
                 model=self.models.model_for(agent_spec.model, announce_offline=announce_offline),
                 mcp_servers=[servers[s] for s in agent_spec.mcp_servers if s in servers],
-                tools=[self._escalate] if "escalate_to_human" in agent_spec.tools else [],
+                tools=[tool for name, tool in self._tools.items() if name in agent_spec.tools],
                 handoff_description=agent_spec.instructions.split(".")[0][:200],
             )
         for agent_spec in reachable:

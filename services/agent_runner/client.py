@@ -121,9 +121,11 @@ class AgentRunnerClient:
         create_thread: ThreadMetadata | None = None,
         scope: str | None = None,
         approval: tuple[str, bool] | None = None,
+        answer: list[str] | None = None,
     ) -> RunStream:
         """Start a run; iterate the result for its events. ``approval`` is (card id, approve?): a
-        click on an approval card, which resumes the run waiting on it."""
+        click on an approval card, which resumes the run waiting on it (``answer``: the values chosen
+        for an ``ask_user`` question)."""
         request = pb.RunRequest(
             principal=principal_to_proto(principal),
             thread_id=thread_id,
@@ -139,7 +141,7 @@ class AgentRunnerClient:
             request.continue_thread = True
         elif approval is not None:
             card_id, approve = approval
-            request.approval.CopyFrom(pb.ApprovalDecision(card_id=card_id, approve=approve))
+            request.approval.CopyFrom(pb.ApprovalDecision(card_id=card_id, approve=approve, answer=answer or []))
         if create_thread is not None:
             request.create_thread_json = create_thread.model_dump_json(exclude={"items"}).encode()
         return RunStream(self._channels.stub().Run(request))

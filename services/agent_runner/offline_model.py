@@ -62,6 +62,7 @@ HELP = (
     "- **complete** *task id*: mark a task done\n"
     "- **delete** *task id*: delete a task\n"
     "- **talk to a human**: hand this conversation to a person\n"
+    "- **choose between** *a, b or c*: I ask you to pick one\n"
     "- **count to** *n*: a long streamed answer (up to 10,000), to try stop, reload and join"
 )
 MAX_COUNT = 10_000
@@ -74,6 +75,8 @@ _LIST = re.compile(
 )
 _COMPLETE = re.compile(r"^(?:please\s+)?(?:complete|finish|done|check\s+off)(?:\s+task)?\s+(?P<id>\S+?)[.!]*$", re.I)
 _DELETE = re.compile(r"^(?:please\s+)?(?:delete|remove)(?:\s+task)?\s+(?P<id>\S+?)[.!]*$", re.I)
+_CHOOSE = re.compile(r"^(?:please\s+)?(?:help me\s+)?(?:choose|pick)(?:\s+between)?\s+(?P<options>.+?)[?.!]*$", re.I)
+_OPTION_SPLIT = re.compile(r"\s*(?:,|\bor\b|\band\b)\s*", re.I)
 _COUNT = re.compile(r"^(?:please\s+)?count\s+to\s+(?P<n>\d{1,6})[.!]*$", re.I)
 _HUMAN = re.compile(r"\b(?:human|person|operator|real agent|someone real|escalate)\b", re.I)
 _HANDOFF_WORDS = {
@@ -121,6 +124,10 @@ class OfflineModel(Model):
             return self._call_or_explain("complete_task", {"task_id": match["id"]}, tool_names)
         if match := _DELETE.match(text):
             return self._call_or_explain("delete_task", {"task_id": match["id"]}, tool_names)
+        if (match := _CHOOSE.match(text)) and "ask_user" in tool_names:
+            options = [o.strip() for o in _OPTION_SPLIT.split(match["options"]) if o.strip()]
+            if len(options) >= 2:
+                return _ToolCall("ask_user", {"question": "Which one would you like?", "options": options[:6]})
         if match := _COUNT.match(text):
             n = min(int(match["n"]), MAX_COUNT)
             return f"Counting to {n}: " + " ".join(str(i) for i in range(1, n + 1)) + "."
@@ -168,6 +175,11 @@ class OfflineModel(Model):
             return f"Marked “{data.get('title')}” as done." if data.get("done") else f"Updated “{data.get('title')}”."
         if name == "delete_task":
             return f"Deleted task `{data.get('deleted')}`."
+        if name == "ask_user":
+            chosen = data.get("answer") or []
+            if not chosen:
+                return "You didn't pick one; ask me again when you're ready."
+            return f"You chose “{', '.join(str(c) for c in chosen)}”."
         if name == "escalate_to_human":
             return str(data.get("message") or "I've asked a person to take over; they will reply here.")
         return f"Done: {text}"

@@ -65,8 +65,14 @@ from chatkit.types import (
 )
 from redis.exceptions import RedisError
 
-from services.agent_runner.approvals import PendingApproval, approval_card, call_arguments, decided_text
-from services.agent_runner.catalog import AgentCatalog
+from services.agent_runner.approvals import (
+    PendingApproval,
+    approval_card,
+    call_arguments,
+    decided_text,
+    question_item,
+)
+from services.agent_runner.catalog import ASK_USER, AgentCatalog
 from services.agent_runner.live import LiveRun, Subscription, event_json
 from services.agent_runner.runs import (
     MAX_RUN_PAGE,
@@ -115,6 +121,7 @@ class ApprovalDecision:
 
     card_id: str
     approve: bool
+    answer: tuple[str, ...] = ()  # the values chosen, when the card is an ask_user question
 
 
 @dataclass(frozen=True)
@@ -603,6 +610,17 @@ class AgentRunnerService:
         """Show the decision on the card, then go on with the paused run."""
         assert run.record.approval is not None and run.record.state is not None
         pending = PendingApproval.from_json(run.record.approval)
+        resume = _Resume(state=run.record.state, pending=pending, approve=decision.approve, answer=decision.answer)
+        continuation = RunRequest(principal=run.principal, thread_id=thread.id, continue_thread=True)
+        if pending.tool_name == ASK_USER:
+            # The answer was recorded on the question by whoever received it (the edge).
+            await self._audit(
+                run.principal,
+                "question_answered",
+                {"run_id": run.run_id, "item_id": pending.card_id, "answer": list(decision.answer)},
+            )
+            run.emit(StreamOptionsEvent(stream_options=StreamOptions(allow_cancel=True)))
+            return await self._answer(run, continuation, thread, [], resume)
         verdict = "Approved" if decision.approve else "Rejected"
         card = approval_card(
             pending,
@@ -622,10 +640,7 @@ class AgentRunnerService:
         }
         await self._audit(run.principal, "approval_decided", payload)
         run.emit(StreamOptionsEvent(stream_options=StreamOptions(allow_cancel=True)))
-        resume = _Resume(state=run.record.state, pending=pending, approve=decision.approve)
-        return await self._answer(
-            run, RunRequest(principal=run.principal, thread_id=thread.id, continue_thread=True), thread, [], resume
-        )
+        return await self._answer(run, continuation, thread, [], resume)
 
     async def _audit(self, principal: Principal, type: str, payload: dict[str, Any]) -> None:
         """A card shown, decided, dropped or expired, in the session's audit trail (best effort)."""
@@ -720,6 +735,8 @@ class AgentRunnerService:
                 if resume is None:
                     run_input = await self.converter.to_agent_input(_answerable(history, request))
                 else:
+                    if resume.pending.tool_name == ASK_USER:
+                        state.answers[resume.pending.call_id] = list(resume.answer)
                     run_input = await _decided_state(built.starting, state, resume)
                 result = Runner.run_streamed(
                     built.starting,
@@ -782,7 +799,11 @@ class AgentRunnerService:
             arguments=arguments,
             agent=getattr(item.agent, "name", ""),
         )
-        card = approval_card(pending, thread_id=thread.id, created_at=datetime.now(UTC))
+        card: ThreadItem
+        if pending.tool_name == ASK_USER:
+            card = question_item(pending, thread_id=thread.id, created_at=datetime.now(UTC))
+        else:
+            card = approval_card(pending, thread_id=thread.id, created_at=datetime.now(UTC))
         await self.store.add_thread_item(thread.id, card, run.principal)
         run.emit(ThreadItemDoneEvent(item=card))
         shown = {"run_id": run.run_id, "card_id": pending.card_id, "tool": pending.tool_name, "arguments": arguments}
@@ -989,6 +1010,7 @@ class _Resume:
     state: str
     pending: PendingApproval
     approve: bool
+    answer: tuple[str, ...] = ()
 
 
 async def _decided_state(starting: Any, context: RunState, resume: _Resume) -> PausedRun[Any, Any]:

@@ -15,6 +15,9 @@ from switchboard.errors import InvalidArgument
 from switchboard.grpc_runtime import ServicerContext
 from switchboard.proto_convert import principal_from_proto, timestamp
 
+MAX_ANSWERS = 10
+MAX_ANSWER_CHARS = 1000
+
 
 def run_request_from_proto(request: pb.RunRequest) -> RunRequest:
     """Validate a Run request."""
@@ -44,7 +47,11 @@ def run_request_from_proto(request: pb.RunRequest) -> RunRequest:
         run_id=request.run_id or None,
         create_thread=create,
         scope=request.scope or None,
-        approval=ApprovalDecision(card_id=request.approval.card_id, approve=request.approval.approve)
+        approval=ApprovalDecision(
+            card_id=request.approval.card_id,
+            approve=request.approval.approve,
+            answer=tuple(a[:MAX_ANSWER_CHARS] for a in request.approval.answer[:MAX_ANSWERS]),
+        )
         if which == "approval"
         else None,
     )

@@ -36,11 +36,13 @@ class RunState:
         principal: The caller the run acts for (binds the tools' user).
         chatkit: ChatKit's context of the run (thread, store, event queue).
         tool_failures: Failure messages by tool call id.
+        answers: The user's answers to ``ask_user`` questions, by tool call id.
     """
 
     principal: Principal
     chatkit: AgentContext[Any]
     tool_failures: dict[str, str] = field(default_factory=dict)
+    answers: dict[str, list[str]] = field(default_factory=dict)
 
 
 def _call_id(context: RunContextWrapper[Any]) -> str | None:

@@ -152,7 +152,7 @@ class Turns:
                 stream = self._runner.run(principal, thread_id=request.params.thread_id, continue_thread=True)
             case ThreadsAddStructuredInputReq():
                 prelude.append(await self._answer_structured_input(request, context))
-                stream = self._runner.run(principal, thread_id=request.params.thread_id, continue_thread=True)
+                stream = await self._continue_after_answer(request, context)
             case ThreadsCustomActionReq() if request.params.action.type in APPROVAL_ACTIONS:
                 if not request.params.item_id:
                     raise InvalidArgument("an approval click names the card it comes from (item_id)")
@@ -197,6 +197,19 @@ class Turns:
         await self._store.save_item(request.params.thread_id, call, context)
         for stale in pending[1:]:
             await self._store.delete_thread_item(request.params.thread_id, stale.id, context)
+
+    async def _continue_after_answer(self, request: ThreadsAddStructuredInputReq, context: RequestContext) -> RunStream:
+        """The run that waits on this question (an ``ask_user`` call) resumes with the answer;
+        a question nobody waits on continues the thread."""
+        values = [v for answer in request.params.input.answers.values() for v in answer.values]
+        thread_id, item_id = request.params.thread_id, request.params.item_id
+        stream = self._runner.run(context.principal, thread_id=thread_id, approval=(item_id, True), answer=values)
+        try:
+            await stream.started()
+        except FailedPrecondition:
+            stream.close()
+            return self._runner.run(context.principal, thread_id=thread_id, continue_thread=True)
+        return stream
 
     async def _answer_structured_input(self, request: ThreadsAddStructuredInputReq, context: RequestContext) -> bytes:
         """Record the user's answers to a question item; the event that shows them."""

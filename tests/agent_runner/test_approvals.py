@@ -176,3 +176,25 @@ async def test_an_operator_of_the_org_decides_a_card_only_where_the_deployment_a
     card = next(e.item for e in events if e.type == "thread.item.replaced")
     assert card.widget.status["text"].startswith(f"Approved by {user_id}-op")
     assert await _tasks(runner, user_id) == []
+
+
+async def test_a_question_with_choices_pauses_the_run_and_the_answer_continues_it(
+    runner: RunningRunner, user_id: str
+) -> None:
+    runner.models.use_offline()
+    ctx = Ctx(user_id=user_id)
+    thread = await new_thread(runner, ctx)
+    stream = runner.client.run(
+        ctx, thread_id=thread.id, user_message=user_message(thread.id, "choose between tea, coffee or juice")
+    )
+    events = [e async for e in stream]
+    assert stream.status == "waiting_approval"
+    question = next(e.item for e in events if e.type == "thread.item.done" and e.item.type == "structured_input")
+    choice = question.inputs[0]
+    assert [o.value for o in choice.options] == ["tea", "coffee", "juice"]
+    answered = [
+        e async for e in runner.client.run(ctx, thread_id=thread.id, approval=(question.id, True), answer=["coffee"])
+    ]
+    assert "You chose “coffee”" in assistant_text(answered)
+    runs = await runner.client.list_runs(ctx, thread_id=thread.id)
+    assert runs.runs[0].status == "completed"

@@ -93,3 +93,28 @@ async def test_reject_keeps_the_task_and_the_agent_says_it_was_not_done(stack: S
     assert forged.status_code == 200 and "no pending approval" in forged.text
     listed = await stream_events(http, token, add_message_request(thread_id, "list tasks"))
     assert "call the bank" in assistant_text(listed)
+
+
+async def test_a_choice_question_is_answered_in_the_chat_and_the_agent_goes_on(
+    stack: Stack, http: httpx.AsyncClient
+) -> None:
+    token = stack.token(new_user())
+    events = await stream_events(http, token, create_request("choose between red, green or blue"))
+    thread_id = events[0].thread.id  # type: ignore[union-attr]
+    question = next(e.item for e in events if e.type == "thread.item.done" and e.item.type == "structured_input")  # type: ignore[union-attr]
+    choice = question.inputs[0]  # type: ignore[union-attr]
+    assert [o.value for o in choice.options] == ["red", "green", "blue"]
+    body = {
+        "type": "threads.add_structured_input",
+        "params": {
+            "thread_id": thread_id,
+            "item_id": question.id,
+            "input": {"status": "answered", "answers": {choice.id: {"values": ["green"]}}},
+        },
+    }
+    async with http.stream("POST", "/chatkit", json=body, headers=bearer(token)) as reply:
+        assert reply.status_code == 200
+        answered = await _events(reply)
+    replaced = [e.item for e in answered if e.type == "thread.item.replaced"]  # type: ignore[attr-defined]
+    assert replaced and replaced[0].status == "answered"
+    assert "You chose “green”" in assistant_text(answered)  # type: ignore[arg-type]

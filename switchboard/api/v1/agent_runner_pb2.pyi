@@ -35,12 +35,14 @@ class RunRequest(_message.Message):
     def __init__(self, principal: _Optional[_Union[_common_pb2.Principal, _Mapping]] = ..., thread_id: _Optional[str] = ..., user_message_json: _Optional[bytes] = ..., retry_after_item_id: _Optional[str] = ..., continue_thread: _Optional[bool] = ..., approval: _Optional[_Union[ApprovalDecision, _Mapping]] = ..., agent_id: _Optional[str] = ..., run_id: _Optional[str] = ..., create_thread_json: _Optional[bytes] = ..., scope: _Optional[str] = ...) -> None: ...
 
 class ApprovalDecision(_message.Message):
-    __slots__ = ("card_id", "approve")
+    __slots__ = ("card_id", "approve", "answer")
     CARD_ID_FIELD_NUMBER: _ClassVar[int]
     APPROVE_FIELD_NUMBER: _ClassVar[int]
+    ANSWER_FIELD_NUMBER: _ClassVar[int]
     card_id: str
     approve: bool
-    def __init__(self, card_id: _Optional[str] = ..., approve: _Optional[bool] = ...) -> None: ...
+    answer: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, card_id: _Optional[str] = ..., approve: _Optional[bool] = ..., answer: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class RunEvents(_message.Message):
     __slots__ = ("run_id", "events_json", "first_seq", "status")
