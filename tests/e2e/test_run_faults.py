@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -16,6 +17,7 @@ from tests.conftest import PrivateRedis, free_port
 from tests.e2e.conftest import (
     Stack,
     add_message_request,
+    assistant_text,
     bearer,
     child_pid,
     create_request,
@@ -127,3 +129,34 @@ async def test_with_redis_stopped_mid_answer_the_run_finishes_streams_and_new_ru
     finally:
         if fault_redis.proc is None:
             fault_redis.start()
+
+
+async def test_an_approval_card_survives_a_killed_agent_runner_and_the_click_works_after_the_restart(
+    fault_stack: Stack, fault_http: httpx.AsyncClient
+) -> None:
+    http = fault_http
+    token = fault_stack.token(new_user())
+    created = await stream_events(http, token, create_request("add renew the lease"))
+    thread_id = created[0].thread.id  # type: ignore[union-attr]
+    task_id = re.search(r"id `(task_[0-9a-f]+)`", assistant_text(created)).group(1)  # type: ignore[union-attr]
+    asked = await stream_events(http, token, add_message_request(thread_id, f"delete task {task_id}"))
+    card = next(e.item for e in asked if e.type == "thread.item.done" and e.item.type == "widget")  # type: ignore[union-attr]
+    os.kill(child_pid(fault_stack, "agent-runner"), signal.SIGKILL)  # the only runner: every runner
+    click = {
+        "type": "threads.custom_action",
+        "params": {
+            "thread_id": thread_id,
+            "item_id": card.id,
+            "action": {"type": "switchboard.approval.approve", "payload": {}},
+        },
+    }
+    deadline = time.monotonic() + 30
+    while True:  # until `up` has restarted the runner
+        reply = await http.post("/chatkit", json=click, headers=bearer(token))
+        if reply.status_code != 503 or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.2)
+    assert reply.status_code == 200, reply.text
+    assert f"Deleted task `{task_id}`" in reply.text
+    listed = await stream_events(http, token, add_message_request(thread_id, "list tasks"))
+    assert "no open tasks" in assistant_text(listed)
