@@ -158,6 +158,10 @@ class SessionMetrics:
     time_to_escalation: DurationStats
     time_to_claim: DurationStats
     time_to_resolution: DurationStats
+    approvals: int = 0
+    rejections: int = 0
+    approvals_expired: int = 0
+    time_to_decision: DurationStats = field(default_factory=DurationStats)
 
 
 # -- validation ----------------------------------------------------------------

@@ -281,6 +281,7 @@ class SessionRepository:
         async with self._pool.acquire() as conn:
             counts = await conn.fetch(self._q.session_counts, org_id, since, until)
             durations = await conn.fetchrow(self._q.escalation_durations, org_id, since, until)
+            cards = await conn.fetchrow(self._q.approval_figures, org_id, since, until)
         by_status: dict[str, int] = {}
         by_channel: dict[str, int] = {}
         by_agent: dict[str, int] = {}
@@ -289,12 +290,12 @@ class SessionRepository:
                 bucket[key] = bucket.get(key, 0) + row["n"]
         total = sum(by_status.values())
 
-        def stats(prefix: str) -> DurationStats:
-            n = durations[f"{prefix}_n"]
+        def stats(prefix: str, row: Any = durations) -> DurationStats:
+            n = row[f"{prefix}_n"]
             if not n:
                 return DurationStats()
             return DurationStats(
-                count=n, p50_seconds=float(durations[f"{prefix}_p50"]), p90_seconds=float(durations[f"{prefix}_p90"])
+                count=n, p50_seconds=float(row[f"{prefix}_p50"]), p90_seconds=float(row[f"{prefix}_p90"])
             )
 
         return SessionMetrics(
@@ -306,6 +307,10 @@ class SessionRepository:
             time_to_escalation=stats("escalation"),
             time_to_claim=stats("claim"),
             time_to_resolution=stats("resolution"),
+            approvals=cards["approved"],
+            rejections=cards["rejected"],
+            approvals_expired=cards["expired"],
+            time_to_decision=stats("decision", cards),
         )
 
 

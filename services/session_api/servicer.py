@@ -126,6 +126,10 @@ def metrics_to_proto(m: SessionMetrics) -> pb.SessionMetrics:
         time_to_escalation=_stats(m.time_to_escalation),
         time_to_claim=_stats(m.time_to_claim),
         time_to_resolution=_stats(m.time_to_resolution),
+        approvals=m.approvals,
+        rejections=m.rejections,
+        approvals_expired=m.approvals_expired,
+        time_to_decision=_stats(m.time_to_decision),
     )
 
 

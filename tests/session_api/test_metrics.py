@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import asyncpg
 import pytest
 from prometheus_client import REGISTRY
@@ -100,3 +102,22 @@ async def test_prometheus_counts_sessions_and_escalation_steps(
     )
     assert sample("switchboard_escalation_steps_total", step="claimed") == claimed + 1
     assert sample("switchboard_escalation_seconds_count", phase="to_claim") == claim_seconds + 1
+
+
+async def test_metrics_count_action_card_decisions_and_the_time_to_decide(
+    client: SessionApiClient, user: Principal, operator: Principal, database_url: str
+) -> None:
+    session = (await client.create_session(user)).session
+    for card, decision in (("msg_card1", "approved"), ("msg_card2", "rejected"), ("msg_card3", None)):
+        await client.record_event(
+            user, session.id, type="approval_requested", payload_json=json.dumps({"card_id": card}).encode()
+        )
+        if decision is not None:
+            payload = json.dumps({"card_id": card, "decision": decision}).encode()
+            await client.record_event(user, session.id, type="approval_decided", payload_json=payload)
+    await client.record_event(
+        user, session.id, type="approval_expired", payload_json=json.dumps({"card_id": "msg_card3"}).encode()
+    )
+    metrics = await client.get_metrics(operator)
+    assert (metrics.approvals, metrics.rejections, metrics.approvals_expired) == (1, 1, 1)
+    assert metrics.time_to_decision.count == 2 and metrics.time_to_decision.p90_seconds >= 0

@@ -25,3 +25,24 @@ SELECT count(to_escalation) AS escalation_n,
        percentile_cont(0.5) WITHIN GROUP (ORDER BY to_resolution) AS resolution_p50,
        percentile_cont(0.9) WITHIN GROUP (ORDER BY to_resolution) AS resolution_p90
 FROM d;
+
+-- name: approval_figures
+-- Action cards in the org's sessions created in [$2, $3), from the audit trail the
+-- agent runner writes: decisions by kind, expiries, and card shown -> decided.
+WITH events AS (
+    SELECT ev.type, ev.payload, ev.created_at
+    FROM session_events ev JOIN sessions s ON s.id = ev.session_id
+    WHERE s.org_id = $1 AND s.created_at >= $2 AND s.created_at < $3
+      AND ev.type IN ('approval_requested', 'approval_decided', 'approval_expired')
+), waits AS (
+    SELECT extract(epoch FROM d.created_at - a.created_at) AS seconds
+    FROM events a JOIN events d ON d.payload ->> 'card_id' = a.payload ->> 'card_id'
+    WHERE a.type = 'approval_requested' AND d.type = 'approval_decided'
+)
+SELECT (SELECT count(*) FROM events WHERE type = 'approval_decided' AND payload ->> 'decision' = 'approved') AS approved,
+       (SELECT count(*) FROM events WHERE type = 'approval_decided' AND payload ->> 'decision' = 'rejected') AS rejected,
+       (SELECT count(*) FROM events WHERE type = 'approval_expired') AS expired,
+       count(seconds) AS decision_n,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds) AS decision_p50,
+       percentile_cont(0.9) WITHIN GROUP (ORDER BY seconds) AS decision_p90
+FROM waits;

@@ -357,7 +357,7 @@ class DurationStats(_message.Message):
     def __init__(self, count: _Optional[int] = ..., p50_seconds: _Optional[float] = ..., p90_seconds: _Optional[float] = ...) -> None: ...
 
 class SessionMetrics(_message.Message):
-    __slots__ = ("total_sessions", "by_status", "by_channel", "by_agent", "cancel_rate", "time_to_escalation", "time_to_claim", "time_to_resolution")
+    __slots__ = ("total_sessions", "by_status", "by_channel", "by_agent", "cancel_rate", "time_to_escalation", "time_to_claim", "time_to_resolution", "approvals", "rejections", "approvals_expired", "time_to_decision")
     TOTAL_SESSIONS_FIELD_NUMBER: _ClassVar[int]
     BY_STATUS_FIELD_NUMBER: _ClassVar[int]
     BY_CHANNEL_FIELD_NUMBER: _ClassVar[int]
@@ -366,6 +366,10 @@ class SessionMetrics(_message.Message):
     TIME_TO_ESCALATION_FIELD_NUMBER: _ClassVar[int]
     TIME_TO_CLAIM_FIELD_NUMBER: _ClassVar[int]
     TIME_TO_RESOLUTION_FIELD_NUMBER: _ClassVar[int]
+    APPROVALS_FIELD_NUMBER: _ClassVar[int]
+    REJECTIONS_FIELD_NUMBER: _ClassVar[int]
+    APPROVALS_EXPIRED_FIELD_NUMBER: _ClassVar[int]
+    TIME_TO_DECISION_FIELD_NUMBER: _ClassVar[int]
     total_sessions: int
     by_status: _containers.RepeatedCompositeFieldContainer[Count]
     by_channel: _containers.RepeatedCompositeFieldContainer[Count]
@@ -374,7 +378,11 @@ class SessionMetrics(_message.Message):
     time_to_escalation: DurationStats
     time_to_claim: DurationStats
     time_to_resolution: DurationStats
-    def __init__(self, total_sessions: _Optional[int] = ..., by_status: _Optional[_Iterable[_Union[Count, _Mapping]]] = ..., by_channel: _Optional[_Iterable[_Union[Count, _Mapping]]] = ..., by_agent: _Optional[_Iterable[_Union[Count, _Mapping]]] = ..., cancel_rate: _Optional[float] = ..., time_to_escalation: _Optional[_Union[DurationStats, _Mapping]] = ..., time_to_claim: _Optional[_Union[DurationStats, _Mapping]] = ..., time_to_resolution: _Optional[_Union[DurationStats, _Mapping]] = ...) -> None: ...
+    approvals: int
+    rejections: int
+    approvals_expired: int
+    time_to_decision: DurationStats
+    def __init__(self, total_sessions: _Optional[int] = ..., by_status: _Optional[_Iterable[_Union[Count, _Mapping]]] = ..., by_channel: _Optional[_Iterable[_Union[Count, _Mapping]]] = ..., by_agent: _Optional[_Iterable[_Union[Count, _Mapping]]] = ..., cancel_rate: _Optional[float] = ..., time_to_escalation: _Optional[_Union[DurationStats, _Mapping]] = ..., time_to_claim: _Optional[_Union[DurationStats, _Mapping]] = ..., time_to_resolution: _Optional[_Union[DurationStats, _Mapping]] = ..., approvals: _Optional[int] = ..., rejections: _Optional[int] = ..., approvals_expired: _Optional[int] = ..., time_to_decision: _Optional[_Union[DurationStats, _Mapping]] = ...) -> None: ...
 
 class WatchSessionsRequest(_message.Message):
     __slots__ = ("principal", "org", "session_id", "since")
