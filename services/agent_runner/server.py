@@ -65,7 +65,8 @@ class AgentRunnerConfig:
     def from_env(cls, *, database_url: str, redis_url: str | None) -> AgentRunnerConfig:
         """Read ``SWITCHBOARD_THREAD_STORE``, ``SWITCHBOARD_SESSION_API``, ``SWITCHBOARD_AGENTS_FILE``,
         ``SWITCHBOARD_HISTORY_ITEMS``, ``SWITCHBOARD_MAX_TURNS``, ``SWITCHBOARD_DOUBLE_TEXT`` and
-        ``SWITCHBOARD_RUN_LEASE_SECONDS`` and ``SWITCHBOARD_APPROVAL_TTL_SECONDS``."""
+        ``SWITCHBOARD_RUN_LEASE_SECONDS``, ``SWITCHBOARD_APPROVAL_TTL_SECONDS`` and
+        ``SWITCHBOARD_OPERATOR_MAY_APPROVE``."""
         agents_file = env_str("SWITCHBOARD_AGENTS_FILE")
         policy = (env_str("SWITCHBOARD_DOUBLE_TEXT") or "enqueue").strip().lower()
         if policy not in DOUBLE_TEXT_POLICIES:
@@ -88,9 +89,22 @@ class AgentRunnerConfig:
                 max_turns=env_int("SWITCHBOARD_MAX_TURNS", 12, minimum=1),
                 double_text=policy,
                 lease_seconds=lease,
+                approval_ttl_seconds=env_float("SWITCHBOARD_APPROVAL_TTL_SECONDS", 86400.0, minimum=1.0),
+                operator_may_approve=_flag("SWITCHBOARD_OPERATOR_MAY_APPROVE"),
             ),
             pool_size=env_int("SWITCHBOARD_DB_POOL_SIZE", 10, minimum=1),
         )
+
+
+def _flag(name: str) -> bool:
+    """A yes/no setting: true/yes/1 or false/no/0 (unset: no)."""
+    value = env_str(name)
+    text = (value or "").strip().lower()
+    if text in ("", "0", "false", "no"):
+        return False
+    if text in ("1", "true", "yes"):
+        return True
+    raise InvalidArgument(f"{name} must be true or false, not {value!r}")
 
 
 async def build_agent_runner(

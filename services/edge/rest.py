@@ -119,7 +119,7 @@ class RunOut(BaseModel):
     thread_id: str
     session_id: str | None
     agent_id: str
-    status: Literal["queued", "running", "completed", "cancelled", "failed", "interrupted"]
+    status: Literal["queued", "running", "waiting_approval", "completed", "cancelled", "failed", "interrupted"]
     error: str | None
     input_item_id: str | None
     created_at: datetime

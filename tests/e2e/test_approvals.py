@@ -4,11 +4,16 @@ the task; a second click and another user's click change nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import re
+from collections.abc import Iterator
 
 import httpx
+import pytest
 
+from tests.conftest import free_port
 from tests.e2e.conftest import (
+    EdgeReplica,
     Stack,
     add_message_request,
     assistant_text,
@@ -16,7 +21,11 @@ from tests.e2e.conftest import (
     create_request,
     new_user,
     read_sse,
+    service_env,
+    start_edge,
+    start_service,
     stream_events,
+    thread_messages,
 )
 
 
@@ -118,3 +127,38 @@ async def test_a_choice_question_is_answered_in_the_chat_and_the_agent_goes_on(
     replaced = [e.item for e in answered if e.type == "thread.item.replaced"]  # type: ignore[attr-defined]
     assert replaced and replaced[0].status == "answered"
     assert "You chose “green”" in assistant_text(answered)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def short_lived_cards(stack: Stack) -> Iterator[EdgeReplica]:
+    """An agent runner whose cards expire after a second, and an edge in front of it."""
+    port = free_port()
+    runner = start_service("agent-runner", port, service_env(stack, SWITCHBOARD_APPROVAL_TTL_SECONDS="1"))
+    edge = start_edge(stack, free_port(), SWITCHBOARD_AGENT_RUNNER=f"127.0.0.1:{port}")
+    yield edge
+    edge.process.terminate()
+    runner.terminate()
+    edge.process.wait(timeout=30)
+    runner.wait(timeout=30)
+
+
+async def test_a_card_nobody_decides_expires_deletes_nothing_and_the_thread_says_so(
+    stack: Stack, short_lived_cards: EdgeReplica
+) -> None:
+    async with httpx.AsyncClient(base_url=short_lived_cards.url, timeout=30) as http:
+        token = stack.token(new_user())
+        thread_id, task_id = await _add_task(http, token, "return the books")
+        events = await stream_events(http, token, add_message_request(thread_id, f"delete task {task_id}"))
+        card = next(e.item for e in events if e.type == "thread.item.done" and e.item.type == "widget")  # type: ignore[union-attr]
+        for _ in range(100):  # expiry is swept with the heartbeat, every 2 s
+            runs = (await http.get(f"/api/threads/{thread_id}/runs", headers=bearer(token))).json()["data"]
+            if runs[0]["status"] != "waiting_approval":
+                break
+            await asyncio.sleep(0.1)
+        assert runs[0]["status"] == "cancelled"
+        messages = await thread_messages(http, token, thread_id)
+        assert "expired" in messages[-1][1] and messages[-1][0] == "assistant_message"
+        late = await _click(http, token, thread_id, card.id, "switchboard.approval.approve")
+        assert late.status_code == 200 and "data:" not in late.text  # decided (expired): nothing happens
+        listed = await stream_events(http, token, add_message_request(thread_id, "list tasks"))
+        assert "return the books" in assistant_text(listed)
