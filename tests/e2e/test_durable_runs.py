@@ -294,3 +294,28 @@ async def test_interrupt_stops_the_running_answer_and_answers_the_new_message(
         assert texts[4] == ("user_message", "list tasks") and texts[5][0] == "assistant_message"
         runs = (await client.get(f"/api/threads/{thread_id}/runs", headers=bearer(token))).json()["data"]
         assert [r["status"] for r in runs] == ["completed", "cancelled", "completed"]
+
+
+async def test_with_on_disconnect_cancel_a_client_going_away_cancels_its_answer_and_keeps_the_part(
+    stack: Stack,
+) -> None:
+    replica = start_edge(stack, free_port(), SWITCHBOARD_ON_DISCONNECT="cancel")
+    try:
+        async with httpx.AsyncClient(base_url=replica.url, timeout=30) as client:
+            token = stack.token(new_user())
+            thread_id = await _new_thread(client, token)
+            async with client.stream(
+                "POST", "/chatkit", content=add_message_request(thread_id, LONG), headers=bearer(token)
+            ) as reply:
+                await read_until_text(read_sse(reply), "Counting to 3000: 1 2 3")
+
+            async def cancelled() -> bool:
+                runs = (await client.get(f"/api/threads/{thread_id}/runs", headers=bearer(token))).json()["data"]
+                return bool(runs[0]["status"] == "cancelled")
+
+            await _wait_for(cancelled, 10)
+            texts = await thread_messages(client, token, thread_id)
+            assert texts[-1][0] == "assistant_message" and not texts[-1][1].endswith("3000.")
+    finally:
+        replica.process.terminate()
+        replica.process.wait(timeout=30)
