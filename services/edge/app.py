@@ -37,6 +37,7 @@ from services.edge.chatkit_server import (
     AttachmentTooLarge,
     EdgeAttachmentStore,
     SwitchboardChatKitServer,
+    attachment_headers,
 )
 from services.edge.config import EdgeConfig
 from services.edge.turns import StartedTurn, Turns, starts_a_turn
@@ -313,7 +314,7 @@ def create_app(config: EdgeConfig, *, edge: Edge | None = None) -> FastAPI:
         attachment, content = await edge.store.load_attachment_content(attachment_id, context)
         if content is None:
             return error_response(404, "not_found", "this attachment has not been uploaded yet")
-        return Response(content, media_type=attachment.mime_type)
+        return Response(content, headers=attachment_headers(attachment.mime_type, attachment.name))
 
     @app.get("/healthz", tags=["health"], summary="Liveness")
     async def healthz() -> dict[str, str]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import AsyncIterator
 from typing import Any, cast
 
@@ -52,6 +53,40 @@ DEFAULT_PAGE_SIZE = 20  # what ChatKitServer uses when the client gives no limit
 # Built once: chatkit 1.6.5's process() builds this adapter on every request (about 2 ms).
 CHATKIT_REQUEST: TypeAdapter[ChatKitReq] = TypeAdapter(ChatKitReq)
 MAX_ACTION_PAYLOAD_BYTES = 16 * 1024
+# type/subtype with optional parameters: no spaces, quotes or line breaks (a CRLF would split headers).
+MIME_TYPE = re.compile(
+    r"[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}(;[ ]?[a-z0-9_.+-]+=[a-z0-9_.+-]+){0,3}", re.I
+)
+# Served inline: types a browser shows without running anything. Anything else
+# (HTML, SVG, scripts, ...) downloads as a file, so an upload can never run as a page of the edge.
+INLINE_TYPES = frozenset(
+    {
+        "image/png",
+        "image/jpeg",
+        "image/gif",
+        "image/webp",
+        "image/avif",
+        "application/pdf",
+        "text/plain",
+        "audio/mpeg",
+        "audio/wav",
+        "video/mp4",
+    }
+)
+
+
+def attachment_headers(mime_type: str, name: str) -> dict[str, str]:
+    """How an attachment's bytes are served: never sniffed; only safe types inline; others as a download."""
+    media = mime_type.split(";", 1)[0].strip().lower()
+    safe_name = re.sub(r"[^A-Za-z0-9._ -]", "_", name)[:200] or "attachment"
+    headers = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "default-src 'none'; sandbox"}
+    if media in INLINE_TYPES:
+        headers["Content-Type"] = media
+        headers["Content-Disposition"] = f'inline; filename="{safe_name}"'
+    else:
+        headers["Content-Type"] = "application/octet-stream"
+        headers["Content-Disposition"] = f'attachment; filename="{safe_name}"'
+    return headers
 
 
 class EdgeAttachmentStore(AttachmentStore[RequestContext]):
@@ -67,6 +102,8 @@ class EdgeAttachmentStore(AttachmentStore[RequestContext]):
         self.max_bytes = max_bytes
 
     async def create_attachment(self, input: AttachmentCreateParams, context: RequestContext) -> Attachment:
+        if not MIME_TYPE.fullmatch(input.mime_type):
+            raise InvalidArgument("mime_type must be a media type like 'image/png' or 'application/pdf'")
         if input.size < 0 or input.size > self.max_bytes:
             raise AttachmentTooLarge(f"attachments are limited to {self.max_bytes} bytes; this one is {input.size}")
         if not input.name.strip() or len(input.name) > 255:

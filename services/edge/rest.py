@@ -272,7 +272,9 @@ def build_router(edge: Edge, config: EdgeConfig) -> APIRouter:
     @router.get("/api/conversations", tags=["conversations"], summary="The caller's conversations, most recent first")
     async def list_conversations(
         context: Context,
-        scope: Annotated[str | None, Query(max_length=200, description="only this scope")] = None,
+        scope: Annotated[
+            str | None, Query(max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$", description="only this scope")
+        ] = None,
         limit: Annotated[int, Query(ge=1, le=100)] = 20,
         after: Annotated[str | None, Query(pattern=ID_PATTERN, description="the last id of the previous page")] = None,
     ) -> ConversationsPage:

@@ -21,6 +21,7 @@ import hashlib
 import hmac
 import json
 import logging
+import math
 import secrets
 import time
 import uuid
@@ -55,6 +56,9 @@ AUTH_VERIFICATIONS = Counter(
     "Bearer token verifications, by token kind, outcome and whether the cache answered.",
     ["kind", "outcome", "cached"],
 )
+
+
+MAX_EXP = 253402300799  # 9999-12-31T23:59:59Z
 
 
 class TokenRejected(Exception):
@@ -461,8 +465,12 @@ class TokenVerifier:
         sub = claims.get("sub")
         if not isinstance(sub, str) or not sub.strip():
             raise TokenRejected("sub is empty")
-        if not isinstance(claims.get("exp"), int | float):
+        exp = claims.get("exp")
+        if not isinstance(exp, int | float) or isinstance(exp, bool):
             raise TokenRejected("exp is not a number")
+        if not math.isfinite(exp) or not 0 < exp <= MAX_EXP:
+            # NaN never compares as expired and 1e300 overflows a datetime: neither is a time.
+            raise TokenRejected("exp is not a time before the year 10000")
         try:
             return Principal.create(user_id=sub, org_id=org_id, roles=roles, session_id=session_id)
         except (InvalidArgument, Unauthenticated) as error:

@@ -141,6 +141,8 @@ class ThreadStoreService:
         limit = check_limit(limit, default=20, maximum=MAX_THREAD_PAGE)
         if after:
             check_id(after, "after")
+        if scope:
+            check_id(scope, "scope")  # the same rule as a thread's scope (no NUL reaches Postgres)
         if org_wide and not (principal.is_operator and principal.org_id):
             raise PermissionDenied("listing an org's threads needs the operator role and an org")
         return await self.repository.list_threads(

@@ -57,6 +57,7 @@ async def test_bad_inputs_get_their_status_and_change_nothing(stack: Stack, http
         assert reply.json()["error"]["message"]
     assert (await http.get("/api/conversations?limit=0", headers=bearer(token))).status_code == 400
     assert (await http.get("/api/conversations?after=bad%20id", headers=bearer(token))).status_code == 400
+    assert (await http.get("/api/conversations?scope=a%00b", headers=bearer(token))).status_code == 400
     reply = await http.get(f"/api/users/{new_user()}/conversations", headers=bearer(token))
     assert reply.status_code == 403
     assert (await http.get(f"/api/users/{user}/conversations", headers=bearer(token))).status_code == 200
@@ -163,6 +164,36 @@ async def test_attachments_upload_in_two_phases_with_a_size_limit(stack: Stack, 
     assert (await post_json(http, token, too_big)).status_code == 413
     assert (await http.post(upload_url, content=b"x" * 150_000, headers=bearer(token))).status_code == 413
     assert (await http.get(f"/chatkit/attachments/{attachment.id}", headers=bearer(token))).content == b"hello world"
+
+
+async def test_an_uploaded_page_is_never_served_as_a_page_and_bad_media_types_are_refused(
+    stack: Stack, http: httpx.AsyncClient
+) -> None:
+    token = stack.token(new_user())
+    served = {}
+    for name, mime, body in (
+        ("evil.html", "text/html", b"<script>alert(1)</script>"),
+        ("evil.svg", "image/svg+xml", b"<svg onload='alert(1)'/>"),
+        ("photo.png", "image/png", b"\x89PNG\r\n\x1a\n"),
+    ):
+        create = AttachmentsCreateReq(params=AttachmentCreateParams(name=name, size=len(body), mime_type=mime))
+        reply = await post_json(http, token, create)
+        assert reply.status_code == 200, reply.text
+        attachment_id = reply.json()["id"]
+        upload = await http.post(f"/chatkit/attachments/{attachment_id}/upload", content=body, headers=bearer(token))
+        assert upload.status_code == 200, upload.text
+        served[name] = await http.get(f"/chatkit/attachments/{attachment_id}", headers=bearer(token))
+    for name in ("evil.html", "evil.svg"):
+        assert served[name].headers["content-type"] == "application/octet-stream"
+        assert served[name].headers["content-disposition"].startswith("attachment;")
+        assert served[name].headers["x-content-type-options"] == "nosniff"
+    assert served["photo.png"].headers["content-type"] == "image/png"
+    assert served["photo.png"].headers["content-disposition"].startswith("inline;")
+    assert served["photo.png"].headers["x-content-type-options"] == "nosniff"
+    for mime in ("text/plain\r\nSet-Cookie: a=b", "not a type", ""):
+        create = AttachmentsCreateReq(params=AttachmentCreateParams(name="x.txt", size=1, mime_type=mime))
+        reply = await post_json(http, token, create)
+        assert reply.status_code == 400 and "mime_type" in reply.json()["error"]["message"]
 
 
 async def test_health_readiness_metrics_and_the_openapi_schema(stack: Stack, http: httpx.AsyncClient) -> None:

@@ -99,6 +99,7 @@ BAD_TOKENS: list[tuple[str, Callable[[IdentityProvider], str], str]] = [
     ("wrong issuer", lambda idp: idp.token(iss="https://evil.test"), "InvalidIssuerError"),
     ("missing sub", lambda idp: idp.token(drop=("sub",)), "MissingRequiredClaimError"),
     ("blank sub", lambda idp: idp.token(sub="  "), "sub is empty"),
+    ("exp past any datetime", lambda idp: idp.token(exp=1e300), "exp is not a time"),
     ("absurdly long", long_token, "over the limit of 4096"),
     ("not a JWT", lambda idp: "not-a-jwt", "malformed"),
     ("unknown kid", lambda idp: idp.token("RS256", key=make_key("RS256")), "no JWKS key"),

@@ -157,6 +157,11 @@ CASES = [
         "INVALID_ARGUMENT",
     ),
     (
+        "a listing scope with a NUL character",
+        lambda tid, uid: ("ListThreads", pb.ListThreadsRequest(principal=_principal(uid), scope="a\x00b")),
+        "INVALID_ARGUMENT",
+    ),
+    (
         "a watch without a target",
         lambda tid, uid: ("Watch", pb.WatchRequest(principal=_principal(uid))),
         "INVALID_ARGUMENT",
