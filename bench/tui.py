@@ -142,6 +142,9 @@ class GeneratedBackend:
     async def reply(self, thread_id: str, text: str) -> ThreadItem:
         raise RuntimeError("the rendering benchmark does not reply")
 
+    async def decide_card(self, thread_id: str, card_id: str, approve: bool) -> str:
+        raise RuntimeError("the rendering benchmark does not decide action cards")
+
     async def reset(self, service: str) -> None:
         return None
 

@@ -13,12 +13,15 @@ from textual.app import App
 from textual.binding import Binding
 from textual.widgets import Input
 
+from switchboard.errors import Unavailable
 from switchboard.principal import Principal
 from tui import feeds
-from tui.backend import ConsoleBackend
+from tui.backend import AGENT_RUNNER, REFUSED_DECISIONS, ConsoleBackend
+from tui.cards import ActionCard
 from tui.data import EscalationInfo
 from tui.keys import KeyBindingsProvider
 from tui.messages import (
+    CardDecided,
     ConnectionChanged,
     MetricsLoaded,
     SessionChanged,
@@ -70,6 +73,7 @@ class ConsoleApp(App[None]):
         self.principal: Principal | None = None
         self.connections: dict[str, ServiceStatus] = {name: ServiceStatus() for name in backend.targets}
         self._signed_in = asyncio.Event()
+        self.deciding: set[str] = set()  # ids of the action cards whose decision is on its way
         self.dashboard = DashboardScreen(self.state, clock=clock, services=list(backend.targets))
 
     # -- lifecycle ------------------------------------------------------------
@@ -269,6 +273,50 @@ class ConsoleApp(App[None]):
         for screen in self._conversations():
             if screen.thread_id == thread_id and screen.loaded:
                 screen.query_one(Transcript).upsert(item)
+
+    def decide_card(self, card: ActionCard, approve: bool) -> None:
+        """Approve or reject an action card for the user (once: a second key press waits for the first)."""
+        if card.id in self.deciding:
+            self.notify(f"the decision on “{card.summary}” is on its way", markup=False)
+            return
+        self.send_decision(card, approve)
+
+    @work(exclusive=True, group="approvals", exit_on_error=False)
+    async def send_decision(self, card: ActionCard, approve: bool) -> None:
+        """Send the decision to the agent runner and wait until the run it resumes has ended.
+
+        A newer decision stops the wait for an older one: that run goes on in the
+        agent runner, and its card shows the decision through the thread feed.
+        """
+        # Marked here, not by the caller: a worker cancelled before it started sent nothing and marks nothing.
+        self.deciding.add(card.id)
+        try:
+            outcome = await self.backend.decide_card(card.thread_id, card.id, approve)
+        except Exception as error:
+            if isinstance(error, Unavailable):
+                await self.backend.reset(AGENT_RUNNER)  # the next decision dials afresh
+            verb = "approve" if approve else "reject"
+            self.notify(f"could not {verb} “{card.summary}”: {feeds.describe(error)}", severity="error", markup=False)
+            return
+        finally:
+            self.deciding.discard(card.id)
+        self.post_message(CardDecided(card, approve, outcome, refused=outcome in REFUSED_DECISIONS))
+
+    def on_card_decided(self, message: CardDecided) -> None:
+        card = message.card
+        if not message.refused:
+            self.notify(f"“{card.summary}” {message.outcome}", title="action card", markup=False)
+            return
+        verb = "approve" if message.approve else "reject"
+        self.notify(
+            f"could not {verb} “{card.summary}”: {message.outcome}",
+            title="action card",
+            severity="warning",
+            markup=False,
+        )
+        for screen in self._conversations():  # show the card as it really is now
+            if screen.thread_id == card.thread_id:
+                screen.action_reload()
 
     def _escalation_updated(self, escalation: EscalationInfo) -> None:
         # The watch reports it too; applying the reply now makes the console feel instant.

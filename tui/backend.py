@@ -1,9 +1,10 @@
 """How the console reaches Switchboard: one small interface, and its gRPC implementation.
 
 The app receives a ``ConsoleBackend`` in its constructor. ``GrpcConsoleBackend``
-talks to session_api and thread_store through their public client modules (the
-only parts of ``services`` the console may import); tests of layout use an
-in-memory backend with fixed data instead.
+talks to session_api, thread_store and (for decisions on action cards) the agent
+runner through their public client modules (the only parts of ``services`` the
+console may import); tests of layout use an in-memory backend with fixed data
+instead.
 """
 
 from __future__ import annotations
@@ -15,14 +16,17 @@ from typing import Protocol
 
 from chatkit.types import AssistantMessageContent, AssistantMessageItem, ThreadItem
 
+from services.agent_runner.client import AgentRunnerClient
 from services.session_api.client import SessionApiClient
 from services.thread_store.client import GrpcThreadStore, item_from_json
-from switchboard.errors import Unauthenticated
+from switchboard.errors import AlreadyExists, FailedPrecondition, NotFound, Unauthenticated
 from switchboard.principal import Principal
 from tui.data import EscalationInfo, MetricsSnapshot, SessionChange, SessionInfo, ThreadChange
 
 SESSION_API = "session_api"
 THREAD_STORE = "thread_store"
+AGENT_RUNNER = "agent_runner"
+DEFAULT_AGENT_RUNNER = "127.0.0.1:50052"
 MAX_SESSIONS = 2000
 MAX_ESCALATIONS = 1000
 MAX_TRANSCRIPT = 10_000
@@ -30,8 +34,34 @@ RECENT_SESSIONS = 100
 PAGE = 200
 
 
+# What deciding an action card can come to besides a decision (``decide_card`` returns one of these).
+NOT_ALLOWED = (
+    "not allowed: this deployment does not let operators decide action cards "
+    "(SWITCHBOARD_OPERATOR_MAY_APPROVE on the agent runner)"
+)
+ALREADY_DECIDED = "it was decided already"
+NOT_PENDING = "it no longer waits for approval"
+REFUSED_DECISIONS = frozenset({NOT_ALLOWED, ALREADY_DECIDED, NOT_PENDING})
+
+# What became of the run a decision resumed, by its final status.
+_AFTER_DECISION = {
+    "completed": "the agent finished its answer",
+    "waiting_approval": "the agent asks for another approval",
+    "cancelled": "the answer was cancelled",
+    "failed": "the answer failed",
+    "interrupted": "the answer was interrupted",
+}
+
+
 class SignInFailed(Unauthenticated):
     """The operator token was refused, or is not an operator's: retrying will not help."""
+
+
+def decision_outcome(approve: bool, run_status: str) -> str:
+    """What the console says after a decision went through: the decision, then what the resumed run did."""
+    verdict = "approved" if approve else "rejected"
+    after = _AFTER_DECISION.get(run_status, f"the run ended {run_status}" if run_status else "")
+    return f"{verdict}; {after}" if after else verdict
 
 
 class ConsoleBackend(Protocol):
@@ -86,6 +116,10 @@ class ConsoleBackend(Protocol):
         """Write an assistant message from the operator into a thread."""
         ...
 
+    async def decide_card(self, thread_id: str, card_id: str, approve: bool) -> str:
+        """Approve or reject an action card for the user; what came of it (a decision, or a refusal)."""
+        ...
+
     async def reset(self, service: str) -> None:
         """Drop the connection to a service after a failure, so the next call dials afresh."""
         ...
@@ -112,14 +146,25 @@ class GrpcConsoleBackend:
         token: The operator's bearer token.
         session_api: ``host:port`` of session_api.
         thread_store: ``host:port`` of thread_store.
+        agent_runner: ``host:port`` of the agent runner (decisions on action cards; default: this host's).
         timeout: Seconds per unary call.
     """
 
-    def __init__(self, *, token: str, session_api: str, thread_store: str, timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        *,
+        token: str,
+        session_api: str,
+        thread_store: str,
+        agent_runner: str = DEFAULT_AGENT_RUNNER,
+        timeout: float = 5.0,
+    ) -> None:
         self._token = token
+        # The status line follows the two services the console watches; the runner is called on demand.
         self._targets = {SESSION_API: session_api, THREAD_STORE: thread_store}
         self.sessions = SessionApiClient(session_api, timeout=timeout)
         self.threads = GrpcThreadStore(thread_store, timeout=timeout)
+        self.runner = AgentRunnerClient(agent_runner, timeout=timeout)
         self._timeout = timeout
         self._principal: Principal | None = None
 
@@ -225,25 +270,57 @@ class GrpcConsoleBackend:
         await self.threads.add_thread_item(thread_id, item, self.principal)
         return item
 
+    async def decide_card(self, thread_id: str, card_id: str, approve: bool) -> str:
+        """Decide the card through the agent runner, then follow the resumed run to its end.
+
+        The runner accepts an operator's decision only where the deployment allows it
+        (``SWITCHBOARD_OPERATOR_MAY_APPROVE``); elsewhere the operator is just another
+        user, and another user's thread is not found. The resumed run streams into the
+        thread as usual, so the console sees the decided card on thread_store's feed.
+        """
+        stream = self.runner.run(self.principal, thread_id=thread_id, approval=(card_id, approve))
+        try:
+            await stream.started()
+            async for _event in stream:
+                pass
+        except NotFound:
+            return NOT_ALLOWED
+        except AlreadyExists:
+            return ALREADY_DECIDED
+        except FailedPrecondition:
+            return NOT_PENDING
+        finally:
+            stream.close()
+        return decision_outcome(approve, stream.status)
+
     async def reset(self, service: str) -> None:
         """Close the service's channel; the next call opens a fresh one instead of waiting out gRPC's back-off."""
         if service == SESSION_API:
             await self.sessions.close()
+        elif service == AGENT_RUNNER:
+            await self.runner.close()
         else:
             await self.threads.close()
 
     async def close(self) -> None:
-        """Close both channels."""
+        """Close every channel."""
         await self.sessions.close()
         await self.threads.close()
+        await self.runner.close()
 
 
 __all__ = [
+    "AGENT_RUNNER",
+    "ALREADY_DECIDED",
+    "NOT_ALLOWED",
+    "NOT_PENDING",
+    "REFUSED_DECISIONS",
     "SESSION_API",
     "THREAD_STORE",
     "ConsoleBackend",
     "GrpcConsoleBackend",
     "SignInFailed",
+    "decision_outcome",
     "item_from_json",
     "operator_reply",
 ]

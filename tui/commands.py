@@ -22,6 +22,7 @@ from switchboard.principal import OPERATOR_ROLE
 
 DEFAULT_SESSION_API = "127.0.0.1:50053"
 DEFAULT_THREAD_STORE = "127.0.0.1:50051"
+DEFAULT_AGENT_RUNNER_PORT = "50052"
 DEV_SECRET_FILE = "dev-jwt-secret"
 DEV_OPERATOR = "dev-operator"
 DEV_ORG = "dev"
@@ -79,12 +80,21 @@ def resolve_token(flag: str | None, *, data_dir: Path | None = None) -> str:
     raise InvalidArgument(NO_TOKEN.format(data_dir=directory))
 
 
+def default_agent_runner() -> str:
+    """Where the agent runner is: ``$SWITCHBOARD_AGENT_RUNNER``, else on this host at the port
+    ``switchboard up`` gives it (``$SWITCHBOARD_AGENT_RUNNER_PORT``, default 50052)."""
+    port = env_str("SWITCHBOARD_AGENT_RUNNER_PORT", DEFAULT_AGENT_RUNNER_PORT)
+    return env_str("SWITCHBOARD_AGENT_RUNNER") or f"127.0.0.1:{port}"
+
+
 def _console(args: argparse.Namespace) -> int:
     from tui.app import ConsoleApp
     from tui.backend import GrpcConsoleBackend
 
     token = resolve_token(args.token)
-    backend = GrpcConsoleBackend(token=token, session_api=args.session_api, thread_store=args.thread_store)
+    backend = GrpcConsoleBackend(
+        token=token, session_api=args.session_api, thread_store=args.thread_store, agent_runner=args.agent_runner
+    )
     ConsoleApp(backend).run()
     return 0
 
@@ -106,5 +116,13 @@ def register(subparsers: Any) -> None:
         "--thread-store",
         default=env_str("SWITCHBOARD_THREAD_STORE", DEFAULT_THREAD_STORE),
         help="thread_store host:port (default: $SWITCHBOARD_THREAD_STORE or %(default)s)",
+    )
+    parser.add_argument(
+        "--agent-runner",
+        default=default_agent_runner(),
+        help=(
+            "agent runner host:port, for approving or rejecting action cards "
+            "(default: $SWITCHBOARD_AGENT_RUNNER, else 127.0.0.1:$SWITCHBOARD_AGENT_RUNNER_PORT; now %(default)s)"
+        ),
     )
     parser.set_defaults(handler=_console)

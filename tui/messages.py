@@ -9,6 +9,7 @@ from chatkit.types import ThreadItem
 from textual.message import Message
 
 from switchboard.principal import Principal
+from tui.cards import ActionCard
 from tui.data import EscalationInfo, MetricsSnapshot, SessionChange, SessionInfo, ThreadChange
 
 ConnectionState = Literal["connecting", "connected", "reconnecting", "failed"]
@@ -97,3 +98,21 @@ class ReplySent(Message):
         super().__init__()
         self.thread_id = thread_id
         self.item = item
+
+
+class CardDecided(Message):
+    """The agent runner answered the operator's decision on an action card.
+
+    Attributes:
+        card: The card as it was shown when the operator decided.
+        approve: Whether the operator approved it.
+        outcome: What came of it: the decision and what the resumed run did, or why nothing was decided.
+        refused: Whether nothing was decided (not allowed here, decided already, no longer waiting).
+    """
+
+    def __init__(self, card: ActionCard, approve: bool, outcome: str, *, refused: bool) -> None:
+        super().__init__()
+        self.card = card
+        self.approve = approve
+        self.outcome = outcome
+        self.refused = refused

@@ -22,6 +22,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 
 from switchboard.errors import InvalidArgument, NotFound
+from switchboard.ids import RANDOM_BYTES
 from switchboard.sql import Queries
 
 QUERIES_DIR = Path(__file__).parent / "queries"
@@ -94,7 +95,7 @@ class TaskRepository:
 
     async def add_task(self, *, user_id: str, title: str, notes: str = "") -> TaskRecord:
         """Create a task."""
-        task_id = f"task_{secrets.token_hex(6)}"
+        task_id = f"task_{secrets.token_hex(RANDOM_BYTES)}"  # not new_id: "tsk_" is ChatKit's task *item* prefix
         row = await self._pool.fetchrow(self._q.insert_task, task_id, user_id, _clean_title(title), _clean_notes(notes))
         return _record(row)
 

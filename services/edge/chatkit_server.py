@@ -108,7 +108,7 @@ class EdgeAttachmentStore(AttachmentStore[RequestContext]):
             raise AttachmentTooLarge(f"attachments are limited to {self.max_bytes} bytes; this one is {input.size}")
         if not input.name.strip() or len(input.name) > 255:
             raise InvalidArgument("an attachment needs a name of 1 to 255 characters")
-        attachment_id = self.generate_attachment_id(input.mime_type, context)
+        attachment_id = self._store.generate_attachment_id(input.mime_type, context)
         upload = AttachmentUploadDescriptor(
             url=AnyUrl(f"{context.base_url}/chatkit/attachments/{attachment_id}/upload"), method="POST"
         )

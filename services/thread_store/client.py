@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 import grpc
-from chatkit.store import NotFoundError, Store
+from chatkit.store import NotFoundError, Store, StoreItemType
 from chatkit.types import Attachment, Page, ThreadItem, ThreadMetadata, UserMessageItem
 from pydantic import TypeAdapter
 
@@ -21,6 +21,7 @@ from switchboard.api.v1 import thread_store_pb2 as pb
 from switchboard.api.v1.thread_store_pb2_grpc import ThreadStoreStub
 from switchboard.errors import NotFound, SwitchboardError
 from switchboard.grpc_client import LoopLocalChannels, error_from_rpc
+from switchboard.ids import new_id
 from switchboard.principal import Caller
 from switchboard.proto_convert import from_timestamp, principal_to_proto
 
@@ -78,6 +79,15 @@ class GrpcThreadStore(Store[Caller]):
     def __init__(self, target: str, *, timeout: float = 10.0) -> None:
         self._channels = LoopLocalChannels(target, ThreadStoreStub)
         self._timeout = timeout
+
+    def generate_thread_id(self, context: Caller) -> str:
+        return new_id("thread")
+
+    def generate_item_id(self, item_type: StoreItemType, thread: ThreadMetadata, context: Caller) -> str:
+        return new_id(item_type)
+
+    def generate_attachment_id(self, mime_type: str, context: Caller) -> str:
+        return new_id("attachment")
 
     @property
     def stub(self) -> ThreadStoreStub:

@@ -31,6 +31,8 @@ from tests.thread_store.helpers import Ctx, user_message
 from tui.app import ConsoleApp
 from tui.backend import GrpcConsoleBackend
 
+NO_RUNNER = "127.0.0.1:1"  # nothing listens there: a decision fails as "unavailable"
+
 
 def operator_token(user_id: str, org_id: str, *, roles: tuple[str, ...] = ("operator",)) -> str:
     """A token the test identity provider signs for an operator."""
@@ -72,12 +74,15 @@ class Stack:
         """A thread_store client (what the edge's ChatKit store is)."""
         return self.thread_store.store
 
-    def console(self, org_id: str, *, operator: str | None = None, token: str | None = None) -> ConsoleApp:
-        """The console of an operator of ``org_id``, connected to this stack."""
+    def console(
+        self, org_id: str, *, operator: str | None = None, token: str | None = None, agent_runner: str = NO_RUNNER
+    ) -> ConsoleApp:
+        """The console of an operator of ``org_id``, connected to this stack (and to an agent runner, if given)."""
         backend = GrpcConsoleBackend(
             token=token or operator_token(operator or f"op-{uuid.uuid4().hex[:6]}", org_id),
             session_api=self.session_api.target,
             thread_store=self.thread_store.target,
+            agent_runner=agent_runner,
             timeout=3.0,
         )
         return ConsoleApp(backend, metrics_interval=0.5)

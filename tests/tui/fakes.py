@@ -1,4 +1,5 @@
-"""An in-memory console backend with fixed data, for layout snapshots (the pilot tests use real services)."""
+"""An in-memory console backend with fixed data, for layout snapshots and keyboard tests (the live tests use real
+services)."""
 
 from __future__ import annotations
 
@@ -16,10 +17,13 @@ from chatkit.types import (
     ThreadItem,
     UserMessageItem,
     UserMessageTextContent,
+    WidgetItem,
 )
 
+from services.agent_runner.approvals import PendingApproval, approval_card, decided_text
 from switchboard.principal import Principal
-from tui.backend import SESSION_API, THREAD_STORE, operator_reply
+from tui.backend import ALREADY_DECIDED, NOT_PENDING, SESSION_API, THREAD_STORE, decision_outcome, operator_reply
+from tui.cards import action_card
 from tui.data import Durations, EscalationInfo, MetricsSnapshot, SessionChange, SessionInfo, ThreadChange
 
 NOW = datetime(2026, 3, 14, 15, 9, 26, tzinfo=UTC)
@@ -133,6 +137,20 @@ def demo_transcript(thread_id: str = "thr_alice") -> list[ThreadItem]:
     ]
 
 
+def delete_card(
+    thread_id: str, card_id: str, *, task_id: str, at: datetime, decided: str | None = None
+) -> tuple[PendingApproval, WidgetItem]:
+    """The agent runner's card asking to delete a task (decided: with that status sentence)."""
+    pending = PendingApproval(
+        card_id=card_id,
+        call_id=f"call_{card_id}",
+        tool_name="delete_task",
+        arguments={"task_id": task_id},
+        agent="Triage",
+    )
+    return pending, approval_card(pending, thread_id=thread_id, created_at=at, decided=decided)
+
+
 def demo_metrics() -> MetricsSnapshot:
     """Figures of the demo org."""
     return MetricsSnapshot(
@@ -156,6 +174,18 @@ class InMemoryBackend:
         self.transcripts: dict[str, list[ThreadItem]] = {"thr_alice": demo_transcript()}
         self.session_changes: asyncio.Queue[SessionChange] = asyncio.Queue()
         self.thread_changes: asyncio.Queue[ThreadChange] = asyncio.Queue()
+        self.cards: dict[str, PendingApproval] = {}
+        self.decisions: list[tuple[str, str, bool]] = []
+        self.refuse_with: str | None = None  # a refusal of tui.backend every decision gets, when set
+        self.fail_with: Exception | None = None  # an error every decision raises, when set
+        self.decision_gate: asyncio.Event | None = None  # decisions wait for it, when set (a slow runner)
+        self.resets: list[str] = []
+
+    def add_card(self, thread_id: str, card_id: str, *, task_id: str, at: datetime, decided: str | None = None) -> None:
+        """Put a delete-task card into a thread's transcript (decided: already closed with that sentence)."""
+        pending, card = delete_card(thread_id, card_id, task_id=task_id, at=at, decided=decided)
+        self.cards[card_id] = pending
+        self.transcripts.setdefault(thread_id, []).append(card)
 
     @property
     def targets(self) -> dict[str, str]:
@@ -204,8 +234,42 @@ class InMemoryBackend:
         self.transcripts.setdefault(thread_id, []).append(item)
         return item
 
+    async def decide_card(self, thread_id: str, card_id: str, approve: bool) -> str:
+        """Decide as the agent runner would: the card is replaced on the thread feed, the run completes."""
+        self.decisions.append((thread_id, card_id, approve))
+        if self.decision_gate is not None:
+            await self.decision_gate.wait()
+        if self.fail_with is not None:
+            raise self.fail_with
+        if self.refuse_with is not None:
+            return self.refuse_with
+        items = self.transcripts.get(thread_id, [])
+        shown = next((item for item in items if item.id == card_id), None)
+        card = action_card(shown) if shown is not None else None
+        if shown is None or card is None or card_id not in self.cards:
+            return NOT_PENDING
+        if not card.awaiting_approval:
+            return ALREADY_DECIDED
+        sentence = decided_text("Approved" if approve else "Rejected", self.principal.user_id, NOW)
+        _pending, decided = delete_card(
+            thread_id, card_id, task_id=self.cards[card_id].arguments["task_id"], at=shown.created_at, decided=sentence
+        )
+        items[items.index(shown)] = decided
+        change_id = f"{len(self.decisions)}-1"
+        await self.thread_changes.put(
+            ThreadChange(
+                id=change_id,
+                type="item.updated",
+                thread_id=thread_id,
+                item_id=card_id,
+                at=NOW,
+                json=decided.model_dump_json().encode(),
+            )
+        )
+        return decision_outcome(approve, "completed")
+
     async def reset(self, service: str) -> None:
-        return None
+        self.resets.append(service)
 
     async def close(self) -> None:
         return None

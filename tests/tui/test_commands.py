@@ -44,3 +44,22 @@ def test_the_console_subcommand_reads_its_targets_from_flags_and_environment(mon
     register(parser.add_subparsers())
     args = parser.parse_args(["console", "--token", "t"])
     assert (args.token, args.session_api, args.thread_store) == ("t", "sessions.internal:7000", "127.0.0.1:50051")
+
+
+def test_the_agent_runner_is_found_by_flag_environment_or_the_port_switchboard_up_gives_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def parsed(*argv: str) -> str:
+        parser = argparse.ArgumentParser()
+        register(parser.add_subparsers())
+        target: str = parser.parse_args(["console", "--token", "t", *argv]).agent_runner
+        return target
+
+    monkeypatch.delenv("SWITCHBOARD_AGENT_RUNNER", raising=False)
+    monkeypatch.delenv("SWITCHBOARD_AGENT_RUNNER_PORT", raising=False)
+    assert parsed() == "127.0.0.1:50052"
+    monkeypatch.setenv("SWITCHBOARD_AGENT_RUNNER_PORT", "6052")
+    assert parsed() == "127.0.0.1:6052"
+    monkeypatch.setenv("SWITCHBOARD_AGENT_RUNNER", "runner.internal:7002")
+    assert parsed() == "runner.internal:7002"
+    assert parsed("--agent-runner", "10.0.0.5:50052") == "10.0.0.5:50052"

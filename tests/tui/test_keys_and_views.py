@@ -53,7 +53,14 @@ async def test_the_help_screen_lists_every_binding_of_every_screen() -> None:
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
         text = app.screen.plain_text
-        for what in ("Take the escalation", "Reply into the conversation", "Filter the sessions", "Quit"):
+        for what in (
+            "Take the escalation",
+            "Reply into the conversation",
+            "Filter the sessions",
+            "Approve the newest action card waiting for approval",
+            "Reject (deny) the newest action card waiting for approval",
+            "Quit",
+        ):
             assert what in text
         for group in ("Everywhere", "Sessions", "Escalation queue", "Conversation"):
             assert group in text

@@ -12,7 +12,7 @@ from switchboard.principal import Principal
 from tests.conftest import free_port
 from tests.session_api.conftest import IdentityProvider, auth_config
 from tests.thread_store.helpers import Ctx, user_message
-from tests.tui.conftest import Stack, connected, operator_token, wait_for
+from tests.tui.conftest import NO_RUNNER, Stack, connected, operator_token, wait_for
 from tui.app import ConsoleApp
 from tui.backend import GrpcConsoleBackend
 from tui.screens.conversation import ConversationScreen
@@ -44,6 +44,7 @@ async def test_the_console_reconnects_after_both_services_restart_on_the_same_po
         token=operator_token(f"op-{org}", org),
         session_api=f"127.0.0.1:{session_port}",
         thread_store=f"127.0.0.1:{thread_port}",
+        agent_runner=NO_RUNNER,
         timeout=2.0,
     )
     app = ConsoleApp(backend, metrics_interval=0.5)

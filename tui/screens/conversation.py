@@ -1,4 +1,4 @@
-"""One conversation: its live transcript, and the operator's claim, reply and resolve."""
+"""One conversation: its live transcript, and the operator's claim, reply, resolve and decisions on action cards."""
 
 from __future__ import annotations
 
@@ -34,6 +34,8 @@ class ConversationScreen(Screen[None]):
         Binding("r", "reply", "Reply", tooltip="Write a reply into the conversation"),
         Binding("c", "claim", "Claim", tooltip="Claim the conversation's escalation"),
         Binding("x", "resolve", "Resolve", tooltip="Resolve the escalation and hand back to the agent"),
+        Binding("a", "approve", "Approve", tooltip="Approve the newest action card waiting for approval"),
+        Binding("d", "reject", "Reject", tooltip="Reject (deny) the newest action card waiting for approval"),
         Binding("ctrl+r", "reload", "Reload", show=False, tooltip="Reload the transcript"),
     ]
 
@@ -181,6 +183,22 @@ class ConversationScreen(Screen[None]):
             self.notify("this conversation has no pending escalation", severity="warning")
             return
         self.console.ask_and_resolve(escalation.id)
+
+    def action_approve(self) -> None:
+        self._decide(approve=True)
+
+    def action_reject(self) -> None:
+        self._decide(approve=False)
+
+    def _decide(self, *, approve: bool) -> None:
+        if not self.thread_id or not self.loaded:
+            self.notify("no transcript shown yet: nothing to approve or reject", severity="warning")
+            return
+        card = self.transcript.pending_card()
+        if card is None:
+            self.notify("no action card waits for approval in this conversation", severity="warning")
+            return
+        self.console.decide_card(card, approve)
 
     def action_reload(self) -> None:
         if self.thread_id:

@@ -15,6 +15,7 @@ from typing import Any
 
 from chatkit.types import ThreadItem
 from rich.console import Group, RenderableType
+from rich.markdown import Markdown
 from rich.padding import Padding
 from rich.segment import Segment
 from rich.text import Text
@@ -23,9 +24,12 @@ from textual.geometry import Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from tui.cards import ActionCard, CardState, action_card
+
 OPERATOR_ITEM_PREFIX = "msg_op_"
 HIDDEN_TYPES = {"end_of_turn", "hidden_context_item", "sdk_hidden_context"}
 MAX_DETAIL = 400
+MAX_CARD_TEXT = 2000
 
 
 def _short(value: Any) -> str:
@@ -53,6 +57,33 @@ def _task_line(task: Any) -> tuple[str, str, str]:
     if title.endswith("failed") or "x" in icon.rsplit(":", 1)[-1].split("-"):
         return "✗", "bold red", f"{title}{detail}"
     return "✓", "green", f"{title}{detail}"
+
+
+# How an action card reads in each state: header label, header style, status style.
+_CARD_LOOKS: dict[CardState, tuple[str, str, str]] = {
+    "pending": ("approval ⏳", "bold yellow", "yellow"),
+    "approved": ("approval ✓", "bold green", "green"),
+    "rejected": ("approval ✗", "bold red", "red"),
+    "closed": ("approval ∅", "bold", "italic"),
+    "card": ("card", "bold blue", "italic"),
+}
+WAITING_FOR_APPROVAL = "waiting for approval"
+
+
+def _card(item: ThreadItem, card: ActionCard) -> RenderableType:
+    """An action card: what it says, then that it waits for approval, or what became of it."""
+    state = card.state
+    label, header_style, status_style = _CARD_LOOKS[state]
+    parts: list[RenderableType] = [_header(item, label, header_style)]
+    if card.text:
+        text = card.text if len(card.text) <= MAX_CARD_TEXT else card.text[: MAX_CARD_TEXT - 1] + "…"
+        parts.append(Padding(Markdown(text), (0, 0, 0, 2)))
+    status = card.status
+    if state == "pending":
+        status = WAITING_FOR_APPROVAL + (f" · {card.status}" if card.status else "")
+    if status:
+        parts.append(_body(status, status_style))
+    return Group(*parts)
 
 
 def render_item(item: ThreadItem) -> RenderableType | None:
@@ -84,6 +115,8 @@ def render_item(item: ThreadItem) -> RenderableType | None:
         tasks = item.workflow.tasks  # type: ignore[union-attr]
         lines = [Text.assemble((f"{mark} ", style), text) for mark, style, text in map(_task_line, tasks)]
         return Group(_header(item, "workflow", "bold blue"), *(Padding(line, (0, 0, 0, 2)) for line in lines))
+    if kind == "widget" and (card := action_card(item)) is not None:
+        return _card(item, card)
     if kind == "widget":
         widget: Any = item
         summary = widget.copy_text or getattr(widget.widget, "type", "widget")
@@ -162,6 +195,14 @@ class Transcript(ScrollView, can_focus=True):
     def item(self, item_id: str) -> ThreadItem | None:
         """One shown item."""
         return self._items.get(item_id)
+
+    def pending_card(self) -> ActionCard | None:
+        """The newest action card that still waits for approval, if any."""
+        for _at, item_id in reversed(self._order):
+            card = action_card(self._items[item_id])
+            if card is not None and card.awaiting_approval:
+                return card
+        return None
 
     @property
     def text(self) -> str:
