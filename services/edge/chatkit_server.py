@@ -25,6 +25,7 @@ from chatkit.types import (
     Attachment,
     AttachmentCreateParams,
     AttachmentUploadDescriptor,
+    AudioInput,
     ChatKitReq,
     FeedbackKind,
     FileAttachment,
@@ -33,6 +34,7 @@ from chatkit.types import (
     SyncCustomActionResponse,
     ThreadMetadata,
     ThreadStreamEvent,
+    TranscriptionResult,
     UserMessageItem,
     WidgetItem,
     is_streaming_req,
@@ -218,6 +220,10 @@ class SwitchboardChatKitServer(ChatKitServer[RequestContext]):
     ) -> SyncCustomActionResponse:
         await self._record_action(thread, action, sender, context, kind="sync_action")
         return SyncCustomActionResponse(updated_item=None)
+
+    async def transcribe(self, audio_input: AudioInput, context: RequestContext) -> TranscriptionResult:
+        """Dictation needs a speech-to-text model; none is configured at the edge yet: a clear 400."""
+        raise InvalidArgument("dictation (input.transcribe) is not configured on this server")
 
     async def add_feedback(
         self, thread_id: str, item_ids: list[str], feedback: FeedbackKind, context: RequestContext

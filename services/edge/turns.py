@@ -179,6 +179,8 @@ class Turns:
     async def _user_message(
         self, request: ThreadsCreateReq | ThreadsAddUserMessageReq, thread: ThreadMetadata, context: RequestContext
     ) -> UserMessageItem:
+        if "\x00" in request.params.input.model_dump_json():
+            raise InvalidArgument("a message cannot contain NUL characters")
         message = await self._server._build_user_message_item(request.params.input, thread, context)
         for attachment in message.attachments:
             # Attachments learn their thread now, as ChatKit's server records them.

@@ -58,6 +58,11 @@ async def test_bad_inputs_get_their_status_and_change_nothing(stack: Stack, http
     assert (await http.get("/api/conversations?limit=0", headers=bearer(token))).status_code == 400
     assert (await http.get("/api/conversations?after=bad%20id", headers=bearer(token))).status_code == 400
     assert (await http.get("/api/conversations?scope=a%00b", headers=bearer(token))).status_code == 400
+    nul = await http.post("/chatkit", content=create_request("hello\u0000world"), headers=bearer(token))
+    assert nul.status_code == 400 and "NUL" in nul.json()["error"]["message"]
+    dictation = {"type": "input.transcribe", "params": {"audio_base64": "AAAA", "mime_type": "audio/webm"}}
+    reply = await http.post("/chatkit", json=dictation, headers=bearer(token))
+    assert reply.status_code == 400 and "not configured" in reply.json()["error"]["message"]
     reply = await http.get(f"/api/users/{new_user()}/conversations", headers=bearer(token))
     assert reply.status_code == 403
     assert (await http.get(f"/api/users/{user}/conversations", headers=bearer(token))).status_code == 200
