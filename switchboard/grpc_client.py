@@ -11,6 +11,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
 import weakref
 from collections.abc import Callable
 from typing import Generic, TypeVar
@@ -20,6 +22,10 @@ import grpc
 from switchboard.errors import SwitchboardError, Unavailable, error_for_status
 from switchboard.grpc_runtime import CHANNEL_OPTIONS
 
+log = logging.getLogger(__name__)
+_TRANSPORT_DETAIL = re.compile(
+    r"ipv4:|ipv6:|unix:|failed to connect|socket closed|connection reset|goaway|deadline exceeded", re.I
+)
 StubT = TypeVar("StubT")
 
 
@@ -28,7 +34,12 @@ def error_from_rpc(error: grpc.aio.AioRpcError, *, service: str) -> SwitchboardE
     details = error.details() or error.code().name
     typed = error_for_status(error.code().name, details)
     if isinstance(typed, Unavailable):
-        typed = Unavailable(f"{service} is unavailable ({details}); is it running?")
+        if _TRANSPORT_DETAIL.search(details):
+            # Transport details name internal addresses: they go to the log, not to a client.
+            log.warning("%s unreachable: %s", service, details)
+            typed = Unavailable(f"{service} is unavailable; is it running? Retry in a moment")
+        else:
+            typed = Unavailable(f"{service} is unavailable ({details})")
     return typed
 
 

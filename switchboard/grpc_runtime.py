@@ -16,10 +16,13 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import asyncpg
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import Counter, Histogram
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from switchboard.errors import SwitchboardError
 
@@ -90,11 +93,30 @@ class DomainErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-a
         return handler
 
 
+# Postgres or Redis down, refusing, or out of connections: the one mapping of storage
+# failures to UNAVAILABLE (the edge answers 503 with Retry-After), never INTERNAL.
+STORAGE_DOWN: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.AdminShutdownError,
+    RedisConnectionError,
+    RedisTimeoutError,
+    ConnectionError,
+    TimeoutError,
+)
+
+
 async def _abort_for(error: BaseException, context: ServicerContext, method: str) -> None:
     if isinstance(error, SwitchboardError):
         code = _status_of(error)
         GRPC_REQUESTS.labels(method, code.name).inc()
         await context.abort(code, error.message)
+    if isinstance(error, STORAGE_DOWN):
+        log.warning("%s: storage unavailable (%s: %s)", method, type(error).__name__, error)
+        GRPC_REQUESTS.labels(method, "UNAVAILABLE").inc()
+        await context.abort(grpc.StatusCode.UNAVAILABLE, "storage is unavailable right now; retry in a moment")
     log.exception("unexpected error in %s", method, exc_info=error)
     GRPC_REQUESTS.labels(method, "INTERNAL").inc()
     await context.abort(grpc.StatusCode.INTERNAL, "internal error; the server log has the details")

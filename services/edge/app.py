@@ -71,7 +71,8 @@ def switchboard_error_response(error: SwitchboardError) -> JSONResponse:
         return error_response(401, "unauthenticated", f"please sign in again ({error.message})")
     if status >= 500:
         log.warning("%s: %s", error.status, error.message)
-    return error_response(status, error.status.lower(), error.message)
+    headers = {"Retry-After": "1"} if status == 503 else None
+    return error_response(status, error.status.lower(), error.message, headers)
 
 
 async def read_body(request: Request, limit: int) -> bytes:

@@ -179,8 +179,9 @@ def child_pid(stack: Stack, command: str) -> int:
     raise AssertionError(f"the stack has no {command} child")
 
 
-def start_edge(stack: Stack, port: int, **extra_env: str) -> EdgeReplica:
-    """Another edge replica of ``stack``, returning once ``/readyz`` answers 200."""
+def start_edge(stack: Stack, port: int, *, probe: str = "/readyz", **extra_env: str) -> EdgeReplica:
+    """Another edge replica of ``stack``, returning once ``probe`` answers 200 (``/healthz`` for
+    an edge whose services are meant to be down)."""
     proc = start_service("edge", port, service_env(stack, **extra_env))
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -188,7 +189,7 @@ def start_edge(stack: Stack, port: int, **extra_env: str) -> EdgeReplica:
         if proc.poll() is not None:
             raise AssertionError(f"the second edge exited with {proc.returncode}")
         try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+            if httpx.get(f"{url}{probe}", timeout=2).status_code == 200:
                 return EdgeReplica(proc, url)
         except httpx.HTTPError:
             pass

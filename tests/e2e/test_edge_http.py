@@ -19,6 +19,7 @@ from chatkit.types import (
 
 from services.session_api.client import SessionApiClient
 from switchboard.principal import Principal
+from tests.conftest import free_port
 from tests.e2e.conftest import (
     SECOND_EDGE_RATE_BURST,
     SECOND_EDGE_RATE_PER_SECOND,
@@ -27,6 +28,7 @@ from tests.e2e.conftest import (
     create_request,
     new_user,
     post_json,
+    start_edge,
     stream_events,
 )
 
@@ -199,6 +201,19 @@ async def test_an_uploaded_page_is_never_served_as_a_page_and_bad_media_types_ar
         create = AttachmentsCreateReq(params=AttachmentCreateParams(name="x.txt", size=1, mime_type=mime))
         reply = await post_json(http, token, create)
         assert reply.status_code == 400 and "mime_type" in reply.json()["error"]["message"]
+
+
+async def test_a_service_that_is_down_is_503_with_retry_after_and_no_internal_address(stack: Stack) -> None:
+    replica = start_edge(stack, free_port(), probe="/healthz", SWITCHBOARD_THREAD_STORE=f"127.0.0.1:{free_port()}")
+    try:
+        async with httpx.AsyncClient(base_url=replica.url, timeout=30) as client:
+            reply = await client.get("/api/conversations", headers=bearer(stack.token(new_user())))
+        assert reply.status_code == 503 and reply.headers["Retry-After"] == "1"
+        assert reply.json()["error"]["message"].startswith("thread_store is unavailable")
+        assert "127.0.0.1" not in reply.text and "ipv4" not in reply.text
+    finally:
+        replica.process.terminate()
+        replica.process.wait(timeout=30)
 
 
 async def test_health_readiness_metrics_and_the_openapi_schema(stack: Stack, http: httpx.AsyncClient) -> None:

@@ -11,7 +11,7 @@ import pytest
 from services.thread_store.client import thread_json
 from switchboard.api.v1 import common_pb2
 from switchboard.api.v1 import thread_store_pb2 as pb
-from tests.thread_store.conftest import RunningThreadStore
+from tests.thread_store.conftest import RunningThreadStore, start_thread_store
 from tests.thread_store.helpers import Ctx, new_thread
 
 
@@ -207,3 +207,16 @@ async def test_a_failed_write_leaves_the_thread_revision_unchanged(
 def test_thread_json_never_carries_items() -> None:
     thread = new_thread(title="t")
     assert b'"items"' not in thread_json(thread)
+
+
+async def test_a_database_that_went_away_is_unavailable_not_internal(database_url: str, user_id: str) -> None:
+    running = await start_thread_store(database_url, None)
+    try:
+        await running.service.repository._pool.close()  # every connection gone, as in an outage
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await running.store.stub.GetThread(pb.GetThreadRequest(principal=_principal(user_id), thread_id="thr_x"))
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert "retry" in (caught.value.details() or "")
+    finally:
+        await running.store.close()
+        await running.server.stop(grace=0)
