@@ -8,6 +8,7 @@ thread id, creation time, title, status) and never re-encodes the rest.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -159,9 +160,13 @@ def parse_datetime(value: Any, what: str) -> datetime:
         raise InvalidArgument(f"{what} must be an ISO 8601 string")
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidArgument(f"{what} {value!r} is not an ISO 8601 time") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        parsed = (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise InvalidArgument(f"{what} {value[:40]!r} is not an ISO 8601 time") from None
+    if not EARLIEST_TIME <= parsed <= LATEST_TIME:
+        # Postgres would store 9999-12-31T23:59:59.999999 as infinity, which no reader can use.
+        raise InvalidArgument(f"{what} {value[:40]!r} is outside the years {EARLIEST_TIME.year}-{LATEST_TIME.year}")
+    return parsed
 
 
 # A \uD800-\uDFFF escape: half of a surrogate pair, which Postgres refuses alone.
@@ -182,13 +187,28 @@ def _has_lone_surrogate(value: Any) -> bool:
     return False
 
 
+EARLIEST_TIME = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST_TIME = datetime(9000, 1, 1, tzinfo=UTC)
+
+
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a JSON number (Postgres jsonb refuses it)")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:20]}... is too large to store")
+    return value
+
+
 def _load_object(raw: bytes, what: str, max_bytes: int) -> dict[str, Any]:
     if len(raw) > max_bytes:
         raise ResourceExhausted(f"{what} is {len(raw)} bytes; the limit is {max_bytes}")
     if not raw:
         raise InvalidArgument(f"{what} is empty")
     try:
-        value = json.loads(raw)
+        value = json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite_float)
     except (ValueError, UnicodeDecodeError) as error:
         raise InvalidArgument(f"{what} is not valid JSON: {error}") from None
     except RecursionError:

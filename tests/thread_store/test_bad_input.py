@@ -157,6 +157,60 @@ CASES = [
         "INVALID_ARGUMENT",
     ),
     (
+        "a created_at Postgres would store as infinity",
+        lambda tid, uid: (
+            "AddItem",
+            pb.WriteItemRequest(
+                principal=_principal(uid), thread_id=tid, item_json=_item(tid, created_at="9999-12-31T23:59:59.999999")
+            ),
+        ),
+        "INVALID_ARGUMENT",
+    ),
+    (
+        "a created_at before year one in UTC",
+        lambda tid, uid: (
+            "AddItem",
+            pb.WriteItemRequest(
+                principal=_principal(uid), thread_id=tid, item_json=_item(tid, created_at="0001-01-01T00:00:00+14:00")
+            ),
+        ),
+        "INVALID_ARGUMENT",
+    ),
+    (
+        "NaN in an item",
+        lambda tid, uid: (
+            "AddItem",
+            pb.WriteItemRequest(
+                principal=_principal(uid), thread_id=tid, item_json=_item(tid).replace(b'"hi"', b'"hi", "score": NaN')
+            ),
+        ),
+        "INVALID_ARGUMENT",
+    ),
+    (
+        "Infinity in an item",
+        lambda tid, uid: (
+            "AddItem",
+            pb.WriteItemRequest(
+                principal=_principal(uid),
+                thread_id=tid,
+                item_json=_item(tid).replace(b'"hi"', b'"hi", "score": -Infinity'),
+            ),
+        ),
+        "INVALID_ARGUMENT",
+    ),
+    (
+        "a number past any float",
+        lambda tid, uid: (
+            "AddItem",
+            pb.WriteItemRequest(
+                principal=_principal(uid),
+                thread_id=tid,
+                item_json=_item(tid).replace(b'"hi"', b'"hi", "score": 1e1000000'),
+            ),
+        ),
+        "INVALID_ARGUMENT",
+    ),
+    (
         "a listing scope with a NUL character",
         lambda tid, uid: ("ListThreads", pb.ListThreadsRequest(principal=_principal(uid), scope="a\x00b")),
         "INVALID_ARGUMENT",
