@@ -26,8 +26,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import asyncpg
-from chatkit.store import Store
-from chatkit.types import Attachment, Page, ThreadItem, ThreadMetadata
+from chatkit.types import Page, ThreadItem
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pydantic import TypeAdapter
 
@@ -75,13 +74,13 @@ LIMIT $4
 }
 
 
-class InProcessItemStore(Store[Principal]):
-    """The baseline: a ChatKit ``Store`` in the caller's process, on asyncpg, over the same rows.
+class InProcessItemStore:
+    """The baseline: the read of a ChatKit ``Store`` in the caller's process, on asyncpg, over the same rows.
 
     ``load_thread_items`` is written as a careful team would: one query (owner
     filter, cursor, one row past the page to learn ``has_more``) and one
-    ``TypeAdapter(list[ThreadItem])`` pass over the page's JSON. The other
-    methods are not part of the comparison.
+    ``TypeAdapter(list[ThreadItem])`` pass over the page's JSON. Only this method of
+    ChatKit's ``Store`` is compared, so only it is written.
     """
 
     def __init__(self, pool: asyncpg.Pool) -> None:
@@ -95,39 +94,6 @@ class InProcessItemStore(Store[Principal]):
         rows = rows[:limit]
         items = _ITEM_LIST.validate_json("[" + ",".join(row["data"] for row in rows) + "]")
         return Page(data=items, has_more=has_more, after=rows[-1]["id"] if has_more else None)
-
-    async def load_thread(self, thread_id: str, context: Principal) -> ThreadMetadata:
-        raise NotImplementedError
-
-    async def save_thread(self, thread: ThreadMetadata, context: Principal) -> None:
-        raise NotImplementedError
-
-    async def load_threads(self, limit: int, after: str | None, order: str, context: Principal) -> Page[ThreadMetadata]:
-        raise NotImplementedError
-
-    async def delete_thread(self, thread_id: str, context: Principal) -> None:
-        raise NotImplementedError
-
-    async def add_thread_item(self, thread_id: str, item: ThreadItem, context: Principal) -> None:
-        raise NotImplementedError
-
-    async def save_item(self, thread_id: str, item: ThreadItem, context: Principal) -> None:
-        raise NotImplementedError
-
-    async def load_item(self, thread_id: str, item_id: str, context: Principal) -> ThreadItem:
-        raise NotImplementedError
-
-    async def delete_thread_item(self, thread_id: str, item_id: str, context: Principal) -> None:
-        raise NotImplementedError
-
-    async def save_attachment(self, attachment: Attachment, context: Principal) -> None:
-        raise NotImplementedError
-
-    async def load_attachment(self, attachment_id: str, context: Principal) -> Attachment:
-        raise NotImplementedError
-
-    async def delete_attachment(self, attachment_id: str, context: Principal) -> None:
-        raise NotImplementedError
 
 
 async def sample_alternating(
