@@ -440,8 +440,7 @@ class AgentRunnerService:
         return run
 
     def _check(self, request: RunRequest) -> None:
-        if not request.thread_id:
-            raise InvalidArgument("thread_id is required")
+        _check_id(request.thread_id, "thread_id")
         inputs = [
             request.user_message is not None,
             request.retry_after_item_id is not None,
@@ -952,6 +951,9 @@ class AgentRunnerService:
         """
         if sum(x is not None for x in (run_id, thread_id, session_id)) != 1:
             raise InvalidArgument("name exactly one of run_id, thread_id or session_id")
+        for name, value in (("run_id", run_id), ("thread_id", thread_id), ("session_id", session_id)):
+            if value is not None:
+                _check_id(value, name)
         if thread_id is not None:
             await self._readable_thread(principal, thread_id, owner_only=True)
         stopped = await self._cancel_matching(principal, run_id=run_id, thread_id=thread_id, session_id=session_id)
@@ -992,8 +994,7 @@ class AgentRunnerService:
         )
 
     async def _readable_thread(self, principal: Principal, thread_id: str, *, owner_only: bool = False) -> None:
-        if not thread_id:
-            raise InvalidArgument("thread_id is required")
+        _check_id(thread_id, "thread_id")
         caller: Principal = principal
         if owner_only and principal.is_operator:
             caller = Principal(user_id=principal.user_id, session_id=principal.session_id)
@@ -1028,6 +1029,14 @@ async def _decided_state(starting: Any, context: RunState, resume: _Resume) -> P
                 paused.reject(item, rejection_message=f"Not done: the user rejected “{resume.pending.description}”.")
             return paused
     raise FailedPrecondition("the paused run no longer waits on this call")
+
+
+def _check_id(value: str, name: str) -> None:
+    """An id from a caller: present, bounded, and storable (Postgres text holds no NUL)."""
+    if not value:
+        raise InvalidArgument(f"{name} is required")
+    if len(value) > 255 or "\x00" in value:
+        raise InvalidArgument(f"{name} must be at most 255 characters without NUL")
 
 
 def _operator_org(principal: Principal) -> str | None:
