@@ -12,7 +12,6 @@ even when Redis is down.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -23,9 +22,9 @@ from chatkit.types import (
     ThreadItemUpdatedEvent,
     ThreadStreamEvent,
 )
-from pydantic import TypeAdapter
 from redis.exceptions import RedisError
 
+from services.agent_runner.client import EVENT_ADAPTER
 from services.agent_runner.runs import RunLog, RunRecord
 from switchboard.principal import Principal
 
@@ -38,7 +37,6 @@ MAX_BATCH = 256
 LINGER_SECONDS = 0.002
 
 Batch = list[tuple[int, bytes]]
-EVENT_ADAPTER: TypeAdapter[ThreadStreamEvent] = TypeAdapter(ThreadStreamEvent)
 
 
 def event_json(event: ThreadStreamEvent) -> bytes:
@@ -242,10 +240,3 @@ class LiveRun:
             # replicas are told the live log is incomplete.
             self._log_ok = False
             log.warning("run %s: event log unavailable (%s); the run goes on without it", self.run_id, error)
-
-    async def aclose(self) -> None:
-        """Stop the writer if the run never ended properly (tests, errors)."""
-        if not self._writer.done():
-            self._writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._writer

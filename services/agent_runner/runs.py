@@ -170,14 +170,11 @@ class RunRepository:
             raise FailedPrecondition("the conversation is answering; decide again when it is done") from None
         return _record(row) if row is not None else None
 
-    async def run_of_card(self, *, thread_id: str, user_id: str, card_id: str) -> RunRecord | None:
-        """The run a card belongs to, whatever its state."""
-        row = await self._pool.fetchrow(QUERIES.run_of_card, thread_id, user_id, card_id)
-        return _record(row) if row is not None else None
-
-    async def run_of_card_in_org(self, *, thread_id: str, org_id: str, card_id: str) -> RunRecord | None:
-        """The run a card belongs to, among the runs of an org (an operator deciding for the user)."""
-        row = await self._pool.fetchrow(QUERIES.run_of_card_in_org, thread_id, org_id, card_id)
+    async def run_of_card(
+        self, *, thread_id: str, card_id: str, user_id: str, operator_org_id: str | None = None
+    ) -> RunRecord | None:
+        """The run a card belongs to, whatever its state: the user's (or, for an operator, the org's)."""
+        row = await self._pool.fetchrow(QUERIES.run_of_card, thread_id, card_id, user_id, operator_org_id)
         return _record(row) if row is not None else None
 
     async def drop_waiting(self, *, thread_id: str, user_id: str, reason: str) -> list[RunRecord]:

@@ -12,7 +12,7 @@ from services.agent_runner.agents_file import AgentsFile, load_agents_file
 from services.agent_runner.catalog import AgentCatalog
 from services.agent_runner.escalation import EscalationSink, InMemoryEscalations, SessionApiEscalations
 from services.agent_runner.models import EnvModels, ModelConfig, ModelSource
-from services.agent_runner.runs import RunLog, RunRepository, RunSignals, replica_id
+from services.agent_runner.runs import RunLog, RunRepository, replica_id
 from services.agent_runner.service import AgentRunnerService, DoubleText, RunnerLimits
 from services.agent_runner.servicer import AgentRunnerServicer
 from services.agent_runner.sessions import SessionApiLinks, SessionLinks
@@ -161,11 +161,8 @@ async def build_agent_runner(
         log=run_log,
         sessions=sessions,
         limits=config.limits,
+        signal_clients=(redis_clients[0], redis_clients[2]) if redis_clients else None,
     )
-    if config.redis_url:
-        service.signals = RunSignals(
-            redis_clients[0], redis_clients[2], on_cancel=service.on_cancel_signal, on_ended=service.wake_thread
-        )
     await service.start_background()
 
     async def close() -> None:

@@ -63,6 +63,7 @@ from chatkit.types import (
     UserMessageItem,
     UserMessageTextContent,
 )
+from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from services.agent_runner.approvals import (
@@ -241,7 +242,8 @@ class AgentRunnerService:
         catalog: The agents.
         runs: The ``runs`` table.
         log: Runs' event logs in Redis (None: no joins across replicas).
-        redis_signals: Whether cancels and wake-ups also travel over Redis.
+        signal_clients: Redis clients (publish, subscribe) for cancels and wake-ups
+            between replicas; None: this replica alone (the heartbeat still finds cancels).
         sessions: Chat sessions (None: not tracked).
         limits: Bounds and policies.
     """
@@ -253,7 +255,7 @@ class AgentRunnerService:
         catalog: AgentCatalog,
         runs: RunRepository,
         log: RunLog | None = None,
-        signals: RunSignals | None = None,
+        signal_clients: tuple[Redis, Redis] | None = None,
         sessions: SessionLinks | None = None,
         limits: RunnerLimits | None = None,
     ) -> None:
@@ -261,7 +263,8 @@ class AgentRunnerService:
         self.catalog = catalog
         self.runs = runs
         self.log = log
-        self.signals = signals or RunSignals(None, None, on_cancel=self.on_cancel_signal, on_ended=self.wake_thread)
+        publisher, subscriber = signal_clients or (None, None)
+        self.signals = RunSignals(publisher, subscriber, on_cancel=self.on_cancel_signal, on_ended=self.wake_thread)
         self.sessions = sessions
         self.limits = limits or RunnerLimits()
         self.converter = ThreadItemConverter()
@@ -418,8 +421,8 @@ class AgentRunnerService:
         owner = principal.user_id
         if principal.is_operator and principal.org_id and self.limits.operator_may_approve:
             # The deployment lets operators decide for the user: the run stays the user's.
-            found = await self.runs.run_of_card_in_org(
-                thread_id=request.thread_id, org_id=principal.org_id, card_id=decision.card_id
+            found = await self.runs.run_of_card(
+                thread_id=request.thread_id, card_id=decision.card_id, user_id=owner, operator_org_id=principal.org_id
             )
             if found is not None:
                 owner = found.user_id

@@ -112,8 +112,9 @@ WHERE thread_id = $1 AND user_id = $2 AND status = 'waiting_approval' AND approv
 RETURNING *;
 
 -- name: run_of_card
--- The run a card belongs to, in any state (a click on a decided card is a no-op).
-SELECT * FROM runs WHERE thread_id = $1 AND user_id = $2 AND approval ->> 'card_id' = $3;
+-- The run a card belongs to, in any state (a click on a decided card is a no-op):
+-- the user's, or (an operator deciding for the user, $4) one of the org's.
+SELECT * FROM runs WHERE thread_id = $1 AND approval ->> 'card_id' = $2 AND (user_id = $3 OR org_id = $4);
 
 -- name: drop_waiting_in_thread
 -- A new message while a card waits: the card's run ends, nothing was done.
@@ -131,7 +132,3 @@ WHERE id IN (
     FOR UPDATE SKIP LOCKED
 )
 RETURNING *;
-
--- name: run_of_card_in_org
--- An operator deciding a card: the run of the card in the operator's org.
-SELECT * FROM runs WHERE thread_id = $1 AND org_id = $2 AND approval ->> 'card_id' = $3;
