@@ -26,33 +26,45 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from switchboard.api.v1 import common_pb2 as switchboard_dot_api_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%switchboard/api/v1/agent_runner.proto\x12\x12switchboard.api.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fswitchboard/api/v1/common.proto\"\xb8\x02\n\nRunRequest\x12\x30\n\tprincipal\x18\x01 \x01(\x0b\x32\x1d.switchboard.api.v1.Principal\x12\x11\n\tthread_id\x18\x02 \x01(\t\x12\x1b\n\x11user_message_json\x18\x03 \x01(\x0cH\x00\x12\x1d\n\x13retry_after_item_id\x18\x04 \x01(\tH\x00\x12\x19\n\x0f\x63ontinue_thread\x18\x08 \x01(\x08H\x00\x12\x38\n\x08\x61pproval\x18\x0b \x01(\x0b\x32$.switchboard.api.v1.ApprovalDecisionH\x00\x12\x10\n\x08\x61gent_id\x18\x06 \x01(\t\x12\x0e\n\x06run_id\x18\x07 \x01(\t\x12\x1a\n\x12\x63reate_thread_json\x18\t \x01(\x0c\x12\r\n\x05scope\x18\n \x01(\tB\x07\n\x05input\"D\n\x10\x41pprovalDecision\x12\x0f\n\x07\x63\x61rd_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61pprove\x18\x02 \x01(\x08\x12\x0e\n\x06\x61nswer\x18\x03 \x03(\t\"S\n\tRunEvents\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x13\n\x0b\x65vents_json\x18\x02 \x03(\x0c\x12\x11\n\tfirst_seq\x18\x03 \x01(\x04\x12\x0e\n\x06status\x18\x04 \x01(\t\"u\n\x0bJoinRequest\x12\x30\n\tprincipal\x18\x01 \x01(\x0b\x32\x1d.switchboard.api.v1.Principal\x12\x11\n\tthread_id\x18\x02 \x01(\t\x12\x0e\n\x06run_id\x18\x03 \x01(\t\x12\x11\n\tafter_seq\x18\x04 \x01(\x04\"\x88\x01\n\rCancelRequest\x12\x30\n\tprincipal\x18\x01 \x01(\x0b\x32\x1d.switchboard.api.v1.Principal\x12\x10\n\x06run_id\x18\x02 \x01(\tH\x00\x12\x13\n\tthread_id\x18\x03 \x01(\tH\x00\x12\x14\n\nsession_id\x18\x04 \x01(\tH\x00\x42\x08\n\x06target\"!\n\x0e\x43\x61ncelResponse\x12\x0f\n\x07run_ids\x18\x01 \x03(\t\"Q\n\rGetRunRequest\x12\x30\n\tprincipal\x18\x01 \x01(\x0b\x32\x1d.switchboard.api.v1.Principal\x12\x0e\n\x06run_id\x18\x02 \x01(\t\"\x8b\x03\n\x07RunInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tthread_id\x18\x02 \x01(\t\x12\x0f\n\x07user_id\x18\x03 \x01(\t\x12\x0e\n\x06org_id\x18\x04 \x01(\t\x12\x12\n\nsession_id\x18\x05 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x06 \x01(\t\x12\x0e\n\x06status\x18\x07 \x01(\t\x12\r\n\x05\x65rror\x18\x08 \x01(\t\x12\x0e\n\x06holder\x18\t \x01(\t\x12\x34\n\x10lease_expires_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\ncreated_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstarted_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nded_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08last_seq\x18\x0e \x01(\x04\x12\x15\n\rinput_item_id\x18\x0f \x01(\t\"t\n\x0fListRunsRequest\x12\x30\n\tprincipal\x18\x01 \x01(\x0b\x32\x1d.switchboard.api.v1.Principal\x12\x11\n\tthread_id\x18\x02 \x01(\t\x12\r\n\x05limit\x18\x03 \x01(\x05\x12\r\n\x05\x61\x66ter\x18\x04 \x01(\t\"^\n\x10ListRunsResponse\x12)\n\x04runs\x18\x01 \x03(\x0b\x32\x1b.switchboard.api.v1.RunInfo\x12\x10\n\x08has_more\x18\x02 \x01(\x08\x12\r\n\x05\x61\x66ter\x18\x03 \x01(\t2\x91\x03\n\x0b\x41gentRunner\x12\x46\n\x03Run\x12\x1e.switchboard.api.v1.RunRequest\x1a\x1d.switchboard.api.v1.RunEvents0\x01\x12H\n\x04Join\x12\x1f.switchboard.api.v1.JoinRequest\x1a\x1d.switchboard.api.v1.RunEvents0\x01\x12O\n\x06\x43\x61ncel\x12!.switchboard.api.v1.CancelRequest\x1a\".switchboard.api.v1.CancelResponse\x12H\n\x06GetRun\x12!.switchboard.api.v1.GetRunRequest\x1a\x1b.switchboard.api.v1.RunInfo\x12U\n\x08ListRuns\x12#.switchboard.api.v1.ListRunsRequest\x1a$.switchboard.api.v1.ListRunsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%switchboard/api/v1/agent_runner.proto\x12\x12switchboard.api.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fswitchboard/api/v1/common.proto\"\xc0\x01\n\x07Handoff\x12\x11\n\tthread_id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x13\n\x0boperator_id\x18\x03 \x01(\t\x12\x15\n\rescalation_id\x18\x04 \x01(\t\x12)\n\x05since\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x05until\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nsession_id\x18\x07 \x01(\t\"f\n\x0f\x45scalateRequest\x12\x30\n\tprincipal\x18\x01 \x01(\x0b\x32\x1d.switchboard.api.v1.Principal\x12\x11\n\tthread_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"{\n\x0fTakeOverRequest\x12\x30\n\tprincipal\x18\x01 \x01(\x0b\x32\x1d.switchboard.api.v1.Principal\x12\x13\n\tthread_id\x18\x02 \x01(\tH\x00\x12\x17\n\rescalation_id\x18\x03 \x01(\tH\x00\x42\x08\n\x06target\"k\n\x16OperatorMessageRequest\x12\x30\n\tprincipal\x18\x01 \x01(\x0b\x32\x1d.switchboard.api.v1.Principal\x12\x11\n\tthread_id\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\"$\n\x0fOperatorMessage\x12\x11\n\titem_json\x18\x01 \x01(\x0c\"j\n\x0fHandBackRequest\x12\x30\n\tprincipal\x18\x01 \x01(\x0b\x32\x1d.switchboard.api.v1.Principal\x12\x11\n\tthread_id\x18\x02 \x01(\t\x12\x12\n\nresolution\x18\x03 \x01(\t\"\xb8\x02\n\nRunRequest\x12\x30\n\tprincipal\x18\x01 \x01(\x0b\x32\x1d.switchboard.api.v1.Principal\x12\x11\n\tthread_id\x18\x02 \x01(\t\x12\x1b\n\x11user_message_json\x18\x03 \x01(\x0cH\x00\x12\x1d\n\x13retry_after_item_id\x18\x04 \x01(\tH\x00\x12\x19\n\x0f\x63ontinue_thread\x18\x08 \x01(\x08H\x00\x12\x38\n\x08\x61pproval\x18\x0b \x01(\x0b\x32$.switchboard.api.v1.ApprovalDecisionH\x00\x12\x10\n\x08\x61gent_id\x18\x06 \x01(\t\x12\x0e\n\x06run_id\x18\x07 \x01(\t\x12\x1a\n\x12\x63reate_thread_json\x18\t \x01(\x0c\x12\r\n\x05scope\x18\n \x01(\tB\x07\n\x05input\"D\n\x10\x41pprovalDecision\x12\x0f\n\x07\x63\x61rd_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61pprove\x18\x02 \x01(\x08\x12\x0e\n\x06\x61nswer\x18\x03 \x03(\t\"S\n\tRunEvents\x12\x0e\n\x06run_id\x18\x01 \x01(\t\x12\x13\n\x0b\x65vents_json\x18\x02 \x03(\x0c\x12\x11\n\tfirst_seq\x18\x03 \x01(\x04\x12\x0e\n\x06status\x18\x04 \x01(\t\"u\n\x0bJoinRequest\x12\x30\n\tprincipal\x18\x01 \x01(\x0b\x32\x1d.switchboard.api.v1.Principal\x12\x11\n\tthread_id\x18\x02 \x01(\t\x12\x0e\n\x06run_id\x18\x03 \x01(\t\x12\x11\n\tafter_seq\x18\x04 \x01(\x04\"\x88\x01\n\rCancelRequest\x12\x30\n\tprincipal\x18\x01 \x01(\x0b\x32\x1d.switchboard.api.v1.Principal\x12\x10\n\x06run_id\x18\x02 \x01(\tH\x00\x12\x13\n\tthread_id\x18\x03 \x01(\tH\x00\x12\x14\n\nsession_id\x18\x04 \x01(\tH\x00\x42\x08\n\x06target\"!\n\x0e\x43\x61ncelResponse\x12\x0f\n\x07run_ids\x18\x01 \x03(\t\"Q\n\rGetRunRequest\x12\x30\n\tprincipal\x18\x01 \x01(\x0b\x32\x1d.switchboard.api.v1.Principal\x12\x0e\n\x06run_id\x18\x02 \x01(\t\"\x8b\x03\n\x07RunInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\tthread_id\x18\x02 \x01(\t\x12\x0f\n\x07user_id\x18\x03 \x01(\t\x12\x0e\n\x06org_id\x18\x04 \x01(\t\x12\x12\n\nsession_id\x18\x05 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x06 \x01(\t\x12\x0e\n\x06status\x18\x07 \x01(\t\x12\r\n\x05\x65rror\x18\x08 \x01(\t\x12\x0e\n\x06holder\x18\t \x01(\t\x12\x34\n\x10lease_expires_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\ncreated_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstarted_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nded_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08last_seq\x18\x0e \x01(\x04\x12\x15\n\rinput_item_id\x18\x0f \x01(\t\"t\n\x0fListRunsRequest\x12\x30\n\tprincipal\x18\x01 \x01(\x0b\x32\x1d.switchboard.api.v1.Principal\x12\x11\n\tthread_id\x18\x02 \x01(\t\x12\r\n\x05limit\x18\x03 \x01(\x05\x12\r\n\x05\x61\x66ter\x18\x04 \x01(\t\"^\n\x10ListRunsResponse\x12)\n\x04runs\x18\x01 \x03(\x0b\x32\x1b.switchboard.api.v1.RunInfo\x12\x10\n\x08has_more\x18\x02 \x01(\x08\x12\r\n\x05\x61\x66ter\x18\x03 \x01(\t2\xe3\x05\n\x0b\x41gentRunner\x12\x46\n\x03Run\x12\x1e.switchboard.api.v1.RunRequest\x1a\x1d.switchboard.api.v1.RunEvents0\x01\x12H\n\x04Join\x12\x1f.switchboard.api.v1.JoinRequest\x1a\x1d.switchboard.api.v1.RunEvents0\x01\x12O\n\x06\x43\x61ncel\x12!.switchboard.api.v1.CancelRequest\x1a\".switchboard.api.v1.CancelResponse\x12H\n\x06GetRun\x12!.switchboard.api.v1.GetRunRequest\x1a\x1b.switchboard.api.v1.RunInfo\x12U\n\x08ListRuns\x12#.switchboard.api.v1.ListRunsRequest\x1a$.switchboard.api.v1.ListRunsResponse\x12L\n\x08\x45scalate\x12#.switchboard.api.v1.EscalateRequest\x1a\x1b.switchboard.api.v1.Handoff\x12L\n\x08TakeOver\x12#.switchboard.api.v1.TakeOverRequest\x1a\x1b.switchboard.api.v1.Handoff\x12\x66\n\x13PostOperatorMessage\x12*.switchboard.api.v1.OperatorMessageRequest\x1a#.switchboard.api.v1.OperatorMessage\x12L\n\x08HandBack\x12#.switchboard.api.v1.HandBackRequest\x1a\x1b.switchboard.api.v1.Handoffb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'switchboard.api.v1.agent_runner_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RUNREQUEST']._serialized_start=128
-  _globals['_RUNREQUEST']._serialized_end=440
-  _globals['_APPROVALDECISION']._serialized_start=442
-  _globals['_APPROVALDECISION']._serialized_end=510
-  _globals['_RUNEVENTS']._serialized_start=512
-  _globals['_RUNEVENTS']._serialized_end=595
-  _globals['_JOINREQUEST']._serialized_start=597
-  _globals['_JOINREQUEST']._serialized_end=714
-  _globals['_CANCELREQUEST']._serialized_start=717
-  _globals['_CANCELREQUEST']._serialized_end=853
-  _globals['_CANCELRESPONSE']._serialized_start=855
-  _globals['_CANCELRESPONSE']._serialized_end=888
-  _globals['_GETRUNREQUEST']._serialized_start=890
-  _globals['_GETRUNREQUEST']._serialized_end=971
-  _globals['_RUNINFO']._serialized_start=974
-  _globals['_RUNINFO']._serialized_end=1369
-  _globals['_LISTRUNSREQUEST']._serialized_start=1371
-  _globals['_LISTRUNSREQUEST']._serialized_end=1487
-  _globals['_LISTRUNSRESPONSE']._serialized_start=1489
-  _globals['_LISTRUNSRESPONSE']._serialized_end=1583
-  _globals['_AGENTRUNNER']._serialized_start=1586
-  _globals['_AGENTRUNNER']._serialized_end=1987
+  _globals['_HANDOFF']._serialized_start=128
+  _globals['_HANDOFF']._serialized_end=320
+  _globals['_ESCALATEREQUEST']._serialized_start=322
+  _globals['_ESCALATEREQUEST']._serialized_end=424
+  _globals['_TAKEOVERREQUEST']._serialized_start=426
+  _globals['_TAKEOVERREQUEST']._serialized_end=549
+  _globals['_OPERATORMESSAGEREQUEST']._serialized_start=551
+  _globals['_OPERATORMESSAGEREQUEST']._serialized_end=658
+  _globals['_OPERATORMESSAGE']._serialized_start=660
+  _globals['_OPERATORMESSAGE']._serialized_end=696
+  _globals['_HANDBACKREQUEST']._serialized_start=698
+  _globals['_HANDBACKREQUEST']._serialized_end=804
+  _globals['_RUNREQUEST']._serialized_start=807
+  _globals['_RUNREQUEST']._serialized_end=1119
+  _globals['_APPROVALDECISION']._serialized_start=1121
+  _globals['_APPROVALDECISION']._serialized_end=1189
+  _globals['_RUNEVENTS']._serialized_start=1191
+  _globals['_RUNEVENTS']._serialized_end=1274
+  _globals['_JOINREQUEST']._serialized_start=1276
+  _globals['_JOINREQUEST']._serialized_end=1393
+  _globals['_CANCELREQUEST']._serialized_start=1396
+  _globals['_CANCELREQUEST']._serialized_end=1532
+  _globals['_CANCELRESPONSE']._serialized_start=1534
+  _globals['_CANCELRESPONSE']._serialized_end=1567
+  _globals['_GETRUNREQUEST']._serialized_start=1569
+  _globals['_GETRUNREQUEST']._serialized_end=1650
+  _globals['_RUNINFO']._serialized_start=1653
+  _globals['_RUNINFO']._serialized_end=2048
+  _globals['_LISTRUNSREQUEST']._serialized_start=2050
+  _globals['_LISTRUNSREQUEST']._serialized_end=2166
+  _globals['_LISTRUNSRESPONSE']._serialized_start=2168
+  _globals['_LISTRUNSRESPONSE']._serialized_end=2262
+  _globals['_AGENTRUNNER']._serialized_start=2265
+  _globals['_AGENTRUNNER']._serialized_end=3004
 # @@protoc_insertion_point(module_scope)

@@ -10,6 +10,70 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class Handoff(_message.Message):
+    __slots__ = ("thread_id", "kind", "operator_id", "escalation_id", "since", "until", "session_id")
+    THREAD_ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    OPERATOR_ID_FIELD_NUMBER: _ClassVar[int]
+    ESCALATION_ID_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    thread_id: str
+    kind: str
+    operator_id: str
+    escalation_id: str
+    since: _timestamp_pb2.Timestamp
+    until: _timestamp_pb2.Timestamp
+    session_id: str
+    def __init__(self, thread_id: _Optional[str] = ..., kind: _Optional[str] = ..., operator_id: _Optional[str] = ..., escalation_id: _Optional[str] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., session_id: _Optional[str] = ...) -> None: ...
+
+class EscalateRequest(_message.Message):
+    __slots__ = ("principal", "thread_id", "reason")
+    PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
+    THREAD_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    principal: _common_pb2.Principal
+    thread_id: str
+    reason: str
+    def __init__(self, principal: _Optional[_Union[_common_pb2.Principal, _Mapping]] = ..., thread_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class TakeOverRequest(_message.Message):
+    __slots__ = ("principal", "thread_id", "escalation_id")
+    PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
+    THREAD_ID_FIELD_NUMBER: _ClassVar[int]
+    ESCALATION_ID_FIELD_NUMBER: _ClassVar[int]
+    principal: _common_pb2.Principal
+    thread_id: str
+    escalation_id: str
+    def __init__(self, principal: _Optional[_Union[_common_pb2.Principal, _Mapping]] = ..., thread_id: _Optional[str] = ..., escalation_id: _Optional[str] = ...) -> None: ...
+
+class OperatorMessageRequest(_message.Message):
+    __slots__ = ("principal", "thread_id", "text")
+    PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
+    THREAD_ID_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    principal: _common_pb2.Principal
+    thread_id: str
+    text: str
+    def __init__(self, principal: _Optional[_Union[_common_pb2.Principal, _Mapping]] = ..., thread_id: _Optional[str] = ..., text: _Optional[str] = ...) -> None: ...
+
+class OperatorMessage(_message.Message):
+    __slots__ = ("item_json",)
+    ITEM_JSON_FIELD_NUMBER: _ClassVar[int]
+    item_json: bytes
+    def __init__(self, item_json: _Optional[bytes] = ...) -> None: ...
+
+class HandBackRequest(_message.Message):
+    __slots__ = ("principal", "thread_id", "resolution")
+    PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
+    THREAD_ID_FIELD_NUMBER: _ClassVar[int]
+    RESOLUTION_FIELD_NUMBER: _ClassVar[int]
+    principal: _common_pb2.Principal
+    thread_id: str
+    resolution: str
+    def __init__(self, principal: _Optional[_Union[_common_pb2.Principal, _Mapping]] = ..., thread_id: _Optional[str] = ..., resolution: _Optional[str] = ...) -> None: ...
+
 class RunRequest(_message.Message):
     __slots__ = ("principal", "thread_id", "user_message_json", "retry_after_item_id", "continue_thread", "approval", "agent_id", "run_id", "create_thread_json", "scope")
     PRINCIPAL_FIELD_NUMBER: _ClassVar[int]

@@ -69,6 +69,26 @@ class AgentRunnerStub:
                 request_serializer=switchboard_dot_api_dot_v1_dot_agent__runner__pb2.ListRunsRequest.SerializeToString,
                 response_deserializer=switchboard_dot_api_dot_v1_dot_agent__runner__pb2.ListRunsResponse.FromString,
                 _registered_method=True)
+        self.Escalate = channel.unary_unary(
+                '/switchboard.api.v1.AgentRunner/Escalate',
+                request_serializer=switchboard_dot_api_dot_v1_dot_agent__runner__pb2.EscalateRequest.SerializeToString,
+                response_deserializer=switchboard_dot_api_dot_v1_dot_agent__runner__pb2.Handoff.FromString,
+                _registered_method=True)
+        self.TakeOver = channel.unary_unary(
+                '/switchboard.api.v1.AgentRunner/TakeOver',
+                request_serializer=switchboard_dot_api_dot_v1_dot_agent__runner__pb2.TakeOverRequest.SerializeToString,
+                response_deserializer=switchboard_dot_api_dot_v1_dot_agent__runner__pb2.Handoff.FromString,
+                _registered_method=True)
+        self.PostOperatorMessage = channel.unary_unary(
+                '/switchboard.api.v1.AgentRunner/PostOperatorMessage',
+                request_serializer=switchboard_dot_api_dot_v1_dot_agent__runner__pb2.OperatorMessageRequest.SerializeToString,
+                response_deserializer=switchboard_dot_api_dot_v1_dot_agent__runner__pb2.OperatorMessage.FromString,
+                _registered_method=True)
+        self.HandBack = channel.unary_unary(
+                '/switchboard.api.v1.AgentRunner/HandBack',
+                request_serializer=switchboard_dot_api_dot_v1_dot_agent__runner__pb2.HandBackRequest.SerializeToString,
+                response_deserializer=switchboard_dot_api_dot_v1_dot_agent__runner__pb2.Handoff.FromString,
+                _registered_method=True)
 
 
 class AgentRunnerServicer:
@@ -128,6 +148,46 @@ class AgentRunnerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Escalate(self, request, context):
+        """Hand-off: who answers a thread. While a person is involved (waiting or
+        human) the agent does not answer; each user message's stream stays open
+        (SWITCHBOARD_HANDOFF_STREAM_SECONDS) and carries the operator's replies
+        and the hand-off notices live.
+
+        Escalate: the thread's owner asks for a person, or an operator of its org
+        queues it; opens (or reuses) the escalation, in a new session when the
+        thread's session has ended. The thread waits for a person.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TakeOver(self, request, context):
+        """An operator takes the thread: by thread (any live conversation of their
+        org, escalated or not) or by escalation (claims it). The running answer,
+        if any, stops. Held by another operator: FAILED_PRECONDITION.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PostOperatorMessage(self, request, context):
+        """The operator holding the thread writes to the user (an assistant message).
+        Anyone else: PERMISSION_DENIED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def HandBack(self, request, context):
+        """The operator holding the thread (or any operator of its org while it
+        waits) gives it back to the agent and resolves its escalation; the agent
+        gets a hidden summary of the hand-off.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AgentRunnerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -155,6 +215,26 @@ def add_AgentRunnerServicer_to_server(servicer, server):
                     servicer.ListRuns,
                     request_deserializer=switchboard_dot_api_dot_v1_dot_agent__runner__pb2.ListRunsRequest.FromString,
                     response_serializer=switchboard_dot_api_dot_v1_dot_agent__runner__pb2.ListRunsResponse.SerializeToString,
+            ),
+            'Escalate': grpc.unary_unary_rpc_method_handler(
+                    servicer.Escalate,
+                    request_deserializer=switchboard_dot_api_dot_v1_dot_agent__runner__pb2.EscalateRequest.FromString,
+                    response_serializer=switchboard_dot_api_dot_v1_dot_agent__runner__pb2.Handoff.SerializeToString,
+            ),
+            'TakeOver': grpc.unary_unary_rpc_method_handler(
+                    servicer.TakeOver,
+                    request_deserializer=switchboard_dot_api_dot_v1_dot_agent__runner__pb2.TakeOverRequest.FromString,
+                    response_serializer=switchboard_dot_api_dot_v1_dot_agent__runner__pb2.Handoff.SerializeToString,
+            ),
+            'PostOperatorMessage': grpc.unary_unary_rpc_method_handler(
+                    servicer.PostOperatorMessage,
+                    request_deserializer=switchboard_dot_api_dot_v1_dot_agent__runner__pb2.OperatorMessageRequest.FromString,
+                    response_serializer=switchboard_dot_api_dot_v1_dot_agent__runner__pb2.OperatorMessage.SerializeToString,
+            ),
+            'HandBack': grpc.unary_unary_rpc_method_handler(
+                    servicer.HandBack,
+                    request_deserializer=switchboard_dot_api_dot_v1_dot_agent__runner__pb2.HandBackRequest.FromString,
+                    response_serializer=switchboard_dot_api_dot_v1_dot_agent__runner__pb2.Handoff.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -302,6 +382,114 @@ class AgentRunner:
             '/switchboard.api.v1.AgentRunner/ListRuns',
             switchboard_dot_api_dot_v1_dot_agent__runner__pb2.ListRunsRequest.SerializeToString,
             switchboard_dot_api_dot_v1_dot_agent__runner__pb2.ListRunsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Escalate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchboard.api.v1.AgentRunner/Escalate',
+            switchboard_dot_api_dot_v1_dot_agent__runner__pb2.EscalateRequest.SerializeToString,
+            switchboard_dot_api_dot_v1_dot_agent__runner__pb2.Handoff.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TakeOver(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchboard.api.v1.AgentRunner/TakeOver',
+            switchboard_dot_api_dot_v1_dot_agent__runner__pb2.TakeOverRequest.SerializeToString,
+            switchboard_dot_api_dot_v1_dot_agent__runner__pb2.Handoff.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PostOperatorMessage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchboard.api.v1.AgentRunner/PostOperatorMessage',
+            switchboard_dot_api_dot_v1_dot_agent__runner__pb2.OperatorMessageRequest.SerializeToString,
+            switchboard_dot_api_dot_v1_dot_agent__runner__pb2.OperatorMessage.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def HandBack(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchboard.api.v1.AgentRunner/HandBack',
+            switchboard_dot_api_dot_v1_dot_agent__runner__pb2.HandBackRequest.SerializeToString,
+            switchboard_dot_api_dot_v1_dot_agent__runner__pb2.Handoff.FromString,
             options,
             channel_credentials,
             insecure,

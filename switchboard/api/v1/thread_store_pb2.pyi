@@ -22,7 +22,7 @@ THREAD_SORT_CREATED_AT: ThreadSort
 THREAD_SORT_RECENT_ACTIVITY: ThreadSort
 
 class Thread(_message.Message):
-    __slots__ = ("id", "user_id", "org_id", "scope", "title", "status", "json", "created_at", "updated_at", "revision")
+    __slots__ = ("id", "user_id", "org_id", "scope", "title", "status", "json", "created_at", "updated_at", "revision", "handler")
     ID_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     ORG_ID_FIELD_NUMBER: _ClassVar[int]
@@ -33,6 +33,7 @@ class Thread(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
     REVISION_FIELD_NUMBER: _ClassVar[int]
+    HANDLER_FIELD_NUMBER: _ClassVar[int]
     id: str
     user_id: str
     org_id: str
@@ -43,21 +44,38 @@ class Thread(_message.Message):
     created_at: _timestamp_pb2.Timestamp
     updated_at: _timestamp_pb2.Timestamp
     revision: int
-    def __init__(self, id: _Optional[str] = ..., user_id: _Optional[str] = ..., org_id: _Optional[str] = ..., scope: _Optional[str] = ..., title: _Optional[str] = ..., status: _Optional[str] = ..., json: _Optional[bytes] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revision: _Optional[int] = ...) -> None: ...
+    handler: Handler
+    def __init__(self, id: _Optional[str] = ..., user_id: _Optional[str] = ..., org_id: _Optional[str] = ..., scope: _Optional[str] = ..., title: _Optional[str] = ..., status: _Optional[str] = ..., json: _Optional[bytes] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revision: _Optional[int] = ..., handler: _Optional[_Union[Handler, _Mapping]] = ...) -> None: ...
+
+class Handler(_message.Message):
+    __slots__ = ("kind", "operator_id", "escalation_id", "since", "until")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    OPERATOR_ID_FIELD_NUMBER: _ClassVar[int]
+    ESCALATION_ID_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    operator_id: str
+    escalation_id: str
+    since: _timestamp_pb2.Timestamp
+    until: _timestamp_pb2.Timestamp
+    def __init__(self, kind: _Optional[str] = ..., operator_id: _Optional[str] = ..., escalation_id: _Optional[str] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ThreadItem(_message.Message):
-    __slots__ = ("id", "thread_id", "type", "json", "created_at")
+    __slots__ = ("id", "thread_id", "type", "json", "created_at", "author")
     ID_FIELD_NUMBER: _ClassVar[int]
     THREAD_ID_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     JSON_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    AUTHOR_FIELD_NUMBER: _ClassVar[int]
     id: str
     thread_id: str
     type: str
     json: bytes
     created_at: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., thread_id: _Optional[str] = ..., type: _Optional[str] = ..., json: _Optional[bytes] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    author: str
+    def __init__(self, id: _Optional[str] = ..., thread_id: _Optional[str] = ..., type: _Optional[str] = ..., json: _Optional[bytes] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., author: _Optional[str] = ...) -> None: ...
 
 class Attachment(_message.Message):
     __slots__ = ("id", "thread_id", "mime_type", "json", "created_at", "has_content", "content")
@@ -278,3 +296,31 @@ class ChangeEvent(_message.Message):
     at: _timestamp_pb2.Timestamp
     json: bytes
     def __init__(self, id: _Optional[str] = ..., type: _Optional[str] = ..., thread_id: _Optional[str] = ..., item_id: _Optional[str] = ..., user_id: _Optional[str] = ..., org_id: _Optional[str] = ..., revision: _Optional[int] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., json: _Optional[bytes] = ...) -> None: ...
+
+class SetHandlerRequest(_message.Message):
+    __slots__ = ("principal", "thread_id", "kind", "escalation_id", "waiting_seconds", "expect_kind")
+    PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
+    THREAD_ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    ESCALATION_ID_FIELD_NUMBER: _ClassVar[int]
+    WAITING_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    EXPECT_KIND_FIELD_NUMBER: _ClassVar[int]
+    principal: _common_pb2.Principal
+    thread_id: str
+    kind: str
+    escalation_id: str
+    waiting_seconds: int
+    expect_kind: str
+    def __init__(self, principal: _Optional[_Union[_common_pb2.Principal, _Mapping]] = ..., thread_id: _Optional[str] = ..., kind: _Optional[str] = ..., escalation_id: _Optional[str] = ..., waiting_seconds: _Optional[int] = ..., expect_kind: _Optional[str] = ...) -> None: ...
+
+class ExpireWaitingRequest(_message.Message):
+    __slots__ = ("limit",)
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    limit: int
+    def __init__(self, limit: _Optional[int] = ...) -> None: ...
+
+class ExpireWaitingResponse(_message.Message):
+    __slots__ = ("threads",)
+    THREADS_FIELD_NUMBER: _ClassVar[int]
+    threads: _containers.RepeatedCompositeFieldContainer[Thread]
+    def __init__(self, threads: _Optional[_Iterable[_Union[Thread, _Mapping]]] = ...) -> None: ...

@@ -103,6 +103,16 @@ class ThreadStoreStub:
                 request_serializer=switchboard_dot_api_dot_v1_dot_thread__store__pb2.DeleteAttachmentRequest.SerializeToString,
                 response_deserializer=google_dot_protobuf_dot_empty__pb2.Empty.FromString,
                 _registered_method=True)
+        self.SetHandler = channel.unary_unary(
+                '/switchboard.api.v1.ThreadStore/SetHandler',
+                request_serializer=switchboard_dot_api_dot_v1_dot_thread__store__pb2.SetHandlerRequest.SerializeToString,
+                response_deserializer=switchboard_dot_api_dot_v1_dot_thread__store__pb2.Thread.FromString,
+                _registered_method=True)
+        self.ExpireWaiting = channel.unary_unary(
+                '/switchboard.api.v1.ThreadStore/ExpireWaiting',
+                request_serializer=switchboard_dot_api_dot_v1_dot_thread__store__pb2.ExpireWaitingRequest.SerializeToString,
+                response_deserializer=switchboard_dot_api_dot_v1_dot_thread__store__pb2.ExpireWaitingResponse.FromString,
+                _registered_method=True)
         self.Watch = channel.unary_stream(
                 '/switchboard.api.v1.ThreadStore/Watch',
                 request_serializer=switchboard_dot_api_dot_v1_dot_thread__store__pb2.WatchRequest.SerializeToString,
@@ -201,6 +211,29 @@ class ThreadStoreServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetHandler(self, request, context):
+        """Who answers the thread (hand-off): the agent, nobody yet (waiting for a
+        person) or the operator who holds it. The owner may escalate (agent ->
+        waiting) and withdraw (waiting -> agent); an operator of the thread's org
+        may take it (-> human, themselves; FAILED_PRECONDITION while another
+        operator holds it) and give it back (-> agent, only while they hold it or
+        nobody does). Each change is one revision and a `thread.handler` change
+        event. expect_kind set and different from the current kind:
+        FAILED_PRECONDITION, nothing changes.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExpireWaiting(self, request, context):
+        """Hand every thread whose wait for a person ran out back to the agent
+        (its escalation id is kept: the escalation stays in the queue); returns
+        them. Any replica may call it: concurrent callers never return a thread twice.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Watch(self, request, context):
         """A live feed of changes: one thread (its owner, or an operator of its org),
         or every thread of the caller's org (operators only).
@@ -276,6 +309,16 @@ def add_ThreadStoreServicer_to_server(servicer, server):
                     servicer.DeleteAttachment,
                     request_deserializer=switchboard_dot_api_dot_v1_dot_thread__store__pb2.DeleteAttachmentRequest.FromString,
                     response_serializer=google_dot_protobuf_dot_empty__pb2.Empty.SerializeToString,
+            ),
+            'SetHandler': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetHandler,
+                    request_deserializer=switchboard_dot_api_dot_v1_dot_thread__store__pb2.SetHandlerRequest.FromString,
+                    response_serializer=switchboard_dot_api_dot_v1_dot_thread__store__pb2.Thread.SerializeToString,
+            ),
+            'ExpireWaiting': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExpireWaiting,
+                    request_deserializer=switchboard_dot_api_dot_v1_dot_thread__store__pb2.ExpireWaitingRequest.FromString,
+                    response_serializer=switchboard_dot_api_dot_v1_dot_thread__store__pb2.ExpireWaitingResponse.SerializeToString,
             ),
             'Watch': grpc.unary_stream_rpc_method_handler(
                     servicer.Watch,
@@ -637,6 +680,60 @@ class ThreadStore:
             '/switchboard.api.v1.ThreadStore/DeleteAttachment',
             switchboard_dot_api_dot_v1_dot_thread__store__pb2.DeleteAttachmentRequest.SerializeToString,
             google_dot_protobuf_dot_empty__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetHandler(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchboard.api.v1.ThreadStore/SetHandler',
+            switchboard_dot_api_dot_v1_dot_thread__store__pb2.SetHandlerRequest.SerializeToString,
+            switchboard_dot_api_dot_v1_dot_thread__store__pb2.Thread.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExpireWaiting(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchboard.api.v1.ThreadStore/ExpireWaiting',
+            switchboard_dot_api_dot_v1_dot_thread__store__pb2.ExpireWaitingRequest.SerializeToString,
+            switchboard_dot_api_dot_v1_dot_thread__store__pb2.ExpireWaitingResponse.FromString,
             options,
             channel_credentials,
             insecure,
