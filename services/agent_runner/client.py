@@ -14,10 +14,12 @@ Other services (the edge) import this module and only this one::
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import grpc
-from chatkit.types import ThreadMetadata, ThreadStreamEvent, UserMessageItem
+from chatkit.types import AssistantMessageItem, ThreadMetadata, ThreadStreamEvent, UserMessageItem
 from pydantic import TypeAdapter
 
 from services.agent_runner.approvals import APPROVAL_ACTIONS, APPROVE_ACTION, REJECT_ACTION
@@ -29,7 +31,33 @@ from switchboard.proto_convert import principal_to_proto
 
 EVENT_ADAPTER: TypeAdapter[ThreadStreamEvent] = TypeAdapter(ThreadStreamEvent)
 # The actions of an approval card's buttons, for servers that route clicks to Run(approval=...).
-__all__ = ["APPROVAL_ACTIONS", "APPROVE_ACTION", "REJECT_ACTION", "AgentRunnerClient", "RunStream"]
+__all__ = ["APPROVAL_ACTIONS", "APPROVE_ACTION", "REJECT_ACTION", "AgentRunnerClient", "Handoff", "RunStream"]
+
+
+@dataclass(frozen=True)
+class Handoff:
+    """Who answers a thread: ``agent``, ``waiting`` (for a person) or ``human`` (``operator_id`` holds it)."""
+
+    thread_id: str
+    kind: str
+    operator_id: str | None = None
+    escalation_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    session_id: str | None = None
+
+    @classmethod
+    def from_proto(cls, message: pb.Handoff) -> Handoff:
+        """From the runner's reply."""
+        return cls(
+            thread_id=message.thread_id,
+            kind=message.kind or "agent",
+            operator_id=message.operator_id or None,
+            escalation_id=message.escalation_id or None,
+            since=message.since.ToDatetime(tzinfo=UTC) if message.HasField("since") else None,
+            until=message.until.ToDatetime(tzinfo=UTC) if message.HasField("until") else None,
+            session_id=message.session_id or None,
+        )
 
 
 class RunStream:
@@ -192,6 +220,46 @@ class AgentRunnerClient:
         )
         reply: pb.ListRunsResponse = await self._unary("ListRuns", request)
         return reply
+
+    # -- hand-off ----------------------------------------------------------------
+
+    async def escalate(self, principal: Caller, *, thread_id: str, reason: str) -> Handoff:
+        """Ask for a person (the thread's owner) or queue the thread for one (an operator of its org)."""
+        request = pb.EscalateRequest(principal=principal_to_proto(principal), thread_id=thread_id, reason=reason)
+        return Handoff.from_proto(await self._unary("Escalate", request))
+
+    async def take_over(
+        self, principal: Caller, *, thread_id: str | None = None, escalation_id: str | None = None
+    ) -> Handoff:
+        """An operator takes a thread (by thread, or by claiming its escalation).
+
+        Raises:
+            FailedPrecondition: another operator holds it.
+            NotFound: not a thread (escalation) of the operator's org.
+        """
+        request = pb.TakeOverRequest(principal=principal_to_proto(principal))
+        if escalation_id is not None:
+            request.escalation_id = escalation_id
+        else:
+            request.thread_id = thread_id or ""
+        return Handoff.from_proto(await self._unary("TakeOver", request))
+
+    async def post_operator_message(self, principal: Caller, *, thread_id: str, text: str) -> AssistantMessageItem:
+        """The holding operator's reply to the user; the item as stored.
+
+        Raises:
+            PermissionDenied: the caller does not hold the thread.
+        """
+        request = pb.OperatorMessageRequest(principal=principal_to_proto(principal), thread_id=thread_id, text=text)
+        reply: pb.OperatorMessage = await self._unary("PostOperatorMessage", request)
+        return AssistantMessageItem.model_validate_json(reply.item_json)
+
+    async def hand_back(self, principal: Caller, *, thread_id: str, resolution: str = "") -> Handoff:
+        """Give the thread back to the agent and resolve its escalation."""
+        request = pb.HandBackRequest(
+            principal=principal_to_proto(principal), thread_id=thread_id, resolution=resolution
+        )
+        return Handoff.from_proto(await self._unary("HandBack", request))
 
     async def _unary(self, method: str, request: Any) -> Any:
         try:
