@@ -162,6 +162,9 @@ class SessionMetrics:
     rejections: int = 0
     approvals_expired: int = 0
     time_to_decision: DurationStats = field(default_factory=DurationStats)
+    time_handled_by_human: DurationStats = field(default_factory=DurationStats)
+    hand_backs: int = 0
+    handoff_timeouts: int = 0
 
 
 # -- validation ----------------------------------------------------------------

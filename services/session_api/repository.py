@@ -282,6 +282,7 @@ class SessionRepository:
             counts = await conn.fetch(self._q.session_counts, org_id, since, until)
             durations = await conn.fetchrow(self._q.escalation_durations, org_id, since, until)
             cards = await conn.fetchrow(self._q.approval_figures, org_id, since, until)
+            timeouts: int = await conn.fetchval(self._q.handoff_timeouts, org_id, since, until)
         by_status: dict[str, int] = {}
         by_channel: dict[str, int] = {}
         by_agent: dict[str, int] = {}
@@ -311,6 +312,10 @@ class SessionRepository:
             rejections=cards["rejected"],
             approvals_expired=cards["expired"],
             time_to_decision=stats("decision", cards),
+            time_handled_by_human=stats("handled"),
+            # Resolving needs a claim, so every resolution with a handled time is a hand-back.
+            hand_backs=durations["handled_n"],
+            handoff_timeouts=timeouts,
         )
 
 

@@ -352,6 +352,10 @@ class SessionService:
             telemetry.ESCALATION_SECONDS.labels("to_resolution").observe(
                 max(0.0, (resolved.resolved_at - resolved.opened_at).total_seconds())
             )
+            if resolved.claimed_at is not None:
+                telemetry.ESCALATION_SECONDS.labels("handled_by_human").observe(
+                    max(0.0, (resolved.resolved_at - resolved.claimed_at).total_seconds())
+                )
         await self._publish("escalation.resolved", resolved)
         return resolved
 

@@ -130,6 +130,9 @@ def metrics_to_proto(m: SessionMetrics) -> pb.SessionMetrics:
         rejections=m.rejections,
         approvals_expired=m.approvals_expired,
         time_to_decision=_stats(m.time_to_decision),
+        time_handled_by_human=_stats(m.time_handled_by_human),
+        hand_backs=m.hand_backs,
+        handoff_timeouts=m.handoff_timeouts,
     )
 
 

@@ -29,7 +29,8 @@ ESCALATION_STEPS = Counter(
 )
 ESCALATION_SECONDS = Histogram(
     "switchboard_escalation_seconds",
-    "Time to escalation (session start to opened), to claim and to resolution (both from opened).",
+    "Time to escalation (session start to opened), to claim and to resolution (both from opened),"
+    " and handled by a human (claimed to resolved).",
     ["phase"],
     buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 4 * 3600, 24 * 3600),
 )

@@ -7,11 +7,14 @@ GROUP BY status, channel, agent_id;
 
 -- name: escalation_durations
 -- p50/p90 in seconds of: session start -> escalation opened, opened -> claimed,
--- opened -> resolved, over escalations of the org's sessions created in [$2, $3).
+-- opened -> resolved, claimed -> resolved (a person handled the thread), over
+-- escalations of the org's sessions created in [$2, $3). An escalation resolved
+-- after a claim is a hand-back: its thread went back to the agent.
 WITH d AS (
     SELECT extract(epoch FROM e.opened_at - s.created_at) AS to_escalation,
            extract(epoch FROM e.claimed_at - e.opened_at) AS to_claim,
-           extract(epoch FROM e.resolved_at - e.opened_at) AS to_resolution
+           extract(epoch FROM e.resolved_at - e.opened_at) AS to_resolution,
+           extract(epoch FROM e.resolved_at - e.claimed_at) AS handled
     FROM escalations e JOIN sessions s ON s.id = e.session_id
     WHERE s.org_id = $1 AND s.created_at >= $2 AND s.created_at < $3
 )
@@ -23,8 +26,19 @@ SELECT count(to_escalation) AS escalation_n,
        percentile_cont(0.9) WITHIN GROUP (ORDER BY to_claim) AS claim_p90,
        count(to_resolution) AS resolution_n,
        percentile_cont(0.5) WITHIN GROUP (ORDER BY to_resolution) AS resolution_p50,
-       percentile_cont(0.9) WITHIN GROUP (ORDER BY to_resolution) AS resolution_p90
+       percentile_cont(0.9) WITHIN GROUP (ORDER BY to_resolution) AS resolution_p90,
+       count(handled) AS handled_n,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY handled) AS handled_p50,
+       percentile_cont(0.9) WITHIN GROUP (ORDER BY handled) AS handled_p90
 FROM d;
+
+-- name: handoff_timeouts
+-- Waiting threads nobody claimed in time, in the org's sessions created in
+-- [$2, $3), from the `handoff_timed_out` events the agent runner records.
+SELECT count(*)
+FROM session_events ev JOIN sessions s ON s.id = ev.session_id
+WHERE s.org_id = $1 AND s.created_at >= $2 AND s.created_at < $3
+  AND ev.type = 'handoff_timed_out';
 
 -- name: approval_figures
 -- Action cards in the org's sessions created in [$2, $3), from the audit trail the

@@ -357,7 +357,7 @@ class DurationStats(_message.Message):
     def __init__(self, count: _Optional[int] = ..., p50_seconds: _Optional[float] = ..., p90_seconds: _Optional[float] = ...) -> None: ...
 
 class SessionMetrics(_message.Message):
-    __slots__ = ("total_sessions", "by_status", "by_channel", "by_agent", "cancel_rate", "time_to_escalation", "time_to_claim", "time_to_resolution", "approvals", "rejections", "approvals_expired", "time_to_decision")
+    __slots__ = ("total_sessions", "by_status", "by_channel", "by_agent", "cancel_rate", "time_to_escalation", "time_to_claim", "time_to_resolution", "approvals", "rejections", "approvals_expired", "time_to_decision", "time_handled_by_human", "hand_backs", "handoff_timeouts")
     TOTAL_SESSIONS_FIELD_NUMBER: _ClassVar[int]
     BY_STATUS_FIELD_NUMBER: _ClassVar[int]
     BY_CHANNEL_FIELD_NUMBER: _ClassVar[int]
@@ -370,6 +370,9 @@ class SessionMetrics(_message.Message):
     REJECTIONS_FIELD_NUMBER: _ClassVar[int]
     APPROVALS_EXPIRED_FIELD_NUMBER: _ClassVar[int]
     TIME_TO_DECISION_FIELD_NUMBER: _ClassVar[int]
+    TIME_HANDLED_BY_HUMAN_FIELD_NUMBER: _ClassVar[int]
+    HAND_BACKS_FIELD_NUMBER: _ClassVar[int]
+    HANDOFF_TIMEOUTS_FIELD_NUMBER: _ClassVar[int]
     total_sessions: int
     by_status: _containers.RepeatedCompositeFieldContainer[Count]
     by_channel: _containers.RepeatedCompositeFieldContainer[Count]
@@ -382,7 +385,10 @@ class SessionMetrics(_message.Message):
     rejections: int
     approvals_expired: int
     time_to_decision: DurationStats
-    def __init__(self, total_sessions: _Optional[int] = ..., by_status: _Optional[_Iterable[_Union[Count, _Mapping]]] = ..., by_channel: _Optional[_Iterable[_Union[Count, _Mapping]]] = ..., by_agent: _Optional[_Iterable[_Union[Count, _Mapping]]] = ..., cancel_rate: _Optional[float] = ..., time_to_escalation: _Optional[_Union[DurationStats, _Mapping]] = ..., time_to_claim: _Optional[_Union[DurationStats, _Mapping]] = ..., time_to_resolution: _Optional[_Union[DurationStats, _Mapping]] = ..., approvals: _Optional[int] = ..., rejections: _Optional[int] = ..., approvals_expired: _Optional[int] = ..., time_to_decision: _Optional[_Union[DurationStats, _Mapping]] = ...) -> None: ...
+    time_handled_by_human: DurationStats
+    hand_backs: int
+    handoff_timeouts: int
+    def __init__(self, total_sessions: _Optional[int] = ..., by_status: _Optional[_Iterable[_Union[Count, _Mapping]]] = ..., by_channel: _Optional[_Iterable[_Union[Count, _Mapping]]] = ..., by_agent: _Optional[_Iterable[_Union[Count, _Mapping]]] = ..., cancel_rate: _Optional[float] = ..., time_to_escalation: _Optional[_Union[DurationStats, _Mapping]] = ..., time_to_claim: _Optional[_Union[DurationStats, _Mapping]] = ..., time_to_resolution: _Optional[_Union[DurationStats, _Mapping]] = ..., approvals: _Optional[int] = ..., rejections: _Optional[int] = ..., approvals_expired: _Optional[int] = ..., time_to_decision: _Optional[_Union[DurationStats, _Mapping]] = ..., time_handled_by_human: _Optional[_Union[DurationStats, _Mapping]] = ..., hand_backs: _Optional[int] = ..., handoff_timeouts: _Optional[int] = ...) -> None: ...
 
 class WatchSessionsRequest(_message.Message):
     __slots__ = ("principal", "org", "session_id", "since")
