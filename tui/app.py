@@ -13,12 +13,12 @@ from textual.app import App
 from textual.binding import Binding
 from textual.widgets import Input
 
+from services.agent_runner.client import Handoff
 from switchboard.errors import Unavailable
 from switchboard.principal import Principal
 from tui import feeds
 from tui.backend import AGENT_RUNNER, REFUSED_DECISIONS, ConsoleBackend
 from tui.cards import ActionCard
-from tui.data import EscalationInfo
 from tui.keys import KeyBindingsProvider
 from tui.messages import (
     CardDecided,
@@ -32,7 +32,7 @@ from tui.messages import (
 )
 from tui.screens.conversation import ConversationScreen
 from tui.screens.dashboard import DashboardScreen
-from tui.screens.dialogs import HelpScreen, ResolveScreen
+from tui.screens.dialogs import HandBackScreen, HelpScreen
 from tui.state import ConsoleState
 from tui.widgets.escalation_queue import EscalationQueue
 from tui.widgets.sessions_table import SessionsTable
@@ -107,6 +107,7 @@ class ConsoleApp(App[None]):
 
     def on_signed_in(self, message: SignedIn) -> None:
         self.principal = message.principal
+        self.state.operator_id = message.principal.user_id
         self.sub_title = f"{message.principal.user_id} @ {message.principal.org_id}"
         for line in self._status_lines():
             line.set_operator(self.sub_title)
@@ -180,11 +181,22 @@ class ConsoleApp(App[None]):
         line.set_counts(*self.state.counts())
 
     # -- operator actions -----------------------------------------------------
+    # The agent runner enforces the hand-off's rules (who holds a thread, who may
+    # reply); the console asks, shows the answer, and says clearly why it was refused.
 
-    def on_sessions_table_session_opened(self, message: SessionsTable.SessionOpened) -> None:
+    def on_sessions_table_action_requested(self, message: SessionsTable.ActionRequested) -> None:
         session = self.state.sessions.get(message.session_id)
-        if session is not None:
-            self.push_screen(ConversationScreen(thread_id=session.thread_id, session_id=session.id))
+        if session is None:
+            return
+        thread_id = session.thread_id
+        if message.action == "open":
+            self.push_screen(ConversationScreen(thread_id=thread_id, session_id=session.id))
+        elif thread_id is None:
+            self.notify(f"{session.user_id}'s session has no conversation yet", severity="warning", markup=False)
+        elif message.action == "take_over":
+            self.take_over_thread(thread_id)
+        else:
+            self.ask_and_hand_back(thread_id)
 
     def on_escalation_queue_action_requested(self, message: EscalationQueue.ActionRequested) -> None:
         escalation = self.state.escalations.get(message.escalation_id)
@@ -192,10 +204,8 @@ class ConsoleApp(App[None]):
             return
         if message.action == "claim":
             self.claim_escalation(escalation.id)
-        elif message.action == "resolve":
-            self.ask_and_resolve(escalation.id)
-        elif message.action == "reply" and (problem := self.reply_problem(escalation.thread_id)):
-            self.notify(problem, severity="warning")
+        elif message.action == "hand_back":
+            self.ask_and_hand_back(escalation.thread_id)
         else:
             self.push_screen(
                 ConversationScreen(
@@ -205,74 +215,90 @@ class ConsoleApp(App[None]):
                 )
             )
 
-    def holder_label(self, escalation: EscalationInfo) -> str:
-        """`` by you`` / `` by <operator>`` for a claimed escalation."""
-        if not escalation.claimed_by:
-            return ""
-        mine = self.principal is not None and escalation.claimed_by == self.principal.user_id
-        return " by you" if mine else f" by {escalation.claimed_by}"
-
-    def reply_problem(self, thread_id: str) -> str | None:
-        """Why the operator may not reply into a thread now (None: they may)."""
+    def conversation_name(self, thread_id: str) -> str:
+        """How a notice names a conversation: by its user (``alice's conversation``)."""
+        session = self.state.sessions.get(self.state.session_of_thread(thread_id) or "")
         escalation = self.state.escalation_for_thread(thread_id)
-        if escalation is None or self.principal is None:
-            return None
-        if escalation.claimed_by != self.principal.user_id:
-            if escalation.claimed_by:
-                return f"{escalation.claimed_by} holds this escalation"
-            return "claim the escalation first (c)"
-        return None
+        user = session.user_id if session is not None else escalation.user_id if escalation is not None else None
+        return f"{user}'s conversation" if user else f"conversation {thread_id}"
+
+    async def _runner_refused(self, what: str, error: Exception) -> None:
+        """Say why the agent runner did not do it; after a lost connection, the next call dials afresh."""
+        if isinstance(error, Unavailable):
+            await self.backend.reset(AGENT_RUNNER)
+        self.notify(f"{what}: {feeds.describe(error)}", severity="error", markup=False)
+
+    @work(group="actions", exit_on_error=False)
+    async def take_over_thread(self, thread_id: str) -> None:
+        """Take over a conversation: the agent stops answering and only this operator may reply."""
+        name = self.conversation_name(thread_id)
+        try:
+            handoff = await self.backend.take_over(thread_id)
+        except Exception as error:
+            await self._runner_refused(f"could not take over {name}", error)
+            return
+        self._handoff_applied(handoff)
+        self.notify(f"you hold {name}; b hands it back to the agent", markup=False)
 
     @work(group="actions", exit_on_error=False)
     async def claim_escalation(self, escalation_id: str) -> None:
-        """Claim an escalation."""
-        try:
-            escalation = await self.backend.claim(escalation_id)
-        except Exception as error:
-            self.notify(f"could not claim: {feeds.describe(error)}", severity="error")
-            return
-        self._escalation_updated(escalation)
-        self.notify(f"claimed: {escalation.reason}")
-
-    def ask_and_resolve(self, escalation_id: str) -> None:
-        """Ask for a resolution note, then resolve."""
+        """Claim an escalation, which takes over its conversation."""
         escalation = self.state.escalations.get(escalation_id)
-        if escalation is None:
+        reason = escalation.reason if escalation is not None else escalation_id
+        try:
+            handoff = await self.backend.claim(escalation_id)
+        except Exception as error:
+            await self._runner_refused("could not claim", error)
             return
-        if self.principal is not None and escalation.claimed_by != self.principal.user_id:
-            self.notify(
-                "only the operator holding an escalation can resolve it; claim it first (c)", severity="warning"
-            )
-            return
+        self._handoff_applied(handoff)
+        self.notify(f"claimed: {reason}", markup=False)
 
-        def resolve(note: str | None) -> None:
+    def ask_and_hand_back(self, thread_id: str) -> None:
+        """Ask for an optional resolution note, then hand the conversation back to the agent."""
+
+        def hand_back(note: str | None) -> None:
             if note is not None:
-                self.resolve_escalation(escalation_id, note)
+                self.hand_back_thread(thread_id, note)
 
-        self.push_screen(ResolveScreen(f"{escalation.user_id}: {escalation.reason}"), resolve)
+        escalation = self.state.escalation_for_thread(thread_id)
+        summary = f"{escalation.user_id}: {escalation.reason}" if escalation else self.conversation_name(thread_id)
+        self.push_screen(HandBackScreen(summary), hand_back)
 
     @work(group="actions", exit_on_error=False)
-    async def resolve_escalation(self, escalation_id: str, resolution: str) -> None:
-        """Resolve an escalation this operator holds."""
+    async def hand_back_thread(self, thread_id: str, resolution: str) -> None:
+        """Give a conversation back to the agent; the agent runner resolves its escalation with the note."""
+        name = self.conversation_name(thread_id)
         try:
-            escalation = await self.backend.resolve(escalation_id, resolution)
+            handoff = await self.backend.hand_back(thread_id, resolution)
         except Exception as error:
-            self.notify(f"could not resolve: {feeds.describe(error)}", severity="error")
+            await self._runner_refused(f"could not hand back {name}", error)
             return
-        self._escalation_updated(escalation)
-        self.notify("resolved; the conversation is back with the agent")
+        self._handoff_applied(handoff)
+        self.notify(f"handed back to the agent: {name}", markup=False)
 
     @work(group="actions", exit_on_error=False)
     async def send_reply(self, thread_id: str, text: str) -> None:
-        """Write the operator's reply into the thread."""
+        """Post the operator's reply to the user (only the operator holding the conversation may)."""
         try:
             item = await self.backend.reply(thread_id, text)
         except Exception as error:
-            self.notify(f"reply not sent: {feeds.describe(error)}", severity="error")
+            await self._runner_refused("reply not sent", error)
+            for screen in self._conversations():  # give the text back, so nothing typed is lost
+                if screen.thread_id == thread_id:
+                    screen.open_reply(text)
             return
         for screen in self._conversations():
             if screen.thread_id == thread_id and screen.loaded:
-                screen.query_one(Transcript).upsert(item)
+                screen.transcript.upsert(item)
+
+    def _handoff_applied(self, handoff: Handoff) -> None:
+        # The thread feed reports it too; applying the answer now makes the console feel instant.
+        session_id = self.state.apply_handoff(handoff)
+        if session_id is not None and (row := self.state.row(session_id)) is not None:
+            self.dashboard.sessions_table.upsert_row(row)
+        for screen in self._conversations():
+            if screen.thread_id == handoff.thread_id:
+                screen.refresh_info()
 
     def decide_card(self, card: ActionCard, approve: bool) -> None:
         """Approve or reject an action card for the user (once: a second key press waits for the first)."""
@@ -293,10 +319,8 @@ class ConsoleApp(App[None]):
         try:
             outcome = await self.backend.decide_card(card.thread_id, card.id, approve)
         except Exception as error:
-            if isinstance(error, Unavailable):
-                await self.backend.reset(AGENT_RUNNER)  # the next decision dials afresh
             verb = "approve" if approve else "reject"
-            self.notify(f"could not {verb} “{card.summary}”: {feeds.describe(error)}", severity="error", markup=False)
+            await self._runner_refused(f"could not {verb} “{card.summary}”", error)
             return
         finally:
             self.deciding.discard(card.id)
@@ -317,19 +341,6 @@ class ConsoleApp(App[None]):
         for screen in self._conversations():  # show the card as it really is now
             if screen.thread_id == card.thread_id:
                 screen.action_reload()
-
-    def _escalation_updated(self, escalation: EscalationInfo) -> None:
-        # The watch reports it too; applying the reply now makes the console feel instant.
-        if escalation.pending:
-            self.state.escalations[escalation.id] = escalation
-        else:
-            self.state.escalations.pop(escalation.id, None)
-        self.dashboard.queue.upsert(escalation)
-        if (row := self.state.row(escalation.session_id)) is not None:
-            self.dashboard.sessions_table.upsert_row(row)
-        for screen in self._conversations():
-            screen.refresh_info()
-        self._after_change()
 
     def action_help(self) -> None:
         owners: list[tuple[str, Any]] = [

@@ -1,22 +1,21 @@
 """How the console reaches Switchboard: one small interface, and its gRPC implementation.
 
 The app receives a ``ConsoleBackend`` in its constructor. ``GrpcConsoleBackend``
-talks to session_api, thread_store and (for decisions on action cards) the agent
-runner through their public client modules (the only parts of ``services`` the
-console may import); tests of layout use an in-memory backend with fixed data
-instead.
+talks to session_api, thread_store and (for hand-offs and decisions on action
+cards) the agent runner through their public client modules (the only parts of
+``services`` the console may import); tests use an in-memory backend with the
+same rules instead.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Protocol
 
-from chatkit.types import AssistantMessageContent, AssistantMessageItem, ThreadItem
+from chatkit.types import AssistantMessageItem, ThreadItem
 
-from services.agent_runner.client import AgentRunnerClient
+from services.agent_runner.client import AgentRunnerClient, Handoff
 from services.session_api.client import SessionApiClient
 from services.thread_store.client import GrpcThreadStore, item_from_json
 from switchboard.errors import AlreadyExists, FailedPrecondition, NotFound, Unauthenticated
@@ -104,16 +103,20 @@ class ConsoleBackend(Protocol):
         """The org's figures now."""
         ...
 
-    async def claim(self, escalation_id: str) -> EscalationInfo:
-        """Take an escalation."""
+    async def take_over(self, thread_id: str) -> Handoff:
+        """Hold a thread: the agent stops answering and only this operator may reply."""
         ...
 
-    async def resolve(self, escalation_id: str, resolution: str) -> EscalationInfo:
-        """Close an escalation this operator holds."""
+    async def claim(self, escalation_id: str) -> Handoff:
+        """Claim an escalation, which takes over its thread."""
         ...
 
-    async def reply(self, thread_id: str, text: str) -> ThreadItem:
-        """Write an assistant message from the operator into a thread."""
+    async def reply(self, thread_id: str, text: str) -> AssistantMessageItem:
+        """Write the holding operator's reply to the user; the item as stored."""
+        ...
+
+    async def hand_back(self, thread_id: str, resolution: str) -> Handoff:
+        """Give a thread back to the agent, resolving its escalation with the note."""
         ...
 
     async def decide_card(self, thread_id: str, card_id: str, approve: bool) -> str:
@@ -129,16 +132,6 @@ class ConsoleBackend(Protocol):
         ...
 
 
-def operator_reply(thread_id: str, text: str, *, at: datetime | None = None) -> AssistantMessageItem:
-    """The item an operator's reply is stored as (ids start ``msg_op_`` so the transcript can tell)."""
-    return AssistantMessageItem(
-        id=f"msg_op_{uuid.uuid4().hex[:20]}",
-        thread_id=thread_id,
-        created_at=at or datetime.now(UTC),
-        content=[AssistantMessageContent(text=text)],
-    )
-
-
 class GrpcConsoleBackend:
     """The console's backend over gRPC.
 
@@ -146,7 +139,7 @@ class GrpcConsoleBackend:
         token: The operator's bearer token.
         session_api: ``host:port`` of session_api.
         thread_store: ``host:port`` of thread_store.
-        agent_runner: ``host:port`` of the agent runner (decisions on action cards; default: this host's).
+        agent_runner: ``host:port`` of the agent runner (hand-offs, decisions on action cards; default: this host's).
         timeout: Seconds per unary call.
     """
 
@@ -255,20 +248,24 @@ class GrpcConsoleBackend:
         reply = await self.sessions.get_metrics(self.principal)
         return MetricsSnapshot.from_proto(reply, at=datetime.now(UTC))
 
-    async def claim(self, escalation_id: str) -> EscalationInfo:
-        """Take an escalation."""
-        return EscalationInfo.from_proto(await self.sessions.claim_escalation(self.principal, escalation_id))
+    # The agent runner owns the hand-off: it moves the escalation (session_api) and the
+    # thread's handler (thread_store) together and refuses what the rules forbid.
 
-    async def resolve(self, escalation_id: str, resolution: str) -> EscalationInfo:
-        """Close an escalation this operator holds."""
-        reply = await self.sessions.resolve_escalation(self.principal, escalation_id, resolution=resolution)
-        return EscalationInfo.from_proto(reply)
+    async def take_over(self, thread_id: str) -> Handoff:
+        """Take the thread through the agent runner (FailedPrecondition: another operator holds it)."""
+        return await self.runner.take_over(self.principal, thread_id=thread_id)
 
-    async def reply(self, thread_id: str, text: str) -> ThreadItem:
-        """Write the operator's reply into the thread (thread_store admits operators of the thread's org)."""
-        item = operator_reply(thread_id, text)
-        await self.threads.add_thread_item(thread_id, item, self.principal)
-        return item
+    async def claim(self, escalation_id: str) -> Handoff:
+        """Claim the escalation through the agent runner, which makes this operator its thread's holder."""
+        return await self.runner.take_over(self.principal, escalation_id=escalation_id)
+
+    async def reply(self, thread_id: str, text: str) -> AssistantMessageItem:
+        """Post the reply through the agent runner (PermissionDenied: this operator does not hold the thread)."""
+        return await self.runner.post_operator_message(self.principal, thread_id=thread_id, text=text)
+
+    async def hand_back(self, thread_id: str, resolution: str) -> Handoff:
+        """Give the thread back to the agent; the runner resolves its escalation with ``resolution``."""
+        return await self.runner.hand_back(self.principal, thread_id=thread_id, resolution=resolution)
 
     async def decide_card(self, thread_id: str, card_id: str, approve: bool) -> str:
         """Decide the card through the agent runner, then follow the resumed run to its end.
@@ -322,5 +319,4 @@ __all__ = [
     "SignInFailed",
     "decision_outcome",
     "item_from_json",
-    "operator_reply",
 ]

@@ -121,7 +121,8 @@ def register(subparsers: Any) -> None:
         "--agent-runner",
         default=default_agent_runner(),
         help=(
-            "agent runner host:port, for approving or rejecting action cards "
+            "agent runner host:port, for taking over, replying to and handing back conversations and for "
+            "approving or rejecting action cards "
             "(default: $SWITCHBOARD_AGENT_RUNNER, else 127.0.0.1:$SWITCHBOARD_AGENT_RUNNER_PORT; now %(default)s)"
         ),
     )

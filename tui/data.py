@@ -6,18 +6,23 @@ never touch generated code, and an in-memory backend can produce them too.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from services.agent_runner.client import Handoff
 from switchboard.api.v1 import session_api_pb2 as spb
 from switchboard.api.v1 import thread_store_pb2 as tpb
 from switchboard.errors import InvalidArgument
 from switchboard.proto_convert import enum_name
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# The change feed's event when a thread's handler changes (its json: kind, operator_id, escalation_id, since, until).
+THREAD_HANDLER = "thread.handler"
+HANDLER_KINDS = ("agent", "waiting", "human")
 
 
 def _name(enum: Any, value: int, prefix: str) -> str:
@@ -131,7 +136,7 @@ class SessionChange:
 
 @dataclass(frozen=True, slots=True)
 class ThreadChange:
-    """A change from thread_store's change feed (``item.added``, ``item.updated``, ...)."""
+    """A change from thread_store's change feed (``item.added``, ``item.updated``, ``thread.handler``, ...)."""
 
     id: str
     type: str
@@ -151,6 +156,37 @@ class ThreadChange:
             at=_when(e.at) or EPOCH,
             json=e.json,
         )
+
+
+def handoff_of(change: ThreadChange) -> Handoff | None:
+    """The thread's new handler from a ``thread.handler`` change (None: the event is not one the console can read)."""
+    try:
+        value = json.loads(change.json) if change.json else None
+    except ValueError:
+        return None
+    if not isinstance(value, dict) or value.get("kind") not in HANDLER_KINDS:
+        return None
+
+    def text(key: str) -> str | None:
+        field = value.get(key)
+        return field if isinstance(field, str) and field else None
+
+    def moment(key: str) -> datetime | None:
+        field = text(key)
+        try:
+            at = datetime.fromisoformat(field) if field is not None else None
+        except ValueError:
+            return None
+        return at.replace(tzinfo=UTC) if at is not None and at.tzinfo is None else at
+
+    return Handoff(
+        thread_id=change.thread_id,
+        kind=value["kind"],
+        operator_id=text("operator_id"),
+        escalation_id=text("escalation_id"),
+        since=moment("since"),
+        until=moment("until"),
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from chatkit.types import ThreadItem
 from textual.message import Message
 
 from switchboard.principal import Principal
@@ -66,38 +65,12 @@ class ThreadFeedResumed(Message):
     """The thread feed reconnected: open transcripts reload what they may have missed."""
 
 
-class TranscriptLoaded(Message):
-    """A thread's items were loaded for the conversation view."""
-
-    def __init__(self, thread_id: str, items: list[ThreadItem]) -> None:
-        super().__init__()
-        self.thread_id = thread_id
-        self.items = items
-
-
 class MetricsLoaded(Message):
     """New figures arrived."""
 
     def __init__(self, metrics: MetricsSnapshot) -> None:
         super().__init__()
         self.metrics = metrics
-
-
-class EscalationUpdated(Message):
-    """An operator action (claim, resolve) returned the escalation's new state."""
-
-    def __init__(self, escalation: EscalationInfo) -> None:
-        super().__init__()
-        self.escalation = escalation
-
-
-class ReplySent(Message):
-    """The operator's reply was written into the thread."""
-
-    def __init__(self, thread_id: str, item: ThreadItem) -> None:
-        super().__init__()
-        self.thread_id = thread_id
-        self.item = item
 
 
 class CardDecided(Message):

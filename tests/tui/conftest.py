@@ -131,6 +131,11 @@ def new_user(org: str) -> Callable[[], Principal]:
     return lambda: Principal(user_id=f"user-{uuid.uuid4().hex[:8]}", org_id=org)
 
 
+def notices(app: ConsoleApp) -> list[str]:
+    """The notifications the console shows now."""
+    return [notification.message for notification in app._notifications]
+
+
 async def connected(pilot: Pilot[None], app: ConsoleApp) -> None:
     """Wait until both feeds are live (the session watch has started and thread_store answered)."""
     await wait_for(

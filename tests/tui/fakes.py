@@ -1,9 +1,12 @@
-"""An in-memory console backend with fixed data, for layout snapshots and keyboard tests (the live tests use real
-services)."""
+"""An in-memory console backend with fixed data and the hand-off's rules, for layout snapshots and keyboard tests
+(the live tests use real services)."""
 
 from __future__ import annotations
 
 import asyncio
+import copy
+import itertools
+import json
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -21,10 +24,20 @@ from chatkit.types import (
 )
 
 from services.agent_runner.approvals import PendingApproval, approval_card, decided_text
+from services.agent_runner.client import Handoff
+from switchboard.errors import FailedPrecondition, NotFound, PermissionDenied
 from switchboard.principal import Principal
-from tui.backend import ALREADY_DECIDED, NOT_PENDING, SESSION_API, THREAD_STORE, decision_outcome, operator_reply
+from tui.backend import ALREADY_DECIDED, NOT_PENDING, SESSION_API, THREAD_STORE, decision_outcome
 from tui.cards import action_card
-from tui.data import Durations, EscalationInfo, MetricsSnapshot, SessionChange, SessionInfo, ThreadChange
+from tui.data import (
+    THREAD_HANDLER,
+    Durations,
+    EscalationInfo,
+    MetricsSnapshot,
+    SessionChange,
+    SessionInfo,
+    ThreadChange,
+)
 
 NOW = datetime(2026, 3, 14, 15, 9, 26, tzinfo=UTC)
 
@@ -87,6 +100,46 @@ def demo_escalations() -> list[EscalationInfo]:
             claimed_by="op-sam",
         ),
     ]
+
+
+def demo_handlers() -> dict[str, Handoff]:
+    """Who answers the demo threads besides the agent: Alice waits for a person, op-sam holds Bob's conversation."""
+    return {
+        "thr_alice": Handoff("thr_alice", "waiting", escalation_id="esc_01", since=ago(420), session_id="ses_01"),
+        "thr_bob": Handoff(
+            "thr_bob", "human", operator_id="op-sam", escalation_id="esc_02", since=ago(180), session_id="ses_02"
+        ),
+    }
+
+
+def handler_change(change_id: str, handoff: Handoff, *, at: datetime = NOW) -> ThreadChange:
+    """The change feed's ``thread.handler`` event for a thread's new handler."""
+    body = {
+        "kind": handoff.kind,
+        "operator_id": handoff.operator_id,
+        "escalation_id": handoff.escalation_id,
+        "since": handoff.since.isoformat() if handoff.since else None,
+        "until": handoff.until.isoformat() if handoff.until else None,
+    }
+    return ThreadChange(
+        id=change_id,
+        type=THREAD_HANDLER,
+        thread_id=handoff.thread_id,
+        item_id="",
+        at=at,
+        json=json.dumps(body).encode(),
+    )
+
+
+def user_says(thread_id: str, item_id: str, text: str, *, at: datetime) -> UserMessageItem:
+    """A user's message."""
+    return UserMessageItem(
+        id=item_id,
+        thread_id=thread_id,
+        created_at=at,
+        content=[UserMessageTextContent(text=text)],
+        inference_options=InferenceOptions(),
+    )
 
 
 def demo_transcript(thread_id: str = "thr_alice") -> list[ThreadItem]:
@@ -165,19 +218,30 @@ def demo_metrics() -> MetricsSnapshot:
 
 
 class InMemoryBackend:
-    """A ``ConsoleBackend`` over fixed data; feeds are queues a test may push into."""
+    """A ``ConsoleBackend`` over fixed data; feeds are queues a test may push into.
+
+    Hand-offs follow the agent runner's rules: a thread is answered by the agent,
+    waits for a person, or is held by one operator; taking over a thread another
+    operator holds is ``FailedPrecondition``, replying or handing back without
+    holding it ``PermissionDenied``. Each change is reported on the feeds as the
+    services report it (``thread.handler``, ``item.added``, escalation changes).
+    ``as_operator`` gives a second operator's view of the same data.
+    """
 
     def __init__(self) -> None:
         self.principal = Principal(user_id="op-kim", org_id="acme", roles=("operator",))
         self.sessions = demo_sessions()
         self.escalations = {e.id: e for e in demo_escalations()}
+        self.handlers = demo_handlers()
         self.transcripts: dict[str, list[ThreadItem]] = {"thr_alice": demo_transcript()}
+        self.authors: dict[str, str] = {}  # item id -> the operator who wrote it
+        self._ids = itertools.count(1)
         self.session_changes: asyncio.Queue[SessionChange] = asyncio.Queue()
         self.thread_changes: asyncio.Queue[ThreadChange] = asyncio.Queue()
         self.cards: dict[str, PendingApproval] = {}
         self.decisions: list[tuple[str, str, bool]] = []
         self.refuse_with: str | None = None  # a refusal of tui.backend every decision gets, when set
-        self.fail_with: Exception | None = None  # an error every decision raises, when set
+        self.fail_with: Exception | None = None  # an error every agent runner call raises, when set (it is down)
         self.decision_gate: asyncio.Event | None = None  # decisions wait for it, when set (a slow runner)
         self.resets: list[str] = []
 
@@ -186,6 +250,16 @@ class InMemoryBackend:
         pending, card = delete_card(thread_id, card_id, task_id=task_id, at=at, decided=decided)
         self.cards[card_id] = pending
         self.transcripts.setdefault(thread_id, []).append(card)
+
+    def as_operator(self, user_id: str) -> InMemoryBackend:
+        """Another operator of the org, acting on the same threads, escalations and feeds (a second console)."""
+        other = copy.copy(self)
+        other.principal = Principal(user_id=user_id, org_id=self.principal.org_id, roles=("operator",))
+        return other
+
+    def handler(self, thread_id: str) -> Handoff:
+        """Who answers a thread now."""
+        return self.handlers.get(thread_id) or Handoff(thread_id, "agent")
 
     @property
     def targets(self) -> dict[str, str]:
@@ -219,20 +293,129 @@ class InMemoryBackend:
     async def load_metrics(self) -> MetricsSnapshot:
         return demo_metrics()
 
-    async def claim(self, escalation_id: str) -> EscalationInfo:
-        claimed = replace(self.escalations[escalation_id], status="claimed", claimed_by=self.principal.user_id)
-        self.escalations[escalation_id] = claimed
-        return claimed
+    # -- hand-off, as the agent runner does it ------------------------------------
 
-    async def resolve(self, escalation_id: str, resolution: str) -> EscalationInfo:
-        resolved = replace(self.escalations[escalation_id], status="resolved", resolution=resolution)
-        self.escalations[escalation_id] = resolved
-        return resolved
+    async def take_over(self, thread_id: str) -> Handoff:
+        self._reach_runner()
+        handler = self._holdable(thread_id)
+        if handler.kind == "human":  # this operator holds it already
+            return handler
+        if handler.kind == "waiting" and handler.escalation_id:
+            escalation_id = handler.escalation_id
+        else:
+            escalation_id = await self._open_escalation(thread_id, f"taken over by {self.principal.user_id}")
+        await self._claim(escalation_id)
+        return await self._set_handler(thread_id, "human", escalation_id)
 
-    async def reply(self, thread_id: str, text: str) -> ThreadItem:
-        item = operator_reply(thread_id, text, at=NOW)
+    async def claim(self, escalation_id: str) -> Handoff:
+        self._reach_runner()
+        escalation = self.escalations.get(escalation_id)
+        if escalation is None:
+            raise NotFound(f"there is no escalation {escalation_id!r}")
+        handler = self._holdable(escalation.thread_id)
+        await self._claim(escalation_id)
+        if handler.kind == "human":
+            return handler
+        return await self._set_handler(escalation.thread_id, "human", escalation_id)
+
+    async def reply(self, thread_id: str, text: str) -> AssistantMessageItem:
+        self._reach_runner()
+        handler = self.handler(thread_id)
+        me = self.principal.user_id
+        if handler.kind != "human" or handler.operator_id != me:
+            holder = handler.operator_id if handler.kind == "human" else "nobody"
+            raise PermissionDenied(f"only the operator holding this conversation may write to it ({holder} holds it)")
+        item = AssistantMessageItem(
+            id=f"msg_op_{next(self._ids):04d}",
+            thread_id=thread_id,
+            created_at=NOW,
+            content=[AssistantMessageContent(text=text)],
+        )
         self.transcripts.setdefault(thread_id, []).append(item)
+        self.authors[item.id] = me
+        await self.thread_changes.put(
+            ThreadChange(
+                id=f"{next(self._ids)}-0",
+                type="item.added",
+                thread_id=thread_id,
+                item_id=item.id,
+                at=NOW,
+                json=item.model_dump_json().encode(),
+            )
+        )
         return item
+
+    async def hand_back(self, thread_id: str, resolution: str) -> Handoff:
+        self._reach_runner()
+        handler = self.handler(thread_id)
+        me = self.principal.user_id
+        if handler.kind == "agent":
+            return handler
+        if handler.kind == "human" and handler.operator_id != me:
+            raise PermissionDenied(f"{handler.operator_id} is handling this conversation; only they can hand it back")
+        if handler.escalation_id is None:
+            raise FailedPrecondition("this conversation's hand-off has no escalation to resolve")
+        escalation = self.escalations[handler.escalation_id]
+        await self._escalation_changed(replace(escalation, status="resolved", resolved_by=me, resolution=resolution))
+        return await self._set_handler(thread_id, "agent", None)
+
+    def _reach_runner(self) -> None:
+        if self.fail_with is not None:
+            raise self.fail_with
+
+    def _holdable(self, thread_id: str) -> Handoff:
+        """The thread's handler, if this operator may take it (it is not held by another)."""
+        if thread_id not in self.transcripts and not any(thread_id in s.thread_ids for s in self.sessions):
+            raise NotFound(f"there is no thread {thread_id!r}")
+        handler = self.handler(thread_id)
+        if handler.kind == "human" and handler.operator_id != self.principal.user_id:
+            raise FailedPrecondition(f"{handler.operator_id} is handling this conversation")
+        return handler
+
+    async def _open_escalation(self, thread_id: str, reason: str) -> str:
+        session = next(s for s in self.sessions if thread_id in s.thread_ids)
+        escalation = EscalationInfo(
+            id=f"esc_{next(self._ids):02d}",
+            session_id=session.id,
+            thread_id=thread_id,
+            user_id=session.user_id,
+            reason=reason,
+            status="open",
+            opened_at=NOW,
+        )
+        await self._escalation_changed(escalation)
+        return escalation.id
+
+    async def _claim(self, escalation_id: str) -> None:
+        """Claim as session_api does: of operators racing exactly one wins."""
+        escalation = self.escalations[escalation_id]
+        me = self.principal.user_id
+        if not escalation.pending:
+            raise FailedPrecondition(f"escalation {escalation_id} is {escalation.status}")
+        if escalation.status == "claimed" and escalation.claimed_by != me:
+            raise FailedPrecondition(f"{escalation.claimed_by} claimed this escalation")
+        await self._escalation_changed(replace(escalation, status="claimed", claimed_by=me))
+
+    async def _escalation_changed(self, escalation: EscalationInfo) -> None:
+        self.escalations[escalation.id] = escalation
+        await self.session_changes.put(
+            SessionChange(
+                id=f"{next(self._ids)}-0", type=f"escalation.{escalation.status}", at=NOW, escalation=escalation
+            )
+        )
+
+    async def _set_handler(self, thread_id: str, kind: str, escalation_id: str | None) -> Handoff:
+        handoff = Handoff(
+            thread_id=thread_id,
+            kind=kind,
+            operator_id=self.principal.user_id if kind == "human" else None,
+            escalation_id=escalation_id,
+            since=NOW,
+            session_id=self.escalations[escalation_id].session_id if escalation_id else None,
+        )
+        self.handlers[thread_id] = handoff
+        await self.thread_changes.put(handler_change(f"{next(self._ids)}-0", handoff))
+        return handoff
 
     async def decide_card(self, thread_id: str, card_id: str, approve: bool) -> str:
         """Decide as the agent runner would: the card is replaced on the thread feed, the run completes."""

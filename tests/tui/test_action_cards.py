@@ -15,7 +15,7 @@ from switchboard.errors import Unavailable
 from switchboard.principal import Principal
 from tests.agent_runner.conftest import RunningRunner, start_runner
 from tests.agent_runner.conftest import user_message as runner_message
-from tests.tui.conftest import Stack, connected, wait_for
+from tests.tui.conftest import Stack, connected, notices, wait_for
 from tests.tui.fakes import InMemoryBackend, ago, fixed_clock
 from tests.tui.test_live import keys_for
 from tui.app import ConsoleApp
@@ -26,11 +26,6 @@ SIZE = (120, 40)
 THREAD = "thr_alice"
 CARD = "msg_card_new"
 OLD_CARD = "msg_card_old"
-
-
-def notices(app: ConsoleApp) -> list[str]:
-    """The notifications the console shows now."""
-    return [notification.message for notification in app._notifications]
 
 
 def backend_with_cards(*, pending: bool = True) -> InMemoryBackend:
@@ -180,8 +175,8 @@ async def test_typing_a_and_d_in_the_reply_box_decides_nothing() -> None:
     app = ConsoleApp(backend, clock=fixed_clock, metrics_interval=60)
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_conversation(pilot, app)
-        await pilot.press("c")  # the operator holding the escalation may reply
-        await wait_for(pilot, lambda: app.reply_problem(THREAD) is None, what="claimed")
+        await pilot.press("t")  # the operator holding the conversation may reply
+        await wait_for(pilot, lambda: backend.handler(THREAD).operator_id == "op-kim", what="taken over")
         await pilot.press("r", *keys_for("a day"))
         await pilot.pause()
         assert screen.query_one("#reply", Input).value == "a day"

@@ -54,7 +54,9 @@ async def test_the_help_screen_lists_every_binding_of_every_screen() -> None:
         assert isinstance(app.screen, HelpScreen)
         text = app.screen.plain_text
         for what in (
-            "Take the escalation",
+            "Claim the escalation: take over its conversation",
+            "Take over the conversation: the agent stops",
+            "Hand the conversation back to the agent",
             "Reply into the conversation",
             "Filter the sessions",
             "Approve the newest action card waiting for approval",

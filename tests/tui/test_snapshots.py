@@ -17,7 +17,7 @@ import pytest
 from textual.pilot import Pilot
 
 from tests.tui.conftest import wait_for
-from tests.tui.fakes import InMemoryBackend, fixed_clock
+from tests.tui.fakes import InMemoryBackend, ago, fixed_clock, user_says
 from tui.app import ConsoleApp
 from tui.screens.conversation import ConversationScreen
 
@@ -63,3 +63,18 @@ async def test_the_conversation_screen_looks_as_recorded() -> None:
         await wait_for(pilot, lambda: isinstance(app.screen, ConversationScreen) and app.screen.loaded)
         await pilot.pause()
         _check(app, "conversation")
+
+
+async def test_a_conversation_during_a_hand_off_looks_as_recorded() -> None:
+    backend = InMemoryBackend()
+    # Alice wrote again while she waited for a person (her escalation opened 7 minutes before NOW).
+    backend.transcripts["thr_alice"].append(user_says("thr_alice", "msg_4", "Hello? Is anyone there?", at=ago(60)))
+    app = ConsoleApp(backend, clock=fixed_clock, metrics_interval=60)
+    async with app.run_test(size=SIZE) as pilot:
+        await _ready(pilot, app)
+        await pilot.press("2", "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConversationScreen) and app.screen.loaded)
+        await pilot.press("t")
+        await wait_for(pilot, lambda: app.state.handler("thr_alice").operator_id == "op-kim", what="taken over")
+        await pilot.pause()
+        _check(app, "conversation-handoff")

@@ -1,4 +1,5 @@
-"""One conversation: its live transcript, and the operator's claim, reply, resolve and decisions on action cards."""
+"""One conversation: its live transcript, who answers it, and the operator's take-over, reply, hand-back and
+decisions on action cards."""
 
 from __future__ import annotations
 
@@ -11,13 +12,27 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Static
 
 from services.thread_store.client import item_from_json
-from tui.data import EscalationInfo, SessionInfo, ThreadChange, format_age
+from tui.data import THREAD_HANDLER, EscalationInfo, SessionInfo, ThreadChange, format_age
 from tui.feeds import describe
+from tui.state import handler_label
 from tui.widgets.status_line import StatusLine
 from tui.widgets.transcript import Transcript
 
 if TYPE_CHECKING:
     from tui.app import ConsoleApp
+
+
+REPLY_PLACEHOLDER = "reply as the operator — enter sends, escape cancels"
+NOT_HELD_PLACEHOLDER = "{who}: only the operator holding it may reply (t takes it over) — enter sends, escape cancels"
+
+
+def handler_phrase(handler: str) -> str:
+    """Who answers, as the conversation's header says it (``handler``: a ``tui.state.handler_label``)."""
+    if handler == "agent":
+        return "answered by the agent"
+    if handler == "waiting":
+        return "waiting for a person"
+    return f"held by {handler}"
 
 
 class ConversationScreen(Screen[None]):
@@ -31,9 +46,10 @@ class ConversationScreen(Screen[None]):
 
     BINDINGS = [
         Binding("escape", "back", "Back", tooltip="Back to the sessions and queue"),
+        Binding("t", "take_over", "Take over", tooltip="Take over the conversation: the agent stops, you reply"),
         Binding("r", "reply", "Reply", tooltip="Write a reply into the conversation"),
-        Binding("c", "claim", "Claim", tooltip="Claim the conversation's escalation"),
-        Binding("x", "resolve", "Resolve", tooltip="Resolve the escalation and hand back to the agent"),
+        Binding("c", "claim", "Claim", tooltip="Claim the conversation's escalation (takes the conversation over)"),
+        Binding("b", "hand_back", "Hand back", tooltip="Hand the conversation back to the agent with a note"),
         Binding("a", "approve", "Approve", tooltip="Approve the newest action card waiting for approval"),
         Binding("d", "reject", "Reject", tooltip="Reject (deny) the newest action card waiting for approval"),
         Binding("ctrl+r", "reload", "Reload", show=False, tooltip="Reload the transcript"),
@@ -59,7 +75,7 @@ class ConversationScreen(Screen[None]):
         yield Header(icon="☎")
         yield Static("", id="conversation-info")
         yield Transcript(id="transcript")
-        yield Input(placeholder="reply as the operator — enter sends, escape cancels", id="reply")
+        yield Input(placeholder=REPLY_PLACEHOLDER, id="reply")
         yield StatusLine(list(self.console.backend.targets), id="status")
         yield Footer()
 
@@ -111,6 +127,9 @@ class ConversationScreen(Screen[None]):
         """Apply a change of the org's thread feed if it is this thread's."""
         if change.thread_id != self.thread_id:
             return
+        if change.type == THREAD_HANDLER:  # the app has noted the new handler; only the header and marks change
+            self.refresh_info()
+            return
         if not self.loaded:
             self._pending.append(change)
             return
@@ -133,19 +152,30 @@ class ConversationScreen(Screen[None]):
             self.load_transcript()
         self.refresh_info()
 
+    @property
+    def handler(self) -> str:
+        """Who answers: ``agent``, ``waiting``, ``you`` or the holding operator ('' without a thread)."""
+        if not self.thread_id:
+            return ""
+        state = self.console.state
+        return handler_label(state.handler(self.thread_id), state.operator_id)
+
     def refresh_info(self) -> None:
-        """The line above the transcript: who, which agent, the escalation."""
+        """The line above the transcript (who, which agent, who answers, the escalation), and the hand-off's marks."""
         parts: list[str] = []
         session = self.session
         if session is not None:
             parts.append(f"{session.user_id} · {session.agent_id} · {session.channel} · {session.status}")
         parts.append(f"thread {self.thread_id}" if self.thread_id else "no thread yet")
+        if self.thread_id:
+            parts.append(handler_phrase(self.handler))
         escalation = self.escalation
         if escalation is not None:
             waiting = format_age((self.console.clock() - escalation.opened_at).total_seconds())
-            holder = self.console.holder_label(escalation)
-            parts.append(f"⚑ {escalation.status}{holder} · waiting {waiting} · {escalation.reason}")
+            parts.append(f"⚑ {escalation.status} · waiting {waiting} · {escalation.reason}")
         self.query_one("#conversation-info", Static).update("  │  ".join(parts))
+        if self.thread_id:
+            self.transcript.set_handoff_started(self.console.state.handoff_started(self.thread_id))
 
     # -- operator actions -----------------------------------------------------
 
@@ -159,30 +189,41 @@ class ConversationScreen(Screen[None]):
         self.dismiss()
 
     def action_reply(self) -> None:
+        self.open_reply()
+
+    def open_reply(self, text: str = "") -> None:
+        """Open the reply box (with ``text`` in it: a reply that was not sent)."""
         if not self.thread_id:
             self.notify("this session has no thread to reply into yet", severity="warning")
             return
-        problem = self.console.reply_problem(self.thread_id)
-        if problem:
-            self.notify(problem, severity="warning")
-            return
         reply = self.query_one("#reply", Input)
+        # The agent runner decides who may reply; the box only says what the console knows.
+        handler = self.handler
+        held = handler == "you"
+        reply.placeholder = REPLY_PLACEHOLDER if held else NOT_HELD_PLACEHOLDER.format(who=handler_phrase(handler))
+        if text:
+            reply.value = text
         reply.display = True
         reply.focus()
+
+    def action_take_over(self) -> None:
+        if not self.thread_id:
+            self.notify("this session has no conversation to take over yet", severity="warning")
+            return
+        self.console.take_over_thread(self.thread_id)
 
     def action_claim(self) -> None:
         escalation = self.escalation
         if escalation is None:
-            self.notify("this conversation has no pending escalation", severity="warning")
+            self.notify("this conversation has no pending escalation (t takes it over)", severity="warning")
             return
         self.console.claim_escalation(escalation.id)
 
-    def action_resolve(self) -> None:
-        escalation = self.escalation
-        if escalation is None:
-            self.notify("this conversation has no pending escalation", severity="warning")
+    def action_hand_back(self) -> None:
+        if not self.thread_id:
+            self.notify("this session has no conversation to hand back", severity="warning")
             return
-        self.console.ask_and_resolve(escalation.id)
+        self.console.ask_and_hand_back(self.thread_id)
 
     def action_approve(self) -> None:
         self._decide(approve=True)

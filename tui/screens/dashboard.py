@@ -28,10 +28,12 @@ class DashboardScreen(Screen[None]):
         services: Names of the services, for the status line.
     """
 
+    # The footer shows the tab keys as one "1 2 3 Tabs" (the tab bar names them), leaving room for the actions.
+    TABS = Binding.Group("Tabs")
     BINDINGS = [
-        Binding("1", "show_tab('sessions')", "Sessions", tooltip="Show the live sessions"),
-        Binding("2", "show_tab('escalations')", "Escalations", tooltip="Show the escalation queue"),
-        Binding("3", "show_tab('metrics')", "Metrics", tooltip="Show the metrics"),
+        Binding("1", "show_tab('sessions')", "Sessions", tooltip="Show the live sessions", group=TABS),
+        Binding("2", "show_tab('escalations')", "Escalations", tooltip="Show the escalation queue", group=TABS),
+        Binding("3", "show_tab('metrics')", "Metrics", tooltip="Show the metrics", group=TABS),
         Binding("slash", "filter", "Filter", key_display="/", tooltip="Filter the sessions by words"),
         Binding("escape", "close_filter", "Clear filter", show=False, tooltip="Clear and close the filter"),
     ]

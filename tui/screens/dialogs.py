@@ -1,4 +1,4 @@
-"""Modal screens: the help screen listing every key, and the resolution prompt."""
+"""Modal screens: the help screen listing every key, and the hand-back prompt."""
 
 from __future__ import annotations
 
@@ -70,13 +70,13 @@ class HelpScreen(ModalScreen[None]):
         self.dismiss(None)
 
 
-class ResolveScreen(ModalScreen[str | None]):
-    """Ask for an optional resolution note; enter resolves, escape cancels."""
+class HandBackScreen(ModalScreen[str | None]):
+    """Ask for an optional resolution note before handing a conversation back; enter hands back, escape cancels."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
     DEFAULT_CSS = """
-    ResolveScreen { align: center middle; }
-    ResolveScreen > Vertical {
+    HandBackScreen { align: center middle; }
+    HandBackScreen > Vertical {
         width: 70; height: auto; border: thick $warning; background: $surface; padding: 1 2;
     }
     """
@@ -87,8 +87,8 @@ class ResolveScreen(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(f"Resolve: {self._summary}")
-            yield Input(placeholder="resolution note (optional) — enter resolves, escape cancels", id="resolution")
+            yield Label(f"Hand back to the agent: {self._summary}", markup=False)
+            yield Input(placeholder="resolution note (optional) — enter hands back, escape cancels", id="resolution")
 
     def on_mount(self) -> None:
         self.query_one(Input).focus()

@@ -23,7 +23,7 @@ COLUMNS = (
     ("claimed_by", "Claimed by", 14),
 )
 STATUS_STYLE = {"open": "bold red", "claimed": "bold yellow"}
-Action = Literal["open", "claim", "reply", "resolve"]
+Action = Literal["open", "claim", "reply", "hand_back"]
 
 
 class EscalationQueue(DataTable[Cell]):
@@ -35,9 +35,14 @@ class EscalationQueue(DataTable[Cell]):
 
     BINDINGS = [
         Binding("enter", "escalation('open')", "Open", tooltip="Open the escalated conversation"),
-        Binding("c", "escalation('claim')", "Claim", tooltip="Take the escalation"),
+        Binding("c", "escalation('claim')", "Claim", tooltip="Claim the escalation: take over its conversation"),
         Binding("r", "escalation('reply')", "Reply", tooltip="Reply into the conversation"),
-        Binding("x", "escalation('resolve')", "Resolve", tooltip="Resolve and hand back to the agent"),
+        Binding(
+            "b",
+            "escalation('hand_back')",
+            "Hand back",
+            tooltip="Hand the conversation back to the agent, resolving the escalation",
+        ),
     ]
 
     class ActionRequested(Message):

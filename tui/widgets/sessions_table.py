@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterable
 from datetime import datetime
+from typing import Literal
 
 from textual.binding import Binding
 from textual.message import Message
@@ -24,9 +25,13 @@ COLUMNS = (
     ("age", "Age", 6),
     ("activity", "Last activity", 13),
     ("escalation", "Escalation", 10),
+    ("handler", "Handler", 10),
 )
 STATUS_STYLE = {"active": "green", "ended": "dim", "cancelled": "red"}
 ESCALATION_STYLE = {"open": "bold red", "claimed": "bold yellow"}
+HANDLER_STYLE = {"agent": "dim", "waiting": "bold red", "you": "bold magenta"}
+OTHER_OPERATOR_STYLE = "yellow"
+Action = Literal["open", "take_over", "hand_back"]
 _SORT_COLUMN: dict[SortKey, str] = {
     "newest": "age",
     "activity": "activity",
@@ -45,17 +50,20 @@ class SessionsTable(DataTable[Cell]):
     """
 
     BINDINGS = [
-        Binding("enter", "open_session", "Open", tooltip="Open the session's conversation"),
+        Binding("enter", "session('open')", "Open", tooltip="Open the session's conversation"),
+        Binding("t", "session('take_over')", "Take over", tooltip="Take over the conversation: the agent stops"),
+        Binding("b", "session('hand_back')", "Hand back", tooltip="Hand the conversation back to the agent"),
         Binding("f", "cycle_status_filter", "Filter status", tooltip="Show all / active / escalated sessions"),
         Binding("s", "cycle_sort", "Sort", tooltip="Sort by newest, activity, user, agent, status"),
         Binding("S", "reverse_sort", "Reverse", show=False, tooltip="Reverse the sort order"),
     ]
 
-    class SessionOpened(Message):
-        """The operator asked to open a session's conversation."""
+    class ActionRequested(Message):
+        """The operator pressed a key on a session: open, take over or hand back its conversation."""
 
-        def __init__(self, session_id: str) -> None:
+        def __init__(self, action: Action, session_id: str) -> None:
             super().__init__()
+            self.action = action
             self.session_id = session_id
 
     class ViewChanged(Message):
@@ -96,6 +104,7 @@ class SessionsTable(DataTable[Cell]):
                 row.escalation,
                 ESCALATION_STYLE.get(row.escalation, ""),
             ),
+            "handler": Cell(row.handler, row.handler, HANDLER_STYLE.get(row.handler, OTHER_OPERATOR_STYLE)),
         }
 
     def show_rows(self) -> None:
@@ -194,10 +203,10 @@ class SessionsTable(DataTable[Cell]):
             parts.append(f"filter: {self.filter_text!r}")
         return "  ·  ".join(parts)
 
-    def action_open_session(self) -> None:
+    def action_session(self, action: Action) -> None:
         session_id = self.selected_session_id
         if session_id is not None:
-            self.post_message(self.SessionOpened(session_id))
+            self.post_message(self.ActionRequested(action, session_id))
 
     def action_cycle_status_filter(self) -> None:
         index = STATUS_FILTERS.index(self.status_filter)
@@ -217,4 +226,4 @@ class SessionsTable(DataTable[Cell]):
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
-        self.post_message(self.SessionOpened(str(event.row_key.value)))
+        self.post_message(self.ActionRequested("open", str(event.row_key.value)))

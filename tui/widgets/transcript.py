@@ -26,7 +26,10 @@ from textual.strip import Strip
 
 from tui.cards import ActionCard, CardState, action_card
 
+# The agent runner stores operators' replies as assistant messages with ids starting so.
 OPERATOR_ITEM_PREFIX = "msg_op_"
+DURING_HANDOFF = " new during hand-off "
+DURING_HANDOFF_STYLE = "bold black on yellow"
 HIDDEN_TYPES = {"end_of_turn", "hidden_context_item", "sdk_hidden_context"}
 MAX_DETAIL = 400
 MAX_CARD_TEXT = 2000
@@ -86,14 +89,23 @@ def _card(item: ThreadItem, card: ActionCard) -> RenderableType:
     return Group(*parts)
 
 
-def render_item(item: ThreadItem) -> RenderableType | None:
-    """How one ChatKit item reads in the console (None: not shown)."""
+def render_item(item: ThreadItem, *, during_handoff: bool = False) -> RenderableType | None:
+    """How one ChatKit item reads in the console (None: not shown).
+
+    Args:
+        item: The item.
+        during_handoff: A user message sent while a person handles (or is awaited in) the
+            conversation: marked, since the agent will not answer it.
+    """
     kind = item.type
     if kind in HIDDEN_TYPES:
         return None
     if kind == "user_message":
         text = " ".join(getattr(part, "text", "") for part in item.content)  # type: ignore[union-attr]
-        return Group(_header(item, "user", "bold cyan"), _body(text))
+        header = _header(item, "user", "bold cyan")
+        if during_handoff:
+            header.append("  ").append(DURING_HANDOFF, DURING_HANDOFF_STYLE)
+        return Group(header, _body(text))
     if kind == "assistant_message":
         text = "".join(part.text for part in item.content)  # type: ignore[union-attr]
         if item.id.startswith(OPERATOR_ITEM_PREFIX):
@@ -124,11 +136,16 @@ def render_item(item: ThreadItem) -> RenderableType | None:
     return Group(_header(item, kind, "dim"), _body(f"[{kind}]", "dim"))
 
 
-def _order_key(item: ThreadItem) -> tuple[datetime, str]:
-    """Where an item sorts: by time, then id. A time without zone is UTC (as thread_store takes it):
+def _created(item: ThreadItem) -> datetime:
+    """When an item was written. A time without zone is UTC (as thread_store takes it):
     the ChatKit SDK writes local naive times, the runner aware ones, and they must compare."""
     at = item.created_at
-    return (at if at.tzinfo is not None else at.replace(tzinfo=UTC)), item.id
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+def _order_key(item: ThreadItem) -> tuple[datetime, str]:
+    """Where an item sorts: by time, then id."""
+    return _created(item), item.id
 
 
 class Transcript(ScrollView, can_focus=True):
@@ -152,6 +169,33 @@ class Transcript(ScrollView, can_focus=True):
         self._render_width = 0
         self._stale = False
         self.item_renders = 0
+        self.handoff_started: datetime | None = None
+
+    # -- hand-off -------------------------------------------------------------
+
+    def set_handoff_started(self, at: datetime | None) -> None:
+        """Mark the user's messages from ``at`` on (None: no hand-off now; nothing is marked)."""
+        if at == self.handoff_started:
+            return
+        self.handoff_started = at
+        # Only user messages look different; the rest keep their rendered lines.
+        for item_id, item in self._items.items():
+            if item.type == "user_message":
+                self._blocks.pop(item_id, None)
+        self._rebuild(render_all=False)
+
+    def during_handoff(self, item: ThreadItem) -> bool:
+        """Whether the item is a user message sent during the current hand-off."""
+        return (
+            item.type == "user_message"
+            and self.handoff_started is not None
+            and (_created(item) >= self.handoff_started)
+        )
+
+    @property
+    def marked_ids(self) -> list[str]:
+        """Ids of the user messages marked as sent during the hand-off, oldest first."""
+        return [item_id for item_id in self.item_ids if self.during_handoff(self._items[item_id])]
 
     # -- content --------------------------------------------------------------
 
@@ -216,7 +260,7 @@ class Transcript(ScrollView, can_focus=True):
 
     def _render_block(self, item: ThreadItem, width: int) -> list[Strip]:
         self.item_renders += 1
-        renderable = render_item(item)
+        renderable = render_item(item, during_handoff=self.during_handoff(item))
         if renderable is None:
             return []
         console = self.app.console
