@@ -3,7 +3,8 @@
 Keys (the braces are a literal Redis Cluster hash tag: one user, one slot):
 
 - ``chat:user:{<user>}:thread:<id>:state`` hash: ``rev`` (the thread revision
-  the cache reflects), ``meta`` (the encoded thread), ``loaded`` (all items cached)
+  the cache reflects), ``meta`` (the encoded thread), ``loaded`` (all items
+  cached, in the codec's ``format``: items cached in another format are a miss)
 - ``chat:user:{<user>}:thread:<id>:items`` hash: item id -> encoded item
 - ``chat:user:{<user>}:thread:<id>:order`` sorted set: item ids by creation time
 
@@ -31,7 +32,7 @@ from typing import Any, Literal, Protocol
 import redis.asyncio as aioredis
 from prometheus_client import Counter
 
-from services.thread_store.domain import EncodedItems, ItemRecord, Order, ThreadRecord
+from services.thread_store.domain import AGENT, EncodedItems, Handler, ItemRecord, Order, ThreadRecord
 from switchboard.errors import InvalidArgument
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ TOMBSTONE_REVISION = 2**53 - 1
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 _PAGE = """
-if not redis.call('HGET', KEYS[1], 'loaded') then return nil end
+if redis.call('HGET', KEYS[1], 'loaded') ~= ARGV[4] then return nil end
 local n = tonumber(ARGV[2])
 local start = 0
 local asc = ARGV[3] == 'asc'
@@ -75,16 +76,16 @@ _FILL = """
 local cur = tonumber(redis.call('HGET', KEYS[1], 'rev'))
 local rev = tonumber(ARGV[1])
 if cur and cur > rev then return 0 end
-if cur and cur == rev and redis.call('HEXISTS', KEYS[1], 'loaded') == 1 then return 0 end
+if cur and cur == rev and redis.call('HGET', KEYS[1], 'loaded') == ARGV[5] then return 0 end
 redis.call('DEL', KEYS[2], KEYS[3])
 redis.call('HDEL', KEYS[1], 'loaded')
 redis.call('HSET', KEYS[1], 'rev', ARGV[1], 'meta', ARGV[2])
 if ARGV[4] == '1' then
-  for i = 5, #ARGV, 3 do
+  for i = 6, #ARGV, 3 do
     redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
     redis.call('ZADD', KEYS[3], ARGV[i + 2], ARGV[i])
   end
-  redis.call('HSET', KEYS[1], 'loaded', '1')
+  redis.call('HSET', KEYS[1], 'loaded', ARGV[5])
 end
 for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[3]) end
 return 1
@@ -99,7 +100,7 @@ if created then
   cur = nil
 end
 if cur and cur >= rev then return 0 end
-local patch = cur and cur == rev - 1 and redis.call('HEXISTS', KEYS[1], 'loaded') == 1
+local patch = cur and cur == rev - 1 and redis.call('HGET', KEYS[1], 'loaded') == ARGV[9]
 redis.call('HSET', KEYS[1], 'rev', ARGV[1], 'meta', ARGV[2])
 if patch then
   if ARGV[4] == 'put' then
@@ -111,7 +112,7 @@ if patch then
   end
 else
   redis.call('DEL', KEYS[2], KEYS[3])
-  if created then redis.call('HSET', KEYS[1], 'loaded', '1') else redis.call('HDEL', KEYS[1], 'loaded') end
+  if created then redis.call('HSET', KEYS[1], 'loaded', ARGV[9]) else redis.call('HDEL', KEYS[1], 'loaded') end
 end
 for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[3]) end
 return 1
@@ -146,7 +147,16 @@ def _from_micros(value: int) -> datetime:
 
 
 class ItemCodec(Protocol):
-    """How items are stored in the cache: the transport's wire form, so hot reads skip re-encoding."""
+    """How items are stored in the cache: the transport's wire form, so hot reads skip re-encoding.
+
+    ``format`` names the encoding: items cached in another one (by an older
+    release) are a miss and are refilled from Postgres, never served.
+    """
+
+    @property
+    def format(self) -> str:
+        """The name of this encoding (not ``"1"``: that is the one before items carried their author)."""
+        ...
 
     def encode(self, item: ItemRecord) -> bytes:
         """The cached bytes of an item."""
@@ -155,7 +165,7 @@ class ItemCodec(Protocol):
 
 def encode_thread(thread: ThreadRecord) -> bytes:
     """A JSON header of the indexed fields, NUL, then the ChatKit JSON untouched."""
-    header = {
+    header: dict[str, Any] = {
         "id": thread.id,
         "user_id": thread.user_id,
         "org_id": thread.org_id,
@@ -166,7 +176,29 @@ def encode_thread(thread: ThreadRecord) -> bytes:
         "updated_at": _micros(thread.updated_at),
         "revision": thread.revision,
     }
+    if thread.handler != AGENT:
+        handler = thread.handler
+        header["handler"] = {
+            "kind": handler.kind,
+            "operator_id": handler.operator_id,
+            "escalation_id": handler.escalation_id,
+            "since": _micros(handler.since) if handler.since is not None else None,
+            "until": _micros(handler.until) if handler.until is not None else None,
+        }
     return json.dumps(header, separators=(",", ":")).encode() + b"\x00" + thread.json
+
+
+def _decode_handler(h: dict[str, Any] | None) -> Handler:
+    # Threads cached before the hand-off existed have no handler: they were all the agent's.
+    if h is None:
+        return AGENT
+    return Handler(
+        kind=h["kind"],
+        operator_id=h["operator_id"],
+        escalation_id=h["escalation_id"],
+        since=_from_micros(h["since"]) if h["since"] is not None else None,
+        until=_from_micros(h["until"]) if h["until"] is not None else None,
+    )
 
 
 def decode_thread(raw: bytes) -> ThreadRecord:
@@ -184,6 +216,7 @@ def decode_thread(raw: bytes) -> ThreadRecord:
         created_at=_from_micros(h["created_at"]),
         updated_at=_from_micros(h["updated_at"]),
         revision=h["revision"],
+        handler=_decode_handler(h.get("handler")),
     )
 
 
@@ -281,7 +314,9 @@ class ThreadCache:
         if not self.readable:
             return None
         try:
-            reply = await self._page(keys=self._keys(user_id, thread_id), args=[after or "", limit, order])
+            reply = await self._page(
+                keys=self._keys(user_id, thread_id), args=[after or "", limit, order, self._codec.format]
+            )
         except Exception as error:
             self._health.failed("page_items", error)
             return None
@@ -301,7 +336,13 @@ class ThreadCache:
         """Cache a snapshot read from Postgres, unless the cache already reflects a newer one."""
         if not self.readable:
             return
-        args: list[Any] = [thread.revision, encode_thread(thread), self._ttl_ms, 1 if items is not None else 0]
+        args: list[Any] = [
+            thread.revision,
+            encode_thread(thread),
+            self._ttl_ms,
+            1 if items is not None else 0,
+            self._codec.format,
+        ]
         for item in items or ():
             args += [item.id, self._codec.encode(item), _micros(item.created_at)]
         try:
@@ -324,7 +365,7 @@ class ThreadCache:
             args += [item.id, self._codec.encode(item), _micros(item.created_at)]
         else:
             args += [item_id, "", 0]
-        args.append("1" if created else "0")
+        args += ["1" if created else "0", self._codec.format]
         await self._write(thread.user_id, thread.id, thread.revision, self._apply, args)
 
     async def forget(self, *, user_id: str, thread_id: str) -> None:

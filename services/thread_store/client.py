@@ -2,13 +2,21 @@
 
 This is the thread store's public client module: other services and the
 console may import it (and only it, with the generated stubs).
+
+Who answers a thread (the hand-off) travels with every thread this client
+returns: a thread that is not the agent's carries its handler in
+``metadata["handler"]`` (read it with ``handler_of``). That key is the
+store's: the store drops it from every thread it is asked to save, so no
+client can forge a hand-off; only ``set_handler`` and ``expire_waiting``
+change it.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Iterable
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import grpc
@@ -16,6 +24,7 @@ from chatkit.store import NotFoundError, Store, StoreItemType
 from chatkit.types import Attachment, Page, ThreadItem, ThreadMetadata, UserMessageItem
 from pydantic import TypeAdapter
 
+from services.thread_store.domain import HANDLER_METADATA_KEY, Handler, HandlerKind
 from switchboard.api.v1 import common_pb2
 from switchboard.api.v1 import thread_store_pb2 as pb
 from switchboard.api.v1.thread_store_pb2_grpc import ThreadStoreStub
@@ -30,6 +39,65 @@ ITEM_LIST_ADAPTER: TypeAdapter[list[ThreadItem]] = TypeAdapter(list[ThreadItem])
 ATTACHMENT_ADAPTER: TypeAdapter[Attachment] = TypeAdapter(Attachment)
 
 _ORDERS = {"asc": common_pb2.SORT_ORDER_ASC, "desc": common_pb2.SORT_ORDER_DESC}
+
+
+@dataclass(frozen=True, slots=True)
+class HandledThread:
+    """A thread after a hand-off change: what ``set_handler`` and ``expire_waiting`` return.
+
+    Attributes:
+        thread: The thread's ChatKit metadata (with ``metadata["handler"]`` unless it is the agent's).
+        user_id: The thread's owner.
+        org_id: The thread's org, if any.
+        revision: The thread's revision after the change.
+        handler: Who answers it now.
+    """
+
+    thread: ThreadMetadata
+    user_id: str
+    org_id: str | None
+    revision: int
+    handler: Handler
+
+
+def handler_from_proto(message: pb.Handler) -> Handler:
+    """A ``Handler`` message as the domain type (an unset message is the agent)."""
+    kind: HandlerKind = "human" if message.kind == "human" else "waiting" if message.kind == "waiting" else "agent"
+    return Handler(
+        kind=kind,
+        operator_id=message.operator_id or None,
+        escalation_id=message.escalation_id or None,
+        since=message.since.ToDatetime(tzinfo=UTC) if message.HasField("since") else None,
+        until=message.until.ToDatetime(tzinfo=UTC) if message.HasField("until") else None,
+    )
+
+
+def handler_of(thread: ThreadMetadata) -> Handler:
+    """Who answers a thread this client returned: its ``metadata["handler"]``, else the agent.
+
+    An agent thread carries no key, so the escalation id an expired wait keeps
+    is not there; ``GrpcThreadStore.load_handler`` has it.
+    """
+    return Handler.from_json(thread.metadata.get(HANDLER_METADATA_KEY))
+
+
+def thread_metadata(message: pb.Thread) -> ThreadMetadata:
+    """A stored thread as ChatKit metadata, with its handler in ``metadata["handler"]`` unless it is the agent."""
+    thread = ThreadMetadata.model_validate_json(message.json)
+    handler = handler_from_proto(message.handler)
+    if handler.kind != "agent":
+        thread.metadata[HANDLER_METADATA_KEY] = handler.to_json()
+    return thread
+
+
+def _handled(message: pb.Thread) -> HandledThread:
+    return HandledThread(
+        thread=thread_metadata(message),
+        user_id=message.user_id,
+        org_id=message.org_id or None,
+        revision=message.revision,
+        handler=handler_from_proto(message.handler),
+    )
 
 
 def _scope_of(context: Caller) -> str:
@@ -113,7 +181,7 @@ class GrpcThreadStore(Store[Caller]):
         reply = await self._call(
             "GetThread", pb.GetThreadRequest(principal=principal_to_proto(context), thread_id=thread_id)
         )
-        return ThreadMetadata.model_validate_json(reply.json)
+        return thread_metadata(reply)
 
     async def save_thread(self, thread: ThreadMetadata, context: Caller) -> None:
         scope = _scope_of(context)
@@ -148,7 +216,7 @@ class GrpcThreadStore(Store[Caller]):
             ),
         )
         return Page(
-            data=[ThreadMetadata.model_validate_json(t.json) for t in reply.threads],
+            data=[thread_metadata(t) for t in reply.threads],
             has_more=reply.has_more,
             after=reply.after or None,
         )
@@ -249,10 +317,14 @@ class GrpcThreadStore(Store[Caller]):
             history_limit: How many of the newest items to return (0 to 1000).
 
         Returns:
-            The thread, and up to ``history_limit`` of its newest items, oldest first.
+            The thread (its handler in ``metadata["handler"]`` unless it is the
+            agent's: see ``handler_of``), and up to ``history_limit`` of its
+            newest items, oldest first.
 
         Raises:
             NotFoundError: the thread, or the item to retry after, is not the caller's.
+            FailedPrecondition: an operator replied after the message to retry after.
+            PermissionDenied: the user message's id is an item of another author.
         """
         request = pb.BeginTurnRequest(
             principal=principal_to_proto(context),
@@ -266,8 +338,89 @@ class GrpcThreadStore(Store[Caller]):
             history_limit=history_limit,
         )
         reply: pb.BeginTurnResponse = await self._call("BeginTurn", request)
-        thread = ThreadMetadata.model_validate_json(reply.thread.json)
-        return thread, [ITEM_ADAPTER.validate_json(i.json) for i in reply.items]
+        return thread_metadata(reply.thread), [ITEM_ADAPTER.validate_json(i.json) for i in reply.items]
+
+    # -- hand-off -------------------------------------------------------------
+
+    async def load_handler(self, thread_id: str, context: Caller) -> Handler:
+        """Who answers a thread the caller may read (its owner, or an operator of its org).
+
+        Raises:
+            NotFound: the thread is not one the caller may read.
+        """
+        request = pb.GetThreadRequest(principal=principal_to_proto(context), thread_id=thread_id)
+        reply: pb.Thread = await self._call("GetThread", request, not_found=False)
+        return handler_from_proto(reply.handler)
+
+    async def thread_owner(self, thread_id: str, context: Caller) -> tuple[str, str | None]:
+        """The owner's user id and the org of a thread the caller may read (its owner, or an operator of its org).
+
+        Raises:
+            NotFound: the thread is not one the caller may read.
+        """
+        request = pb.GetThreadRequest(principal=principal_to_proto(context), thread_id=thread_id)
+        reply: pb.Thread = await self._call("GetThread", request, not_found=False)
+        return reply.user_id, reply.org_id or None
+
+    async def set_handler(
+        self,
+        principal: Caller,
+        thread_id: str,
+        kind: HandlerKind,
+        *,
+        escalation_id: str | None = None,
+        waiting_seconds: int = 0,
+        expect_kind: HandlerKind | None = None,
+    ) -> HandledThread:
+        """Change who answers a thread (``SetHandler``); the same state again changes nothing.
+
+        The owner escalates (``waiting``) and withdraws (``agent`` from
+        ``waiting``); an operator of the thread's org takes it (``human``, for
+        themselves), gives it back (``agent``) or queues it (``waiting`` from ``agent``).
+
+        Args:
+            principal: The thread's owner or an operator of its org.
+            thread_id: The thread.
+            kind: ``agent``, ``waiting`` or ``human``.
+            escalation_id: The escalation: required for ``waiting``; for
+                ``human``, None keeps the current one; not for ``agent``.
+            waiting_seconds: ``waiting``: 1 to 86400 seconds before the thread
+                goes back to the agent (``expire_waiting``).
+            expect_kind: Change only if the thread's kind is this one now.
+
+        Returns:
+            The thread after the change.
+
+        Raises:
+            InvalidArgument: the request is malformed.
+            NotFound: the thread is neither the principal's nor one of their org's.
+            PermissionDenied: the principal may not make this change (the owner
+                setting ``human`` or ending a person's hand-off; an operator
+                ending another operator's).
+            FailedPrecondition: the kind is not ``expect_kind``, another operator
+                holds the thread, or it waits for another escalation.
+        """
+        request = pb.SetHandlerRequest(
+            principal=principal_to_proto(principal),
+            thread_id=thread_id,
+            kind=kind,
+            escalation_id=escalation_id or "",
+            waiting_seconds=waiting_seconds,
+            expect_kind=expect_kind or "",
+        )
+        reply: pb.Thread = await self._call("SetHandler", request, not_found=False)
+        return _handled(reply)
+
+    async def expire_waiting(self, limit: int = 100) -> list[HandledThread]:
+        """Hand up to ``limit`` (1 to 500) threads whose wait for a person ran out back to the agent.
+
+        Each keeps its escalation id (the escalation stays in the queue). Any
+        replica may call it: concurrent callers never get the same thread.
+        """
+        reply: pb.ExpireWaitingResponse = await self._call(
+            "ExpireWaiting", pb.ExpireWaitingRequest(limit=limit), not_found=False
+        )
+        return [_handled(t) for t in reply.threads]
 
     # -- attachments ----------------------------------------------------------
 
@@ -324,10 +477,16 @@ class GrpcThreadStore(Store[Caller]):
 
 __all__ = [
     "GrpcThreadStore",
+    "HandledThread",
+    "Handler",
+    "HandlerKind",
     "NotFoundError",
     "SwitchboardError",
+    "handler_from_proto",
+    "handler_of",
     "item_from_json",
     "item_json",
     "items_from_json",
     "thread_json",
+    "thread_metadata",
 ]

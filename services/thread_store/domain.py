@@ -20,8 +20,81 @@ from switchboard.principal import MAX_ID_LENGTH
 T = TypeVar("T")
 Order = Literal["asc", "desc"]
 ThreadSortKey = Literal["created_at", "recent_activity"]
+HandlerKind = Literal["agent", "waiting", "human"]
+HANDLER_KINDS: tuple[HandlerKind, ...] = ("agent", "waiting", "human")
 # The item type a turn starts with, and the only one a retry may follow.
 USER_MESSAGE_TYPE = "user_message"
+# Keys of a thread's ChatKit metadata that only the store writes: readers get the
+# thread's handler there (``client.handler_of``), and a client-supplied one is dropped.
+HANDLER_METADATA_KEY = "handler"
+
+
+@dataclass(frozen=True, slots=True)
+class Handler:
+    """Who answers a thread: the agent, nobody yet (``waiting`` for a person) or a person (``human``).
+
+    Attributes:
+        kind: ``agent``, ``waiting`` or ``human``.
+        operator_id: ``human``: the operator holding the thread.
+        escalation_id: The escalation of the hand-off; kept when a wait runs out.
+        since: When the kind last changed (None: never).
+        until: ``waiting``: when the thread goes back to the agent.
+    """
+
+    kind: HandlerKind = "agent"
+    operator_id: str | None = None
+    escalation_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def to_json(self) -> dict[str, str | None]:
+        """A plain JSON object (times as ISO 8601 strings)."""
+        return {
+            "kind": self.kind,
+            "operator_id": self.operator_id,
+            "escalation_id": self.escalation_id,
+            "since": self.since.isoformat() if self.since is not None else None,
+            "until": self.until.isoformat() if self.until is not None else None,
+        }
+
+    @classmethod
+    def from_json(cls, value: object) -> Handler:
+        """Inverse of ``to_json``; anything that is not a handler object is the agent."""
+        if not isinstance(value, dict) or value.get("kind") not in HANDLER_KINDS:
+            return cls()
+        obj: dict[str, Any] = value
+
+        def text(key: str) -> str | None:
+            field = obj.get(key)
+            return field if isinstance(field, str) and field else None
+
+        def moment(key: str) -> datetime | None:
+            field = text(key)
+            try:
+                return datetime.fromisoformat(field) if field is not None else None
+            except ValueError:
+                return None
+
+        return cls(
+            kind=obj["kind"],
+            operator_id=text("operator_id"),
+            escalation_id=text("escalation_id"),
+            since=moment("since"),
+            until=moment("until"),
+        )
+
+
+AGENT = Handler()
+
+
+@dataclass(frozen=True, slots=True)
+class HandlerChange:
+    """A hand-off change decided by the service, written by the repository (which times it)."""
+
+    kind: HandlerKind
+    operator_id: str | None = None
+    escalation_id: str | None = None
+    waiting_seconds: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,17 +111,23 @@ class ThreadRecord:
     created_at: datetime
     updated_at: datetime
     revision: int
+    handler: Handler = AGENT
 
 
 @dataclass(frozen=True, slots=True)
 class ItemRecord:
-    """A stored thread item: its indexed fields and its ChatKit JSON."""
+    """A stored thread item: its indexed fields, its ChatKit JSON and who wrote it.
+
+    ``author`` is the thread owner's user id for the user's and the agent's
+    items, and the operator's for the replies of an operator holding the thread.
+    """
 
     id: str
     thread_id: str
     type: str
     json: bytes
     created_at: datetime
+    author: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,6 +327,11 @@ def parse_thread_json(raw: bytes, *, max_bytes: int) -> ParsedThread:
     scope = metadata.get("scope")
     if scope is not None and not isinstance(scope, str):
         raise InvalidArgument("thread_json.metadata.scope must be a string")
+    if HANDLER_METADATA_KEY in metadata:
+        # Server-owned: readers see the stored handler there, and nobody forges it.
+        # Only this rare case re-encodes the client's JSON.
+        obj["metadata"] = {k: v for k, v in metadata.items() if k != HANDLER_METADATA_KEY}
+        raw = json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
     return ParsedThread(
         id=thread_id,
         title=title,

@@ -7,6 +7,7 @@ nothing. Methods return domain records, never raw rows.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -14,8 +15,11 @@ from typing import Any
 import asyncpg
 
 from services.thread_store.domain import (
+    AGENT,
     USER_MESSAGE_TYPE,
     AttachmentRecord,
+    Handler,
+    HandlerChange,
     ItemRecord,
     Order,
     ParsedAttachment,
@@ -26,10 +30,22 @@ from services.thread_store.domain import (
     TurnWrites,
     with_turn_metadata,
 )
-from switchboard.errors import InvalidArgument, NotFound
+from switchboard.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from switchboard.pages import Page, make_page
 
 QUERIES_DIR = Path(__file__).parent / "queries"
+
+
+def _handler(row: asyncpg.Record) -> Handler:
+    if row["handler"] == "agent" and row["handler_since"] is None and row["handler_escalation"] is None:
+        return AGENT  # a thread that was never handed off: no allocation
+    return Handler(
+        kind=row["handler"],
+        operator_id=row["handler_operator"],
+        escalation_id=row["handler_escalation"],
+        since=row["handler_since"],
+        until=row["handler_until"],
+    )
 
 
 def _thread(row: asyncpg.Record) -> ThreadRecord:
@@ -44,6 +60,7 @@ def _thread(row: asyncpg.Record) -> ThreadRecord:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         revision=row["revision"],
+        handler=_handler(row),
     )
 
 
@@ -54,6 +71,14 @@ def _item(row: asyncpg.Record) -> ItemRecord:
         type=row["type"],
         json=row["data"].encode(),
         created_at=row["created_at"],
+        author=row["author"],
+    )
+
+
+def _another_author(item_id: str, thread_id: str) -> PermissionDenied:
+    return PermissionDenied(
+        f"item {item_id!r} of thread {thread_id!r} was written by another author;"
+        " nobody rewrites or deletes another author's item"
     )
 
 
@@ -161,38 +186,90 @@ class ThreadRepository:
     # -- items ----------------------------------------------------------------
 
     async def save_item(self, *, item: ParsedItem, user_id: str) -> tuple[ThreadRecord, ItemRecord, bool]:
-        """Upsert an item of the user's thread, bumping the thread's revision.
+        """Upsert an item the owner writes into their thread, bumping the thread's revision.
 
         Returns:
             The thread after the write, the item, and whether it was created now.
+
+        Raises:
+            NotFound: the thread is not the user's.
+            PermissionDenied: the item's id is an item of another author.
         """
         async with self._pool.acquire() as conn, conn.transaction():
             thread_row = await self._fetchrow(self._q.touch_thread, item.thread_id, user_id, conn=conn)
             if thread_row is None:
                 raise NotFound(f"thread {item.thread_id!r} not found")
-            row = await self._fetchrow(
-                self._q.upsert_item,
-                item.thread_id,
-                item.id,
-                user_id,
-                item.type,
-                item.json.decode(),
-                item.created_at,
-                conn=conn,
-            )
-        assert row is not None
+            row = await self._upsert_item(conn, item=item, owner_id=user_id, author=user_id)
         return _thread(thread_row), _item(row), bool(row["inserted"])
 
+    async def save_operator_item(
+        self,
+        *,
+        item: ParsedItem,
+        operator_id: str,
+        org_id: str,
+        authorize: Callable[[ThreadRecord], None],
+    ) -> tuple[ThreadRecord, ItemRecord, bool]:
+        """Upsert an item an operator writes into a thread of their org, as its author.
+
+        ``authorize`` sees the thread as committed last, under its row lock, and
+        raises to refuse: a hand-back that commits first is seen, one that
+        comes later waits for this write.
+
+        Returns:
+            The thread after the write, the item, and whether it was created now.
+
+        Raises:
+            NotFound: the thread is not one of the org's.
+            PermissionDenied: ``authorize`` refused, or the item's id is an item of another author.
+        """
+        async with self._pool.acquire() as conn, conn.transaction():
+            locked = await self._fetchrow(
+                self._q.lock_readable_thread, item.thread_id, operator_id, True, org_id, conn=conn
+            )
+            if locked is None:
+                raise NotFound(f"thread {item.thread_id!r} not found")
+            authorize(_thread(locked))
+            owner_id = locked["user_id"]
+            thread_row = await self._fetchrow(self._q.touch_thread, item.thread_id, owner_id, conn=conn)
+            assert thread_row is not None  # locked above
+            row = await self._upsert_item(conn, item=item, owner_id=owner_id, author=operator_id)
+        return _thread(thread_row), _item(row), bool(row["inserted"])
+
+    async def _upsert_item(self, conn: Any, *, item: ParsedItem, owner_id: str, author: str) -> asyncpg.Record:
+        row = await self._fetchrow(
+            self._q.upsert_item,
+            item.thread_id,
+            item.id,
+            owner_id,
+            item.type,
+            item.json.decode(),
+            item.created_at,
+            author,
+            conn=conn,
+        )
+        if row is None:
+            # Raising rolls the revision bump back: nothing changed.
+            raise _another_author(item.id, item.thread_id)
+        return row
+
     async def delete_item(self, *, thread_id: str, item_id: str, user_id: str) -> ThreadRecord:
-        """Delete an item of the user's thread, bumping the thread's revision."""
+        """Delete an item the owner wrote in their thread, bumping the thread's revision.
+
+        Raises:
+            NotFound: the thread or the item is not the user's.
+            PermissionDenied: another author (an operator) wrote the item.
+        """
         async with self._pool.acquire() as conn, conn.transaction():
             thread_row = await self._fetchrow(self._q.touch_thread, thread_id, user_id, conn=conn)
             if thread_row is None:
                 raise NotFound(f"thread {thread_id!r} not found")
-            deleted = await self._fetchrow(self._q.delete_item, thread_id, item_id, conn=conn)
-            if deleted is None:
-                # Raising rolls the revision bump back: nothing changed.
+            result = await self._fetchrow(self._q.delete_item, thread_id, item_id, user_id, conn=conn)
+            # Raising rolls the revision bump back: nothing changed.
+            if result is None:
                 raise NotFound(f"item {item_id!r} not found in thread {thread_id!r}")
+            if not result["deleted"]:
+                raise _another_author(item_id, thread_id)
         return _thread(thread_row)
 
     async def begin_turn(
@@ -220,6 +297,9 @@ class ThreadRepository:
         Raises:
             NotFound: the thread (or the item to retry after) is not the user's.
             InvalidArgument: ``retry_after_item_id`` is not a user message.
+            FailedPrecondition: another author (an operator) wrote an item after
+                ``retry_after_item_id``; nothing is deleted.
+            PermissionDenied: the message's id is an item of another author.
         """
         async with self._pool.acquire() as conn, conn.transaction():
             created_row: asyncpg.Record | None = None
@@ -256,13 +336,17 @@ class ThreadRepository:
             deleted_ids: list[str] = []
             if retry_after_item_id is not None:
                 retried = await self._fetchrow(
-                    self._q.delete_items_after, thread_id, retry_after_item_id, USER_MESSAGE_TYPE, conn=conn
+                    self._q.delete_items_after, thread_id, retry_after_item_id, USER_MESSAGE_TYPE, user_id, conn=conn
                 )
                 if retried is None:
                     raise NotFound(f"item {retry_after_item_id!r} not found in thread {thread_id!r}")
                 if retried["type"] != USER_MESSAGE_TYPE:
                     kind = retried["type"]
                     raise InvalidArgument(f"retry_after_item_id must name a user message, not a {kind!r} item")
+                if retried["blocked"]:
+                    raise FailedPrecondition(
+                        f"an operator replied after message {retry_after_item_id!r}; it cannot be retried"
+                    )
                 deleted_ids = list(retried["deleted_ids"])
             revisions = len(deleted_ids) + (message is not None) + (revised is not None)
             title = revised.title if revised is not None else None
@@ -283,7 +367,8 @@ class ThreadRepository:
                     data,
                     conn=conn,
                 )
-                assert written is not None  # the thread row is locked: it exists
+                if written is None:  # the thread row is locked: only the item can be missing
+                    raise _another_author(message.id, thread_id)
                 row = written
                 saved = ItemRecord(
                     id=written["item_id"],
@@ -291,6 +376,7 @@ class ThreadRepository:
                     type=written["item_type"],
                     json=written["item_data"].encode(),
                     created_at=written["item_created_at"],
+                    author=written["item_author"],
                 )
                 saved_created = bool(written["item_inserted"])
             elif revisions:
@@ -346,6 +432,57 @@ class ThreadRepository:
             rows = await self._fetch(self._q.list_items_asc, thread_id, None, None, max_items + 1, conn=conn)
         items = [_item(r) for r in rows]
         return _thread(row), (items if len(items) <= max_items else None)
+
+    # -- hand-off -------------------------------------------------------------
+
+    async def change_handler(
+        self,
+        *,
+        thread_id: str,
+        user_id: str,
+        operator_org_id: str | None,
+        decide: Callable[[ThreadRecord], HandlerChange | None],
+    ) -> tuple[ThreadRecord, bool]:
+        """Change who answers a thread in one transaction, under the thread's row lock.
+
+        ``decide`` sees the thread as committed last and returns the change, None
+        when there is nothing to change, or raises to refuse.
+
+        Returns:
+            The thread after the change (or as it was), and whether it changed.
+
+        Raises:
+            NotFound: the thread is neither the user's nor (operators) one of ``operator_org_id``.
+        """
+        async with self._pool.acquire() as conn, conn.transaction():
+            locked = await self._fetchrow(
+                self._q.lock_readable_thread,
+                thread_id,
+                user_id,
+                operator_org_id is not None,
+                operator_org_id,
+                conn=conn,
+            )
+            if locked is None:
+                raise NotFound(f"thread {thread_id!r} not found")
+            change = decide(_thread(locked))
+            if change is None:
+                return _thread(locked), False
+            row = await self._fetchrow(
+                self._q.set_handler,
+                thread_id,
+                change.kind,
+                change.operator_id,
+                change.escalation_id,
+                change.waiting_seconds,
+                conn=conn,
+            )
+        assert row is not None  # locked above
+        return _thread(row), True
+
+    async def expire_waiting(self, *, limit: int) -> list[ThreadRecord]:
+        """Hand up to ``limit`` threads whose wait ran out back to the agent; each is returned once."""
+        return [_thread(r) for r in await self._fetch(self._q.expire_waiting, limit)]
 
     # -- attachments ----------------------------------------------------------
 

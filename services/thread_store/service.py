@@ -5,14 +5,19 @@ This module knows nothing of gRPC; ``servicer.py`` converts to and from protobuf
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 
 from services.thread_store.cache import ThreadCache
 from services.thread_store.domain import (
+    HANDLER_KINDS,
     USER_MESSAGE_TYPE,
     AttachmentRecord,
     EncodedItems,
+    Handler,
+    HandlerChange,
+    HandlerKind,
     ItemRecord,
     Order,
     ThreadRecord,
@@ -28,7 +33,14 @@ from services.thread_store.domain import (
 from services.thread_store.feed import ChangeEvent, ChangeFeed, org_stream, thread_stream
 from services.thread_store.repository import ThreadRepository
 from switchboard.config import env_int
-from switchboard.errors import InvalidArgument, NotFound, PermissionDenied, ResourceExhausted, Unavailable
+from switchboard.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    ResourceExhausted,
+    Unavailable,
+)
 from switchboard.pages import Page, check_limit
 from switchboard.principal import Principal
 from switchboard.streams import check_stream_id
@@ -37,6 +49,9 @@ MAX_THREAD_PAGE = 200
 MAX_ITEM_PAGE = 1000
 # The one item type an operator may write into a thread of their org that they do not own.
 OPERATOR_REPLY_TYPE = "assistant_message"
+MAX_WAITING_SECONDS = 24 * 3600
+MAX_EXPIRE_BATCH = 500
+HANDLER_EVENT = "thread.handler"
 
 
 @dataclass(frozen=True)
@@ -166,19 +181,41 @@ class ThreadStoreService:
     # -- items ----------------------------------------------------------------
 
     async def save_item(self, principal: Principal, thread_id: str, item_json: bytes) -> ItemRecord:
-        """Add or update (by id) an item of one of the principal's threads (operators: a reply in their org's)."""
+        """Add or update (by id) an item of one of the principal's threads (operators: a reply in their org's).
+
+        The owner's items are written as the owner's; an operator of the thread's
+        org who holds it (handler ``human``, themselves) writes assistant messages
+        as their own. Nobody overwrites an item of another author.
+
+        Raises:
+            NotFound: the thread is neither the principal's nor (operators) one of their org's.
+            PermissionDenied: the id is an item of another author, or an operator
+                does not hold the thread or writes something else than an assistant message.
+        """
         check_id(thread_id, "thread_id")
         parsed = parse_item_json(item_json, thread_id=thread_id, max_bytes=self.limits.max_item_bytes)
         try:
             thread, item, created = await self.repository.save_item(item=parsed, user_id=principal.user_id)
         except NotFound:
-            if not (principal.is_operator and principal.org_id and parsed.type == OPERATOR_REPLY_TYPE):
+            if not (principal.is_operator and principal.org_id):
                 raise
-            # An operator replies into a thread of their org (the console's take-over),
-            # never speaking as the user: only assistant messages. The item is written
-            # as the owner's, so the owner's reads and cache see it.
-            owner = (await self._load_as_operator(principal, thread_id)).user_id
-            thread, item, created = await self.repository.save_item(item=parsed, user_id=owner)
+
+            def authorize(locked: ThreadRecord) -> None:
+                # An operator never speaks as the user, and writes only while holding the thread.
+                if parsed.type != OPERATOR_REPLY_TYPE:
+                    raise PermissionDenied(
+                        f"an operator may write only {OPERATOR_REPLY_TYPE!r} items into a user's thread,"
+                        f" not {parsed.type!r}"
+                    ) from None
+                handler = locked.handler
+                if handler.kind != "human" or handler.operator_id != principal.user_id:
+                    raise PermissionDenied(
+                        "only the operator holding this conversation may write into it; take it over first"
+                    ) from None
+
+            thread, item, created = await self.repository.save_operator_item(
+                item=parsed, operator_id=principal.user_id, org_id=principal.org_id, authorize=authorize
+            )
         # The thread row is the owner's, so the cache keys below are the owner's too.
         if self.cache is not None:
             await self.cache.apply(thread=thread, op="put", item=item)
@@ -223,7 +260,7 @@ class ThreadStoreService:
         return await self.repository.list_items(thread_id=thread_id, after=after, limit=limit, order=order)
 
     async def delete_item(self, principal: Principal, thread_id: str, item_id: str) -> None:
-        """Delete an item of one of the principal's threads."""
+        """Delete an item the principal wrote in one of their threads (never another author's)."""
         check_id(thread_id, "thread_id")
         check_id(item_id, "item_id")
         thread = await self.repository.delete_item(thread_id=thread_id, item_id=item_id, user_id=principal.user_id)
@@ -259,6 +296,8 @@ class ThreadStoreService:
             InvalidArgument: the request is malformed, or the item to retry
                 after is not a user message.
             NotFound: the thread, or the item to retry after, is not the principal's.
+            FailedPrecondition: an operator wrote an item after the one to retry after.
+            PermissionDenied: the user message's id is an item of another author.
         """
         check_id(thread_id, "thread_id")
         if not 0 <= history_limit <= MAX_ITEM_PAGE:
@@ -360,6 +399,86 @@ class ThreadStoreService:
         page_records = await self.repository.list_items(thread_id=thread_id, after=None, limit=limit, order="desc")
         return page_records.items[::-1]
 
+    # -- hand-off -------------------------------------------------------------
+
+    async def set_handler(
+        self,
+        principal: Principal,
+        thread_id: str,
+        kind: str,
+        *,
+        escalation_id: str | None = None,
+        waiting_seconds: int = 0,
+        expect_kind: str | None = None,
+    ) -> ThreadRecord:
+        """Change who answers a thread (see ``decide_handler`` for who may do what).
+
+        The rules are checked against the thread as committed last, under its
+        row lock; a change is one revision, written through to the cache and
+        published as a ``thread.handler`` event. Asking for the current state
+        changes nothing.
+
+        Raises:
+            InvalidArgument: the request is malformed.
+            NotFound: the thread is neither the principal's nor (operators) one of their org's.
+            PermissionDenied: the principal may not make this change.
+            FailedPrecondition: ``expect_kind`` is not the current kind, or the
+                thread is in a state that does not allow the change (another
+                operator holds it).
+        """
+        check_id(thread_id, "thread_id")
+        target = _handler_kind(kind, "kind")
+        expected = _handler_kind(expect_kind, "expect_kind") if expect_kind else None
+        if escalation_id:
+            check_id(escalation_id, "escalation_id")
+        if target == "waiting":
+            if not escalation_id:
+                raise InvalidArgument("kind 'waiting' needs the escalation_id it waits for")
+            if not 1 <= waiting_seconds <= MAX_WAITING_SECONDS:
+                raise InvalidArgument(
+                    f"waiting_seconds must be between 1 and {MAX_WAITING_SECONDS} for kind 'waiting',"
+                    f" got {waiting_seconds}"
+                )
+        elif waiting_seconds:
+            raise InvalidArgument(f"waiting_seconds applies only to kind 'waiting', not {target!r}")
+        if target == "agent" and escalation_id:
+            raise InvalidArgument("escalation_id applies only to kinds 'waiting' and 'human'")
+        operator_org = principal.org_id if principal.is_operator and principal.org_id else None
+        thread, changed = await self.repository.change_handler(
+            thread_id=thread_id,
+            user_id=principal.user_id,
+            operator_org_id=operator_org,
+            decide=lambda current: decide_handler(
+                principal,
+                current,
+                target,
+                escalation_id=escalation_id or None,
+                waiting_seconds=waiting_seconds,
+                expect_kind=expected,
+            ),
+        )
+        if changed:
+            await self._handler_changed(thread)
+        return thread
+
+    async def expire_waiting(self, limit: int) -> list[ThreadRecord]:
+        """Hand every thread whose wait for a person ran out back to the agent (up to ``limit``; 0: 100).
+
+        Each keeps its escalation id. Concurrent callers (any replica) never
+        return a thread twice.
+        """
+        limit = check_limit(limit, default=100, maximum=MAX_EXPIRE_BATCH)
+        threads = await self.repository.expire_waiting(limit=limit)
+        for thread in threads:
+            await self._handler_changed(thread)
+        return threads
+
+    async def _handler_changed(self, thread: ThreadRecord) -> None:
+        if self.cache is not None:
+            await self.cache.apply(thread=thread)
+        body = json.dumps(thread.handler.to_json(), separators=(",", ":")).encode()
+        await self._publish(HANDLER_EVENT, thread, body=body)
+
     # -- attachments ----------------------------------------------------------
 
     async def save_attachment(
@@ -430,3 +549,92 @@ class ThreadStoreService:
                 item_id=item_id,
                 body=body,
             )
+
+
+def _handler_kind(value: str | None, what: str) -> HandlerKind:
+    for kind in HANDLER_KINDS:
+        if value == kind:
+            return kind
+    raise InvalidArgument(f"{what} must be one of {', '.join(map(repr, HANDLER_KINDS))}, not {value!r}")
+
+
+def decide_handler(
+    principal: Principal,
+    thread: ThreadRecord,
+    kind: HandlerKind,
+    *,
+    escalation_id: str | None,
+    waiting_seconds: int,
+    expect_kind: HandlerKind | None,
+) -> HandlerChange | None:
+    """Who may change a thread's handler to ``kind``, given its current handler.
+
+    ``principal`` is the thread's owner or an operator of its org (anyone else
+    never finds the thread):
+
+    - the owner escalates (agent -> waiting) and withdraws (waiting -> agent);
+      they never set ``human`` nor end a person's hand-off (PermissionDenied);
+    - an operator takes the thread for themselves (-> human, from agent,
+      waiting or their own hold; another operator's: FailedPrecondition), gives
+      it back (-> agent, from waiting or their own hold; another's:
+      PermissionDenied) and queues it (agent -> waiting).
+
+    Going to the agent clears the operator, the deadline and the escalation;
+    going to ``human`` without an escalation id keeps the current one.
+
+    Returns:
+        The change, or None when the thread is in that state already.
+
+    Raises:
+        FailedPrecondition: ``expect_kind`` is not the current kind, or the state does not allow it.
+        PermissionDenied: the principal may not make this change.
+    """
+    current = thread.handler
+    if expect_kind is not None and current.kind != expect_kind:
+        raise FailedPrecondition(
+            f"thread {thread.id!r} is handled by {_describe(current)}, not {expect_kind!r}; nothing changed"
+        )
+    holder = current.operator_id if current.kind == "human" else None
+    if thread.user_id == principal.user_id:
+        if kind == "human":
+            raise PermissionDenied("only an operator can take over a conversation")
+        if holder is not None:
+            raise PermissionDenied("a person is answering this conversation; only they can hand it back")
+    elif kind == "human":
+        if holder is not None and holder != principal.user_id:
+            raise FailedPrecondition(f"operator {holder!r} holds thread {thread.id!r}; they must hand it back first")
+        return _unless_current(
+            current,
+            HandlerChange(
+                kind="human", operator_id=principal.user_id, escalation_id=escalation_id or current.escalation_id
+            ),
+        )
+    elif holder is not None and holder != principal.user_id:
+        raise PermissionDenied(f"operator {holder!r} holds thread {thread.id!r}; only they can hand it back")
+    elif holder is not None and kind == "waiting":
+        raise FailedPrecondition(f"you hold thread {thread.id!r}: hand it back to the agent instead of queueing it")
+    if kind == "agent":
+        return _unless_current(current, HandlerChange(kind="agent"))
+    if current.kind == "waiting" and current.escalation_id != escalation_id:
+        raise FailedPrecondition(
+            f"thread {thread.id!r} already waits for a person (escalation {current.escalation_id!r})"
+        )
+    return _unless_current(
+        current, HandlerChange(kind="waiting", escalation_id=escalation_id, waiting_seconds=waiting_seconds)
+    )
+
+
+def _unless_current(current: Handler, change: HandlerChange) -> HandlerChange | None:
+    if (current.kind, current.operator_id, current.escalation_id) == (
+        change.kind,
+        change.operator_id,
+        change.escalation_id,
+    ):
+        return None
+    return change
+
+
+def _describe(handler: Handler) -> str:
+    if handler.kind == "human":
+        return f"operator {handler.operator_id!r}"
+    return "a wait for a person" if handler.kind == "waiting" else "the agent"

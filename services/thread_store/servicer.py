@@ -7,7 +7,15 @@ from typing import cast
 
 from google.protobuf.empty_pb2 import Empty
 
-from services.thread_store.domain import AttachmentRecord, EncodedItems, ItemRecord, Order, ThreadRecord, ThreadSortKey
+from services.thread_store.domain import (
+    AttachmentRecord,
+    EncodedItems,
+    Handler,
+    ItemRecord,
+    Order,
+    ThreadRecord,
+    ThreadSortKey,
+)
 from services.thread_store.feed import ChangeEvent
 from services.thread_store.service import ThreadStoreService
 from switchboard.api.v1 import thread_store_pb2 as pb
@@ -20,6 +28,16 @@ _SORTS: dict[int, ThreadSortKey] = {
     pb.THREAD_SORT_CREATED_AT: "created_at",
     pb.THREAD_SORT_RECENT_ACTIVITY: "recent_activity",
 }
+
+
+def handler_to_proto(h: Handler) -> pb.Handler:
+    """Who answers a thread, as protobuf."""
+    message = pb.Handler(kind=h.kind, operator_id=h.operator_id or "", escalation_id=h.escalation_id or "")
+    if h.since is not None:
+        message.since.CopyFrom(timestamp(h.since))
+    if h.until is not None:
+        message.until.CopyFrom(timestamp(h.until))
+    return message
 
 
 def thread_to_proto(t: ThreadRecord) -> pb.Thread:
@@ -35,16 +53,27 @@ def thread_to_proto(t: ThreadRecord) -> pb.Thread:
         created_at=timestamp(t.created_at),
         updated_at=timestamp(t.updated_at),
         revision=t.revision,
+        handler=handler_to_proto(t.handler),
     )
 
 
 def item_to_proto(i: ItemRecord) -> pb.ThreadItem:
     """A stored item as protobuf."""
-    return pb.ThreadItem(id=i.id, thread_id=i.thread_id, type=i.type, json=i.json, created_at=timestamp(i.created_at))
+    return pb.ThreadItem(
+        id=i.id,
+        thread_id=i.thread_id,
+        type=i.type,
+        json=i.json,
+        created_at=timestamp(i.created_at),
+        author=i.author,
+    )
 
 
 class ThreadItemWireCodec:
     """Caches items as serialized ``ThreadItem`` messages: a hot read just concatenates them."""
+
+    # "1": the messages before ``author`` (field 6); such entries are misses, never served.
+    format = "2"
 
     def encode(self, item: ItemRecord) -> bytes:
         """The wire bytes of an item."""
@@ -194,7 +223,10 @@ class ThreadStoreServicer(thread_store_pb2_grpc.ThreadStoreServicer):
         if isinstance(turn.items, EncodedItems):
             # Cached items are serialized ThreadItem messages already.
             for blob in turn.items.blobs:
-                reply.items.add().MergeFromString(blob)
+                item = reply.items.add()
+                item.MergeFromString(blob)
+                if not item.author:  # cached by a release before authors: the owner's
+                    item.author = turn.thread.user_id
         else:
             reply.items.extend(item_to_proto(i) for i in turn.items)
         return reply
@@ -217,6 +249,24 @@ class ThreadStoreServicer(thread_store_pb2_grpc.ThreadStoreServicer):
         principal = principal_from_proto(request.principal, present=request.HasField("principal"))
         await self._service.delete_attachment(principal, request.attachment_id)
         return Empty()
+
+    async def SetHandler(self, request: pb.SetHandlerRequest, context: ServicerContext) -> pb.Thread:
+        principal = principal_from_proto(request.principal, present=request.HasField("principal"))
+        thread = await self._service.set_handler(
+            principal,
+            request.thread_id,
+            request.kind,
+            escalation_id=request.escalation_id or None,
+            waiting_seconds=request.waiting_seconds,
+            expect_kind=request.expect_kind or None,
+        )
+        return thread_to_proto(thread)
+
+    async def ExpireWaiting(
+        self, request: pb.ExpireWaitingRequest, context: ServicerContext
+    ) -> pb.ExpireWaitingResponse:
+        threads = await self._service.expire_waiting(request.limit)
+        return pb.ExpireWaitingResponse(threads=[thread_to_proto(t) for t in threads])
 
     async def Watch(self, request: pb.WatchRequest, context: ServicerContext) -> AsyncIterator[pb.ChangeEvent]:
         principal = principal_from_proto(request.principal, present=request.HasField("principal"))

@@ -14,12 +14,16 @@ from chatkit.store import NotFoundError
 
 from services.thread_store.cache import thread_key
 from services.thread_store.client import GrpcThreadStore, item_json, thread_json
+from services.thread_store.servicer import ThreadItemWireCodec
 from switchboard.api.v1 import common_pb2
 from switchboard.api.v1 import thread_store_pb2 as pb
 from switchboard.errors import InvalidArgument
 from switchboard.redis_client import create_redis
 from tests.thread_store.conftest import RunningThreadStore, start_thread_store
 from tests.thread_store.helpers import Ctx, assistant_message, new_thread, times, user_message
+
+# The cache's marker of fully cached items: the item codec's format.
+FORMAT = ThreadItemWireCodec.format.encode()
 
 
 @pytest.fixture(params=["cached", "uncached"])
@@ -296,7 +300,7 @@ async def test_a_cold_cache_is_filled_by_the_turns_history_read(
         message = user_message(thread_id, "next", at=times(9)[8])
         _thread, items = await store.begin_turn(ctx, thread_id=thread_id, user_message=message, history_limit=2)
         assert [i.id for i in items] == [ids[-1], message.id]
-        assert await redis.hget(thread_key(user_id, thread_id, "state"), "loaded") == b"1"
+        assert await redis.hget(thread_key(user_id, thread_id, "state"), "loaded") == FORMAT
         assert await redis.zcard(thread_key(user_id, thread_id, "order")) == len(ids) + 1
     finally:
         await redis.aclose()

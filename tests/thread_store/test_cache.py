@@ -8,10 +8,14 @@ import signal
 
 from services.thread_store.cache import thread_key
 from services.thread_store.client import GrpcThreadStore
+from services.thread_store.servicer import ThreadItemWireCodec
 from switchboard.redis_client import create_redis
 from tests.conftest import PrivateRedis
 from tests.thread_store.conftest import RunningThreadStore, start_thread_store
 from tests.thread_store.helpers import Ctx, assistant_message, new_thread, times, user_message
+
+# The cache's marker of fully cached items: the item codec's format.
+FORMAT = ThreadItemWireCodec.format.encode()
 
 
 async def _thread(store: GrpcThreadStore, ctx: Ctx, n: int) -> str:
@@ -45,7 +49,7 @@ async def test_a_cold_read_fills_the_cache_under_the_users_hash_tag(
         await redis.delete(*(thread_key(user_id, thread_id, p) for p in ("state", "items", "order")))
         await thread_store.store.load_thread_items(thread_id, None, 10, "asc", ctx)
         assert thread_key(user_id, thread_id, "state") == f"chat:user:{{{user_id}}}:thread:{thread_id}:state"
-        assert await redis.hget(thread_key(user_id, thread_id, "state"), "loaded") == b"1"
+        assert await redis.hget(thread_key(user_id, thread_id, "state"), "loaded") == FORMAT
         assert await redis.zcard(thread_key(user_id, thread_id, "order")) == 3
         assert 0 < await redis.pttl(thread_key(user_id, thread_id, "items")) <= 600_000
     finally:

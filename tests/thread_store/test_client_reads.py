@@ -235,7 +235,12 @@ def _record_encoding_to(size: int) -> ItemRecord:
     for pad in range(4):  # a longer id shifts the size by one where the JSON's own length prefix jumps
         for n in range(max(0, size - 64), size):
             record = ItemRecord(
-                id="msg_" + "p" * pad, thread_id="thr_wire", type="user_message", json=b"x" * n, created_at=at
+                id="msg_" + "p" * pad,
+                thread_id="thr_wire",
+                type="user_message",
+                json=b"x" * n,
+                created_at=at,
+                author="u",
             )
             if len(codec.encode(record)) == size:
                 return record
@@ -245,7 +250,7 @@ def _record_encoding_to(size: int) -> ItemRecord:
 def test_the_hot_wire_form_is_the_serialized_response_at_every_length() -> None:
     codec = ThreadItemWireCodec()
     # Items on each side of the one-, two- and three-byte length boundaries, and between them.
-    sizes = [40, 127, 128, 129, 480, 16383, 16384, 16385, 70_000, 2**21 - 1, 2**21]
+    sizes = [48, 127, 128, 129, 480, 16383, 16384, 16385, 70_000, 2**21 - 1, 2**21]
     records = [_record_encoding_to(size) for size in sizes]
     assert [len(codec.encode(r)) for r in records] == sizes
     for cut in (0, 1, 2, 6, len(records)):

@@ -87,7 +87,8 @@ async def test_an_operator_may_read_but_not_write_a_users_thread(
 ) -> None:
     alice, thread_id = alices_thread
     operator = Ctx(user_id="op-" + alice.user_id, org_id=alice.org_id, roles=("operator",))
-    with pytest.raises(NotFoundError):
+    # The operator sees the thread, so the refusal names the rule (only a holder's replies: test_handoff.py).
+    with pytest.raises(PermissionDenied):
         await thread_store.store.add_thread_item(thread_id, user_message(thread_id, "x", at=times(1)[0]), operator)
     with pytest.raises(NotFoundError):
         await thread_store.store.delete_thread(thread_id, operator)

@@ -1,4 +1,4 @@
-"""Operators reply into their org's threads (the console's take-over); nobody else writes into a thread."""
+"""Operators reply into their org's threads once they hold them (the take-over); nobody else writes into a thread."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import uuid
 import pytest
 from chatkit.store import NotFoundError
 
+from switchboard.errors import PermissionDenied
 from tests.thread_store.conftest import RunningThreadStore
 from tests.thread_store.helpers import Ctx, assistant_message, new_thread, times, user_message
 
@@ -31,7 +32,7 @@ def either_store(
     return thread_store if request.param == "cached" else uncached_thread_store
 
 
-async def test_an_operator_of_the_threads_org_can_reply_and_the_owner_sees_the_reply(
+async def test_an_operator_of_the_threads_org_who_took_it_over_can_reply_and_the_owner_sees_the_reply(
     either_store: RunningThreadStore, user_id: str, unique_org: str
 ) -> None:
     store = either_store
@@ -40,9 +41,11 @@ async def test_an_operator_of_the_threads_org_can_reply_and_the_owner_sees_the_r
     # The owner's read fills the hot cache first: the reply must update the owner's cached copy.
     before = await store.store.load_thread_items(thread_id, None, 50, "asc", owner)
     assert len(before.data) == 1
+    operator = _operator(unique_org)
+    await store.store.set_handler(operator, thread_id, "human")
 
     reply = assistant_message(thread_id, "Hi, I'm Sam from support.", at=times(2)[1])
-    await store.store.add_thread_item(thread_id, reply, _operator(unique_org))
+    await store.store.add_thread_item(thread_id, reply, operator)
 
     after = await store.store.load_thread_items(thread_id, None, 50, "asc", owner)
     assert [item.id for item in after.data] == [before.data[0].id, reply.id]
@@ -88,15 +91,17 @@ async def test_a_plain_user_of_the_same_org_cannot_write_into_anothers_thread(
     assert [item.type for item in items.data] == ["user_message"]
 
 
-async def test_an_operator_cannot_write_a_user_message_into_a_users_thread(
+async def test_an_operator_cannot_write_a_user_message_into_a_users_thread_even_holding_it(
     thread_store: RunningThreadStore, user_id: str, unique_org: str
 ) -> None:
     owner = Ctx(user_id=user_id, org_id=unique_org)
     thread_id = await _owned_thread(thread_store, owner)
+    operator = _operator(unique_org)
+    await thread_store.store.set_handler(operator, thread_id, "human")
 
-    with pytest.raises(NotFoundError):
+    with pytest.raises(PermissionDenied, match="only 'assistant_message' items"):
         await thread_store.store.add_thread_item(
-            thread_id, user_message(thread_id, "words in the user's mouth", at=times(2)[1]), _operator(unique_org)
+            thread_id, user_message(thread_id, "words in the user's mouth", at=times(2)[1]), operator
         )
 
     items = await thread_store.store.load_thread_items(thread_id, None, 50, "asc", owner)

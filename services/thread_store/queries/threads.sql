@@ -113,3 +113,47 @@ SET revision = revision + $3,
     data = COALESCE($5::jsonb, data)
 WHERE id = $1 AND user_id = $2
 RETURNING *;
+
+-- name: lock_readable_thread
+-- The thread $1 of its owner $2 or (for operators, $3 true) of the operator's
+-- org $4, locked until the transaction ends: hand-off changes and operators'
+-- writes take this lock, so a write checks the handler as committed last.
+SELECT * FROM threads
+WHERE id = $1 AND (user_id = $2 OR ($3 AND org_id IS NOT NULL AND org_id = $4))
+FOR UPDATE;
+
+-- name: set_handler
+-- Thread $1, locked by the caller: handler $2 held by $3 for escalation $4,
+-- waiting $5 seconds (0: no deadline). One revision; `handler_since` moves
+-- only when the kind changes.
+UPDATE threads
+SET handler = $2,
+    handler_operator = $3,
+    handler_escalation = $4,
+    handler_since = CASE WHEN handler = $2 AND handler_since IS NOT NULL THEN handler_since ELSE now() END,
+    handler_until = CASE WHEN $5::int > 0 THEN now() + make_interval(secs => $5::int) END,
+    revision = revision + 1,
+    updated_at = now()
+WHERE id = $1
+RETURNING *;
+
+-- name: expire_waiting
+-- Up to $1 threads whose wait for a person ran out go back to the agent; each
+-- keeps its escalation id (the escalation stays in the queue). SKIP LOCKED:
+-- concurrent sweeps take disjoint threads, and a row changed meanwhile is
+-- re-checked, so no thread is returned twice.
+UPDATE threads
+SET handler = 'agent',
+    handler_operator = NULL,
+    handler_until = NULL,
+    handler_since = now(),
+    revision = revision + 1,
+    updated_at = now()
+WHERE id IN (
+    SELECT id FROM threads
+    WHERE handler = 'waiting' AND handler_until <= now()
+    ORDER BY handler_until
+    LIMIT $1
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING *;
