@@ -31,6 +31,7 @@ from chatkit.types import (
 from textual.pilot import Pilot
 
 from bench.common import median, ms, pct, print_table
+from services.agent_runner.client import Handoff
 from switchboard.principal import Principal
 from tui.app import ConsoleApp
 from tui.backend import SESSION_API, THREAD_STORE
@@ -133,13 +134,16 @@ class GeneratedBackend:
         return MetricsSnapshot(at=START)
 
     # The benchmark measures rendering only; it never presses the keys that act.
-    async def claim(self, escalation_id: str) -> EscalationInfo:
+    async def claim(self, escalation_id: str) -> Handoff:
         raise RuntimeError("the rendering benchmark does not claim escalations")
 
-    async def resolve(self, escalation_id: str, resolution: str) -> EscalationInfo:
-        raise RuntimeError("the rendering benchmark does not resolve escalations")
+    async def take_over(self, thread_id: str) -> Handoff:
+        raise RuntimeError("the rendering benchmark does not take conversations over")
 
-    async def reply(self, thread_id: str, text: str) -> ThreadItem:
+    async def hand_back(self, thread_id: str, resolution: str) -> Handoff:
+        raise RuntimeError("the rendering benchmark does not hand conversations back")
+
+    async def reply(self, thread_id: str, text: str) -> AssistantMessageItem:
         raise RuntimeError("the rendering benchmark does not reply")
 
     async def decide_card(self, thread_id: str, card_id: str, approve: bool) -> str:

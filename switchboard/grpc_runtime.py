@@ -18,6 +18,7 @@ from typing import Any
 
 import asyncpg
 import grpc
+from chatkit.store import NotFoundError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import Counter, Histogram
@@ -113,6 +114,10 @@ async def _abort_for(error: BaseException, context: ServicerContext, method: str
         code = _status_of(error)
         GRPC_REQUESTS.labels(method, code.name).inc()
         await context.abort(code, error.message)
+    if isinstance(error, NotFoundError):
+        # The ChatKit Store interface's own not-found (raised by GrpcThreadStore): not a server fault.
+        GRPC_REQUESTS.labels(method, "NOT_FOUND").inc()
+        await context.abort(grpc.StatusCode.NOT_FOUND, str(error) or "not found")
     if isinstance(error, STORAGE_DOWN):
         log.warning("%s: storage unavailable (%s: %s)", method, type(error).__name__, error)
         GRPC_REQUESTS.labels(method, "UNAVAILABLE").inc()

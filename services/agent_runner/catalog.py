@@ -21,11 +21,12 @@ from agents.mcp import MCPServer, MCPServerStdio, MCPServerStreamableHttp
 from agents.mcp.server import _MCPServerWithClientSession
 from agents.tool import Tool
 from agents.tool_context import ToolContext
+from chatkit.types import ThreadItemDoneEvent
 from mcp.client._memory import InMemoryTransport
 from mcp.server.mcpserver import MCPServer as McpSdkServer
 
 from services.agent_runner.agents_file import AgentsFile, AgentSpec, McpServerSpec
-from services.agent_runner.escalation import EscalationSink
+from services.agent_runner.handoff import Handoffs
 from services.agent_runner.models import ModelSource
 from services.agent_runner.tasks import TASK_USER, TaskRepository, build_task_server
 from services.agent_runner.tool_items import RunState, record_mcp_error, record_tool_failure
@@ -33,7 +34,11 @@ from switchboard.principal import Principal
 
 log = logging.getLogger(__name__)
 
-ESCALATED_MESSAGE = "A person from our team will take over this conversation and reply here."
+ESCALATED_MESSAGE = (
+    "I've asked a person from our team to take over. They will reply here in this chat; I won't answer"
+    " while you wait. If nobody is free within {minutes} minutes, I'll be back and your request stays"
+    " in their queue."
+)
 
 
 class InProcessMcpServer(_MCPServerWithClientSession):
@@ -109,8 +114,8 @@ def ask_user_tool() -> Tool:
     return ask_user
 
 
-def escalate_tool(sink: EscalationSink, *, needs_approval: bool = False) -> Tool:
-    """``escalate_to_human(reason)``: open an escalation for the run's thread."""
+def escalate_tool(handoffs: Handoffs, *, needs_approval: bool = False) -> Tool:
+    """``escalate_to_human(reason)``: the thread waits for a person (an escalation in the operators' queue)."""
 
     @function_tool(
         name_override="escalate_to_human", failure_error_function=record_tool_failure, needs_approval=needs_approval
@@ -123,9 +128,20 @@ def escalate_tool(sink: EscalationSink, *, needs_approval: bool = False) -> Tool
         """
         state: RunState = ctx.context
         reason = " ".join(reason.split())[:2000] or "the user asked for a person"
-        opened = await sink.open(state.principal, thread_id=state.chatkit.thread.id, reason=reason)
+        view, shown = await handoffs.escalate(state.principal, state.chatkit.thread.id, reason)
+        for item in shown:
+            await state.chatkit.stream(ThreadItemDoneEvent(item=item))  # the notice, in this answer's stream
+        state.escalated = True
+        minutes = max(1, round(handoffs.settings.timeout_seconds / 60))
         # JSON, which a model reads as data (the SDK would send a dict as its Python repr).
-        return json.dumps({"escalation_id": opened.id, "message": ESCALATED_MESSAGE})
+        return json.dumps(
+            {
+                "escalated": True,
+                "escalation_id": view.handler.escalation_id,
+                "handled_by": view.handler.kind,
+                "message": ESCALATED_MESSAGE.format(minutes=minutes),
+            }
+        )
 
     return escalate_to_human
 
@@ -145,7 +161,7 @@ class AgentCatalog:
         agents: The agents file.
         models: Where models come from.
         tasks: The task repository, for the built-in task server.
-        escalations: Where ``escalate_to_human`` opens escalations.
+        handoffs: Where ``escalate_to_human`` hands threads to people.
         external_server: Builds clients of external MCP servers (tests swap it).
     """
 
@@ -154,7 +170,7 @@ class AgentCatalog:
         agents: AgentsFile,
         models: ModelSource,
         tasks: TaskRepository,
-        escalations: EscalationSink,
+        handoffs: Handoffs,
         external_server: Callable[[McpServerSpec, Any], MCPServer] = external_mcp_server,
     ) -> None:
         self.agents = agents
@@ -164,9 +180,7 @@ class AgentCatalog:
         # MCP tools named in the agents file's needs_approval wait for a click on a card.
         self._approvals = {name: "always" for name in agents.needs_approval} or None
         self._tools = {
-            "escalate_to_human": escalate_tool(
-                escalations, needs_approval="escalate_to_human" in agents.needs_approval
-            ),
+            "escalate_to_human": escalate_tool(handoffs, needs_approval="escalate_to_human" in agents.needs_approval),
             ASK_USER: ask_user_tool(),
         }
         self._external_server = external_server

@@ -19,6 +19,8 @@ from typing import Any
 
 from chatkit.types import (
     AssistantMessageContentPartTextDelta,
+    ThreadItemAddedEvent,
+    ThreadItemDoneEvent,
     ThreadItemUpdatedEvent,
     ThreadStreamEvent,
 )
@@ -120,6 +122,8 @@ class LiveRun:
         self.principal = principal
         self.status = record.status
         self.history: Batch = []
+        self.shown: set[str] = set()  # ids of the items this run showed (a hand-off relays the others)
+        self.escalated = False  # the agent handed the thread to a person during this run
         self.finished = False
         self.ending = False
         self.decided_by = ""  # who clicked the card this run resumes from (the user, or an operator)
@@ -157,6 +161,8 @@ class LiveRun:
 
     def emit(self, event: ThreadStreamEvent) -> None:
         """Send an event to the log and every subscriber, in order."""
+        if isinstance(event, (ThreadItemDoneEvent, ThreadItemAddedEvent)):
+            self.shown.add(event.item.id)
         self._inbox.put_nowait(event)
 
     async def flush(self) -> int:

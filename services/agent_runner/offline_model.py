@@ -50,6 +50,8 @@ from openai.types.responses import (
 from openai.types.responses.response_prompt_param import ResponsePromptParam
 from openai.types.responses.response_usage import InputTokensDetails, OutputTokensDetails
 
+from services.agent_runner.handoff import SUMMARY_HEADER
+
 OFFLINE_NOTICE = (
     "I'm Switchboard's offline model: I only understand a few commands. To use a real model, set "
     "OPENAI_API_KEY (and optionally SWITCHBOARD_MODEL=openai:<model>), or point OPENAI_BASE_URL at an "
@@ -109,6 +111,14 @@ class OfflineModel(Model):
 
     def _decide(self, input: str | list[TResponseInputItem], tools: list[Tool], handoffs: list[Handoff]) -> Any:
         items: list[Any] = [{"role": "user", "content": input}] if isinstance(input, str) else list(input)
+        decision = self._decide_turn(items, tools, handoffs)
+        resumed = _handed_back(items)
+        if resumed and isinstance(decision, str):
+            # What a real model does with the hand-back summary: continue where the person left off.
+            return f"{resumed}\n\n{decision}"
+        return decision
+
+    def _decide_turn(self, items: list[Any], tools: list[Tool], handoffs: list[Handoff]) -> Any:
         last = items[-1] if items else {}
         tool_names = {t.name for t in tools}
         if _get(last, "type") == "function_call_output":
@@ -430,3 +440,31 @@ def _output_text(output: Any) -> str:
     if isinstance(output, list):
         return "".join(str(_get(part, "text") or "") for part in output)
     return str(_get(output, "text") or output)
+
+
+def _handed_back(items: list[Any]) -> str | None:
+    """A line that picks up after a person's hand-off, when its summary came since the last answer."""
+    for item in reversed(items):
+        if _get(item, "role") == "assistant":
+            return None  # answered since
+        text = _user_text(item)
+        if SUMMARY_HEADER not in text:
+            continue
+        summary = text.split(f"{SUMMARY_HEADER}: ", 1)[1]
+        person = summary.split(",", 1)[0].strip()
+        resolution = (
+            next(
+                (
+                    line.removeprefix("Their resolution: ").strip()
+                    for line in summary.splitlines()
+                    if line.startswith("Their resolution: ")
+                ),
+                "",
+            )
+            .removesuffix("</HiddenContext>")
+            .strip()
+        )
+        if resolution:
+            return f"Welcome back. {person} from our team noted: “{resolution}”."
+        return f"Welcome back. {person} from our team has handed you back to me."
+    return None

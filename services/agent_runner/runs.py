@@ -203,6 +203,20 @@ class RunRepository:
         rows = await self._pool.fetch(QUERIES.request_cancel, user_id, run_id, thread_id, session_id)
         return [(row["id"], row["holder"]) for row in rows]
 
+    async def set_attending(self, run_id: str) -> None:
+        """The run waits for a person: a new message of the user ends it."""
+        await self._pool.execute(QUERIES.set_attending, run_id)
+
+    async def stop_attending(self, *, thread_id: str, user_id: str) -> list[tuple[str, str | None]]:
+        """Flag the thread's runs that wait for a person as cancelled: (run id, holder) of each."""
+        rows = await self._pool.fetch(QUERIES.stop_attending_runs, thread_id, user_id)
+        return [(row["id"], row["holder"]) for row in rows]
+
+    async def cancel_answering(self, *, thread_id: str, user_id: str) -> list[tuple[str, str | None]]:
+        """Flag the thread's running agent answer as cancelled (not a run waiting for a person)."""
+        rows = await self._pool.fetch(QUERIES.cancel_answering_runs, thread_id, user_id)
+        return [(row["id"], row["holder"]) for row in rows]
+
     async def get(self, *, run_id: str, user_id: str, operator_org_id: str | None = None) -> RunRecord:
         """A run of the user (or, for an operator, of their org).
 

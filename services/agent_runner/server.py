@@ -10,7 +10,8 @@ from typing import Any
 
 from services.agent_runner.agents_file import AgentsFile, load_agents_file
 from services.agent_runner.catalog import AgentCatalog
-from services.agent_runner.escalation import EscalationSink, InMemoryEscalations, SessionApiEscalations
+from services.agent_runner.escalation import Escalations, InMemoryEscalations, SessionApiEscalations
+from services.agent_runner.handoff import Handoffs, HandoffSettings
 from services.agent_runner.models import EnvModels, ModelConfig, ModelSource
 from services.agent_runner.runs import RunLog, RunRepository, replica_id
 from services.agent_runner.service import AgentRunnerService, DoubleText, RunnerLimits
@@ -49,6 +50,7 @@ class AgentRunnerConfig:
         session_api_target: ``host:port`` of session_api, or None to keep escalations in memory.
         agents_file: The agents file, or None for the default set.
         limits: History window, turn bounds, double-texting policy and leases.
+        handoff: How long a user's stream stays open for a person, and a thread waits for one.
         pool_size: Postgres connections (``SWITCHBOARD_DB_POOL_SIZE``).
     """
 
@@ -58,6 +60,7 @@ class AgentRunnerConfig:
     session_api_target: str | None = None
     agents_file: Path | None = None
     limits: RunnerLimits = field(default_factory=RunnerLimits)
+    handoff: HandoffSettings = field(default_factory=HandoffSettings)
     migrate: bool = True
     pool_size: int = 10
 
@@ -66,7 +69,8 @@ class AgentRunnerConfig:
         """Read ``SWITCHBOARD_THREAD_STORE``, ``SWITCHBOARD_SESSION_API``, ``SWITCHBOARD_AGENTS_FILE``,
         ``SWITCHBOARD_HISTORY_ITEMS``, ``SWITCHBOARD_MAX_TURNS``, ``SWITCHBOARD_DOUBLE_TEXT`` and
         ``SWITCHBOARD_RUN_LEASE_SECONDS``, ``SWITCHBOARD_APPROVAL_TTL_SECONDS`` and
-        ``SWITCHBOARD_OPERATOR_MAY_APPROVE``."""
+        ``SWITCHBOARD_OPERATOR_MAY_APPROVE``, ``SWITCHBOARD_HANDOFF_STREAM_SECONDS`` and
+        ``SWITCHBOARD_HANDOFF_TIMEOUT_SECONDS``."""
         agents_file = env_str("SWITCHBOARD_AGENTS_FILE")
         policy = (env_str("SWITCHBOARD_DOUBLE_TEXT") or "enqueue").strip().lower()
         if policy not in DOUBLE_TEXT_POLICIES:
@@ -92,6 +96,7 @@ class AgentRunnerConfig:
                 approval_ttl_seconds=env_float("SWITCHBOARD_APPROVAL_TTL_SECONDS", 86400.0, minimum=1.0),
                 operator_may_approve=_flag("SWITCHBOARD_OPERATOR_MAY_APPROVE"),
             ),
+            handoff=HandoffSettings.from_env(),
             pool_size=env_int("SWITCHBOARD_DB_POOL_SIZE", 10, minimum=1),
         )
 
@@ -111,7 +116,7 @@ async def build_agent_runner(
     config: AgentRunnerConfig,
     *,
     models: ModelSource | None = None,
-    escalations: EscalationSink | None = None,
+    escalations: Escalations | None = None,
     sessions: SessionLinks | None = None,
     agents: AgentsFile | None = None,
     store: GrpcThreadStore | None = None,
@@ -153,7 +158,8 @@ async def build_agent_runner(
         run_log = RunLog(writer, reader)
     else:
         log.warning("no REDIS_URL: runs can be joined and cancelled quickly only on the replica that holds them")
-    catalog = AgentCatalog(agents, models, TaskRepository(pool), escalations)
+    handoffs = Handoffs(thread_store, escalations, sessions, config.handoff)
+    catalog = AgentCatalog(agents, models, TaskRepository(pool), handoffs)
     service = AgentRunnerService(
         store=thread_store,
         catalog=catalog,
@@ -161,6 +167,7 @@ async def build_agent_runner(
         log=run_log,
         sessions=sessions,
         limits=config.limits,
+        handoffs=handoffs,
         signal_clients=(redis_clients[0], redis_clients[2]) if redis_clients else None,
     )
     await service.start_background()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import re
 import time
@@ -42,6 +43,7 @@ from chatkit.types import (
     AssistantMessageContentPartTextDelta,
     AssistantMessageItem,
     ErrorEvent,
+    HiddenContextItem,
     NoticeEvent,
     Page,
     ProgressUpdateEvent,
@@ -74,6 +76,7 @@ from services.agent_runner.approvals import (
     question_item,
 )
 from services.agent_runner.catalog import ASK_USER, AgentCatalog
+from services.agent_runner.handoff import Handoffs, HandoffView
 from services.agent_runner.live import LiveRun, Subscription, event_json
 from services.agent_runner.runs import (
     MAX_RUN_PAGE,
@@ -86,7 +89,7 @@ from services.agent_runner.runs import (
 )
 from services.agent_runner.sessions import SessionLinks
 from services.agent_runner.tool_items import RunState, ToolItemHooks
-from services.thread_store.client import GrpcThreadStore
+from services.thread_store.client import GrpcThreadStore, handler_of, item_from_json
 from switchboard import pages
 from switchboard.errors import (
     AlreadyExists,
@@ -111,6 +114,9 @@ INTERRUPTED_ERROR = (
     "The agent runner answering this message stopped; what it had written is kept. Send your message again."
 )
 QUEUED_TEXT = "Waiting for the previous answer to finish…"
+WAITING_FOR_PERSON = "A person from our team will reply here…"
+# After a hand-off ends, how long a stream still waits for the notice that says so.
+HANDOFF_END_GRACE_SECONDS = 1.5
 MOVED_ON = "Not done: you sent another message"
 EXPIRED = "Expired · nothing was done"
 DoubleText = Literal["enqueue", "interrupt", "reject"]
@@ -246,6 +252,7 @@ class AgentRunnerService:
             between replicas; None: this replica alone (the heartbeat still finds cancels).
         sessions: Chat sessions (None: not tracked).
         limits: Bounds and policies.
+        handoffs: Who answers threads (None: always the agent).
     """
 
     def __init__(
@@ -258,8 +265,12 @@ class AgentRunnerService:
         signal_clients: tuple[Redis, Redis] | None = None,
         sessions: SessionLinks | None = None,
         limits: RunnerLimits | None = None,
+        handoffs: Handoffs | None = None,
     ) -> None:
         self.store = store
+        self.handoffs = handoffs
+        if handoffs is not None:
+            handoffs.stop_runs = self.stop_answering
         self.catalog = catalog
         self.runs = runs
         self.log = log
@@ -309,16 +320,23 @@ class AgentRunnerService:
             event.set()
 
     async def _keep_leases(self) -> None:
+        steps: list[tuple[str, Any]] = [
+            ("renewing leases", self._heartbeat),
+            ("reaping expired runs", self._reap),
+            ("expiring action cards", self._expire_cards),
+        ]
+        if self.handoffs is not None:
+            steps.append(("returning unclaimed hand-offs to the agent", self.handoffs.expire))
         while True:
             await asyncio.sleep(self.limits.heartbeat_seconds)
-            try:
-                await self._heartbeat()
-                await self._reap()
-                await self._expire_cards()
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:
-                log.warning("lease upkeep failed (%s); retrying in %.1f s", error, self.limits.heartbeat_seconds)
+            # Each step on its own: one failing (its store down) never skips the others.
+            for what, step in steps:
+                try:
+                    await step()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as error:
+                    log.warning("%s failed (%s); retrying in %.1f s", what, error, self.limits.heartbeat_seconds)
 
     async def _heartbeat(self) -> None:
         began = time.monotonic()
@@ -473,6 +491,10 @@ class AgentRunnerService:
         ):
             await self._close_card(dropped, principal, MOVED_ON)
         policy = self.limits.double_text
+        # A run that waits for a person only keeps the user's stream open: a new
+        # message ends it (whatever the policy) and opens its own.
+        superseded = await self.runs.stop_attending(thread_id=request.thread_id, user_id=principal.user_id)
+        await self._stop_flagged(superseded, principal.user_id)
         if policy == "interrupt":
             # The newest message wins: whatever runs or waits in the thread stops.
             await self._cancel_matching(principal, thread_id=request.thread_id)
@@ -484,7 +506,7 @@ class AgentRunnerService:
             session_id=principal.session_id,
             agent_id=request.agent_id or "",
             input_item_id=input_item_id,
-            queue=policy != "reject",
+            queue=policy != "reject" or bool(superseded),
         )
         if record is None:
             active = await self.runs.active_in_thread(thread_id=request.thread_id, user_id=principal.user_id)
@@ -552,7 +574,13 @@ class AgentRunnerService:
                     run.thread_id, None, self.limits.history_items, "desc", run.principal
                 )
                 history = list(reversed(page.data))
+            if request.approval is None and handler_of(thread).kind != "agent":
+                # A person answers this thread: the agent stays silent.
+                status, error_text = await self._attend(run, request)
+                return
             status, error_text = await self._answer(run, request, thread, history)
+            if status == "completed" and run.escalated:
+                status, error_text = await self._attend(run, request)
         except asyncio.CancelledError:
             status, error_text = "interrupted", INTERRUPTED_ERROR
             raise
@@ -566,6 +594,79 @@ class AgentRunnerService:
             if status == "interrupted" and run.stop_reason == "interrupted":
                 run.emit(ErrorEvent(code="custom", message=INTERRUPTED_ERROR, allow_retry=True))
             await asyncio.shield(self._finish(run, status, error_text))
+
+    async def _attend(self, run: LiveRun, request: RunRequest) -> tuple[str, str]:
+        """The thread waits for (or talks with) a person: keep the user's stream open and carry to it
+        what the person writes and the hand-off's notices, as they are saved.
+
+        The run follows the thread's change feed, so it relays what any replica
+        or the console wrote. It ends when the thread goes back to the agent
+        (after the notice that says so), when the user sends another message
+        (its own stream takes over), when the user stops it, or after
+        ``SWITCHBOARD_HANDOFF_STREAM_SECONDS``; the hand-off itself goes on.
+        """
+        if self.handoffs is None or self.handoffs.settings.stream_seconds <= 0:
+            return "completed", ""
+        try:
+            await self.runs.set_attending(run.run_id)
+        except Exception as error:
+            log.warning("run %s: could not mark it as waiting for a person (%s)", run.run_id, error)
+            return "completed", ""
+        own = request.user_message.id if request.user_message is not None else None
+        deadline = time.monotonic() + self.handoffs.settings.stream_seconds
+        ending_at: float | None = None
+        run.emit(ProgressUpdateEvent(text=WAITING_FOR_PERSON))
+        changes = self.store.watch(run.principal, thread_id=run.thread_id).__aiter__()
+        stopped = asyncio.ensure_future(run.wait_stopped())
+        upcoming: asyncio.Future[Any] = asyncio.ensure_future(changes.__anext__())
+        try:
+            while True:
+                left = (ending_at if ending_at is not None else deadline) - time.monotonic()
+                if left <= 0:
+                    break
+                done, _ = await asyncio.wait({upcoming, stopped}, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+                if stopped in done or upcoming not in done:
+                    break
+                try:
+                    change = upcoming.result()
+                except StopAsyncIteration:
+                    break
+                except SwitchboardError as error:
+                    log.warning("run %s: lost the thread's feed (%s); the stream closes", run.run_id, error.message)
+                    break
+                upcoming = asyncio.ensure_future(changes.__anext__())
+                if change.type == "watch.started":
+                    # What was written before the feed was followed is shown first.
+                    page = await self.store.load_thread_items(run.thread_id, None, 20, "desc", run.principal)
+                    since = _aware(request.user_message.created_at) if request.user_message is not None else None
+                    for item in reversed(page.data):
+                        if since is None or _aware(item.created_at) >= since:
+                            self._relay(run, item, own)
+                elif change.type in ("item.added", "item.updated") and change.json:
+                    if isinstance(item_from_json(change.json), UserMessageItem) and change.item_id != own:
+                        break  # a newer message: its own stream carries what follows
+                    self._relay(run, item_from_json(change.json), own)
+                elif change.type == "thread.handler" and ending_at is None:
+                    if json.loads(change.json or b"{}").get("kind", "agent") == "agent":
+                        # Back with the agent: what says so (written just before or after) still comes.
+                        ending_at = time.monotonic() + HANDOFF_END_GRACE_SECONDS
+                elif change.type == "thread.deleted":
+                    break
+        finally:
+            stopped.cancel()
+            upcoming.cancel()
+            with contextlib.suppress(Exception):
+                await changes.aclose()  # type: ignore[attr-defined]
+        return "completed", ""
+
+    @staticmethod
+    def _relay(run: LiveRun, item: ThreadItem, own: str | None) -> None:
+        """Show the user an item someone else saved in the thread, once."""
+        if item.id in run.shown or item.id == own or isinstance(item, (HiddenContextItem, SDKHiddenContextItem)):
+            return
+        if isinstance(item, UserMessageItem):
+            return
+        run.emit(ThreadItemDoneEvent(item=item))
 
     async def _finish(self, run: LiveRun, status: str, error_text: str) -> None:
         run.ending = True  # from here the heartbeat no longer expects the run in Postgres
@@ -763,6 +864,7 @@ class AgentRunnerService:
                 if announce and not run.stopping:
                     thread.metadata[OFFLINE_NOTICE_FLAG] = True
                     flagged = True
+                run.escalated = state.escalated
                 if result.interruptions and not run.stopping:
                     paused = await self._pause(run, result, thread)
             except Exception as error:
@@ -966,13 +1068,22 @@ class AgentRunnerService:
 
     async def _cancel_matching(self, principal: Principal, **target: str | None) -> list[str]:
         matched = await self.runs.request_cancel(user_id=principal.user_id, **target)
-        for matched_id, _holder in matched:
-            local = self.live.get(matched_id)
+        await self._stop_flagged(matched, principal.user_id)
+        return [matched_id for matched_id, _holder in matched]
+
+    async def _stop_flagged(self, flagged: list[tuple[str, str | None]], user_id: str) -> None:
+        """Stop runs flagged as cancelled in Postgres: here at once, elsewhere by signal (or the next heartbeat)."""
+        for run_id, _holder in flagged:
+            local = self.live.get(run_id)
             if local is not None:
                 local.stop("cancelled")
             else:
-                await self.signals.publish_cancel(matched_id, principal.user_id)
-        return [matched_id for matched_id, _holder in matched]
+                await self.signals.publish_cancel(run_id, user_id)
+
+    async def stop_answering(self, owner: Principal, thread_id: str) -> None:
+        """A person took the thread: the agent's running answer stops (its part is kept)."""
+        flagged = await self.runs.cancel_answering(thread_id=thread_id, user_id=owner.user_id)
+        await self._stop_flagged(flagged, owner.user_id)
 
     async def get_run(self, principal: Principal, run_id: str) -> RunRecord:
         """A run of the caller (operators: of their org)."""
@@ -995,6 +1106,43 @@ class AgentRunnerService:
             after=after,
             limit=limit,
         )
+
+    # -- hand-off ------------------------------------------------------------------
+
+    def _handoffs(self) -> Handoffs:
+        if self.handoffs is None:
+            raise Unavailable("hand-offs are not configured on this agent runner")
+        return self.handoffs
+
+    async def escalate(self, principal: Principal, *, thread_id: str, reason: str) -> HandoffView:
+        """The owner asks for a person, or an operator queues the thread for one."""
+        _check_id(thread_id, "thread_id")
+        view, _shown = await self._handoffs().escalate(principal, thread_id, reason)
+        return view
+
+    async def take_over(
+        self, principal: Principal, *, thread_id: str | None = None, escalation_id: str | None = None
+    ) -> HandoffView:
+        """An operator takes a thread (by thread, or by claiming its escalation)."""
+        if (thread_id is None) == (escalation_id is None):
+            raise InvalidArgument("name exactly one of thread_id or escalation_id")
+        if thread_id is not None:
+            _check_id(thread_id, "thread_id")
+        if escalation_id is not None:
+            _check_id(escalation_id, "escalation_id")
+        view, _shown = await self._handoffs().take_over(principal, thread_id=thread_id, escalation_id=escalation_id)
+        return view
+
+    async def post_operator_message(self, principal: Principal, *, thread_id: str, text: str) -> AssistantMessageItem:
+        """The holding operator writes to the user."""
+        _check_id(thread_id, "thread_id")
+        return await self._handoffs().post(principal, thread_id, text)
+
+    async def hand_back(self, principal: Principal, *, thread_id: str, resolution: str) -> HandoffView:
+        """Give the thread back to the agent."""
+        _check_id(thread_id, "thread_id")
+        view, _shown = await self._handoffs().hand_back(principal, thread_id, resolution)
+        return view
 
     async def _readable_thread(self, principal: Principal, thread_id: str, *, owner_only: bool = False) -> None:
         _check_id(thread_id, "thread_id")
@@ -1040,6 +1188,11 @@ def _check_id(value: str, name: str) -> None:
         raise InvalidArgument(f"{name} is required")
     if len(value) > 255 or "\x00" in value:
         raise InvalidArgument(f"{name} must be at most 255 characters without NUL")
+
+
+def _aware(moment: datetime) -> datetime:
+    """A ChatKit time as an aware one (items made without a zone are UTC)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _operator_org(principal: Principal) -> str | None:

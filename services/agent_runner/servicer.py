@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from chatkit.types import ThreadMetadata, UserMessageItem
 from pydantic import ValidationError
 
+from services.agent_runner.handoff import HandoffView
 from services.agent_runner.runs import RunRecord
 from services.agent_runner.service import AgentRunnerService, ApprovalDecision, RunRequest
 from switchboard.api.v1 import agent_runner_pb2 as pb
@@ -82,6 +83,23 @@ def run_info(record: RunRecord) -> pb.RunInfo:
     return info
 
 
+def handoff_info(view: HandoffView) -> pb.Handoff:
+    """The protobuf form of a thread's handler."""
+    handler = view.handler
+    message = pb.Handoff(
+        thread_id=view.thread_id,
+        kind=handler.kind,
+        operator_id=handler.operator_id or "",
+        escalation_id=handler.escalation_id or "",
+        session_id=view.session_id or "",
+    )
+    if handler.since is not None:
+        message.since.CopyFrom(timestamp(handler.since))
+    if handler.until is not None:
+        message.until.CopyFrom(timestamp(handler.until))
+    return message
+
+
 class AgentRunnerServicer(agent_runner_pb2_grpc.AgentRunnerServicer):
     """Serves ``switchboard.api.v1.AgentRunner``."""
 
@@ -134,3 +152,26 @@ class AgentRunnerServicer(agent_runner_pb2_grpc.AgentRunnerServicer):
         return pb.ListRunsResponse(
             runs=[run_info(r) for r in page.items], has_more=page.has_more, after=page.after or ""
         )
+
+    async def Escalate(self, request: pb.EscalateRequest, context: ServicerContext) -> pb.Handoff:
+        principal = principal_from_proto(request.principal, present=request.HasField("principal"))
+        return handoff_info(await self._service.escalate(principal, thread_id=request.thread_id, reason=request.reason))
+
+    async def TakeOver(self, request: pb.TakeOverRequest, context: ServicerContext) -> pb.Handoff:
+        principal = principal_from_proto(request.principal, present=request.HasField("principal"))
+        which = request.WhichOneof("target")
+        if which is None:
+            raise InvalidArgument("name the thread_id or the escalation_id to take over")
+        return handoff_info(await self._service.take_over(principal, **{which: getattr(request, which)}))
+
+    async def PostOperatorMessage(
+        self, request: pb.OperatorMessageRequest, context: ServicerContext
+    ) -> pb.OperatorMessage:
+        principal = principal_from_proto(request.principal, present=request.HasField("principal"))
+        item = await self._service.post_operator_message(principal, thread_id=request.thread_id, text=request.text)
+        return pb.OperatorMessage(item_json=item.model_dump_json().encode())
+
+    async def HandBack(self, request: pb.HandBackRequest, context: ServicerContext) -> pb.Handoff:
+        principal = principal_from_proto(request.principal, present=request.HasField("principal"))
+        view = await self._service.hand_back(principal, thread_id=request.thread_id, resolution=request.resolution)
+        return handoff_info(view)

@@ -37,12 +37,14 @@ class RunState:
         chatkit: ChatKit's context of the run (thread, store, event queue).
         tool_failures: Failure messages by tool call id.
         answers: The user's answers to ``ask_user`` questions, by tool call id.
+        escalated: ``escalate_to_human`` handed the thread to a person.
     """
 
     principal: Principal
     chatkit: AgentContext[Any]
     tool_failures: dict[str, str] = field(default_factory=dict)
     answers: dict[str, list[str]] = field(default_factory=dict)
+    escalated: bool = False
 
 
 def _call_id(context: RunContextWrapper[Any]) -> str | None:

@@ -331,9 +331,11 @@ def create_app(config: EdgeConfig, *, edge: Edge | None = None) -> FastAPI:
     async def metrics() -> Response:
         return Response(generate_latest(edge.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    from services.edge.operator import build_operator_router
     from services.edge.rest import build_router
 
     app.include_router(build_router(edge, config))
+    app.include_router(build_operator_router(edge))
     if config.cors_origins:
         wildcard = "*" in config.cors_origins
         app.add_middleware(

@@ -17,7 +17,7 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TypeGuard
+from typing import TypeGuard, TypeVar
 
 from chatkit.server import ChatKitServer
 from chatkit.types import (
@@ -51,10 +51,34 @@ TURN_REQUESTS = (
     ThreadsAddClientToolOutputReq,
     ThreadsAddStructuredInputReq,
 )
+T = TypeVar("T")
+# Seconds of silence before the edge sends an SSE comment (well under the usual proxy idle timeouts of 60 s).
+KEEPALIVE_SECONDS = 15.0
+KEEPALIVE = b": keep-alive\n\n"
 RUNNER_LOST = (
     "The answer stopped because the agent runner went away; what it had written is kept."
     " Reload to see it, or send your message again."
 )
+
+
+async def with_keepalive(source: AsyncIterator[T], seconds: float) -> AsyncIterator[T | None]:
+    """The source's values, and None after every ``seconds`` without one."""
+    iterator = source.__aiter__()
+    upcoming = asyncio.ensure_future(iterator.__anext__())
+    try:
+        while True:
+            done, _ = await asyncio.wait({upcoming}, timeout=seconds)
+            if not done:
+                yield None
+                continue
+            try:
+                value = upcoming.result()
+            except StopAsyncIteration:
+                return
+            upcoming = asyncio.ensure_future(iterator.__anext__())
+            yield value
+    finally:
+        upcoming.cancel()
 
 
 def starts_a_turn(request: object) -> TypeGuard[StreamingReq]:
@@ -237,7 +261,12 @@ class Turns:
             if not stream.run_id:
                 finished = True
                 return
-            async for first_seq, bodies in stream.batches():
+            async for batch in with_keepalive(stream.batches(), KEEPALIVE_SECONDS):
+                if batch is None:
+                    # A stream waiting for a person can be quiet for minutes: a comment keeps proxies from closing it.
+                    yield KEEPALIVE
+                    continue
+                first_seq, bodies = batch
                 for offset, body in enumerate(bodies):
                     seq = first_seq + offset
                     yield sse(body, f"{stream.run_id}:{seq}" if seq else None)

@@ -18,6 +18,7 @@ from chatkit.types import InferenceOptions, ThreadMetadata, UserMessageItem, Use
 
 from services.agent_runner.client import AgentRunnerClient
 from services.agent_runner.escalation import InMemoryEscalations
+from services.agent_runner.handoff import HandoffSettings
 from services.agent_runner.offline_model import OfflineModel
 from services.agent_runner.server import AgentRunnerConfig, build_agent_runner
 from services.agent_runner.service import AgentRunnerService
@@ -74,7 +75,12 @@ async def start_runner(database_url: str, redis_url: str, thread_store: RunningT
     models = SwitchableModels()
     escalations = InMemoryEscalations()
     config = AgentRunnerConfig(
-        database_url=database_url, redis_url=redis_url, thread_store_target=thread_store.target, migrate=False
+        database_url=database_url,
+        redis_url=redis_url,
+        thread_store_target=thread_store.target,
+        migrate=False,
+        # A hand-off keeps the user's stream open this long: short, so runs that escalate end soon.
+        handoff=HandoffSettings(stream_seconds=2, timeout_seconds=600),
     )
     server, service = await build_agent_runner(config, models=models, escalations=escalations)
     port = await server.start("127.0.0.1", 0)

@@ -1,4 +1,4 @@
-"""``escalate_to_human`` against a real session_api: the escalation lands in the operator's queue."""
+"""Hand-offs against a real session_api: the escalation lands in the operator's queue."""
 
 from __future__ import annotations
 
@@ -20,7 +20,9 @@ async def test_the_session_api_sink_opens_an_escalation_an_operator_sees(
         user = Principal.create(user_id=user_id, org_id=unique_org)
         created = await running.client.create_session(user, agent_id="triage")
         in_session = Principal.create(user_id=user_id, org_id=unique_org, session_id=created.session.id)
-        opened = await sink.open(in_session, thread_id="thr_escalated", reason="wants a person")
+        opened = await sink.open(
+            in_session, session_id=created.session.id, thread_id="thr_escalated", reason="wants a person"
+        )
         operator = Principal.create(user_id="op-1", org_id=unique_org, roles=("operator",))
         queue = await running.client.list_escalations(operator, status="open")
         assert [(e.id, e.thread_id, e.reason, e.session_id) for e in queue.escalations] == [

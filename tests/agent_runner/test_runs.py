@@ -95,11 +95,15 @@ async def test_asking_for_a_human_opens_an_escalation_and_tells_the_user(runner:
     thread = await new_thread(runner, ctx)
     runner.models.use_offline()
     events = await run_to_end(runner, ctx, thread.id, "I want to talk to a human please")
-    opened = [(p, e) for p, e in runner.escalations.opened if e.thread_id == thread.id]
+    opened = [e for e in runner.escalations.opened if e.thread_id == thread.id]
     assert len(opened) == 1
-    assert opened[0][0].user_id == user_id and opened[0][0].session_id == "sess-1"
-    assert "talk to a human" in opened[0][1].reason
-    assert "person from our team will take over" in assistant_text(events)
+    assert opened[0].user_id == user_id and opened[0].session_id == "sess-1"
+    assert "talk to a human" in opened[0].reason
+    notices = [e.item.task.title for e in events if e.type == "thread.item.done" and e.item.type == "task"]
+    assert notices.count("A person from our team will reply here") == 1  # beside the tool call's own item
+    assert "person from our team to take over" in assistant_text(events)  # the model's words, from the tool's JSON
+    handler = await runner.thread_store.store.load_handler(thread.id, ctx)
+    assert (handler.kind, handler.escalation_id) == ("waiting", opened[0].id)
 
 
 async def test_the_model_sees_only_the_latest_history_window(runner: RunningRunner, user_id: str) -> None:

@@ -132,3 +132,21 @@ WHERE id IN (
     FOR UPDATE SKIP LOCKED
 )
 RETURNING *;
+
+-- name: set_attending
+-- The run now waits for a person (its thread is handed off): its stream stays
+-- open to carry the operator's replies, and a new message of the user ends it.
+UPDATE runs SET attending = true WHERE id = $1 AND status = 'running';
+
+-- name: stop_attending_runs
+-- A new message of the user ends the runs of the thread that wait for a person.
+UPDATE runs SET cancel_requested = true
+WHERE thread_id = $1 AND user_id = $2 AND status = 'running' AND attending
+RETURNING id, holder;
+
+-- name: cancel_answering_runs
+-- A person took the thread: the agent's running answer stops (a run waiting
+-- for a person stays: it carries the person's replies).
+UPDATE runs SET cancel_requested = true
+WHERE thread_id = $1 AND user_id = $2 AND status = 'running' AND NOT attending
+RETURNING id, holder;
