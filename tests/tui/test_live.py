@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
+import pytest
 from chatkit.types import AssistantMessageContent, AssistantMessageItem
+from textual.widgets import Static
 
+from services.agent_runner.server import AgentRunnerConfig, build_agent_runner
+from services.thread_store.client import Handler
 from switchboard.principal import Principal
+from tests.agent_runner.conftest import SwitchableModels
 from tests.thread_store.helpers import Ctx, user_message
 from tests.tui.conftest import Stack, connected, notices, operator_token, wait_for
 from tui.data import EscalationInfo
 from tui.screens.conversation import ConversationScreen
+from tui.screens.dialogs import HandBackScreen
 from tui.widgets.status_line import StatusLine
 
 SIZE = (130, 36)
@@ -117,3 +125,84 @@ async def test_a_token_without_the_operator_role_is_refused_with_a_clear_status(
         await wait_for(pilot, lambda: app.connections["session_api"].state == "failed", what="refused")
         assert "no operator role" in line.plain
         assert app.is_running
+
+
+@pytest.fixture(scope="module")
+async def runner_target(stack: Stack, database_url: str, redis_url: str) -> AsyncIterator[str]:
+    """An agent runner (offline model) on the stack's thread_store and session_api."""
+    config = AgentRunnerConfig(
+        database_url=database_url,
+        redis_url=redis_url,
+        thread_store_target=stack.thread_store.target,
+        session_api_target=stack.session_api.target,
+        migrate=False,
+    )
+    server, _service = await build_agent_runner(config, models=SwitchableModels())
+    port = await server.start("127.0.0.1", 0)
+    yield f"127.0.0.1:{port}"
+    await server.stop(grace=0)
+
+
+async def _handler_becomes(stack: Stack, thread_id: str, owner: Principal, kind: str) -> Handler:
+    """The thread's handler once it is ``kind`` (the console's calls run in the background)."""
+    deadline = time.monotonic() + 5
+    while True:
+        handler = await stack.threads.load_handler(thread_id, owner)
+        if handler.kind == kind or time.monotonic() > deadline:
+            assert handler.kind == kind, handler
+            return handler
+        await asyncio.sleep(0.05)
+
+
+async def test_take_over_reply_and_hand_back_from_key_presses_against_the_real_services(
+    stack: Stack, org: str, new_user: Callable[[], Principal], runner_target: str
+) -> None:
+    user = new_user()
+    thread_id = await stack.user_thread(user, "my order is late")
+    created = await stack.sessions.create_session(user, thread_id=thread_id)
+    session_id = created.session.id
+    owner = Principal(user_id=user.user_id, org_id=org)
+    thread = await stack.threads.load_thread(thread_id, owner)
+    thread.metadata["session_id"] = session_id  # as the agent runner records a conversation's session
+    await stack.threads.save_thread(thread, owner)
+    operator = f"op-{org}"
+    app = stack.console(org, operator=operator, agent_runner=runner_target)
+    async with app.run_test(size=SIZE) as pilot:
+        await connected(pilot, app)
+        table = app.dashboard.sessions_table
+        await wait_for(pilot, lambda: session_id in table.shown_ids, what="the session row")
+        table.focus()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConversationScreen) and app.screen.loaded, what="open")
+        screen = app.screen
+        assert isinstance(screen, ConversationScreen)
+
+        await pilot.press("t")
+        taken = await _handler_becomes(stack, thread_id, owner, "human")
+        assert taken.operator_id == operator and taken.escalation_id
+        info = screen.query_one("#conversation-info", Static)
+        await wait_for(pilot, lambda: "held by you" in str(info.render()), what="the header says you hold it")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: table.get_cell(session_id, "handler").plain == "you", what="the table: you")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConversationScreen) and app.screen.loaded, what="open")
+        screen = app.screen
+        assert isinstance(screen, ConversationScreen)
+        info = screen.query_one("#conversation-info", Static)
+
+        await pilot.press("r", *keys_for("Hello from support"), "enter")
+        await wait_for(pilot, lambda: "Hello from support" in screen.transcript.text, what="the reply shown")
+        page = await stack.threads.load_thread_items(thread_id, None, 50, "asc", owner)
+        [reply] = [i for i in page.data if i.type == "assistant_message" and i.id.startswith("msg_op_")]
+        assert "Hello from support" in reply.content[0].text
+
+        await pilot.press("b")
+        await wait_for(pilot, lambda: isinstance(app.screen, HandBackScreen), what="the hand-back prompt")
+        await pilot.press(*keys_for("order shipped"), "enter")
+        await _handler_becomes(stack, thread_id, owner, "agent")
+        await wait_for(pilot, lambda: "answered by the agent" in str(info.render()), what="the header says agent")
+        resolved = await stack.sessions.get_escalation(owner, taken.escalation_id or "")
+        assert (resolved.resolved_by, resolved.resolution) == (operator, "order shipped")
+        page = await stack.threads.load_thread_items(thread_id, None, 50, "asc", owner)
+        hidden = [i for i in page.data if i.type == "hidden_context_item"]
+        assert hidden and "order shipped" in str(hidden[-1].content)  # what the agent reads next
