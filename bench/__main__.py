@@ -16,6 +16,7 @@ BENCHMARKS = [
     "bench.agent_runner",
     "bench.session_api",
     "bench.edge",
+    "bench.handoff",
     "bench.tui",
 ]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import socket
@@ -11,11 +12,14 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import grpc
+import httpx
 import psycopg
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -76,6 +80,118 @@ def switchboard_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "switchboard.cli", *args]
 
 
+# -- the stack as processes: every service its own process, as in production ----------
+
+STACK_JWT_SECRET = "bench-edge-secret-that-is-long-enough-for-hs256-0123456789"
+STACK_ORG = "bench"
+
+
+def stack_token(user_id: str, *, operator: bool = False) -> str:
+    """A bearer token the stack's session_api accepts: ``user_id`` in the bench's org (an operator's on request)."""
+    from services.session_api.auth import mint_development_token
+
+    roles = ["operator"] if operator else None
+    return mint_development_token(STACK_JWT_SECRET, user_id=user_id, org_id=STACK_ORG, roles=roles, ttl_seconds=3600)
+
+
+def bearer(token: str) -> dict[str, str]:
+    """The ``Authorization`` header of a bearer token."""
+    return {"Authorization": f"Bearer {token}"}
+
+
+def stack_env(database_url: str, redis_url: str, *, thread_store: int, session_api: int) -> dict[str, str | None]:
+    """What every server of the stack runs with: the storage, the JWT secret, the offline model, no rate limit."""
+    return {
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "SWITCHBOARD_JWT_SECRET": STACK_JWT_SECRET,
+        "SWITCHBOARD_MODEL": "offline",
+        "OPENAI_API_KEY": None,
+        "OPENAI_BASE_URL": None,
+        "SWITCHBOARD_THREAD_STORE": f"127.0.0.1:{thread_store}",
+        "SWITCHBOARD_SESSION_API": f"127.0.0.1:{session_api}",
+        "SWITCHBOARD_EDGE_RATE_PER_SECOND": "1000000",
+        "SWITCHBOARD_EDGE_RATE_BURST": "1000000",
+    }
+
+
+@dataclass(frozen=True)
+class Server:
+    """A child server of a bench: how to start it and how to tell it is up.
+
+    Attributes:
+        name: What the bench calls it.
+        command: Its command line.
+        env: Its own variables over the stack's (None removes one).
+        grpc_target: The gRPC target whose health check says it is up, or None.
+        http_url: The base URL whose ``GET /healthz`` says it is up, or None.
+    """
+
+    name: str
+    command: list[str]
+    env: Mapping[str, str | None] = field(default_factory=dict)
+    grpc_target: str | None = None
+    http_url: str | None = None
+
+
+def grpc_service(name: str, subcommand: str, port: int, **env: str | None) -> Server:
+    """``switchboard <subcommand> --port PORT``, up once its gRPC health check says SERVING."""
+    return Server(name, switchboard_command(subcommand, "--port", str(port)), env, grpc_target=f"127.0.0.1:{port}")
+
+
+def edge_service(name: str, port: int, runner_port: int, **env: str | None) -> Server:
+    """``switchboard edge --port PORT`` in front of the agent runner on ``runner_port``, up once /healthz answers."""
+    env = {"SWITCHBOARD_AGENT_RUNNER": f"127.0.0.1:{runner_port}", **env}
+    return Server(name, switchboard_command("edge", "--port", str(port)), env, http_url=f"http://127.0.0.1:{port}")
+
+
+def start_servers(
+    stack: contextlib.ExitStack, servers: Sequence[Server], env: Mapping[str, str | None]
+) -> dict[str, subprocess.Popen[bytes]]:
+    """Start every server with ``env`` and its own variables, stopped when ``stack`` closes; processes by name."""
+    return {s.name: stack.enter_context(child_process(s.command, {**env, **s.env})) for s in servers}
+
+
+async def wait_servers(
+    servers: Sequence[Server], processes: Mapping[str, subprocess.Popen[bytes]], *, timeout: float = 90.0
+) -> None:
+    """Wait until every server says it is up; fail at once when one exits."""
+
+    async def exited() -> None:
+        while True:
+            for name, process in processes.items():
+                if process.poll() is not None:
+                    raise RuntimeError(f"{name} exited with code {process.returncode} while starting; see above")
+            await asyncio.sleep(0.2)
+
+    checks = [wait_healthy(s.grpc_target, timeout=timeout) for s in servers if s.grpc_target]
+    checks += [wait_http(s.http_url, timeout=timeout) for s in servers if s.http_url]
+    healthy = asyncio.gather(*checks)
+    watch = asyncio.ensure_future(exited())
+    either: list[asyncio.Future[Any]] = [healthy, watch]
+    try:
+        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watch.cancel()
+        healthy.cancel()
+    for task in either:
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            raise RuntimeError("the stack did not start") from task.exception()
+
+
+async def wait_http(url: str, *, timeout: float = 60.0) -> None:
+    """Wait until ``url`` answers ``GET /healthz`` with 200."""
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient(timeout=1) as client:
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if (await client.get(f"{url}/healthz")).status_code == 200:
+                    return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{url} did not answer /healthz within {timeout:.0f}s")
+            await asyncio.sleep(0.1)
+
+
 async def wait_healthy(target: str, *, timeout: float = 30.0) -> None:
     """Wait until a gRPC server answers its health check with SERVING."""
     deadline = time.monotonic() + timeout
@@ -90,13 +206,7 @@ async def wait_healthy(target: str, *, timeout: float = 30.0) -> None:
                 pass
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{target} did not become healthy within {timeout:.0f}s")
-            await _sleep(0.1)
-
-
-async def _sleep(seconds: float) -> None:
-    import asyncio
-
-    await asyncio.sleep(seconds)
+            await asyncio.sleep(0.1)
 
 
 async def sample_latencies(call: Callable[[], Awaitable[object]], *, n: int, warmup: int = 30) -> list[float]:
@@ -113,8 +223,6 @@ async def sample_latencies(call: Callable[[], Awaitable[object]], *, n: int, war
 
 async def throughput(call: Callable[[], Awaitable[object]], *, concurrency: int, seconds: float) -> float:
     """Calls per second with ``concurrency`` callers looping for ``seconds``."""
-    import asyncio
-
     done = 0
     deadline = time.perf_counter() + seconds
 

@@ -79,16 +79,23 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.common import (
+    STACK_JWT_SECRET,
+    STACK_ORG,
+    Server,
+    bearer,
     bench_storage,
-    child_process,
+    edge_service,
     free_port,
     grpc_channel,
+    grpc_service,
     median,
     ms,
     pct,
     print_table,
-    switchboard_command,
-    wait_healthy,
+    stack_env,
+    stack_token,
+    start_servers,
+    wait_servers,
 )
 from services.agent_runner.models import ModelConfig
 from services.thread_store.client import GrpcThreadStore
@@ -114,8 +121,6 @@ JOIN_COUNT = 2000  # "count to N": the answer a second replica joins
 JOIN_AFTER_SECONDS = 1.0  # how far into the answer the joiner arrives
 HOP_SAMPLES = 5  # second messages counted
 HOP_GOAL = 4
-SECRET = "bench-edge-secret-that-is-long-enough-for-hs256-0123456789"
-ORG = "bench"
 TEXT_DELTA = '"type":"assistant_message.content_part.text_delta"'
 ITEM_DONE = 'data: {"type":"thread.item.done"'
 ASSISTANT = '"type":"assistant_message"'
@@ -334,22 +339,6 @@ class _PooledTransport(httpx.AsyncBaseTransport):
             await pool.aclose()
 
 
-def _bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-async def _wait_http(url: str, *, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    async with httpx.AsyncClient(timeout=1) as client:
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if (await client.get(f"{url}/healthz")).status_code == 200:
-                    return
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{url} did not answer /healthz within {timeout:.0f}s")
-            await asyncio.sleep(0.1)
-
-
 async def _post_ok(http: httpx.AsyncClient, body: bytes, headers: dict[str, str]) -> bytes:
     reply = await http.post("/chatkit", content=body, headers=headers)
     if reply.status_code != 200:
@@ -434,64 +423,31 @@ class _Ports:
     join_edge: int = field(default_factory=free_port)
 
 
-def _start_processes(
-    stack: contextlib.ExitStack, ports: _Ports, database_url: str, redis_url: str, thread_ids: list[str]
-) -> dict[str, subprocess.Popen[bytes]]:
-    """Start every server; their processes by name."""
-    common: dict[str, str | None] = {
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "SWITCHBOARD_JWT_SECRET": SECRET,
-        "SWITCHBOARD_MODEL": "offline",
-        "OPENAI_API_KEY": None,
-        "OPENAI_BASE_URL": None,
-        "SWITCHBOARD_THREAD_STORE": f"127.0.0.1:{ports.thread_store}",
-        "SWITCHBOARD_SESSION_API": f"127.0.0.1:{ports.session_api}",
-        "SWITCHBOARD_EDGE_RATE_PER_SECOND": "1000000",
-        "SWITCHBOARD_EDGE_RATE_BURST": "1000000",
-    }
-    children: dict[str, tuple[list[str], dict[str, str | None]]] = {
-        "thread_store": (switchboard_command("thread-store", "--port", str(ports.thread_store)), {}),
-        "session_api": (
-            switchboard_command("session-api", "--port", str(ports.session_api)),
-            {"SWITCHBOARD_SESSION_API_METRICS_PORT": str(ports.session_api_metrics)},
+def _servers(ports: _Ports, thread_ids: list[str]) -> list[Server]:
+    """Every server of this bench."""
+    return [
+        grpc_service("thread_store", "thread-store", ports.thread_store),
+        grpc_service(
+            "session_api",
+            "session-api",
+            ports.session_api,
+            SWITCHBOARD_SESSION_API_METRICS_PORT=str(ports.session_api_metrics),
         ),
-        "agent_runner": (
-            switchboard_command("agent-runner", "--port", str(ports.runner)),
-            {"SWITCHBOARD_OFFLINE_DELAY": "0"},
-        ),
-        "load agent_runner": (
-            switchboard_command("agent-runner", "--port", str(ports.load_runner)),
-            {"SWITCHBOARD_OFFLINE_DELAY": LOAD_DELAY},
-        ),
-        "edge": (
-            switchboard_command("edge", "--port", str(ports.edge)),
-            {"SWITCHBOARD_AGENT_RUNNER": f"127.0.0.1:{ports.runner}"},
-        ),
-        "load edge": (
-            switchboard_command("edge", "--port", str(ports.load_edge)),
-            {"SWITCHBOARD_AGENT_RUNNER": f"127.0.0.1:{ports.load_runner}"},
-        ),
-        "in-memory": (
+        grpc_service("agent_runner", "agent-runner", ports.runner, SWITCHBOARD_OFFLINE_DELAY="0"),
+        grpc_service("load agent_runner", "agent-runner", ports.load_runner, SWITCHBOARD_OFFLINE_DELAY=LOAD_DELAY),
+        edge_service("edge", ports.edge, ports.runner),
+        edge_service("load edge", ports.load_edge, ports.load_runner),
+        Server(
+            "in-memory",
             [sys.executable, "-m", "bench.edge", "--in-memory-chatkit", str(ports.in_memory), *thread_ids],
-            {},
+            http_url=f"http://127.0.0.1:{ports.in_memory}",
         ),
         # Conversations at once and joins: the runner's own default delay, as `switchboard up` runs it;
         # two edge replicas in front of it (a stream on one, joined from the other).
-        "turns agent_runner": (
-            switchboard_command("agent-runner", "--port", str(ports.turns_runner)),
-            {"SWITCHBOARD_OFFLINE_DELAY": None},
-        ),
-        "turns edge": (
-            switchboard_command("edge", "--port", str(ports.turns_edge)),
-            {"SWITCHBOARD_AGENT_RUNNER": f"127.0.0.1:{ports.turns_runner}"},
-        ),
-        "join edge": (
-            switchboard_command("edge", "--port", str(ports.join_edge)),
-            {"SWITCHBOARD_AGENT_RUNNER": f"127.0.0.1:{ports.turns_runner}"},
-        ),
-    }
-    return {name: stack.enter_context(child_process(args, {**common, **env})) for name, (args, env) in children.items()}
+        grpc_service("turns agent_runner", "agent-runner", ports.turns_runner, SWITCHBOARD_OFFLINE_DELAY=None),
+        edge_service("turns edge", ports.turns_edge, ports.turns_runner),
+        edge_service("join edge", ports.join_edge, ports.turns_runner),
+    ]
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -502,46 +458,6 @@ def _cpu_seconds(pid: int) -> float:
     except OSError:
         return math.nan
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-async def _wait_for_stack(ports: _Ports, processes: dict[str, subprocess.Popen[bytes]]) -> None:
-    """Wait until every server answers its health check; fail at once when one exits."""
-
-    async def exited() -> None:
-        while True:
-            for name, process in processes.items():
-                if process.poll() is not None:
-                    raise RuntimeError(f"{name} exited with code {process.returncode} while starting; see above")
-            await asyncio.sleep(0.2)
-
-    healthy = asyncio.gather(
-        wait_healthy(f"127.0.0.1:{ports.thread_store}", timeout=90),
-        wait_healthy(f"127.0.0.1:{ports.session_api}", timeout=90),
-        wait_healthy(f"127.0.0.1:{ports.runner}", timeout=90),
-        wait_healthy(f"127.0.0.1:{ports.load_runner}", timeout=90),
-        wait_healthy(f"127.0.0.1:{ports.turns_runner}", timeout=90),
-        _wait_http(f"http://127.0.0.1:{ports.edge}", timeout=90),
-        _wait_http(f"http://127.0.0.1:{ports.load_edge}", timeout=90),
-        _wait_http(f"http://127.0.0.1:{ports.turns_edge}", timeout=90),
-        _wait_http(f"http://127.0.0.1:{ports.join_edge}", timeout=90),
-        _wait_http(f"http://127.0.0.1:{ports.in_memory}", timeout=90),
-    )
-    watch = asyncio.ensure_future(exited())
-    either: list[asyncio.Future[Any]] = [healthy, watch]
-    try:
-        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        watch.cancel()
-        healthy.cancel()
-    for task in either:
-        if task.done() and not task.cancelled() and task.exception() is not None:
-            raise RuntimeError("the stack did not start") from task.exception()
-
-
-def _token(user_id: str) -> str:
-    from services.session_api.auth import mint_development_token
-
-    return mint_development_token(SECRET, user_id=user_id, org_id=ORG, ttl_seconds=3600)
 
 
 async def _threads_with_sessions(
@@ -592,7 +508,7 @@ async def _interleaved(calls: dict[str, Callable[[], Awaitable[object]]]) -> dic
 
 async def _measure_requests(ports: _Ports, thread_ids: list[str], user: Principal) -> None:
     """Print items.list and threads.list through the edge, the in-memory server and straight to the thread store."""
-    headers = _bearer(_token(user.user_id))
+    headers = bearer(stack_token(user.user_id))
     store = GrpcThreadStore(f"127.0.0.1:{ports.thread_store}")
     try:
         for n, thread_id in enumerate(thread_ids):
@@ -610,7 +526,7 @@ async def _measure_requests(ports: _Ports, thread_ids: list[str], user: Principa
         health = health_pb2_grpc.HealthStub(channel)
         check = health_pb2.HealthCheckRequest(service="")
         thread_store = ThreadStoreStub(channel)
-        principal = common_pb2.Principal(user_id=user.user_id, org_id=ORG)
+        principal = common_pb2.Principal(user_id=user.user_id, org_id=STACK_ORG)
         list_items = pb.ListItemsRequest(
             principal=principal, thread_id=thread_ids[0], limit=ITEMS, order=common_pb2.SORT_ORDER_DESC
         )
@@ -700,7 +616,7 @@ def _x(value: float, floor: float) -> str:
 
 async def _measure_first_event(ports: _Ports, user: Principal, memory_threads: list[str]) -> None:
     """Print time to the first event; the in-memory server answers on its empty threads, in turn."""
-    headers = _bearer(_token(user.user_id))
+    headers = bearer(stack_token(user.user_id))
     _progress(f"time to first event: {FIRST_EVENT_SAMPLES} add_user_message and threads.create streams each")
     ids = await _threads_with_sessions(
         f"127.0.0.1:{ports.thread_store}", f"127.0.0.1:{ports.session_api}", [user], FIRST_EVENT_SAMPLES + 3
@@ -751,21 +667,21 @@ async def _measure_first_event(ports: _Ports, user: Principal, memory_threads: l
 
 async def _measure_load(ports: _Ports, processes: dict[str, subprocess.Popen[bytes]]) -> None:
     """Print how 200 streams at once fare, and the CPU time each process spent on them."""
-    users = [Principal(user_id=f"bench-load-{uuid.uuid4().hex[:8]}", org_id=ORG) for _ in range(STREAM_USERS)]
+    users = [Principal(user_id=f"bench-load-{uuid.uuid4().hex[:8]}", org_id=STACK_ORG) for _ in range(STREAM_USERS)]
     ids = await _threads_with_sessions(
         f"127.0.0.1:{ports.thread_store}", f"127.0.0.1:{ports.session_api}", users, STREAMS
     )
-    tokens = [_token(u.user_id) for u in users]
+    tokens = [stack_token(u.user_id) for u in users]
     _progress(f"opening {STREAMS} streams at once ({STREAM_USERS} users, a thread each, {LOAD_DELAY} s per delta)")
     async with _http(f"http://127.0.0.1:{ports.load_edge}") as edge:
         for token in tokens:  # the edge has each token cached, as a browser's would be
-            await _post_ok(edge, _threads_list(), _bearer(token))
+            await _post_ok(edge, _threads_list(), bearer(token))
         pids = {name: process.pid for name, process in processes.items()}
         cpu_before = {name: _cpu_seconds(pid) for name, pid in pids.items()}
         client_before = time.process_time()
         started = time.perf_counter()
         streams = await asyncio.gather(
-            *(_stream(edge, _add_message(ids[k]), _bearer(tokens[k % STREAM_USERS])) for k in range(STREAMS))
+            *(_stream(edge, _add_message(ids[k]), bearer(tokens[k % STREAM_USERS])) for k in range(STREAMS))
         )
         wall = time.perf_counter() - started
         cpu = {name: _cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
@@ -846,9 +762,9 @@ async def _measure_conversations(ports: _Ports, processes: dict[str, subprocess.
             wall = 0.0
             for _ in range(rounds):
                 # Each conversation is its own user: the edge's per-user rate limit sees one request each.
-                tokens = [_token(f"bench-conv-{uuid.uuid4().hex[:12]}") for _ in range(n)]
+                tokens = [stack_token(f"bench-conv-{uuid.uuid4().hex[:12]}") for _ in range(n)]
                 started = time.perf_counter()
-                streams += await asyncio.gather(*(_stream(edge, _create_thread("hi"), _bearer(t)) for t in tokens))
+                streams += await asyncio.gather(*(_stream(edge, _create_thread("hi"), bearer(t)) for t in tokens))
                 wall += time.perf_counter() - started
             cpu = _cpu_line(cpu_before, pids, wall)
             cpu += f", this client {time.process_time() - client_before:4.1f}"
@@ -948,7 +864,7 @@ async def _measure_join(ports: _Ports) -> None:
     """Print how far behind the original stream a joiner on a second edge replica receives each event."""
     delay = _turns_delay()
     user_id = f"bench-join-{uuid.uuid4().hex[:8]}"
-    headers = _bearer(_token(user_id))
+    headers = bearer(stack_token(user_id))
     own, joined = _Timeline(), _Timeline()
     thread_known = asyncio.Event()
     _progress(
@@ -1155,7 +1071,9 @@ async def _count_hops(database_url: str, redis_url: str) -> None:
     with _every_channel_logged(everything):
         ts_server, _ = await build_thread_store(ThreadStoreConfig(database_url=database_url, redis_url=redis_url))
         sa_server, _ = await build_session_api(
-            SessionApiConfig(database_url=database_url, redis_url=redis_url, auth=AuthConfig(jwt_secret=SECRET))
+            SessionApiConfig(
+                database_url=database_url, redis_url=redis_url, auth=AuthConfig(jwt_secret=STACK_JWT_SECRET)
+            )
         )
         ts = f"127.0.0.1:{await ts_server.start('127.0.0.1', 0)}"
         sa = f"127.0.0.1:{await sa_server.start('127.0.0.1', 0)}"
@@ -1174,8 +1092,8 @@ async def _count_hops(database_url: str, redis_url: str) -> None:
         edge.sessions._channels = _LoggedChannels(edge.sessions._channels, SessionApiStub, log)
         edge.runner._channels = _LoggedChannels(edge.runner._channels, AgentRunnerStub, log)
         app = create_app(config, edge=edge)
-        user = Principal(user_id=f"bench-hops-{uuid.uuid4().hex[:8]}", org_id=ORG)
-        headers = _bearer(_token(user.user_id))
+        user = Principal(user_id=f"bench-hops-{uuid.uuid4().hex[:8]}", org_id=STACK_ORG)
+        headers = bearer(stack_token(user.user_id))
         counted: list[_Hops] = []
         second: list[_Hops] = []
         try:
@@ -1271,13 +1189,15 @@ async def main() -> None:
     """Run the benchmark and print its tables."""
     started = time.perf_counter()
     thread_ids = [f"thr_{uuid.uuid4().hex[:12]}" for _ in range(THREADS)]
-    user = Principal(user_id=f"bench-{uuid.uuid4().hex[:8]}", org_id=ORG)
+    user = Principal(user_id=f"bench-{uuid.uuid4().hex[:8]}", org_id=STACK_ORG)
     with bench_storage() as (database_url, redis_url):
         with contextlib.ExitStack() as stack:
             ports = _Ports()
             _progress("starting thread_store, session_api, three agent runners, four edges and the in-memory server")
-            processes = _start_processes(stack, ports, database_url, redis_url, thread_ids)
-            await _wait_for_stack(ports, processes)
+            servers = _servers(ports, thread_ids)
+            env = stack_env(database_url, redis_url, thread_store=ports.thread_store, session_api=ports.session_api)
+            processes = start_servers(stack, servers, env)
+            await wait_servers(servers, processes)
             await _measure_requests(ports, thread_ids, user)
             await _measure_first_event(ports, user, thread_ids)
             await _measure_load(ports, processes)

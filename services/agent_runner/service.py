@@ -24,7 +24,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -282,6 +282,7 @@ class AgentRunnerService:
         self.live: dict[str, LiveRun] = {}
         self._waiters: dict[str, set[asyncio.Event]] = {}
         self._keeper: asyncio.Task[None] | None = None
+        self._sweeper: asyncio.Task[None] | None = None
         self._closing = False
 
     # -- lifecycle -------------------------------------------------------------
@@ -290,6 +291,7 @@ class AgentRunnerService:
         """Start heartbeats and the reaper, and listen for signals."""
         await self.signals.start()
         self._keeper = asyncio.create_task(self._keep_leases(), name="agent_runner-leases")
+        self._sweeper = asyncio.create_task(self._sweep(), name="agent_runner-sweeps")
 
     async def close(self, *, grace: float = 5.0) -> None:
         """Stop every live run as ``interrupted`` (the partial answers are kept), then the background work."""
@@ -301,10 +303,11 @@ class AgentRunnerService:
             _done, pending = await asyncio.wait(tasks, timeout=grace)
             for task in pending:
                 task.cancel()
-        if self._keeper is not None:
-            self._keeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._keeper
+        for background in (self._keeper, self._sweeper):
+            if background is not None:
+                background.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await background
         await self.signals.close()
 
     def on_cancel_signal(self, run_id: str, user_id: str) -> None:
@@ -320,13 +323,20 @@ class AgentRunnerService:
             event.set()
 
     async def _keep_leases(self) -> None:
-        steps: list[tuple[str, Any]] = [
-            ("renewing leases", self._heartbeat),
+        """Renew leases, alone: nothing slower (a sweep waiting on a busy service) may delay it."""
+        await self._every_heartbeat([("renewing leases", self._heartbeat)])
+
+    async def _sweep(self) -> None:
+        """What any replica sweeps: expired leases, cards nobody decided, hand-offs nobody claimed."""
+        steps: list[tuple[str, Callable[[], Awaitable[object]]]] = [
             ("reaping expired runs", self._reap),
             ("expiring action cards", self._expire_cards),
         ]
         if self.handoffs is not None:
             steps.append(("returning unclaimed hand-offs to the agent", self.handoffs.expire))
+        await self._every_heartbeat(steps)
+
+    async def _every_heartbeat(self, steps: list[tuple[str, Callable[[], Awaitable[object]]]]) -> None:
         while True:
             await asyncio.sleep(self.limits.heartbeat_seconds)
             # Each step on its own: one failing (its store down) never skips the others.

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -276,8 +276,11 @@ async def read_sse(reply: httpx.Response) -> AsyncIterator[SseEvent]:
             event_id = None
 
 
-async def stream_events(http: httpx.AsyncClient, token: str, body: bytes) -> list[ThreadStreamEvent]:
-    """POST a streaming ChatKit request and parse every SSE event with the SDK's type."""
+async def stream_events(
+    http: httpx.AsyncClient, token: str, body: bytes, *, until: Callable[[ThreadStreamEvent], bool] | None = None
+) -> list[ThreadStreamEvent]:
+    """POST a streaming ChatKit request and parse every SSE event with the SDK's type (up to the
+    first that ``until`` accepts: a stream that waits for a person stays open for minutes)."""
     events: list[ThreadStreamEvent] = []
     async with http.stream("POST", "/chatkit", content=body, headers=bearer(token)) as reply:
         assert reply.status_code == 200, (await reply.aread()).decode()
@@ -285,7 +288,18 @@ async def stream_events(http: httpx.AsyncClient, token: str, body: bytes) -> lis
         async for line in reply.aiter_lines():
             if line.startswith("data: "):
                 events.append(EVENTS.validate_json(line[len("data: ") :]))
+                if until is not None and until(events[-1]):
+                    break
     return events
+
+
+def escalated(event: ThreadStreamEvent) -> bool:
+    """The notice that the conversation now waits for a person."""
+    return (
+        event.type == "thread.item.done"
+        and event.item.type == "task"
+        and "A person from our team" in (event.item.task.title or "")  # type: ignore[union-attr]
+    )
 
 
 async def post_json(http: httpx.AsyncClient, token: str, body: Any) -> httpx.Response:

@@ -6,7 +6,7 @@ import uuid
 
 import httpx
 
-from tests.e2e.conftest import Stack, bearer, create_request, stream_events
+from tests.e2e.conftest import Stack, bearer, create_request, escalated, stream_events
 from tests.tui.conftest import connected, wait_for
 from tui.app import ConsoleApp
 from tui.backend import GrpcConsoleBackend
@@ -36,7 +36,7 @@ async def test_a_session_message_and_escalation_from_the_edge_reach_the_console(
         took = await wait_for(pilot, lambda: session_id in table.shown_ids, timeout=1.0, what="the edge's session")
         assert took < 1.0
 
-        events = await stream_events(http, secret, create_request("I want to talk to a human please"))
+        events = await stream_events(http, secret, create_request("I want to talk to a human please"), until=escalated)
         thread_id = events[0].thread.id  # type: ignore[union-attr]
         queue = app.dashboard.queue
         await wait_for(pilot, lambda: [e.thread_id for e in queue.shown] == [thread_id], what="the escalation")
