@@ -31,7 +31,15 @@ from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.agent_runner.client import AgentRunnerClient
-from services.edge.auth import MAX_SCOPE_LENGTH, Authenticator, RateLimited, RateLimiter, RequestContext
+from services.edge.auth import (
+    MAX_SCOPE_LENGTH,
+    Authenticator,
+    ClientAddresses,
+    RateLimited,
+    RateLimiter,
+    RequestContext,
+    SignInThrottle,
+)
 from services.edge.chatkit_server import (
     CHATKIT_REQUEST,
     AttachmentTooLarge,
@@ -43,7 +51,7 @@ from services.edge.config import EdgeConfig
 from services.edge.turns import StartedTurn, Turns, starts_a_turn
 from services.session_api.client import SessionApiClient
 from services.thread_store.client import GrpcThreadStore
-from switchboard.errors import InvalidArgument, ResourceExhausted, SwitchboardError
+from switchboard.errors import InvalidArgument, ResourceExhausted, SwitchboardError, Unauthenticated
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +124,12 @@ class Metrics:
             ["type"],
             registry=self.registry,
         )
+        self.sign_in_refusals = Counter(
+            "switchboard_edge_sign_in_refusals_total",
+            "Requests refused before a principal was known: failed (401) or address over its failure budget (429)",
+            ["reason"],
+            registry=self.registry,
+        )
 
 
 class MetricsMiddleware:
@@ -163,11 +177,29 @@ class Edge:
             self.sessions, session_seconds=config.session_auth_seconds, max_entries=config.auth_cache_size
         )
         self.limiter = RateLimiter(per_second=config.rate_per_second, burst=config.rate_burst)
+        self.addresses = ClientAddresses(config.trusted_proxies)
+        failures = None
+        if config.auth_failures_per_minute:
+            failures = RateLimiter(
+                per_second=config.auth_failures_per_minute / 60.0,
+                burst=config.auth_failures_per_minute,
+                message="too many failed sign-ins from this address",
+            )
+        self.sign_in = SignInThrottle(self.auth, failures)
         self.metrics = Metrics()
 
     async def context(self, request: Request) -> RequestContext:
         """Authenticate and rate-limit a request; its ChatKit store context."""
-        principal = await self.auth.principal(request.headers.get("authorization"))
+        peer = request.client.host if request.client else None
+        address = self.addresses.key(peer, request.headers.getlist("x-forwarded-for"))
+        try:
+            principal = await self.sign_in.principal(request.headers.get("authorization"), address=address)
+        except RateLimited:
+            self.metrics.sign_in_refusals.labels("throttled").inc()
+            raise
+        except Unauthenticated:
+            self.metrics.sign_in_refusals.labels("failed").inc()
+            raise
         self.limiter.check(principal.user_id)
         scope = request.headers.get("x-switchboard-scope") or None
         if scope is not None and (len(scope) > MAX_SCOPE_LENGTH or not scope.isprintable()):

@@ -1,18 +1,26 @@
-"""Who is calling: bearer tokens checked by session_api, remembered here; per-user rate limits.
+"""Who is calling: bearer tokens checked by session_api, remembered here; per-user rate limits;
+failed sign-ins limited per client address.
 
 Every request's token goes to session_api's ``Authenticate`` once; the edge then
 reuses the principal until the token expires (identity-provider JWTs), or for a
 few seconds (session client secrets, which die when their session is cancelled).
 That keeps the hot path to one gRPC hop: the data itself.
+
+A token that fails costs a call to session_api each time, and the per-user limit
+cannot apply before there is a user: failures are counted per client address
+instead (``SignInThrottle``), and an address past its budget is refused before
+its token is looked at.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from services.edge.config import IpNetwork
 from services.session_api.client import SessionApiClient
 from switchboard.api.v1 import session_api_pb2
 from switchboard.errors import ResourceExhausted, Unauthenticated
@@ -112,14 +120,15 @@ class Authenticator:
 
 
 class RateLimiter:
-    """A token bucket per user, on this replica (decision: no Redis round trip per
-    request; with N replicas behind a balancer a user gets up to N times the rate).
+    """A token bucket per key (a user, a client address), on this replica (decision: no Redis
+    round trip per request; with N replicas behind a balancer a user gets up to N times the rate).
 
     Args:
         per_second: Sustained requests per second.
         burst: Requests allowed at once.
-        max_users: Buckets kept (least recently used go first).
+        max_keys: Buckets kept (least recently used go first, so memory stays bounded).
         clock: Seconds, monotonic (tests pass their own to decide exactly when tokens refill).
+        message: What a refused request is told, before "; retry in N s".
     """
 
     def __init__(
@@ -127,37 +136,176 @@ class RateLimiter:
         *,
         per_second: float,
         burst: int,
-        max_users: int = 100_000,
+        max_keys: int = 100_000,
         clock: Callable[[], float] = time.monotonic,
+        message: str = "too many requests",
     ) -> None:
         self._clock = clock
         self._rate = per_second
         self._burst = float(burst)
-        self._max_users = max_users
+        self._max_keys = max_keys
+        self._message = message
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
 
-    def check(self, user_id: str) -> None:
-        """Take one request from the user's bucket.
+    def __len__(self) -> int:
+        """Buckets kept."""
+        return len(self._buckets)
+
+    def check(self, key: str) -> None:
+        """Take one request from the key's bucket.
 
         Raises:
-            ResourceExhausted: the user is over the limit (the message says when to retry).
+            RateLimited: the key is over the limit (the message says when to retry).
         """
         now = self._clock()
-        tokens, last = self._buckets.pop(user_id, (self._burst, now))
-        tokens = min(self._burst, tokens + (now - last) * self._rate)
+        tokens = self._refilled(self._buckets.pop(key, None), now)
         if tokens < 1.0:
-            self._buckets[user_id] = (tokens, now)
-            raise RateLimited(retry_after=(1.0 - tokens) / self._rate)
-        self._buckets[user_id] = (tokens - 1.0, now)
-        if len(self._buckets) > self._max_users:
+            self._keep(key, tokens, now)
+            raise self._refusal(tokens)
+        self._keep(key, tokens - 1.0, now)
+
+    def ensure_available(self, key: str) -> None:
+        """Refuse as ``check`` would, without taking anything (a bucket that is full again is forgotten).
+
+        Raises:
+            RateLimited: the key's bucket holds less than one request.
+        """
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            return
+        tokens = self._refilled(bucket, self._clock())
+        if tokens >= self._burst:
+            del self._buckets[key]  # as good as never seen: the map keeps only keys that owe something
+        elif tokens < 1.0:
+            raise self._refusal(tokens)
+
+    def charge(self, key: str) -> None:
+        """Take one request from the key's bucket even when it is empty.
+
+        What was taken while the bucket was empty is owed (down to minus the burst), so
+        requests already under way when the limit was reached are counted too, and the
+        longest wait stays bounded (twice the burst's refill time).
+        """
+        now = self._clock()
+        tokens = self._refilled(self._buckets.pop(key, None), now)
+        self._keep(key, max(tokens - 1.0, -self._burst), now)
+
+    def _refilled(self, bucket: tuple[float, float] | None, now: float) -> float:
+        if bucket is None:
+            return self._burst
+        tokens, last = bucket
+        return min(self._burst, tokens + (now - last) * self._rate)
+
+    def _keep(self, key: str, tokens: float, now: float) -> None:
+        self._buckets[key] = (tokens, now)
+        if len(self._buckets) > self._max_keys:
             self._buckets.popitem(last=False)
+
+    def _refusal(self, tokens: float) -> RateLimited:
+        return RateLimited(retry_after=(1.0 - tokens) / self._rate, message=self._message)
 
 
 class RateLimited(ResourceExhausted):
-    """Too many requests from one user."""
+    """Too many requests from one user or address."""
 
     http_status = 429
 
-    def __init__(self, *, retry_after: float) -> None:
-        super().__init__(f"too many requests; retry in {retry_after:.1f} s")
+    def __init__(self, *, retry_after: float, message: str = "too many requests") -> None:
+        super().__init__(f"{message}; retry in {retry_after:.1f} s")
         self.retry_after = retry_after
+
+
+IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+class ClientAddresses:
+    """The address a request comes from, as the key of per-address limits.
+
+    The connection's peer address, unless the peer is one of the deployment's trusted
+    proxies (``SWITCHBOARD_EDGE_TRUSTED_PROXIES``): then ``X-Forwarded-For`` is read from
+    its right end, past every trusted proxy, and the first address no trusted proxy
+    stands for is the client (what a client writes in the header itself stays to the
+    left of what the proxies append, so it is never believed). IPv6 clients are keyed
+    by their /64, since one host usually holds a whole /64.
+
+    Args:
+        trusted_proxies: Proxies whose ``X-Forwarded-For`` is believed; empty: none.
+    """
+
+    def __init__(self, trusted_proxies: Sequence[IpNetwork] = ()) -> None:
+        self._trusted = tuple(trusted_proxies)
+
+    def key(self, peer: str | None, forwarded_for: Iterable[str] = ()) -> str:
+        """The limit key of a request from ``peer`` with these ``X-Forwarded-For`` header values."""
+        address = _ip_address(peer or "")
+        if address is None:
+            return peer or "unknown"  # a Unix socket, or a test client: one key for all of them
+        if self._trusted and self._is_trusted(address):
+            hops = [hop.strip() for value in forwarded_for for hop in value.split(",") if hop.strip()]
+            for hop in reversed(hops):
+                hop_address = _ip_address(hop)
+                if hop_address is None:
+                    break  # not an address a proxy wrote: the chain of trust ends at the last proxy
+                address = hop_address
+                if not self._is_trusted(address):
+                    break
+        return _limit_key(address)
+
+    def _is_trusted(self, address: IpAddress) -> bool:
+        return any(address.version == net.version and address in net for net in self._trusted)
+
+
+def _ip_address(text: str) -> IpAddress | None:
+    """An address, also as proxies sometimes write it: ``1.2.3.4:5678`` or ``[2001:db8::1]:443``."""
+    candidate = text.strip()
+    if candidate.startswith("["):
+        candidate = candidate[1:].partition("]")[0]
+    elif candidate.count(":") == 1:
+        candidate = candidate.partition(":")[0]
+    try:
+        address = ipaddress.ip_address(candidate)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def _limit_key(address: IpAddress) -> str:
+    if isinstance(address, ipaddress.IPv6Address):
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
+
+
+class SignInThrottle:
+    """Failed sign-ins counted per client address; past the budget the address is refused (429)
+    for every request, without asking session_api, until its bucket refills.
+
+    Only failures (401: no token, a malformed header, a token session_api refuses) take from
+    the budget; a successful sign-in takes nothing, so many users behind one address are
+    limited only by their failures.
+
+    Args:
+        authenticator: Principals of tokens.
+        failures: The budget of failures, per address (one request taken per failure).
+    """
+
+    def __init__(self, authenticator: Authenticator, failures: RateLimiter | None) -> None:
+        self._authenticator = authenticator
+        self._failures = failures
+
+    async def principal(self, authorization: str | None, *, address: str) -> Principal:
+        """The caller of a request from ``address``.
+
+        Raises:
+            RateLimited: the address is past its budget of failed sign-ins (nothing was asked).
+            Unauthenticated: no token, or one session_api refuses; counted against the address.
+        """
+        if self._failures is None:
+            return await self._authenticator.principal(authorization)
+        self._failures.ensure_available(address)
+        try:
+            return await self._authenticator.principal(authorization)
+        except Unauthenticated:
+            self._failures.charge(address)
+            raise

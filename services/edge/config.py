@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from typing import Literal
 
@@ -9,6 +10,7 @@ from switchboard.config import env_float, env_int, env_str
 from switchboard.errors import InvalidArgument
 
 DEFAULT_PORT = 8000
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 OnDisconnect = Literal["continue", "cancel"]
 
 
@@ -32,6 +34,11 @@ class EdgeConfig:
             working within this time). Identity-provider tokens are reused
             until they expire.
         auth_cache_size: Tokens remembered.
+        auth_failures_per_minute: Failed sign-ins (401) a client address may make per
+            minute, and at once; past it the address is answered 429 without its token
+            being checked. 0: no limit.
+        trusted_proxies: Proxies (addresses or networks) whose ``X-Forwarded-For`` names
+            the client address; empty: the connection's peer is the client.
         on_disconnect: What a client going away does to the run it started:
             ``continue`` (the answer completes and is saved) or ``cancel``.
     """
@@ -47,6 +54,8 @@ class EdgeConfig:
     cors_origins: tuple[str, ...] = ()
     session_auth_seconds: float = 5.0
     auth_cache_size: int = 10_000
+    auth_failures_per_minute: int = 30
+    trusted_proxies: tuple[IpNetwork, ...] = ()
     on_disconnect: OnDisconnect = "continue"
 
     @classmethod
@@ -71,8 +80,25 @@ class EdgeConfig:
             cors_origins=origins,
             session_auth_seconds=env_float("SWITCHBOARD_EDGE_SESSION_AUTH_SECONDS", cls.session_auth_seconds),
             auth_cache_size=env_int("SWITCHBOARD_AUTH_CACHE_SIZE", cls.auth_cache_size, minimum=0),
+            auth_failures_per_minute=env_int(
+                "SWITCHBOARD_EDGE_AUTH_FAILURES_PER_MINUTE", cls.auth_failures_per_minute, minimum=0
+            ),
+            trusted_proxies=_networks("SWITCHBOARD_EDGE_TRUSTED_PROXIES"),
             on_disconnect=_on_disconnect(env_str("SWITCHBOARD_ON_DISCONNECT") or "continue"),
         )
+
+
+def _networks(name: str) -> tuple[IpNetwork, ...]:
+    """Comma-separated addresses and CIDR networks (``10.0.0.0/8, 192.0.2.7, ::1``)."""
+    networks: list[IpNetwork] = []
+    for entry in (env_str(name) or "").split(","):
+        if not entry.strip():
+            continue
+        try:
+            networks.append(ipaddress.ip_network(entry.strip(), strict=False))
+        except ValueError:
+            raise InvalidArgument(f"{name}: {entry.strip()!r} is not an address or network like 10.0.0.0/8") from None
+    return tuple(networks)
 
 
 def _on_disconnect(value: str) -> OnDisconnect:

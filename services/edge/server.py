@@ -20,4 +20,8 @@ def serve(config: EdgeConfig, *, host: str, port: int) -> None:
         timeout_graceful_shutdown=10,
         # Streams are long-lived: keep idle keep-alive connections for a while.
         timeout_keep_alive=30,
+        # The client address is the peer's unless SWITCHBOARD_EDGE_TRUSTED_PROXIES says
+        # otherwise (services.edge.auth.ClientAddresses); uvicorn would otherwise believe
+        # any X-Forwarded-For sent from this host.
+        proxy_headers=False,
     )
