@@ -9,6 +9,7 @@ from typing import Any
 
 from services.thread_store.server import DEFAULT_PORT, ThreadStoreConfig, build_thread_store, serve
 from services.thread_store.transfer import export_user, import_user
+from switchboard.errors import InvalidArgument
 from switchboard.principal import Principal
 
 
@@ -39,15 +40,25 @@ async def _export(args: argparse.Namespace, database_url: str, redis_url: str | 
 
 
 async def _import(args: argparse.Namespace, database_url: str, redis_url: str | None) -> int:
-    server, service = await build_thread_store(ThreadStoreConfig(database_url=database_url, redis_url=redis_url))
-    principal = Principal.create(user_id=args.user, org_id=args.org)
-    source = open(args.file) if args.file != "-" else sys.stdin  # noqa: SIM115
     try:
-        counts = await import_user(service, principal, source)
+        source = open(args.file, "rb") if args.file != "-" else sys.stdin.buffer  # noqa: SIM115
+    except OSError as error:
+        raise InvalidArgument(f"cannot read {args.file}: {error.strerror}") from None
+
+    def report(phase: str, line: int) -> None:
+        print(f"{phase} {line} line(s)", file=sys.stderr, flush=True)
+
+    try:
+        principal = Principal.create(user_id=args.user, org_id=args.org)
+        server, service = await build_thread_store(ThreadStoreConfig(database_url=database_url, redis_url=redis_url))
+        try:
+            # Every line is checked before any is written: a bad line leaves the store as it was.
+            counts = await import_user(service, principal, source, progress=report)
+        finally:
+            await server.stop()
     finally:
-        if source is not sys.stdin:
+        if source is not sys.stdin.buffer:
             source.close()
-        await server.stop()
     print(
         f"imported {counts.threads} thread(s), {counts.items} item(s), {counts.attachments} attachment(s)"
         f" as user {args.user!r}",
