@@ -1,12 +1,14 @@
-"""The one way Switchboard opens Redis: short timeouts, so a slow Redis degrades to Postgres."""
+"""The one way Switchboard opens Redis: short timeouts, so a slow Redis degrades to Postgres, and
+bounded pools, so a burst waits for a connection instead of failing with "Too many connections"."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
 
-from switchboard.config import env_float
+from switchboard.config import env_float, env_int
 
 
 def create_redis(
@@ -35,3 +37,50 @@ def create_redis(
         return aioredis.Redis(connection_pool=pool)
     client: aioredis.Redis = aioredis.Redis.from_url(url, **options)
     return client
+
+
+@dataclass(frozen=True)
+class RedisPools:
+    """How many Redis connections a service process (thread_store, session_api) opens.
+
+    The gRPC servers do not cap concurrent calls (a burst queues for the event loop,
+    ``switchboard.grpc_runtime``), so no pool can match them one for one. Each call
+    holds a connection for one round trip at a time; past the bound a call waits for a
+    free connection (backpressure). A wait that runs out raises redis-py's
+    ``ConnectionError``, which every caller already treats as Redis down: the cache
+    reads Postgres, feed appends are retried in the background, a watch ends
+    UNAVAILABLE and its client comes back.
+
+    Attributes:
+        size: Connections for commands (cache reads and writes, feed appends,
+            session liveness). 64 round trips in flight is more than one process's
+            event loop keeps busy (each takes well under a millisecond of Redis).
+        watch_size: Connections for blocking reads: each live watch holds one for up to
+            its block time (5 s), and session_api's revocation subscription one for good.
+            As many as the agent runner gives its joiners.
+        wait_seconds: How long a call waits for a free connection.
+    """
+
+    size: int = 64
+    watch_size: int = 256
+    wait_seconds: float = 2.0
+
+    @classmethod
+    def from_env(cls) -> RedisPools:
+        """Read ``SWITCHBOARD_REDIS_POOL_SIZE`` and ``SWITCHBOARD_REDIS_WATCH_POOL_SIZE``."""
+        return cls(
+            size=env_int("SWITCHBOARD_REDIS_POOL_SIZE", cls.size, minimum=1),
+            watch_size=env_int("SWITCHBOARD_REDIS_WATCH_POOL_SIZE", cls.watch_size, minimum=1),
+        )
+
+
+def create_service_redis(url: str, pools: RedisPools) -> tuple[aioredis.Redis, aioredis.Redis]:
+    """A service's two Redis clients, each on a bounded pool.
+
+    Returns:
+        The command client (``SWITCHBOARD_REDIS_TIMEOUT``: a slow command counts as Redis
+        down) and the watch client (a 30 s read timeout, longer than any blocking read).
+    """
+    commands = create_redis(url, pool_size=pools.size, pool_wait=pools.wait_seconds)
+    watches = create_redis(url, timeout=30.0, pool_size=pools.watch_size, pool_wait=pools.wait_seconds)
+    return commands, watches

@@ -18,7 +18,7 @@ from switchboard.api.v1 import session_api_pb2, session_api_pb2_grpc
 from switchboard.config import env_float, env_int
 from switchboard.grpc_runtime import GrpcServer
 from switchboard.migrate import apply_migrations
-from switchboard.redis_client import create_redis
+from switchboard.redis_client import RedisPools, create_service_redis
 from switchboard.sql import Queries, create_pool
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,7 @@ class SessionApiConfig:
         session_status_ttl_seconds: How long a replica trusts "this session is active".
         migrate: Apply pending migrations at start-up.
         pool_size: Postgres connections.
+        redis_pools: Redis connections for commands and for watches (bounded; past them a call waits).
         metrics_port: Serve Prometheus metrics over HTTP on this port (0: off).
     """
 
@@ -49,6 +50,7 @@ class SessionApiConfig:
     session_status_ttl_seconds: float = 5.0
     migrate: bool = True
     pool_size: int = 10
+    redis_pools: RedisPools = field(default_factory=RedisPools)
     metrics_port: int = 0
 
     @classmethod
@@ -61,6 +63,7 @@ class SessionApiConfig:
             limits=SessionLimits.from_env(),
             session_status_ttl_seconds=env_float("SWITCHBOARD_SESSION_STATUS_TTL_SECONDS", 5.0),
             pool_size=env_int("SWITCHBOARD_DB_POOL_SIZE", 10, minimum=1),
+            redis_pools=RedisPools.from_env(),
             metrics_port=env_int("SWITCHBOARD_SESSION_API_METRICS_PORT", 0),
         )
 
@@ -76,8 +79,7 @@ async def build_session_api(config: SessionApiConfig) -> tuple[GrpcServer, Sessi
     feed: SessionFeed | None = None
     clients = []
     if config.redis_url:
-        client = create_redis(config.redis_url)
-        blocking = create_redis(config.redis_url, timeout=30.0)
+        client, blocking = create_service_redis(config.redis_url, config.redis_pools)
         clients = [client, blocking]
         feed = SessionFeed(client, blocking)
         feed.listen_for_revocations(liveness.mark_finished, liveness.forget_active)

@@ -17,7 +17,7 @@ from switchboard.api.v1 import thread_store_pb2
 from switchboard.config import env_float, env_int, env_str
 from switchboard.grpc_runtime import GrpcServer, add_servicer
 from switchboard.migrate import apply_migrations
-from switchboard.redis_client import create_redis
+from switchboard.redis_client import RedisPools, create_service_redis
 from switchboard.sql import Queries, create_pool
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,7 @@ class ThreadStoreConfig:
         cache_ttl_seconds: How long an untouched thread stays cached.
         cache_max_items: Threads with more items are served from Postgres.
         migrate: Apply pending migrations at start-up.
+        redis_pools: Redis connections for commands and for watches (bounded; past them a call waits).
         limits: Size limits on stored objects.
     """
 
@@ -49,6 +50,7 @@ class ThreadStoreConfig:
     cache_max_items: int = 2000
     migrate: bool = True
     pool_size: int = 10
+    redis_pools: RedisPools = field(default_factory=RedisPools)
     limits: StoreLimits = field(default_factory=StoreLimits)
 
     @classmethod
@@ -61,6 +63,7 @@ class ThreadStoreConfig:
             cache_ttl_seconds=env_float("SWITCHBOARD_CACHE_TTL_SECONDS", 600.0, minimum=1.0),
             cache_max_items=env_int("SWITCHBOARD_CACHE_MAX_ITEMS", 2000, minimum=0),
             pool_size=env_int("SWITCHBOARD_DB_POOL_SIZE", 10, minimum=1),
+            redis_pools=RedisPools.from_env(),
             limits=StoreLimits.from_env(),
         )
 
@@ -76,8 +79,7 @@ async def build_thread_store(config: ThreadStoreConfig) -> tuple[GrpcServer, Thr
     clients = []
     if config.redis_url:
         health = RedisHealth()
-        client = create_redis(config.redis_url)
-        blocking = create_redis(config.redis_url, timeout=30.0)
+        client, blocking = create_service_redis(config.redis_url, config.redis_pools)
         clients = [client, blocking]
         if config.cache_enabled:
             cache = ThreadCache(
