@@ -33,9 +33,10 @@ from switchboard.principal import Principal
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 256
-# How long the writer waits for more ready events before it logs and sends a
-# batch. Far below what a reader notices (a frame is 16 ms), long enough that a
-# fast model's deltas go out merged instead of one round trip each.
+# How long the writer waits for more ready events after a text delta before it
+# logs and sends a batch. Far below what a reader notices (a frame is 16 ms),
+# long enough that a fast model's deltas go out merged instead of one round trip
+# each. Any other event is sent at once: nothing would merge with it.
 LINGER_SECONDS = 0.002
 
 Batch = list[tuple[int, bytes]]
@@ -44,6 +45,11 @@ Batch = list[tuple[int, bytes]]
 def event_json(event: ThreadStreamEvent) -> bytes:
     """The SDK's JSON of an event, exactly as ``ChatKitServer`` writes it to clients."""
     return event.model_dump_json(by_alias=True, exclude_none=True, context={"exclude_metadata": True}).encode()
+
+
+def _mergeable(event: ThreadStreamEvent | None) -> bool:
+    """Whether the next event may merge with this one (a text delta): only then is it worth waiting for."""
+    return isinstance(event, ThreadItemUpdatedEvent) and isinstance(event.update, AssistantMessageContentPartTextDelta)
 
 
 def coalesce_deltas(events: list[ThreadStreamEvent]) -> list[ThreadStreamEvent]:
@@ -212,6 +218,8 @@ class LiveRun:
             deadline = loop.time() + LINGER_SECONDS
             while batch[-1] is not None and len(batch) < MAX_BATCH:
                 if self._inbox.empty():
+                    if not _mergeable(batch[-1]):
+                        break  # only text deltas merge: anything else (an operator's reply) goes at once
                     remaining = deadline - loop.time()
                     if remaining <= 0:
                         break

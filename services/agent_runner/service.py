@@ -653,9 +653,10 @@ class AgentRunnerService:
                         if since is None or _aware(item.created_at) >= since:
                             self._relay(run, item, own)
                 elif change.type in ("item.added", "item.updated") and change.json:
-                    if isinstance(item_from_json(change.json), UserMessageItem) and change.item_id != own:
+                    item = item_from_json(change.json)
+                    if isinstance(item, UserMessageItem) and item.id != own:
                         break  # a newer message: its own stream carries what follows
-                    self._relay(run, item_from_json(change.json), own)
+                    self._relay(run, item, own)
                 elif change.type == "thread.handler" and ending_at is None:
                     if json.loads(change.json or b"{}").get("kind", "agent") == "agent":
                         # Back with the agent: what says so (written just before or after) still comes.
