@@ -76,13 +76,17 @@ class OpenStream:
 
 
 @asynccontextmanager
-async def open_stream(http: httpx.AsyncClient, token: str, body: bytes) -> AsyncIterator[OpenStream]:
-    """POST a streaming ChatKit request and read it in the background until the block ends."""
+async def open_stream(
+    http: httpx.AsyncClient, token: str, body: bytes | None, *, join: str | None = None
+) -> AsyncIterator[OpenStream]:
+    """POST a streaming ChatKit request (or join thread ``join``'s active run) and read it in the
+    background until the block ends."""
     stream = OpenStream()
+    method, path = ("GET", f"/chatkit/threads/{join}/stream") if join else ("POST", "/chatkit")
 
     async def read() -> None:
         try:
-            async with http.stream("POST", "/chatkit", content=body, headers=bearer(token)) as reply:
+            async with http.stream(method, path, content=body, headers=bearer(token)) as reply:
                 assert reply.status_code == 200, (await reply.aread()).decode()
                 async for sse in read_sse(reply):
                     stream.events.append((time.monotonic(), sse.event))
@@ -231,6 +235,11 @@ async def test_take_over_a_conversation_that_never_escalated_then_hand_back(
         assert reply.status_code == 201, reply.text
         await stream.wait_for(is_text("I took over"), timeout=5)
         assert "open task" not in stream.text()  # the agent did not answer "list tasks"
+        async with open_stream(http, token, None, join=thread_id) as joined:  # a second tab, or after a reload
+            await joined.wait_for(is_text("I took over"), timeout=5)  # replayed from the run's log
+            await post(http, operator, f"/api/operator/threads/{thread_id}/messages", {"text": "Still here."})
+            await joined.wait_for(is_text("Still here."), timeout=5)
+            await stream.wait_for(is_text("Still here."), timeout=5)
     back = await post(http, operator, f"/api/operator/threads/{thread_id}/handback")
     assert back.status_code == 200 and back.json()["handled_by"] == "agent"
     answered = await stream_events(http, token, add_message_request(thread_id, "list tasks"))
