@@ -17,10 +17,12 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TypeGuard, TypeVar
+from typing import Any, TypeGuard, TypeVar
 
 from chatkit.server import ChatKitServer
+from chatkit.store import NotFoundError
 from chatkit.types import (
+    Attachment,
     ClientToolCallItem,
     ErrorEvent,
     StreamingReq,
@@ -58,6 +60,9 @@ KEEPALIVE = b": keep-alive\n\n"
 RUNNER_LOST = (
     "The answer stopped because the agent runner went away; what it had written is kept."
     " Reload to see it, or send your message again."
+)
+RELAY_FAILED = (
+    "The answer could not be shown because of an error on the server; what the agent wrote is kept. Reload to see it."
 )
 
 
@@ -156,6 +161,7 @@ class Turns:
         prelude: list[bytes] = []
         principal = context.principal
         scope = context.scope
+        message: UserMessageItem | None = None
         match request:
             case ThreadsCreateReq():
                 thread = ThreadMetadata(id=self._store.generate_thread_id(context), created_at=datetime.now(UTC))
@@ -198,18 +204,52 @@ class Turns:
         except BaseException:
             stream.close()
             raise
+        if message is not None:
+            await self._link_attachments(message, context)
         return StartedTurn(stream=stream, prelude=prelude)
 
     async def _user_message(
         self, request: ThreadsCreateReq | ThreadsAddUserMessageReq, thread: ThreadMetadata, context: RequestContext
     ) -> UserMessageItem:
-        if "\x00" in request.params.input.model_dump_json():
+        """The message a request adds, as ChatKit's server builds it, checked before any run starts.
+
+        Raises:
+            InvalidArgument: the message has a NUL character, or names an attachment
+                that is not one of the caller's uploads.
+        """
+        given = request.params.input
+        if _has_nul(given.model_dump()):
             raise InvalidArgument("a message cannot contain NUL characters")
-        message = await self._server._build_user_message_item(request.params.input, thread, context)
-        for attachment in message.attachments:
-            # Attachments learn their thread now, as ChatKit's server records them.
-            await self._store.save_attachment(attachment, context)
+        attachments = [await self._own_attachment(attachment_id, context) for attachment_id in given.attachments]
+        # The SDK builds the rest of the message; the attachments are the ones resolved above.
+        message = await self._server._build_user_message_item(
+            given.model_copy(update={"attachments": []}), thread, context
+        )
+        message.attachments = [attachment.model_copy(update={"thread_id": thread.id}) for attachment in attachments]
         return message
+
+    async def _own_attachment(self, attachment_id: str, context: RequestContext) -> Attachment:
+        try:
+            return await self._store.load_attachment(attachment_id, context)
+        except NotFoundError:
+            raise InvalidArgument(
+                f"attachment {attachment_id[:100]!r} is not one of your uploads; create it with attachments.create"
+                " and upload it before sending the message"
+            ) from None
+
+    async def _link_attachments(self, message: UserMessageItem, context: RequestContext) -> None:
+        """Record the thread of a started turn's attachments, as ChatKit's server does.
+
+        Only once the run has saved the message: a refused request changes no
+        attachment. The message carries its attachments whatever happens here.
+        """
+        for attachment in message.attachments:
+            try:
+                await self._store.save_attachment(attachment, context)
+            except (SwitchboardError, NotFoundError) as error:
+                log.warning(
+                    "thread %s: attachment %s kept its previous thread (%s)", message.thread_id, attachment.id, error
+                )
 
     async def _complete_client_tool_call(self, request: ThreadsAddClientToolOutputReq, context: RequestContext) -> None:
         """Record a client tool's output on the pending call (as ChatKit's server does)."""
@@ -276,6 +316,11 @@ class Turns:
             log.warning("run %s: stream lost (%s)", stream.run_id, error.message)
             # The run's own stream breaking means its runner went away; a joiner is told why it stopped.
             yield sse_error(RUNNER_LOST if started and error.status == "UNAVAILABLE" else error.message)
+        except Exception:
+            # Headers are sent: a status can no longer say it, so the stream ends with an error event.
+            finished = True
+            log.exception("run %s: relaying its events failed", stream.run_id)
+            yield sse_error(RELAY_FAILED)
         finally:
             stream.close()
             if started and not finished and stream.run_id and self._on_disconnect == "cancel":
@@ -305,3 +350,19 @@ class Turns:
             stream.close()
             return None
         return StartedTurn(stream=stream, prelude=[])
+
+
+def _has_nul(value: Any) -> bool:
+    """Whether a NUL character is in any string of a JSON-like value (Postgres cannot store one)."""
+    pending = [value]  # a loop, not recursion: a tag's data nests as deep as the client likes
+    while pending:
+        current = pending.pop()
+        if isinstance(current, str):
+            if "\x00" in current:
+                return True
+        elif isinstance(current, dict):
+            pending.extend(current.keys())
+            pending.extend(current.values())
+        elif isinstance(current, list | tuple):
+            pending.extend(current)
+    return False

@@ -24,12 +24,14 @@ from tests.e2e.conftest import (
     SECOND_EDGE_RATE_BURST,
     SECOND_EDGE_RATE_PER_SECOND,
     Stack,
+    add_message_request,
     bearer,
     create_request,
     new_user,
     post_json,
     start_edge,
     stream_events,
+    thread_messages,
 )
 
 
@@ -236,3 +238,74 @@ async def test_health_readiness_metrics_and_the_openapi_schema(stack: Stack, htt
         "/api/conversations/{thread_id}/messages",
     ):
         assert path in paths
+
+
+def _naming_attachments(body: bytes, attachment_ids: list[str]) -> bytes:
+    """A ``threads.create`` or ``threads.add_user_message`` body whose message names these attachments."""
+    request = json.loads(body)
+    request["params"]["input"]["attachments"] = attachment_ids
+    return json.dumps(request).encode()
+
+
+async def _upload(http: httpx.AsyncClient, token: str, content: bytes) -> str:
+    create = AttachmentsCreateReq(
+        params=AttachmentCreateParams(name="notes.txt", size=len(content), mime_type="text/plain")
+    )
+    attachment_id: str = (await post_json(http, token, create)).json()["id"]
+    upload = await http.post(f"/chatkit/attachments/{attachment_id}/upload", content=content, headers=bearer(token))
+    assert upload.status_code == 200, upload.text
+    return attachment_id
+
+
+async def test_a_message_naming_an_attachment_that_is_not_the_users_is_400_before_anything_is_created(
+    stack: Stack, http: httpx.AsyncClient
+) -> None:
+    token, other = stack.token(new_user()), stack.token(new_user())
+    events = await stream_events(http, token, create_request("the only thread"))
+    thread_id = events[0].thread.id  # type: ignore[union-attr]
+    before = await thread_messages(http, token, thread_id)
+    someone_elses = await _upload(http, other, b"not yours")
+    for attachment_id in ("atc_doesnotexist", someone_elses):
+        for body in (
+            _naming_attachments(create_request("see attached"), [attachment_id]),
+            _naming_attachments(add_message_request(thread_id, "see attached"), [attachment_id]),
+        ):
+            reply = await http.post("/chatkit", content=body, headers=bearer(token))
+            assert reply.status_code == 400, reply.text
+            assert reply.headers["content-type"].startswith("application/json")  # nothing was streamed
+            message = reply.json()["error"]["message"]
+            assert f"attachment {attachment_id!r} is not one of your uploads" in message
+    assert await _thread_count(http, token) == 1  # no thread was created, empty or not
+    assert await thread_messages(http, token, thread_id) == before
+    download = await http.get(f"/chatkit/attachments/{someone_elses}", headers=bearer(other))
+    assert download.status_code == 200 and download.content == b"not yours"
+
+
+async def test_a_message_of_only_a_nul_is_400_with_a_clear_message_and_creates_nothing(
+    stack: Stack, http: httpx.AsyncClient
+) -> None:
+    token = stack.token(new_user())
+    for text in ("\u0000", "ok\u0000"):
+        reply = await http.post("/chatkit", content=create_request(text), headers=bearer(token))
+        assert reply.status_code == 400, reply.text
+        assert reply.json()["error"]["message"] == "a message cannot contain NUL characters"
+    assert await _thread_count(http, token) == 0
+
+
+async def test_a_turn_that_fails_after_its_thread_was_created_ends_with_an_error_event_and_keeps_the_message(
+    stack: Stack, http: httpx.AsyncClient
+) -> None:
+    # The runner cannot give attachments to the model yet: the run fails after ``thread.created``.
+    token = stack.token(new_user())
+    attachment_id = await _upload(http, token, b"hello attachment")
+    events = await stream_events(http, token, _naming_attachments(create_request("see attached"), [attachment_id]))
+    assert events[0].type == "thread.created"
+    assert events[-1].type in ("error", "thread.item.done"), events[-1]  # the stream ended, it was not dropped
+    thread_id = events[0].thread.id  # type: ignore[union-attr]
+    assert (await thread_messages(http, token, thread_id))[0] == ("user_message", "see attached")
+    request = {"type": "items.list", "params": {"thread_id": thread_id, "order": "asc", "limit": 10}}
+    items = (await post_json(http, token, json.dumps(request).encode())).json()["data"]
+    attachments = [a for item in items if item["type"] == "user_message" for a in item["attachments"]]
+    assert [(a["id"], a["thread_id"]) for a in attachments] == [(attachment_id, thread_id)]
+    download = await http.get(f"/chatkit/attachments/{attachment_id}", headers=bearer(token))
+    assert download.content == b"hello attachment"
