@@ -96,6 +96,15 @@ class Authenticator:
         self._max_entries = max_entries
         self._cache: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
 
+    def known(self, authorization: str | None) -> Principal | None:
+        """The caller, when the token was verified already and has not expired (no call made)."""
+        try:
+            token = bearer_token(authorization)
+        except Unauthenticated:
+            return None
+        cached = self._cache.get(token)
+        return cached[0] if cached is not None and cached[1] > time.time() else None
+
     async def principal(self, authorization: str | None) -> Principal:
         """The caller of a request.
 
@@ -279,7 +288,8 @@ def _limit_key(address: IpAddress) -> str:
 
 class SignInThrottle:
     """Failed sign-ins counted per client address; past the budget the address is refused (429)
-    for every request, without asking session_api, until its bucket refills.
+    for every request that would need session_api, without asking it, until its bucket
+    refills (a token verified already still passes).
 
     Only failures (401: no token, a malformed header, a token session_api refuses) take from
     the budget; a successful sign-in takes nothing, so many users behind one address are
@@ -303,6 +313,12 @@ class SignInThrottle:
         """
         if self._failures is None:
             return await self._authenticator.principal(authorization)
+        # Decision: a token this replica verified already passes even from a refused address
+        # (it costs no call), so one user's bad tokens behind a shared address (an office,
+        # a carrier's NAT) never lock out the others who signed in.
+        known = self._authenticator.known(authorization)
+        if known is not None:
+            return known
         self._failures.ensure_available(address)
         try:
             return await self._authenticator.principal(authorization)

@@ -97,6 +97,20 @@ async def test_a_refused_address_is_refused_for_every_request_even_a_good_token(
     assert sessions.calls == 3
 
 
+async def test_a_token_verified_before_passes_from_a_refused_address_without_a_call() -> None:
+    sessions, clock = CountingSessionApi(), FakeClock()
+    sign_in = throttle(sessions, clock, per_minute=3, cache=100)
+    assert (await sign_in.principal(bearer(GOOD), address="203.0.113.7")).user_id == "alice"
+    for attempt in range(3):  # someone else behind the same address
+        with pytest.raises(Unauthenticated):
+            await sign_in.principal(bearer(f"forged-{attempt}"), address="203.0.113.7")
+    calls = sessions.calls
+    assert (await sign_in.principal(bearer(GOOD), address="203.0.113.7")).user_id == "alice"
+    with pytest.raises(RateLimited):
+        await sign_in.principal(bearer("good-but-never-seen"), address="203.0.113.7")
+    assert sessions.calls == calls  # neither asked session_api
+
+
 async def test_another_address_still_signs_in_while_one_is_refused() -> None:
     sessions, clock = CountingSessionApi(), FakeClock()
     sign_in = throttle(sessions, clock, per_minute=3)
