@@ -14,18 +14,20 @@ import logging
 import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 import grpc
 from chatkit.store import NotFoundError
+from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import Counter, Histogram
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from switchboard.errors import SwitchboardError
+from switchboard.errors import InvalidArgument, SwitchboardError
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +69,33 @@ def _status_of(error: SwitchboardError) -> grpc.StatusCode:
     return getattr(grpc.StatusCode, error.status, grpc.StatusCode.INTERNAL)
 
 
+@dataclass(frozen=True)
+class _Undecodable:
+    """A request whose bytes are not the method's protobuf message (bad UTF-8 in a string, truncation)."""
+
+    reason: str
+
+
+def _lenient(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    """Parse requests, keeping a failure as a value: grpc would answer it UNKNOWN, and it is the
+    caller's fault (INVALID_ARGUMENT)."""
+    if deserialize is None:
+        return None
+
+    def parse(raw: bytes) -> Any:
+        try:
+            return deserialize(raw)
+        except DecodeError as error:
+            return _Undecodable(str(error))
+
+    return parse
+
+
+def _refuse_undecodable(request: Any) -> None:
+    if isinstance(request, _Undecodable):
+        raise InvalidArgument(f"the request is not a valid protobuf message of this method ({request.reason})")
+
+
 class DomainErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     """Turn ``SwitchboardError`` into its status; hide anything else behind INTERNAL."""
 
@@ -82,13 +111,13 @@ class DomainErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-a
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
                 _wrap_unary(handler.unary_unary, method),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=_lenient(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
                 _wrap_stream(handler.unary_stream, method),  # type: ignore[arg-type]
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=_lenient(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         return handler
@@ -131,6 +160,7 @@ def _wrap_unary(behavior: Callable[..., Awaitable[Any]], method: str) -> Callabl
     async def wrapped(request: Any, context: ServicerContext) -> Any:
         started = time.perf_counter()
         try:
+            _refuse_undecodable(request)
             response = await behavior(request, context)
         except (SwitchboardError, Exception) as error:
             if isinstance(error, asyncio.CancelledError) or _is_abort(error):
@@ -149,6 +179,7 @@ def _wrap_stream(behavior: Callable[..., AsyncIterator[Any]], method: str) -> Ca
     async def wrapped(request: Any, context: ServicerContext) -> AsyncIterator[Any]:
         started = time.perf_counter()
         try:
+            _refuse_undecodable(request)
             async for response in behavior(request, context):
                 yield response
         except (SwitchboardError, Exception) as error:

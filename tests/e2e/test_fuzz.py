@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 import grpc
 import httpx
+import pytest
 from google.protobuf.descriptor import FieldDescriptor
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -233,3 +234,61 @@ def test_no_grpc_request_gets_internal_or_unknown(stack: Stack, call: tuple[Any,
                 str(request)[:300],
                 error.details(),  # type: ignore[attr-defined]
             )
+
+
+# A string field (2: thread_id, session_id, run_id...) holding bytes that are not UTF-8: protobuf refuses
+# to parse it, and the caller must hear INVALID_ARGUMENT, not INTERNAL or UNKNOWN.
+NOT_UTF8 = b"\x12\x02\xff\xfe"
+
+
+@pytest.mark.parametrize(
+    ("service", "path"),
+    [
+        ("thread_store", "/switchboard.api.v1.ThreadStore/GetThread"),
+        ("thread_store", "/switchboard.api.v1.ThreadStore/Watch"),
+        ("session_api", "/switchboard.api.v1.SessionApi/GetSession"),
+        ("agent_runner", "/switchboard.api.v1.AgentRunner/GetRun"),
+        ("agent_runner", "/switchboard.api.v1.AgentRunner/Join"),
+    ],
+)
+def test_a_request_that_is_not_valid_protobuf_is_invalid_argument(stack: Stack, service: str, path: str) -> None:
+    with grpc.insecure_channel(f"127.0.0.1:{stack.ports[service]}") as channel:
+        streaming = path.endswith(("/Watch", "/Join"))
+        make = channel.unary_stream if streaming else channel.unary_unary
+        call = make(path, request_serializer=lambda raw: raw, response_deserializer=lambda raw: raw)
+        with pytest.raises(grpc.RpcError) as refused:
+            reply = call(NOT_UTF8, timeout=10)
+            if streaming:
+                list(reply)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT, refused.value  # type: ignore[attr-defined]
+
+
+STREAMING = [
+    ("thread_store", ThreadStoreStub, "Watch", thread_store_pb2.WatchRequest),
+    ("session_api", SessionApiStub, "Watch", session_api_pb2.WatchSessionsRequest),
+    ("agent_runner", AgentRunnerStub, "Run", agent_runner_pb2.RunRequest),
+    ("agent_runner", AgentRunnerStub, "Join", agent_runner_pb2.JoinRequest),
+]
+
+
+@settings(FUZZ, max_examples=60)
+@given(call=st.sampled_from(STREAMING), data=st.data())
+def test_no_streaming_request_gets_internal_unknown_or_hangs_before_it_starts(
+    stack: Stack, call: tuple[Any, ...], data: st.DataObject
+) -> None:
+    service, stub_class, method, request_class = call
+    request = _fill(request_class(), data.draw)
+    started = False
+    with grpc.insecure_channel(f"127.0.0.1:{stack.ports[service]}") as channel:
+        replies = getattr(stub_class(channel), method)(request, timeout=5)
+        try:
+            for _reply in replies:
+                started = True  # a live feed may go on: its first message shows it was accepted
+                break
+        except grpc.RpcError as error:
+            code = error.code()  # type: ignore[attr-defined]
+            assert code not in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN), (method, error.details())  # type: ignore[attr-defined]
+            # A deadline is a hang unless the stream had started (a feed waiting for changes).
+            assert code != grpc.StatusCode.DEADLINE_EXCEEDED or started, (method, str(request)[:300])
+        finally:
+            replies.cancel()
