@@ -131,10 +131,14 @@ STORAGE_DOWN: tuple[type[BaseException], ...] = (
     asyncpg.CannotConnectNowError,
     asyncpg.TooManyConnectionsError,
     asyncpg.AdminShutdownError,
+    # A fast shutdown cuts a connection mid-operation ("cannot switch to state ...").
+    asyncpg.InternalClientError,
     RedisConnectionError,
     RedisTimeoutError,
     ConnectionError,
     TimeoutError,
+    # A Unix-socket Postgres that is stopped: its socket file is gone (FileNotFoundError).
+    FileNotFoundError,
 )
 
 

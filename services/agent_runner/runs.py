@@ -187,9 +187,11 @@ class RunRepository:
         """End runs whose approval waited past its time (a batch)."""
         return [_record(row) for row in await self._pool.fetch(QUERIES.expire_waiting, reason)]
 
-    async def renew_leases(self) -> dict[str, bool]:
-        """Extend the lease of every active run this replica holds: run id -> cancel requested."""
-        rows = await self._pool.fetch(QUERIES.renew_leases, self.holder, self.lease_seconds)
+    async def renew_leases(self, live: list[str]) -> dict[str, bool]:
+        """Extend the lease of the active runs this replica holds and still executes (``live``):
+        run id -> cancel requested. A run it holds but no longer executes (its end could not be
+        recorded, Postgres being down) is left to expire, so the reaper frees its thread."""
+        rows = await self._pool.fetch(QUERIES.renew_leases, self.holder, self.lease_seconds, live)
         return {row["id"]: row["cancel_requested"] for row in rows}
 
     async def reap_expired(self, error: str) -> list[RunRecord]:

@@ -350,7 +350,7 @@ class AgentRunnerService:
 
     async def _heartbeat(self) -> None:
         began = time.monotonic()
-        held = await self.runs.renew_leases()
+        held = await self.runs.renew_leases(list(self.live))
         for run in list(self.live.values()):
             if run.ending or run.registered_at >= began:
                 continue

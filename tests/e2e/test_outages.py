@@ -671,11 +671,6 @@ async def test_postgres_stopped_under_load_loses_no_acknowledged_write_and_reads
     assert not outage.stale, f"{len(outage.stale)} reads differ from Postgres: {outage.stale[:3]}"
 
 
-@pytest.mark.xfail(
-    strict=False,  # it takes a request to meet the race: most runs see one or a few, some none
-    reason="defect: asyncpg's InternalClientError (a connection cut mid-operation by the fast shutdown) is not"
-    " in switchboard.grpc_runtime.STORAGE_DOWN, so it maps to INTERNAL and the edge answers 500",
-)
 async def test_postgres_stopped_under_load_never_answers_500_or_another_5xx(postgres_outage: PostgresOutage) -> None:
     outage = postgres_outage
     five_hundreds = [r for r in outage.load.replies if r.status >= 500 and r.status != 503]
@@ -687,12 +682,6 @@ async def test_postgres_stopped_under_load_never_answers_500_or_another_5xx(post
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: a run whose end could not be recorded while Postgres was down stays 'running' and its replica"
-    " renews its lease for ever (renew_leases renews every run of the holder, live or not), so its thread never"
-    " answers again",
-)
 @pytest.mark.timeout(120)
 async def test_after_postgres_returns_every_thread_answers_a_new_message_and_no_run_stays_active(
     postgres_outage: PostgresOutage, outage_postgres: PrivatePostgres, outage_http: httpx.AsyncClient

@@ -46,8 +46,9 @@ DELETE FROM runs WHERE id = $1;
 
 -- name: renew_leases
 -- One statement per replica and heartbeat, however many runs it holds.
+-- Only the runs it still executes ($3): one whose end could not be recorded expires.
 UPDATE runs SET lease_expires_at = clock_timestamp() + make_interval(secs => $2)
-WHERE holder = $1 AND status IN ('queued', 'running')
+WHERE holder = $1 AND status IN ('queued', 'running') AND id = ANY($3::text[])
 RETURNING id, cancel_requested;
 
 -- name: reap_expired_runs
