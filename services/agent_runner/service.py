@@ -76,7 +76,7 @@ from services.agent_runner.approvals import (
     question_item,
 )
 from services.agent_runner.catalog import ASK_USER, AgentCatalog
-from services.agent_runner.handoff import Handoffs, HandoffView
+from services.agent_runner.handoff import SESSION_METADATA_KEY, Handoffs, HandoffView
 from services.agent_runner.live import LiveRun, Subscription, event_json
 from services.agent_runner.runs import (
     MAX_RUN_PAGE,
@@ -105,7 +105,6 @@ from switchboard.principal import Principal
 log = logging.getLogger(__name__)
 
 OFFLINE_NOTICE_FLAG = "switchboard_offline_notice_shown"
-SESSION_METADATA_KEY = "session_id"
 TITLE_WORDS = 8
 TITLE_CHARS = 60
 _RUN_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")

@@ -13,6 +13,7 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -196,6 +197,21 @@ def start_edge(stack: Stack, port: int, *, probe: str = "/readyz", **extra_env: 
         time.sleep(0.1)
     proc.kill()
     raise AssertionError("the second edge did not become ready in 60 s")
+
+
+@contextmanager
+def runner_behind_edge(stack: Stack, **runner_env: str) -> Iterator[EdgeReplica]:
+    """One more agent runner of ``stack`` with its own settings, and an edge in front of it."""
+    port = free_port()
+    runner = start_service("agent-runner", port, service_env(stack, **runner_env))
+    edge = start_edge(stack, free_port(), SWITCHBOARD_AGENT_RUNNER=f"127.0.0.1:{port}")
+    try:
+        yield edge
+    finally:
+        edge.process.terminate()
+        runner.terminate()
+        edge.process.wait(timeout=30)
+        runner.wait(timeout=30)
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,6 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.conftest import free_port
 from tests.e2e.conftest import (
     EdgeReplica,
     Stack,
@@ -21,9 +20,7 @@ from tests.e2e.conftest import (
     create_request,
     new_user,
     read_sse,
-    service_env,
-    start_edge,
-    start_service,
+    runner_behind_edge,
     stream_events,
     thread_messages,
 )
@@ -132,14 +129,8 @@ async def test_a_choice_question_is_answered_in_the_chat_and_the_agent_goes_on(
 @pytest.fixture(scope="module")
 def short_lived_cards(stack: Stack) -> Iterator[EdgeReplica]:
     """An agent runner whose cards expire after a second, and an edge in front of it."""
-    port = free_port()
-    runner = start_service("agent-runner", port, service_env(stack, SWITCHBOARD_APPROVAL_TTL_SECONDS="1"))
-    edge = start_edge(stack, free_port(), SWITCHBOARD_AGENT_RUNNER=f"127.0.0.1:{port}")
-    yield edge
-    edge.process.terminate()
-    runner.terminate()
-    edge.process.wait(timeout=30)
-    runner.wait(timeout=30)
+    with runner_behind_edge(stack, SWITCHBOARD_APPROVAL_TTL_SECONDS="1") as edge:
+        yield edge
 
 
 async def test_a_card_nobody_decides_expires_deletes_nothing_and_the_thread_says_so(

@@ -20,7 +20,6 @@ from chatkit.types import AssistantMessageContent, AssistantMessageItem, ThreadS
 
 from switchboard.api.v1 import thread_store_pb2 as tpb
 from switchboard.api.v1.thread_store_pb2_grpc import ThreadStoreStub
-from tests.conftest import free_port
 from tests.e2e.conftest import (
     EdgeReplica,
     Stack,
@@ -30,9 +29,7 @@ from tests.e2e.conftest import (
     create_request,
     new_user,
     read_sse,
-    service_env,
-    start_edge,
-    start_service,
+    runner_behind_edge,
     stream_events,
     thread_messages,
 )
@@ -293,14 +290,8 @@ async def test_a_thread_whose_session_was_cancelled_escalates_again(stack: Stack
 @pytest.fixture(scope="module")
 def quick_timeout(stack: Stack) -> Iterator[EdgeReplica]:
     """An agent runner whose hand-offs wait two seconds for a person, and an edge in front of it."""
-    port = free_port()
-    runner = start_service("agent-runner", port, service_env(stack, SWITCHBOARD_HANDOFF_TIMEOUT_SECONDS="2"))
-    edge = start_edge(stack, free_port(), SWITCHBOARD_AGENT_RUNNER=f"127.0.0.1:{port}")
-    yield edge
-    edge.process.terminate()
-    runner.terminate()
-    edge.process.wait(timeout=30)
-    runner.wait(timeout=30)
+    with runner_behind_edge(stack, SWITCHBOARD_HANDOFF_TIMEOUT_SECONDS="2") as edge:
+        yield edge
 
 
 async def test_nobody_claims_in_time_the_agent_comes_back_and_the_escalation_stays_queued(
