@@ -146,10 +146,15 @@ async def test_a_card_nobody_decides_expires_and_the_thread_says_so(runner: Runn
             break
         await asyncio.sleep(0.1)
     assert runs.runs[0].status == "cancelled"
+    for _ in range(50):  # the sweep writes its note just after it ends the run
+        page = await runner.thread_store.store.load_thread_items(thread.id, None, 20, "desc", ctx)
+        if any(i.type == "assistant_message" and "expired" in i.content[0].text for i in page.data):  # type: ignore[union-attr]
+            break
+        await asyncio.sleep(0.1)
+    assert any(i.type == "assistant_message" and "expired" in i.content[0].text for i in page.data)  # type: ignore[union-attr]
+    # The note comes after the card is closed: once it is there, so is the closed card.
     card = await runner.thread_store.store.load_item(thread.id, card_id, ctx)
     assert card.widget.status["text"].startswith("Expired")  # type: ignore[union-attr]
-    page = await runner.thread_store.store.load_thread_items(thread.id, None, 20, "desc", ctx)
-    assert any(i.type == "assistant_message" and "expired" in i.content[0].text for i in page.data)  # type: ignore[union-attr]
     assert await _tasks(runner, user_id) == [task_id]
 
 
