@@ -126,9 +126,12 @@ class EdgeAttachmentStore(AttachmentStore[RequestContext]):
         return FileAttachment(id=attachment_id, name=input.name, mime_type=input.mime_type, upload_descriptor=upload)
 
     async def delete_attachment(self, attachment_id: str, context: RequestContext) -> None:
-        # The bytes live with the metadata in the thread store: ChatKitServer's
-        # store.delete_attachment that follows removes both.
-        await self._store.load_attachment(attachment_id, context)  # NotFound for another user's
+        """Nothing to do here: the bytes live with the metadata in the thread store.
+
+        ChatKitServer's ``store.delete_attachment`` that follows removes both, and
+        only the caller's (another user's is left untouched). Like the SDK's
+        reference store, deleting an attachment that was never saved is no error.
+        """
 
 
 class AttachmentTooLarge(ResourceExhausted):

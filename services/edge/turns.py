@@ -253,7 +253,7 @@ class Turns:
 
     async def _complete_client_tool_call(self, request: ThreadsAddClientToolOutputReq, context: RequestContext) -> None:
         """Record a client tool's output on the pending call (as ChatKit's server does)."""
-        items = await self._store.load_thread_items(request.params.thread_id, None, 20, "desc", context)
+        items = await self._store.load_thread_items(request.params.thread_id, None, 20, "desc", context, strict=True)
         pending = [i for i in items.data if isinstance(i, ClientToolCallItem) and i.status == "pending"]
         if not pending or pending[0].id != items.data[0].id:
             raise InvalidArgument("the conversation's last item is not a pending client tool call")

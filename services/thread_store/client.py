@@ -100,6 +100,16 @@ def _handled(message: pb.Thread) -> HandledThread:
     )
 
 
+def _thread_not_found(thread_id: str) -> str:
+    """The SDK reference store's words for a missing thread."""
+    return f"Thread {thread_id} not found"
+
+
+def _attachment_not_found(attachment_id: str) -> str:
+    """The SDK reference store's words for a missing attachment (it calls them files)."""
+    return f"File {attachment_id} not found"
+
+
 def _scope_of(context: Caller) -> str:
     """The scope new threads get: a request context may carry one (``X-Switchboard-Scope``)."""
     scope = getattr(context, "scope", None)
@@ -139,6 +149,18 @@ class GrpcThreadStore(Store[Caller]):
     event loop. ``chatkit.store.NotFoundError`` is raised where the SDK expects
     it; any other failure raises the typed Switchboard error of its status.
 
+    Every method behaves as the SDK's reference store (the SQLite store of
+    chatkit-python's tests), messages included (``Thread <id> not found``,
+    ``Item <id> not found in thread <id>``, ``File <id> not found``); the
+    contract tests in ``tests/thread_store/test_store_contract.py`` pin it.
+    Deliberate differences, each stricter and none visible to the SDK's server:
+    a write to a thread that is not the caller's is ``NotFoundError`` (the
+    reference writes rows nobody can read); ``add_thread_item`` is an upsert
+    like ``save_item``, and ``save_item`` inserts a missing item (the interface
+    says "upsert"; the reference inserts once, and only updates); attachments
+    are read and overwritten only by their owner (the reference has a TODO
+    there); an ``after`` cursor that is no item of the thread is ``InvalidArgument``.
+
     Args:
         target: ``host:port`` of the thread store.
         timeout: Seconds per call.
@@ -166,20 +188,23 @@ class GrpcThreadStore(Store[Caller]):
         """Close this loop's channel."""
         await self._channels.close()
 
-    async def _call(self, method: str, request: Any, *, not_found: bool = True) -> Any:
+    async def _call(self, method: str, request: Any, *, not_found: bool = True, missing: str | None = None) -> Any:
+        """Call ``method``; NOT_FOUND is the SDK's ``NotFoundError`` (saying ``missing``) unless ``not_found``."""
         try:
             return await getattr(self.stub, method)(request, timeout=self._timeout)
         except grpc.aio.AioRpcError as error:
             typed = error_from_rpc(error, service="thread_store")
             if not_found and isinstance(typed, NotFound):
-                raise NotFoundError(typed.message) from None
+                raise NotFoundError(missing or typed.message) from None
             raise typed from None
 
     # -- threads --------------------------------------------------------------
 
     async def load_thread(self, thread_id: str, context: Caller) -> ThreadMetadata:
         reply = await self._call(
-            "GetThread", pb.GetThreadRequest(principal=principal_to_proto(context), thread_id=thread_id)
+            "GetThread",
+            pb.GetThreadRequest(principal=principal_to_proto(context), thread_id=thread_id),
+            missing=_thread_not_found(thread_id),
         )
         return thread_metadata(reply)
 
@@ -188,7 +213,7 @@ class GrpcThreadStore(Store[Caller]):
         request = pb.SaveThreadRequest(
             principal=principal_to_proto(context), thread_json=thread_json(thread), scope=scope
         )
-        await self._call("SaveThread", request)
+        await self._call("SaveThread", request, missing=_thread_not_found(thread.id))
 
     async def load_threads(self, limit: int, after: str | None, order: str, context: Caller) -> Page[ThreadMetadata]:
         return await self.load_threads_page(limit=limit, after=after, order=order, context=context)
@@ -235,16 +260,39 @@ class GrpcThreadStore(Store[Caller]):
         return {t.id: from_timestamp(t.updated_at) for t in reply.threads}
 
     async def delete_thread(self, thread_id: str, context: Caller) -> None:
-        await self._call(
-            "DeleteThread", pb.DeleteThreadRequest(principal=principal_to_proto(context), thread_id=thread_id)
-        )
+        """Delete one of the caller's threads and its items; nothing happens when there is none.
+
+        As the SDK's reference store: a delete of a thread that is not there (or
+        not the caller's, which is left untouched) is no error.
+        """
+        try:
+            await self._call(
+                "DeleteThread", pb.DeleteThreadRequest(principal=principal_to_proto(context), thread_id=thread_id)
+            )
+        except NotFoundError:
+            return
 
     # -- items ----------------------------------------------------------------
 
     async def load_thread_items(
-        self, thread_id: str, after: str | None, limit: int, order: str, context: Caller
+        self, thread_id: str, after: str | None, limit: int, order: str, context: Caller, *, strict: bool = False
     ) -> Page[ThreadItem]:
-        reply = await self.load_thread_items_raw(thread_id, after, limit, order, context)
+        """A page of a thread's items.
+
+        As the SDK's reference store, a thread that is not there (or not one
+        the caller may read) has an empty page: nothing of it is shown, and the
+        answer is the one a thread without items gets. ``strict`` raises
+        ``NotFoundError`` instead, for callers that must tell the two apart.
+        An ``after`` that is no item of the thread is ``InvalidArgument``
+        (decision: a bad cursor is the caller's bad input, a 400 at the edge;
+        the reference store raises ``NotFoundError`` there).
+        """
+        try:
+            reply = await self.load_thread_items_raw(thread_id, after, limit, order, context)
+        except NotFoundError:
+            if strict:
+                raise
+            return Page(data=[], has_more=False, after=None)
         return Page(
             data=items_from_json([i.json for i in reply.items]),
             has_more=reply.has_more,
@@ -264,6 +312,7 @@ class GrpcThreadStore(Store[Caller]):
                 limit=limit,
                 order=_ORDERS.get(order, common_pb2.SORT_ORDER_ASC),
             ),
+            missing=_thread_not_found(thread_id),
         )
         return reply
 
@@ -271,22 +320,30 @@ class GrpcThreadStore(Store[Caller]):
         request = pb.WriteItemRequest(
             principal=principal_to_proto(context), thread_id=thread_id, item_json=item_json(item)
         )
-        await self._call("AddItem", request)
+        await self._call("AddItem", request, missing=_thread_not_found(thread_id))
 
     async def save_item(self, thread_id: str, item: ThreadItem, context: Caller) -> None:
         request = pb.WriteItemRequest(
             principal=principal_to_proto(context), thread_id=thread_id, item_json=item_json(item)
         )
-        await self._call("SaveItem", request)
+        await self._call("SaveItem", request, missing=_thread_not_found(thread_id))
 
     async def load_item(self, thread_id: str, item_id: str, context: Caller) -> ThreadItem:
         request = pb.GetItemRequest(principal=principal_to_proto(context), thread_id=thread_id, item_id=item_id)
-        reply = await self._call("GetItem", request)
+        reply = await self._call("GetItem", request, missing=f"Item {item_id} not found in thread {thread_id}")
         return ITEM_ADAPTER.validate_json(reply.json)
 
     async def delete_thread_item(self, thread_id: str, item_id: str, context: Caller) -> None:
+        """Delete an item the caller wrote; nothing happens when it (or its thread) is not there.
+
+        As the SDK's reference store. An item of another author (an operator's
+        reply) is still ``PermissionDenied``: nobody deletes another author's items.
+        """
         request = pb.DeleteItemRequest(principal=principal_to_proto(context), thread_id=thread_id, item_id=item_id)
-        await self._call("DeleteItem", request)
+        try:
+            await self._call("DeleteItem", request)
+        except NotFoundError:
+            return
 
     # -- turns ----------------------------------------------------------------
 
@@ -428,7 +485,7 @@ class GrpcThreadStore(Store[Caller]):
         request = pb.SaveAttachmentRequest(
             principal=principal_to_proto(context), attachment_json=ATTACHMENT_ADAPTER.dump_json(attachment)
         )
-        await self._call("SaveAttachment", request)
+        await self._call("SaveAttachment", request, missing=_attachment_not_found(attachment.id))
 
     async def save_attachment_content(self, attachment: Attachment, content: bytes, context: Caller) -> None:
         """Store an attachment's metadata and its uploaded bytes."""
@@ -438,11 +495,11 @@ class GrpcThreadStore(Store[Caller]):
             set_content=True,
             content=content,
         )
-        await self._call("SaveAttachment", request)
+        await self._call("SaveAttachment", request, missing=_attachment_not_found(attachment.id))
 
     async def load_attachment(self, attachment_id: str, context: Caller) -> Attachment:
         request = pb.GetAttachmentRequest(principal=principal_to_proto(context), attachment_id=attachment_id)
-        reply = await self._call("GetAttachment", request)
+        reply = await self._call("GetAttachment", request, missing=_attachment_not_found(attachment_id))
         return ATTACHMENT_ADAPTER.validate_json(reply.json)
 
     async def load_attachment_content(self, attachment_id: str, context: Caller) -> tuple[Attachment, bytes | None]:
@@ -450,12 +507,20 @@ class GrpcThreadStore(Store[Caller]):
         request = pb.GetAttachmentRequest(
             principal=principal_to_proto(context), attachment_id=attachment_id, include_content=True
         )
-        reply = await self._call("GetAttachment", request)
+        reply = await self._call("GetAttachment", request, missing=_attachment_not_found(attachment_id))
         return ATTACHMENT_ADAPTER.validate_json(reply.json), (reply.content if reply.has_content else None)
 
     async def delete_attachment(self, attachment_id: str, context: Caller) -> None:
+        """Delete one of the caller's attachments and its bytes; nothing happens when there is none.
+
+        As the SDK's reference store: an attachment created but never saved (or
+        another user's, which is left untouched) is no error.
+        """
         request = pb.DeleteAttachmentRequest(principal=principal_to_proto(context), attachment_id=attachment_id)
-        await self._call("DeleteAttachment", request)
+        try:
+            await self._call("DeleteAttachment", request)
+        except NotFoundError:
+            return
 
     # -- change feed ----------------------------------------------------------
 

@@ -369,13 +369,30 @@ def with_turn_metadata(
     return parse_thread_json(json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode(), max_bytes=max_bytes)
 
 
-def parse_item_json(raw: bytes, *, thread_id: str, max_bytes: int) -> ParsedItem:
-    """Validate ChatKit ``ThreadItem`` JSON for ``thread_id`` and read its indexed fields."""
+def parse_item_json(raw: bytes, *, thread_id: str, max_bytes: int, adopt: bool = False) -> ParsedItem:
+    """Validate ChatKit ``ThreadItem`` JSON for ``thread_id`` and read its indexed fields.
+
+    Args:
+        raw: The item's JSON.
+        thread_id: The thread it is written to.
+        max_bytes: The largest item accepted.
+        adopt: An item whose ``thread_id`` names another thread is stored as an
+            item of ``thread_id``, its ``thread_id`` rewritten (the ChatKit
+            ``Store`` writes: the SDK's reference store files an item under the
+            thread it is added to, whatever the item says, and so does this
+            store; rewriting the field keeps every reader's view of the item
+            consistent with where it is stored). Without it the mismatch is
+            refused (an import file must agree with itself).
+    """
     obj = _load_object(raw, "item_json", max_bytes)
     item_id = check_id(_string_field(obj, "id", "item_json") or "", "item_json.id")
     item_type = _string_field(obj, "type", "item_json") or ""
     if obj.get("thread_id") != thread_id:
-        raise InvalidArgument(f"item_json.thread_id must be the thread written to ({thread_id!r})")
+        if not adopt:
+            raise InvalidArgument(f"item_json.thread_id must be the thread written to ({thread_id!r})")
+        # Rare: only this case re-encodes the client's JSON.
+        obj["thread_id"] = thread_id
+        raw = json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
     return ParsedItem(
         id=item_id,
         thread_id=thread_id,

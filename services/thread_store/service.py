@@ -185,7 +185,9 @@ class ThreadStoreService:
 
         The owner's items are written as the owner's; an operator of the thread's
         org who holds it (handler ``human``, themselves) writes assistant messages
-        as their own. Nobody overwrites an item of another author.
+        as their own. Nobody overwrites an item of another author. An item whose
+        ``thread_id`` names another thread is stored in this one with its
+        ``thread_id`` rewritten, as the SDK's reference store files it.
 
         Raises:
             NotFound: the thread is neither the principal's nor (operators) one of their org's.
@@ -193,7 +195,7 @@ class ThreadStoreService:
                 does not hold the thread or writes something else than an assistant message.
         """
         check_id(thread_id, "thread_id")
-        parsed = parse_item_json(item_json, thread_id=thread_id, max_bytes=self.limits.max_item_bytes)
+        parsed = parse_item_json(item_json, thread_id=thread_id, max_bytes=self.limits.max_item_bytes, adopt=True)
         try:
             thread, item, created = await self.repository.save_item(item=parsed, user_id=principal.user_id)
         except NotFound:
