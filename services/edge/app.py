@@ -32,13 +32,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.agent_runner.client import AgentRunnerClient
 from services.edge.auth import (
-    MAX_SCOPE_LENGTH,
     Authenticator,
     ClientAddresses,
     RateLimited,
     RateLimiter,
     RequestContext,
     SignInThrottle,
+    check_scope,
 )
 from services.edge.chatkit_server import (
     CHATKIT_REQUEST,
@@ -48,6 +48,7 @@ from services.edge.chatkit_server import (
     attachment_headers,
 )
 from services.edge.config import EdgeConfig
+from services.edge.transcription import transcriber_from
 from services.edge.turns import StartedTurn, Turns, starts_a_turn
 from services.session_api.client import SessionApiClient
 from services.thread_store.client import GrpcThreadStore
@@ -171,7 +172,15 @@ class Edge:
         self.runner = AgentRunnerClient(config.agent_runner)
         self.store = GrpcThreadStore(config.thread_store)
         self.attachments = EdgeAttachmentStore(self.store, max_bytes=config.max_attachment_bytes)
-        self.chatkit = SwitchboardChatKitServer(self.store, self.attachments, self.runner, self.sessions)
+        self.transcriber = transcriber_from(config.transcription)
+        self.chatkit = SwitchboardChatKitServer(
+            self.store,
+            self.attachments,
+            self.runner,
+            self.sessions,
+            threads_order=config.threads_order,
+            transcriber=self.transcriber,
+        )
         self.turns = Turns(self.chatkit, self.store, self.runner, on_disconnect=config.on_disconnect)
         self.auth = Authenticator(
             self.sessions, session_seconds=config.session_auth_seconds, max_entries=config.auth_cache_size
@@ -202,13 +211,15 @@ class Edge:
             raise
         self.limiter.check(principal.user_id)
         scope = request.headers.get("x-switchboard-scope") or None
-        if scope is not None and (len(scope) > MAX_SCOPE_LENGTH or not scope.isprintable()):
-            raise InvalidArgument(f"X-Switchboard-Scope must be at most {MAX_SCOPE_LENGTH} printable characters")
+        if scope is not None:
+            check_scope(scope, "X-Switchboard-Scope")
         return RequestContext(principal=principal, scope=scope)
 
     async def close(self) -> None:
         """Close every channel."""
         await asyncio.gather(self.sessions.close(), self.runner.close(), self.store.close())
+        if self.transcriber is not None:
+            await self.transcriber.close()
 
     async def ready(self) -> dict[str, str]:
         """Each service's health ("serving" or what is wrong)."""

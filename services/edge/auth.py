@@ -23,11 +23,18 @@ from dataclasses import dataclass
 from services.edge.config import IpNetwork
 from services.session_api.client import SessionApiClient
 from switchboard.api.v1 import session_api_pb2
-from switchboard.errors import ResourceExhausted, Unauthenticated
+from switchboard.errors import InvalidArgument, ResourceExhausted, Unauthenticated
 from switchboard.principal import Principal
 from switchboard.proto_convert import principal_from_proto
 
 MAX_SCOPE_LENGTH = 200
+
+
+def check_scope(value: object, what: str) -> str:
+    """A scope from a client (a header, a request's metadata): at most ``MAX_SCOPE_LENGTH`` printable characters."""
+    if not isinstance(value, str) or not value or len(value) > MAX_SCOPE_LENGTH or not value.isprintable():
+        raise InvalidArgument(f"{what} must be 1 to {MAX_SCOPE_LENGTH} printable characters")
+    return value
 
 
 @dataclass

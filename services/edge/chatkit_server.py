@@ -5,6 +5,12 @@
   pipeline: ``services.edge.turns`` hands them to the agent runner, the one
   writer of a turn, and relays its events.
 - Actions and feedback are recorded as session events in session_api.
+- ``threads.list`` is the one listing of threads (``list_threads``, which the
+  REST conversations listing uses too): the request's scope only
+  (``X-Switchboard-Scope``, or ``metadata.scope`` of the request), by recent
+  activity or by creation (``SWITCHBOARD_THREADS_ORDER``).
+- ``input.transcribe`` goes to the configured speech-to-text model
+  (``services.edge.transcription``), else a clear 400.
 - Attachments: two-phase upload. ``attachments.create`` returns an upload URL on
   this edge; the bytes (up to the configured limit) are stored by the thread store.
 """
@@ -31,8 +37,10 @@ from chatkit.types import (
     FileAttachment,
     ImageAttachment,
     ItemsListParams,
+    Page,
     SyncCustomActionResponse,
     ThreadMetadata,
+    ThreadsListReq,
     ThreadStreamEvent,
     TranscriptionResult,
     UserMessageItem,
@@ -42,7 +50,9 @@ from chatkit.types import (
 from pydantic import AnyUrl, TypeAdapter
 
 from services.agent_runner.client import AgentRunnerClient
-from services.edge.auth import RequestContext
+from services.edge.auth import RequestContext, check_scope
+from services.edge.config import ThreadsOrder
+from services.edge.transcription import NOT_CONFIGURED, Transcriber
 from services.session_api.client import SessionApiClient
 from services.thread_store.client import ITEM_ADAPTER, GrpcThreadStore
 from switchboard.errors import InvalidArgument, ResourceExhausted
@@ -146,6 +156,8 @@ class SwitchboardChatKitServer(ChatKitServer[RequestContext]):
         attachments: Two-phase uploads.
         runner: The agent runner.
         sessions: session_api.
+        threads_order: How ``threads.list`` orders: ``recent`` (last activity first) or ``created``.
+        transcriber: Dictation's speech-to-text model; None: not configured (400).
     """
 
     def __init__(
@@ -154,6 +166,9 @@ class SwitchboardChatKitServer(ChatKitServer[RequestContext]):
         attachments: EdgeAttachmentStore,
         runner: AgentRunnerClient,
         sessions: SessionApiClient,
+        *,
+        threads_order: ThreadsOrder = "recent",
+        transcriber: Transcriber | None = None,
     ) -> None:
         # GrpcThreadStore takes any Caller, and a RequestContext is one; the SDK's
         # Store is invariant in its context type, so say so once here.
@@ -161,6 +176,8 @@ class SwitchboardChatKitServer(ChatKitServer[RequestContext]):
         self.threads = store
         self.runner = runner
         self.sessions = sessions
+        self.threads_order: ThreadsOrder = threads_order
+        self.transcriber = transcriber
 
     async def process(
         self, request: str | bytes | bytearray, context: RequestContext
@@ -178,7 +195,53 @@ class SwitchboardChatKitServer(ChatKitServer[RequestContext]):
         """``process`` for a request the caller has parsed already (with ``CHATKIT_REQUEST``)."""
         if is_streaming_req(parsed):
             return StreamingResult(self._process_streaming(parsed, context))
+        if isinstance(parsed, ThreadsListReq):
+            return NonStreamingResult(await self._threads_list_json(parsed, context))
         return NonStreamingResult(await self._process_non_streaming(parsed, context))
+
+    async def list_threads(
+        self,
+        context: RequestContext,
+        *,
+        limit: int,
+        after: str | None,
+        order: str,
+        scope: str | None,
+        recent: bool,
+    ) -> Page[ThreadMetadata]:
+        """The caller's threads, of one scope when given: ChatKit's ``threads.list`` and ``GET /api/conversations``.
+
+        Args:
+            context: The caller.
+            limit: Page size.
+            after: The last thread id of the previous page.
+            order: ``desc`` (newest first) or ``asc``.
+            scope: Only threads of this scope; None: all of the caller's.
+            recent: By last activity (any write to the thread or its items) instead of creation time.
+        """
+        return await self.threads.load_threads_page(
+            limit=limit,
+            after=after,
+            order=order,
+            context=context,
+            sort="recent_activity" if recent else "created_at",
+            scope=scope,
+        )
+
+    async def _threads_list_json(self, request: ThreadsListReq, context: RequestContext) -> bytes:
+        """``threads.list`` as the SDK answers it, scoped and ordered as configured."""
+        params = request.params
+        page = await self.list_threads(
+            context,
+            limit=params.limit or DEFAULT_PAGE_SIZE,
+            after=params.after,
+            order=params.order,
+            scope=listing_scope(context, request.metadata),
+            recent=self.threads_order == "recent",
+        )
+        return self._serialize(
+            Page(has_more=page.has_more, after=page.after, data=[self._to_thread_response(t) for t in page.data])
+        )
 
     async def items_list_json(self, params: ItemsListParams, context: RequestContext) -> bytes:
         """``items.list`` without parsing the items: the SDK's page, from stored bytes.
@@ -225,8 +288,10 @@ class SwitchboardChatKitServer(ChatKitServer[RequestContext]):
         return SyncCustomActionResponse(updated_item=None)
 
     async def transcribe(self, audio_input: AudioInput, context: RequestContext) -> TranscriptionResult:
-        """Dictation needs a speech-to-text model; none is configured at the edge yet: a clear 400."""
-        raise InvalidArgument("dictation (input.transcribe) is not configured on this server")
+        """Dictation through the configured speech-to-text model; without one, a clear 400."""
+        if self.transcriber is None:
+            raise InvalidArgument(NOT_CONFIGURED)
+        return await self.transcriber.transcribe(audio_input)
 
     async def add_feedback(
         self, thread_id: str, item_ids: list[str], feedback: FeedbackKind, context: RequestContext
@@ -266,3 +331,17 @@ class SwitchboardChatKitServer(ChatKitServer[RequestContext]):
 
 def _str(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
+
+
+def listing_scope(context: RequestContext, metadata: dict[str, Any]) -> str | None:
+    """The scope a ``threads.list`` asks for: ``X-Switchboard-Scope``, or the request's ``metadata.scope``.
+
+    Both given and different is ambiguous: a 400 rather than a guess.
+    """
+    requested = metadata.get("scope")
+    if requested is None:
+        return context.scope
+    requested = check_scope(requested, "metadata.scope")
+    if context.scope is not None and context.scope != requested:
+        raise InvalidArgument("metadata.scope and X-Switchboard-Scope name different scopes; send one")
+    return requested

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
+from services.edge.transcription import TranscriptionConfig
 from switchboard.config import env_float, env_int, env_str
 from switchboard.errors import InvalidArgument
 
 DEFAULT_PORT = 8000
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 OnDisconnect = Literal["continue", "cancel"]
+ThreadsOrder = Literal["recent", "created"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,9 @@ class EdgeConfig:
             the client address; empty: the connection's peer is the client.
         on_disconnect: What a client going away does to the run it started:
             ``continue`` (the answer completes and is saved) or ``cancel``.
+        threads_order: How ChatKit's ``threads.list`` orders threads: ``recent``
+            (last activity first, what a sidebar needs) or ``created`` (creation time, the SDK's).
+        transcription: Dictation (``input.transcribe``).
     """
 
     thread_store: str = "127.0.0.1:50051"
@@ -57,6 +62,8 @@ class EdgeConfig:
     auth_failures_per_minute: int = 30
     trusted_proxies: tuple[IpNetwork, ...] = ()
     on_disconnect: OnDisconnect = "continue"
+    threads_order: ThreadsOrder = "recent"
+    transcription: TranscriptionConfig = field(default_factory=TranscriptionConfig)
 
     @classmethod
     def from_env(cls) -> EdgeConfig:
@@ -85,6 +92,8 @@ class EdgeConfig:
             ),
             trusted_proxies=_networks("SWITCHBOARD_EDGE_TRUSTED_PROXIES"),
             on_disconnect=_on_disconnect(env_str("SWITCHBOARD_ON_DISCONNECT") or "continue"),
+            threads_order=_threads_order(env_str("SWITCHBOARD_THREADS_ORDER") or "recent"),
+            transcription=TranscriptionConfig.from_env(),
         )
 
 
@@ -108,3 +117,12 @@ def _on_disconnect(value: str) -> OnDisconnect:
     if choice == "cancel":
         return "cancel"
     raise InvalidArgument(f"SWITCHBOARD_ON_DISCONNECT must be 'continue' or 'cancel', not {value!r}")
+
+
+def _threads_order(value: str) -> ThreadsOrder:
+    choice = value.strip().lower()
+    if choice == "recent":
+        return "recent"
+    if choice == "created":
+        return "created"
+    raise InvalidArgument(f"SWITCHBOARD_THREADS_ORDER must be 'recent' or 'created', not {value!r}")

@@ -278,8 +278,8 @@ def build_router(edge: Edge, config: EdgeConfig) -> APIRouter:
         limit: Annotated[int, Query(ge=1, le=100)] = 20,
         after: Annotated[str | None, Query(pattern=ID_PATTERN, description="the last id of the previous page")] = None,
     ) -> ConversationsPage:
-        page = await edge.store.load_threads_page(
-            limit=limit, after=after, order="desc", context=context, sort="recent_activity", scope=scope
+        page = await edge.chatkit.list_threads(
+            context, limit=limit, after=after, order="desc", scope=scope, recent=True
         )
         return ConversationsPage(
             data=[conversation_out(t) for t in page.data], has_more=page.has_more, after=page.after
