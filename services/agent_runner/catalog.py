@@ -13,7 +13,7 @@ import json
 import logging
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from agents import Agent, RunContextWrapper, function_tool
@@ -152,6 +152,11 @@ class RunAgents:
 
     starting: Agent[RunState]
     notices: list[str]
+    ids: dict[int, str] = field(default_factory=dict)  # id() of each built agent -> its id in the agents file
+
+    def agent_id(self, agent: object) -> str | None:
+        """The agents-file id of an agent of this run (the one that answered last), or None."""
+        return self.ids.get(id(agent))
 
 
 class AgentCatalog:
@@ -226,7 +231,9 @@ class AgentCatalog:
             )
         for agent_spec in reachable:
             built[agent_spec.id].handoffs = [built[h] for h in agent_spec.handoffs]
-        return RunAgents(starting=built[spec.id], notices=notices)
+        return RunAgents(
+            starting=built[spec.id], notices=notices, ids={id(agent): agent_id for agent_id, agent in built.items()}
+        )
 
     def _reachable(self, spec: AgentSpec) -> list[AgentSpec]:
         seen: dict[str, AgentSpec] = {}

@@ -99,6 +99,14 @@ def notice(thread_id: str, title: str, content: str | None = None, *, icon: str 
     )
 
 
+def hidden_context(thread_id: str, content: str, *, created_at: datetime | None = None) -> HiddenContextItem:
+    """Context only the agent reads (the hand-back summary, the history summary): a ChatKit hidden
+    context item, saved in the thread at ``created_at`` (default: now), never shown to the user."""
+    return HiddenContextItem(
+        id=new_id("hcx"), thread_id=thread_id, created_at=created_at or datetime.now(UTC), content=content
+    )
+
+
 def operator_message(thread_id: str, text: str) -> AssistantMessageItem:
     """An operator's reply as it is stored: an assistant message with an ``msg_op_`` id."""
     return AssistantMessageItem(
@@ -252,7 +260,7 @@ class Handoffs:
         escalation = await self.escalations.resolve(operator, handler.escalation_id, resolution)
         owner = _acting(Principal(user_id=escalation.user_id, org_id=escalation.org_id), escalation)
         summary = await self._summary(operator, thread_id, handler, resolution)
-        hidden = HiddenContextItem(id=new_id("hcx"), thread_id=thread_id, created_at=datetime.now(UTC), content=summary)
+        hidden = hidden_context(thread_id, summary)
         back = f"{operator.user_id} handed the conversation back."
         shown = notice(thread_id, "You are back with the assistant", back)
         await self.store.add_thread_item(thread_id, hidden, owner)

@@ -5,6 +5,8 @@
 ``OPENAI_BASE_URL`` is set, else ``offline``. With ``OPENAI_BASE_URL`` the
 model talks Chat Completions (what vLLM, Ollama and llama.cpp serve, with
 streamed tool calls); without it, the OpenAI Responses API.
+``SWITCHBOARD_MODEL_API`` (``responses`` or ``chat_completions``) chooses
+otherwise, for a compatible server that serves the Responses API too.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from switchboard.errors import InvalidArgument
 
 OFFLINE = "offline"
 DEFAULT_OPENAI_MODEL = "gpt-4.1-mini"
+API_CHOICES = ("", "responses", "chat_completions")
 
 
 class ModelSource(Protocol):
@@ -43,6 +46,7 @@ class ModelConfig:
     api_key: str | None
     base_url: str | None
     offline_chunk_delay: float = 0.01
+    api: str = ""  # "responses" or "chat_completions"; "" chooses by base_url
 
     @classmethod
     def from_env(cls) -> ModelConfig:
@@ -55,7 +59,10 @@ class ModelConfig:
             api_key=api_key,
             base_url=base_url,
             offline_chunk_delay=env_float("SWITCHBOARD_OFFLINE_DELAY", 0.01),
+            api=(env_str("SWITCHBOARD_MODEL_API") or "").strip().lower(),
         )
+        if config.api not in API_CHOICES:
+            raise InvalidArgument(f"SWITCHBOARD_MODEL_API must be responses or chat_completions, not {config.api!r}")
         config.check(config.default, "SWITCHBOARD_MODEL")
         return config
 
@@ -101,7 +108,7 @@ class EnvModels:
             # Compatible servers often need no key, but the client insists on one.
             self._client = AsyncOpenAI(api_key=self.config.api_key or "unused", base_url=self.config.base_url)
         model_name = chosen.removeprefix("openai:")
-        if self.config.base_url:
+        if self.config.api == "chat_completions" or (self.config.base_url and self.config.api != "responses"):
             return OpenAIChatCompletionsModel(model=model_name, openai_client=self._client)
         return OpenAIResponsesModel(model=model_name, openai_client=self._client)
 

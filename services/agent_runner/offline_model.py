@@ -51,6 +51,7 @@ from openai.types.responses.response_prompt_param import ResponsePromptParam
 from openai.types.responses.response_usage import InputTokensDetails, OutputTokensDetails
 
 from services.agent_runner.handoff import SUMMARY_HEADER
+from services.agent_runner.model_input import ATTACHMENT_MARK
 
 OFFLINE_NOTICE = (
     "I'm Switchboard's offline model: I only understand a few commands. To use a real model, set "
@@ -84,6 +85,8 @@ _HUMAN = re.compile(r"\b(?:human|person|operator|real agent|someone real|escalat
 _HANDOFF_WORDS = {
     "billing": re.compile(r"\b(?:billing|invoice|refund|payment|charge)s?\b", re.I),
     "support": re.compile(r"\b(?:support|bug|broken|error|crash|not working)\b", re.I),
+    # A specialist hands the thread back to the front desk.
+    "triage": re.compile(r"\b(?:triage|front desk|main menu|something else)\b", re.I),
 }
 
 
@@ -112,6 +115,17 @@ class OfflineModel(Model):
     def _decide(self, input: str | list[TResponseInputItem], tools: list[Tool], handoffs: list[Handoff]) -> Any:
         items: list[Any] = [{"role": "user", "content": input}] if isinstance(input, str) else list(input)
         decision = self._decide_turn(items, tools, handoffs)
+        attached = _attachments(items[-1]) if items else []
+        if attached and isinstance(decision, str):
+            # It cannot read them, but says what it received (by name and type).
+            names = ", ".join(attached)
+            decision = (
+                f"I received {len(attached)} attachment{'s' if len(attached) != 1 else ''}: {names}. "
+                + (
+                    "As the offline model I can't read their content.\n\n"
+                    + (decision if _user_text(items[-1]).strip() else "")
+                ).rstrip()
+            )
         resumed = _handed_back(items)
         if resumed and isinstance(decision, str):
             # What a real model does with the hand-back summary: continue where the person left off.
@@ -431,7 +445,24 @@ def _user_text(item: Any) -> str:
     content = _get(item, "content")
     if isinstance(content, str):
         return content
-    return "".join(str(_get(part, "text") or "") for part in content or [] if _get(part, "type") == "input_text")
+    return "".join(
+        str(_get(part, "text") or "")
+        for part in content or []
+        if _get(part, "type") == "input_text" and not str(_get(part, "text") or "").startswith(ATTACHMENT_MARK)
+    )
+
+
+def _attachments(item: Any) -> list[str]:
+    """The attachments of a user message, as their header lines name them (“name”, type)."""
+    content = _get(item, "content") if _get(item, "role") == "user" else None
+    if not isinstance(content, list):
+        return []
+    found: list[str] = []
+    for part in content:
+        text = str(_get(part, "text") or "")
+        if _get(part, "type") == "input_text" and text.startswith(ATTACHMENT_MARK):
+            found.append(text[len(ATTACHMENT_MARK) :].split("]", 1)[0].strip().rsplit(",", 1)[0])
+    return found
 
 
 def _output_text(output: Any) -> str:

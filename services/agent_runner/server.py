@@ -89,7 +89,10 @@ class AgentRunnerConfig:
             session_api_target=env_str("SWITCHBOARD_SESSION_API"),
             agents_file=Path(agents_file) if agents_file else None,
             limits=RunnerLimits(
-                history_items=env_int("SWITCHBOARD_HISTORY_ITEMS", 30, minimum=1),
+                history_items=env_int("SWITCHBOARD_HISTORY_ITEMS", 200, minimum=2),
+                history_tokens=env_int("SWITCHBOARD_HISTORY_TOKENS", 8000, minimum=200),
+                attachment_inline_bytes=env_int("SWITCHBOARD_ATTACHMENT_INLINE_BYTES", 32768),
+                model_images=_flag("SWITCHBOARD_MODEL_IMAGES", default=True),
                 max_turns=env_int("SWITCHBOARD_MAX_TURNS", 12, minimum=1),
                 double_text=policy,
                 lease_seconds=lease,
@@ -101,11 +104,13 @@ class AgentRunnerConfig:
         )
 
 
-def _flag(name: str) -> bool:
-    """A yes/no setting: true/yes/1 or false/no/0 (unset: no)."""
+def _flag(name: str, *, default: bool = False) -> bool:
+    """A yes/no setting: true/yes/1 or false/no/0 (unset: ``default``)."""
     value = env_str(name)
     text = (value or "").strip().lower()
-    if text in ("", "0", "false", "no"):
+    if not text:
+        return default
+    if text in ("0", "false", "no"):
         return False
     if text in ("1", "true", "yes"):
         return True

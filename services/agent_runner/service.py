@@ -34,7 +34,7 @@ import openai
 from agents import MaxTurnsExceeded, ModelBehaviorError, RunConfig, RunContextWrapper, Runner
 from agents import RunState as PausedRun
 from agents.exceptions import AgentsException, UserError
-from chatkit.agents import AgentContext, ThreadItemConverter, stream_agent_response
+from chatkit.agents import AgentContext, stream_agent_response
 from chatkit.store import NotFoundError, Store
 from chatkit.types import (
     AssistantMessageContent,
@@ -77,7 +77,15 @@ from services.agent_runner.approvals import (
 )
 from services.agent_runner.catalog import ASK_USER, AgentCatalog
 from services.agent_runner.handoff import SESSION_METADATA_KEY, Handoffs, HandoffView
+from services.agent_runner.history import (
+    HistoryBudget,
+    extractive_summarizer,
+    model_summarizer,
+    plan_input,
+    read_back_to_summary,
+)
 from services.agent_runner.live import LiveRun, Subscription, event_json
+from services.agent_runner.model_input import DEFAULT_INLINE_BYTES, RunInputConverter, token_counter
 from services.agent_runner.runs import (
     MAX_RUN_PAGE,
     TERMINAL,
@@ -105,6 +113,8 @@ from switchboard.principal import Principal
 log = logging.getLogger(__name__)
 
 OFFLINE_NOTICE_FLAG = "switchboard_offline_notice_shown"
+# The thread's agent: the one that answered last; the next turn starts with it.
+AGENT_METADATA_KEY = "agent_id"
 TITLE_WORDS = 8
 TITLE_CHARS = 60
 _RUN_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -164,7 +174,11 @@ class RunnerLimits:
     """Bounds and policies of runs.
 
     Attributes:
-        history_items: How many of the thread's latest items the model sees.
+        history_items: How many of the thread's latest items a run reads at once (the history
+            budget picks what the model sees of them; see ``history``).
+        history_tokens: The history budget in tokens (``SWITCHBOARD_HISTORY_TOKENS``).
+        attachment_inline_bytes: How much of a text-like attachment the model reads inline.
+        model_images: Whether the configured models take image input (the offline model never does).
         max_turns: Model calls per run (tool calls and handoffs each take one).
         double_text: A message to a thread that is answering: ``enqueue`` (answered
             right after, in order), ``interrupt`` (the running answer stops, the new
@@ -175,7 +189,10 @@ class RunnerLimits:
         operator_may_approve: Whether an operator of the thread's org may decide a card for the user.
     """
 
-    history_items: int = 30
+    history_items: int = 200
+    history_tokens: int = 8000
+    attachment_inline_bytes: int = DEFAULT_INLINE_BYTES
+    model_images: bool = True
     max_turns: int = 12
     double_text: DoubleText = "enqueue"
     lease_seconds: float = 10.0
@@ -277,7 +294,6 @@ class AgentRunnerService:
         self.signals = RunSignals(publisher, subscriber, on_cancel=self.on_cancel_signal, on_ended=self.wake_thread)
         self.sessions = sessions
         self.limits = limits or RunnerLimits()
-        self.converter = ThreadItemConverter()
         self.live: dict[str, LiveRun] = {}
         self._waiters: dict[str, set[asyncio.Event]] = {}
         self._keeper: asyncio.Task[None] | None = None
@@ -835,18 +851,22 @@ class AgentRunnerService:
         paused: tuple[str, PendingApproval] | None = None
         async with AsyncExitStack() as stack:
             try:
-                spec = self.catalog.spec(request.agent_id or _str(thread.metadata.get("agent_id")))
+                # The thread's agent (the one that answered last: see _keep_agent), unless the request names one.
+                spec = self.catalog.spec(request.agent_id or _str(thread.metadata.get(AGENT_METADATA_KEY)))
                 offline = self.catalog.models.is_offline(spec.model)
                 announce = offline and not thread.metadata.get(OFFLINE_NOTICE_FLAG)
                 built = await self.catalog.build(spec, principal, stack, announce_offline=announce)
                 for notice in built.notices:
                     run.emit(NoticeEvent(level="warning", message=notice))
+                if spec.id != self.catalog.spec(None).id:
+                    # Who answers, when it is not the front desk: the thread stays with this agent.
+                    run.emit(ProgressUpdateEvent(text=f"{spec.name} is answering"))
                 chatkit = AgentContext[Any](thread=thread, store=self.store, request_context=principal)
                 state = RunState(principal=principal, chatkit=chatkit)
                 hooks = ToolItemHooks(state)
                 run_input: Any
                 if resume is None:
-                    run_input = await self.converter.to_agent_input(_answerable(history, request))
+                    run_input = await self._model_input(spec.model, offline, thread, principal, history, request)
                 else:
                     if resume.pending.tool_name == ASK_USER:
                         state.answers[resume.pending.call_id] = list(resume.answer)
@@ -873,6 +893,8 @@ class AgentRunnerService:
                         run.emit(event)
                 if announce and not run.stopping:
                     thread.metadata[OFFLINE_NOTICE_FLAG] = True
+                    flagged = True
+                if not result.interruptions and _keep_agent(thread, built.agent_id(result.last_agent)):
                     flagged = True
                 run.escalated = state.escalated
                 if result.interruptions and not run.stopping:
@@ -901,6 +923,57 @@ class AgentRunnerService:
         if failure is not None:
             return "failed", failure.message or ""
         return "completed", ""
+
+    async def _model_input(
+        self,
+        model: str | None,
+        offline: bool,
+        thread: ThreadMetadata,
+        principal: Principal,
+        history: list[ThreadItem],
+        request: RunRequest,
+    ) -> list[Any]:
+        """The history as the model reads it: attachments resolved, within the token budget, the
+        older turns summarized (a new summary is saved in the thread for later turns)."""
+        limits = self.limits
+        converter = RunInputConverter(
+            self.store,
+            principal,
+            images=limits.model_images and not offline,
+            inline_bytes=limits.attachment_inline_bytes,
+        )
+        budget = HistoryBudget(tokens=limits.history_tokens, max_items=max(1, limits.history_items // 2))
+        items = await read_back_to_summary(
+            self.store, principal, thread.id, history, complete=len(history) < limits.history_items
+        )
+        count, _how = token_counter(model or self._default_model())
+        summary_chars = budget.summary_tokens * 4
+        summarize = (
+            extractive_summarizer(summary_chars)
+            if offline
+            else model_summarizer(self.catalog.models.model_for(model, announce_offline=False), summary_chars)
+        )
+        planned = await plan_input(
+            _answerable(items, request),
+            thread_id=thread.id,
+            converter=converter,
+            count=count,
+            budget=budget,
+            summarize=summarize,
+        )
+        if planned.summary is not None:
+            log.info("thread %s: %d older items summarized for the history budget", thread.id, planned.summarized)
+            try:
+                await self.store.add_thread_item(thread.id, planned.summary, principal)
+            except Exception as error:  # this turn has it; the next one makes it again
+                log.warning("could not save the history summary of thread %s (%s)", thread.id, error)
+        return planned.input
+
+    def _default_model(self) -> str | None:
+        """The default model's name, for its tokenizer (a model source without a config has none)."""
+        config = getattr(self.catalog.models, "config", None)
+        default = getattr(config, "default", None)
+        return default if isinstance(default, str) else None
 
     async def _pause(self, run: LiveRun, result: Any, thread: ThreadMetadata) -> tuple[str, PendingApproval]:
         """The run stopped on a call that needs approval: show its card; what to keep in Postgres."""
@@ -1239,6 +1312,14 @@ def _answerable(history: list[ThreadItem], request: RunRequest) -> list[ThreadIt
     if request.user_message is not None and target not in ids:
         return [*history, request.user_message]
     return history
+
+
+def _keep_agent(thread: ThreadMetadata, agent_id: str | None) -> bool:
+    """Record the agent that answered as the thread's (sticky until it hands off); whether it changed."""
+    if agent_id is None or thread.metadata.get(AGENT_METADATA_KEY) == agent_id:
+        return False
+    thread.metadata[AGENT_METADATA_KEY] = agent_id
+    return True
 
 
 def _first_turn(history: list[ThreadItem]) -> bool:

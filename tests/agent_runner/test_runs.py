@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from agents.testing import ScriptedModel, assistant_message, function_call
 
@@ -106,12 +108,13 @@ async def test_asking_for_a_human_opens_an_escalation_and_tells_the_user(runner:
     assert (handler.kind, handler.escalation_id) == ("waiting", opened[0].id)
 
 
-async def test_the_model_sees_only_the_latest_history_window(runner: RunningRunner, user_id: str) -> None:
+async def test_history_past_the_window_is_summarized_not_dropped(runner: RunningRunner, user_id: str) -> None:
     ctx = Ctx(user_id=user_id)
     thread = await new_thread(runner, ctx)
     for i in range(6):
         await runner.thread_store.store.add_thread_item(thread.id, user_message(thread.id, f"old message {i}"), ctx)
-    model = ScriptedModel([[assistant_message("ok")]])
+    # The first call writes the summary (the run's model); the second answers.
+    model = ScriptedModel([[assistant_message("The user sent six old messages.")], [assistant_message("ok")]])
     runner.models.current = model
     previous = runner.service.limits
     runner.service.limits = RunnerLimits(history_items=3)
@@ -119,9 +122,12 @@ async def test_the_model_sees_only_the_latest_history_window(runner: RunningRunn
         await run_to_end(runner, ctx, thread.id, "newest")
     finally:
         runner.service.limits = previous
-    assert model.first_call is not None
-    texts = [part["text"] for item in model.first_call.input for part in item["content"]]
-    assert texts == ["old message 4", "old message 5", "newest"]
+    assert model.first_call is not None and model.last_call is not None
+    asked = json.dumps(model.first_call.input)
+    assert all(f"old message {i}" in asked for i in range(6))  # read back past the window: nothing dropped
+    texts = [part["text"] for item in model.last_call.input for part in item["content"]]
+    assert len(texts) == 2 and texts[1] == "newest"
+    assert "Conversation summary" in texts[0] and "The user sent six old messages." in texts[0]
 
 
 async def test_the_offline_model_introduces_itself_once_per_thread(runner: RunningRunner, user_id: str) -> None:
