@@ -6,6 +6,7 @@ SDK's own ``ThreadStreamEvent`` type.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -252,25 +253,50 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def message_input(text: str) -> UserMessageInput:
-    """A user's text message."""
+def message_input(text: str, attachments: list[str] | None = None) -> UserMessageInput:
+    """A user's text message (with the ids of uploaded attachments)."""
     return UserMessageInput(
-        content=[UserMessageTextContent(text=text)], attachments=[], inference_options=InferenceOptions()
+        content=[UserMessageTextContent(text=text)],
+        attachments=attachments or [],
+        inference_options=InferenceOptions(),
     )
 
 
-def create_request(text: str) -> bytes:
+def create_request(text: str, attachments: list[str] | None = None) -> bytes:
     """``threads.create`` with a first message."""
-    return ThreadsCreateReq.model_validate({"params": {"input": message_input(text)}}).model_dump_json().encode()
-
-
-def add_message_request(thread_id: str, text: str) -> bytes:
-    """``threads.add_user_message``."""
     return (
-        ThreadsAddUserMessageReq.model_validate({"params": {"thread_id": thread_id, "input": message_input(text)}})
+        ThreadsCreateReq.model_validate({"params": {"input": message_input(text, attachments)}})
         .model_dump_json()
         .encode()
     )
+
+
+def add_message_request(thread_id: str, text: str, attachments: list[str] | None = None) -> bytes:
+    """``threads.add_user_message``."""
+    return (
+        ThreadsAddUserMessageReq.model_validate(
+            {"params": {"thread_id": thread_id, "input": message_input(text, attachments)}}
+        )
+        .model_dump_json()
+        .encode()
+    )
+
+
+async def upload_attachment(
+    http: httpx.AsyncClient, token: str, name: str, mime_type: str, content: bytes | None
+) -> str:
+    """``attachments.create`` then the upload of ``content`` (None: never uploaded); the attachment's id."""
+    create = {
+        "type": "attachments.create",
+        "params": {"name": name, "size": len(content or b""), "mime_type": mime_type},
+    }
+    reply = await http.post("/chatkit", content=json.dumps(create).encode(), headers=bearer(token))
+    assert reply.status_code == 200, reply.text
+    attachment_id: str = reply.json()["id"]
+    if content is not None:
+        upload = await http.post(f"/chatkit/attachments/{attachment_id}/upload", content=content, headers=bearer(token))
+        assert upload.status_code == 200, upload.text
+    return attachment_id
 
 
 @dataclass
