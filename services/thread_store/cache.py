@@ -46,8 +46,14 @@ REDIS_FAILURES = Counter("switchboard_redis_failures_total", "Redis calls that f
 TOMBSTONE_REVISION = 2**53 - 1
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
+# A page, with the version of the thread it reflects; {-2} alone when that
+# version is ARGV[5] (the caller's page is current: a conditional read).
 _PAGE = """
 if redis.call('HGET', KEYS[1], 'loaded') ~= ARGV[4] then return nil end
+local state = redis.call('HMGET', KEYS[1], 'rev', 'meta')
+local version = ''
+if state[1] and state[2] then version = state[1] .. ':' .. redis.sha1hex(state[2]) end
+if version ~= '' and ARGV[5] == version then return {-2} end
 local n = tonumber(ARGV[2])
 local start = 0
 local asc = ARGV[3] == 'asc'
@@ -65,10 +71,10 @@ else
 end
 local more = 0
 if #ids > n then more = 1; table.remove(ids) end
-if #ids == 0 then return {more} end
+if #ids == 0 then return {more, '', version} end
 local vals = redis.call('HMGET', KEYS[2], unpack(ids))
-local out = {more, ids[#ids]}
-for i = 1, #vals do out[i + 2] = vals[i] end
+local out = {more, ids[#ids], version}
+for i = 1, #vals do out[i + 3] = vals[i] end
 return out
 """
 
@@ -304,9 +310,26 @@ class ThreadCache:
         return decode_thread(raw) if isinstance(raw, bytes) else None
 
     async def page_items(
-        self, *, user_id: str, thread_id: str, after: str | None, limit: int, order: Order
+        self,
+        *,
+        user_id: str,
+        thread_id: str,
+        after: str | None,
+        limit: int,
+        order: Order,
+        if_none_match: str | None = None,
     ) -> EncodedItems | None:
         """A page of cached items in the codec's form, or None on a miss.
+
+        The page carries the ``version`` of the thread it reflects: its revision
+        and a digest of its cached record. Items and record change together with
+        the revision in one script (``_APPLY``, ``_FILL``), so one version is one
+        page for given ``after``/``limit``/``order``; the digest covers the
+        record's server-set activity time, so a thread deleted and created again
+        under the same id (its revisions start over) never repeats a version.
+        With ``if_none_match`` equal to the current version the page is
+        ``not_modified`` instead, decided in the same atomic script as the page
+        itself: exactly when this read would have returned the caller's page.
 
         Raises:
             InvalidArgument: ``after`` is not an item of the (fully cached) thread.
@@ -315,7 +338,8 @@ class ThreadCache:
             return None
         try:
             reply = await self._page(
-                keys=self._keys(user_id, thread_id), args=[after or "", limit, order, self._codec.format]
+                keys=self._keys(user_id, thread_id),
+                args=[after or "", limit, order, self._codec.format, if_none_match or ""],
             )
         except Exception as error:
             self._health.failed("page_items", error)
@@ -324,13 +348,15 @@ class ThreadCache:
             _ITEMS_MISS.inc()
             return None
         _ITEMS_HIT.inc()
+        if reply[0] == -2:
+            return EncodedItems(blobs=[], has_more=False, after=None, version=if_none_match or "", not_modified=True)
         if reply[0] == -1:
             raise InvalidArgument(f"cursor {after!r} is not an item of thread {thread_id!r}")
-        # [has_more, last id, item...]: the page's other ids are not needed, so they are not sent.
+        # [has_more, last id, version, item...]: the page's other ids are not needed, so they are not sent.
         has_more = reply[0] == 1
-        blobs = reply[2:]
+        blobs = reply[3:]
         last_id = reply[1].decode() if has_more and blobs else None
-        return EncodedItems(blobs=blobs, has_more=has_more, after=last_id)
+        return EncodedItems(blobs=blobs, has_more=has_more, after=last_id, version=reply[2].decode())
 
     async def fill(self, *, thread: ThreadRecord, items: list[ItemRecord] | None) -> None:
         """Cache a snapshot read from Postgres, unless the cache already reflects a newer one."""

@@ -13,7 +13,9 @@ change it.
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,6 +41,30 @@ ITEM_LIST_ADAPTER: TypeAdapter[list[ThreadItem]] = TypeAdapter(list[ThreadItem])
 ATTACHMENT_ADAPTER: TypeAdapter[Attachment] = TypeAdapter(Attachment)
 
 _ORDERS = {"asc": common_pb2.SORT_ORDER_ASC, "desc": common_pb2.SORT_ORDER_DESC}
+# Pages remembered for conditional reads (per store client), and the largest one kept.
+HELD_PAGES = 256
+# Loop steps after which grpc.aio has handed a unary request to the transport:
+# the call starts as a task, whose second step submits the batch (grpcio 1.85,
+# measured: with 1 the parse below ran before the request left and overlapped
+# nothing; 2 saved the whole parse, 4 no more). A different grpcio may need
+# another count; that costs only the overlap, never correctness.
+SEND_YIELDS = 2
+HELD_PAGE_MAX_BYTES = 512 * 1024
+
+
+@dataclass(slots=True)
+class _HeldPage:
+    """A page as the thread store last sent it: its version and its items' JSON, never parsed objects.
+
+    ``speculate``: the last revalidation of this page found it current, so the
+    next one parses the JSON while the server checks (see ``load_thread_items``).
+    """
+
+    version: str
+    items_json: bytes
+    has_more: bool
+    after: str | None
+    speculate: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +165,11 @@ def items_from_json(raws: Iterable[bytes]) -> list[ThreadItem]:
     ``jsonb`` text), so the items joined by commas between brackets are the JSON
     array of them; one ``validate_json`` of the array costs less than one per item.
     """
-    return ITEM_LIST_ADAPTER.validate_json(b"[" + b",".join(raws) + b"]")
+    return ITEM_LIST_ADAPTER.validate_json(_json_array(raws))
+
+
+def _json_array(raws: Iterable[bytes]) -> bytes:
+    return b"[" + b",".join(raws) + b"]"
 
 
 class GrpcThreadStore(Store[Caller]):
@@ -169,6 +199,8 @@ class GrpcThreadStore(Store[Caller]):
     def __init__(self, target: str, *, timeout: float = 10.0) -> None:
         self._channels = LoopLocalChannels(target, ThreadStoreStub)
         self._timeout = timeout
+        # Pages for conditional reads: (principal, thread, after, limit, order) -> the last page.
+        self._held: OrderedDict[tuple[bytes, str, str, int, str], _HeldPage] = OrderedDict()
 
     def generate_thread_id(self, context: Caller) -> str:
         return new_id("thread")
@@ -287,17 +319,82 @@ class GrpcThreadStore(Store[Caller]):
         (decision: a bad cursor is the caller's bad input, a 400 at the edge;
         the reference store raises ``NotFoundError`` there).
         """
+        principal = principal_to_proto(context)
+        key = (principal.SerializeToString(deterministic=True), thread_id, after or "", limit, order)
+        held = self._held.pop(key, None)
+        request = pb.ListItemsRequest(
+            principal=principal,
+            thread_id=thread_id,
+            after=after or "",
+            limit=limit,
+            order=_ORDERS.get(order, common_pb2.SORT_ORDER_ASC),
+            if_none_match=held.version if held is not None else "",
+        )
         try:
-            reply = await self.load_thread_items_raw(thread_id, after, limit, order, context)
+            reply, parsed = await self._conditional_list(request, held)
         except NotFoundError:
             if strict:
-                raise
+                raise NotFoundError(_thread_not_found(thread_id)) from None
             return Page(data=[], has_more=False, after=None)
+        if reply.not_modified and held is not None:
+            # The server compared our version with the state it would read the
+            # page from, in one atomic step: the page we hold is the page it would send.
+            held.speculate = True
+            self._hold(key, held)
+            return Page(
+                data=parsed if parsed is not None else ITEM_LIST_ADAPTER.validate_json(held.items_json),
+                has_more=held.has_more,
+                after=held.after,
+            )
+        items_json = _json_array(i.json for i in reply.items)
+        if reply.version and len(items_json) <= HELD_PAGE_MAX_BYTES:
+            self._hold(key, _HeldPage(reply.version, items_json, reply.has_more, reply.after or None))
         return Page(
-            data=items_from_json([i.json for i in reply.items]),
-            has_more=reply.has_more,
-            after=reply.after or None,
+            data=ITEM_LIST_ADAPTER.validate_json(items_json), has_more=reply.has_more, after=reply.after or None
         )
+
+    async def _conditional_list(
+        self, request: pb.ListItemsRequest, held: _HeldPage | None
+    ) -> tuple[pb.ListItemsResponse, list[ThreadItem] | None]:
+        """``ListItems``, and, when the held page was current last time, that page parsed while the server answers.
+
+        Why a conditional read and not a cache invalidated by the change feed: a
+        feed-driven cache serves a page until the feed's message arrives, so a
+        reader could see a page older than a write already acknowledged to
+        someone. Here every read asks the thread store, which answers "not
+        modified" only when the version we hold is the version of the state it
+        would serve the page from right now (``ThreadCache.page_items``): a
+        write acknowledged before this call was patched into that state (or
+        invalidated it) first, so it changed the version. A conditional read is
+        therefore never staler than a plain read of the same server at the same
+        moment. Callers never share objects: the held page is JSON, and each
+        call parses its own items (the SDK and our callers mutate them, e.g. a
+        client tool call's ``output``).
+
+        The parse costs about as much as the round trip, so when the page is
+        likely current it runs while the server works (the request is sent
+        first; the server is another process), and is dropped when the page
+        changed. A page that changed turns speculation off until it is current again.
+        """
+        try:
+            call = self.stub.ListItems(request, timeout=self._timeout)
+            parsed: list[ThreadItem] | None = None
+            if held is not None and held.speculate:
+                for _ in range(SEND_YIELDS):
+                    await asyncio.sleep(0)
+                parsed = ITEM_LIST_ADAPTER.validate_json(held.items_json)
+            reply: pb.ListItemsResponse = await call
+        except grpc.aio.AioRpcError as error:
+            typed = error_from_rpc(error, service="thread_store")
+            if isinstance(typed, NotFound):
+                raise NotFoundError(_thread_not_found(request.thread_id)) from None
+            raise typed from None
+        return reply, parsed
+
+    def _hold(self, key: tuple[bytes, str, str, int, str], page: _HeldPage) -> None:
+        self._held[key] = page
+        if len(self._held) > HELD_PAGES:
+            self._held.popitem(last=False)
 
     async def load_thread_items_raw(
         self, thread_id: str, after: str | None, limit: int, order: str, context: Caller

@@ -148,11 +148,16 @@ class EncodedItems:
     """A page of items straight from the cache, each already in the API's wire form.
 
     The hot path hands these bytes to the transport without decoding them.
+    ``version`` is the thread's version the page reflects (see
+    ``ThreadCache.page_items``); ``not_modified``: the caller's page of that
+    version is current, and nothing else is sent.
     """
 
     blobs: list[bytes]
     has_more: bool
     after: str | None
+    version: str = ""
+    not_modified: bool = False
 
 
 @dataclass(frozen=True, slots=True)

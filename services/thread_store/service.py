@@ -47,6 +47,8 @@ from switchboard.streams import check_stream_id
 
 MAX_THREAD_PAGE = 200
 MAX_ITEM_PAGE = 1000
+# A page version is "<revision>:<40 hex digits>"; anything longer is not one.
+MAX_VERSION_LENGTH = 80
 # The one item type an operator may write into a thread of their org that they do not own.
 OPERATOR_REPLY_TYPE = "assistant_message"
 MAX_WAITING_SECONDS = 24 * 3600
@@ -231,20 +233,39 @@ class ThreadStoreService:
         return await self.repository.load_item(thread_id=thread_id, item_id=item_id)
 
     async def list_items(
-        self, principal: Principal, thread_id: str, *, after: str | None, limit: int, order: Order
+        self,
+        principal: Principal,
+        thread_id: str,
+        *,
+        after: str | None,
+        limit: int,
+        order: Order,
+        if_none_match: str | None = None,
     ) -> Page[ItemRecord] | EncodedItems:
         """A page of the items of a thread the principal may read.
 
         From the cache the items come already encoded for the transport
-        (``EncodedItems``); from Postgres, as records.
+        (``EncodedItems``, with the thread's version); from Postgres, as records
+        (no version: such a page cannot be revalidated). ``if_none_match``: a
+        version the caller holds; when the cached page is still at it, the answer
+        is ``EncodedItems(not_modified=True)``. Only the principal's own cache
+        keys are read, so a version never vouches for a thread the caller may
+        not read.
         """
         check_id(thread_id, "thread_id")
         limit = check_limit(limit, default=50, maximum=MAX_ITEM_PAGE)
         if after:
             check_id(after, "after")
+        if if_none_match is not None and len(if_none_match) > MAX_VERSION_LENGTH:
+            raise InvalidArgument(f"if_none_match is longer than {MAX_VERSION_LENGTH} characters: not a version")
         if self.cache is not None:
             page = await self.cache.page_items(
-                user_id=principal.user_id, thread_id=thread_id, after=after, limit=limit, order=order
+                user_id=principal.user_id,
+                thread_id=thread_id,
+                after=after,
+                limit=limit,
+                order=order,
+                if_none_match=if_none_match,
             )
             if page is not None:
                 return page
@@ -255,7 +276,12 @@ class ThreadStoreService:
             items = None
         if items is not None and self.cache is not None:
             page = await self.cache.page_items(
-                user_id=principal.user_id, thread_id=thread_id, after=after, limit=limit, order=order
+                user_id=principal.user_id,
+                thread_id=thread_id,
+                after=after,
+                limit=limit,
+                order=order,
+                if_none_match=if_none_match,
             )
             if page is not None:
                 return page

@@ -99,7 +99,9 @@ def _items_field_head(size: int) -> bytes:
 
 
 def list_items_wire(page: EncodedItems) -> bytes:
-    """A serialized ``ListItemsResponse`` built from cached item bytes (fields 1, 2, 3)."""
+    """A serialized ``ListItemsResponse`` built from cached item bytes (fields 1 to 5)."""
+    if page.not_modified:
+        return b"\x28\x01"  # not_modified = true, and nothing else
     parts: list[bytes] = []
     for blob in page.blobs:
         parts += (_items_field_head(len(blob)), blob)
@@ -108,6 +110,9 @@ def list_items_wire(page: EncodedItems) -> bytes:
     if page.after:
         after = page.after.encode()
         parts += (b"\x1a", _varint(len(after)), after)
+    if page.version:
+        version = page.version.encode()
+        parts += (b"\x22", _varint(len(version)), version)
     return b"".join(parts)
 
 
@@ -194,6 +199,7 @@ class ThreadStoreServicer(thread_store_pb2_grpc.ThreadStoreServicer):
             after=request.after or None,
             limit=request.limit,
             order=cast(Order, order_from_proto(request.order, default="asc")),
+            if_none_match=request.if_none_match or None,
         )
         if isinstance(page, EncodedItems):
             return list_items_wire(page)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import grpc
 import pytest
 from chatkit.types import (
     ClientToolCallItem,
@@ -36,6 +37,7 @@ from services.thread_store.domain import EncodedItems, ItemRecord
 from services.thread_store.servicer import ThreadItemWireCodec, item_to_proto, list_items_wire
 from switchboard.api.v1 import thread_store_pb2 as pb
 from switchboard.errors import InvalidArgument
+from switchboard.proto_convert import principal_to_proto
 from tests.thread_store.conftest import RunningThreadStore
 from tests.thread_store.helpers import Ctx, assistant_message, new_thread, times, user_message
 
@@ -122,6 +124,7 @@ async def _walk_raw(
     after: str | None = None
     for _ in range(MAX_PAGES):
         reply = await store.load_thread_items_raw(thread_id, after, limit, order, ctx)
+        reply.version = ""  # only hot pages carry a version (for conditional reads); the rest must be equal
         replies.append(reply)
         if not reply.has_more:
             return replies
@@ -260,3 +263,98 @@ def test_the_hot_wire_form_is_the_serialized_response_at_every_length() -> None:
                 items=[item_to_proto(r) for r in records[:cut]], has_more=has_more, after=after or ""
             )
             assert list_items_wire(page) == expected.SerializeToString()
+
+
+# -- conditional reads (ListItems.if_none_match) -------------------------------
+
+
+async def _list(store: GrpcThreadStore, ctx: Ctx, thread_id: str, version: str = "") -> pb.ListItemsResponse:
+    request = pb.ListItemsRequest(
+        principal=principal_to_proto(ctx), thread_id=thread_id, limit=50, if_none_match=version
+    )
+    reply: pb.ListItemsResponse = await store.stub.ListItems(request)
+    return reply
+
+
+async def test_a_hot_page_is_not_modified_until_the_thread_changes(
+    thread_store: RunningThreadStore, user_id: str
+) -> None:
+    ctx = Ctx(user_id=user_id)
+    store = thread_store.store
+    thread = new_thread()
+    await store.save_thread(thread, ctx)
+    await store.add_thread_item(thread.id, user_message(thread.id, "one", at=times(1)[0]), ctx)
+    first = await _list(store, ctx, thread.id)
+    assert first.version and len(first.items) == 1
+    again = await _list(store, ctx, thread.id, first.version)
+    assert again.not_modified and not again.items and not again.version
+    await store.add_thread_item(thread.id, user_message(thread.id, "two", at=times(2)[1]), ctx)
+    changed = await _list(store, ctx, thread.id, first.version)  # the write was acknowledged: never "not modified"
+    assert not changed.not_modified and len(changed.items) == 2 and changed.version != first.version
+    renamed = thread.model_copy(update={"title": "renamed"})
+    await store.save_thread(renamed, ctx)
+    assert not (await _list(store, ctx, thread.id, changed.version)).not_modified
+
+
+async def test_a_thread_deleted_and_created_again_never_repeats_a_version(
+    thread_store: RunningThreadStore, user_id: str
+) -> None:
+    ctx = Ctx(user_id=user_id)
+    store = thread_store.store
+    thread = new_thread()
+    await store.save_thread(thread, ctx)
+    await store.add_thread_item(thread.id, user_message(thread.id, "before", at=times(1)[0]), ctx)
+    before = await _list(store, ctx, thread.id)
+    await store.delete_thread(thread.id, ctx)
+    await store.save_thread(thread, ctx)  # the same id, its revisions start over
+    await store.add_thread_item(thread.id, user_message(thread.id, "after", at=times(1)[0]), ctx)
+    reply = await _list(store, ctx, thread.id, before.version)
+    assert not reply.not_modified and [item_from_json(i.json).content[0].text for i in reply.items] == ["after"]  # type: ignore[union-attr]
+
+
+async def test_a_version_vouches_only_for_the_callers_own_cache(thread_store: RunningThreadStore, user_id: str) -> None:
+    ctx = Ctx(user_id=user_id)
+    store = thread_store.store
+    thread = new_thread()
+    await store.save_thread(thread, ctx)
+    owner = await _list(store, ctx, thread.id)
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await _list(store, Ctx(user_id=f"other-{user_id}"), thread.id, owner.version)
+    assert refused.value.code() == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.aio.AioRpcError) as long_version:
+        await _list(store, ctx, thread.id, "x" * 81)
+    assert long_version.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_a_page_from_postgres_has_no_version(uncached_thread_store: RunningThreadStore, user_id: str) -> None:
+    ctx = Ctx(user_id=user_id)
+    thread = new_thread()
+    await uncached_thread_store.store.save_thread(thread, ctx)
+    await uncached_thread_store.store.add_thread_item(thread.id, user_message(thread.id, "x", at=times(1)[0]), ctx)
+    reply = await _list(uncached_thread_store.store, ctx, thread.id, "1:" + "0" * 40)
+    assert not reply.not_modified and reply.version == "" and len(reply.items) == 1
+
+
+async def test_revalidated_pages_are_fresh_objects_and_follow_every_write(
+    thread_store: RunningThreadStore, user_id: str
+) -> None:
+    ctx = Ctx(user_id=user_id)
+    store = GrpcThreadStore(thread_store.target)
+    try:
+        thread = new_thread()
+        await store.save_thread(thread, ctx)
+        message = user_message(thread.id, "original", at=times(1)[0])
+        await store.add_thread_item(thread.id, message, ctx)
+        pages = [await store.load_thread_items(thread.id, None, 10, "asc", ctx) for _ in range(4)]
+        assert all(page.data == [message] for page in pages)
+        assert len({id(page.data[0]) for page in pages}) == 4  # never one object handed to two callers
+        pages[-1].data[0].content[0].text = "mutated by a caller"  # type: ignore[union-attr]
+        assert (await store.load_thread_items(thread.id, None, 10, "asc", ctx)).data == [message]
+        # A write through another client: the next read of this one sees it at once.
+        edited = message.model_copy(update={"content": [message.content[0].model_copy(update={"text": "edited"})]})
+        await thread_store.store.save_item(thread.id, edited, ctx)
+        assert (await store.load_thread_items(thread.id, None, 10, "asc", ctx)).data == [edited]
+        await thread_store.store.delete_thread(thread.id, ctx)
+        assert (await store.load_thread_items(thread.id, None, 10, "asc", ctx)).data == []
+    finally:
+        await store.close()

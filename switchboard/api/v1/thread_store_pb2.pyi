@@ -170,28 +170,34 @@ class GetItemRequest(_message.Message):
     def __init__(self, principal: _Optional[_Union[_common_pb2.Principal, _Mapping]] = ..., thread_id: _Optional[str] = ..., item_id: _Optional[str] = ...) -> None: ...
 
 class ListItemsRequest(_message.Message):
-    __slots__ = ("principal", "thread_id", "limit", "after", "order")
+    __slots__ = ("principal", "thread_id", "limit", "after", "order", "if_none_match")
     PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
     THREAD_ID_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     AFTER_FIELD_NUMBER: _ClassVar[int]
     ORDER_FIELD_NUMBER: _ClassVar[int]
+    IF_NONE_MATCH_FIELD_NUMBER: _ClassVar[int]
     principal: _common_pb2.Principal
     thread_id: str
     limit: int
     after: str
     order: _common_pb2.SortOrder
-    def __init__(self, principal: _Optional[_Union[_common_pb2.Principal, _Mapping]] = ..., thread_id: _Optional[str] = ..., limit: _Optional[int] = ..., after: _Optional[str] = ..., order: _Optional[_Union[_common_pb2.SortOrder, str]] = ...) -> None: ...
+    if_none_match: str
+    def __init__(self, principal: _Optional[_Union[_common_pb2.Principal, _Mapping]] = ..., thread_id: _Optional[str] = ..., limit: _Optional[int] = ..., after: _Optional[str] = ..., order: _Optional[_Union[_common_pb2.SortOrder, str]] = ..., if_none_match: _Optional[str] = ...) -> None: ...
 
 class ListItemsResponse(_message.Message):
-    __slots__ = ("items", "has_more", "after")
+    __slots__ = ("items", "has_more", "after", "version", "not_modified")
     ITEMS_FIELD_NUMBER: _ClassVar[int]
     HAS_MORE_FIELD_NUMBER: _ClassVar[int]
     AFTER_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    NOT_MODIFIED_FIELD_NUMBER: _ClassVar[int]
     items: _containers.RepeatedCompositeFieldContainer[ThreadItem]
     has_more: bool
     after: str
-    def __init__(self, items: _Optional[_Iterable[_Union[ThreadItem, _Mapping]]] = ..., has_more: _Optional[bool] = ..., after: _Optional[str] = ...) -> None: ...
+    version: str
+    not_modified: bool
+    def __init__(self, items: _Optional[_Iterable[_Union[ThreadItem, _Mapping]]] = ..., has_more: _Optional[bool] = ..., after: _Optional[str] = ..., version: _Optional[str] = ..., not_modified: _Optional[bool] = ...) -> None: ...
 
 class DeleteItemRequest(_message.Message):
     __slots__ = ("principal", "thread_id", "item_id")

@@ -153,7 +153,10 @@ class ThreadStoreServicer:
         raise NotImplementedError('Method not implemented!')
 
     def AddItem(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Upsert an item by id (as SaveItem). An item whose thread_id names another
+        thread is stored in this one with its thread_id rewritten, as the ChatKit
+        SDK's reference store files it.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
