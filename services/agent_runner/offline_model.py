@@ -65,6 +65,7 @@ HELP = (
     "- **complete** *task id*: mark a task done\n"
     "- **delete** *task id*: delete a task\n"
     "- **talk to a human**: hand this conversation to a person\n"
+    "- **billing** *question* / **front desk**: talk with Billing / back to the front desk\n"
     "- **choose between** *a, b or c*: I ask you to pick one\n"
     "- **count to** *n*: a long streamed answer (up to 10,000), to try stop, reload and join"
 )

@@ -29,6 +29,7 @@ from tests.e2e.conftest import (
     create_request,
     new_user,
     post_json,
+    runner_behind_edge,
     start_edge,
     stream_events,
     thread_messages,
@@ -295,12 +296,19 @@ async def test_a_message_of_only_a_nul_is_400_with_a_clear_message_and_creates_n
 async def test_a_turn_that_fails_after_its_thread_was_created_ends_with_an_error_event_and_keeps_the_message(
     stack: Stack, http: httpx.AsyncClient
 ) -> None:
-    # The runner cannot give attachments to the model yet: the run fails after ``thread.created``.
+    # A runner whose model server is unreachable: the run fails after ``thread.created``.
+    unreachable = f"http://127.0.0.1:{free_port()}/v1"
     token = stack.token(new_user())
     attachment_id = await _upload(http, token, b"hello attachment")
-    events = await stream_events(http, token, _naming_attachments(create_request("see attached"), [attachment_id]))
+    with runner_behind_edge(
+        stack, OPENAI_BASE_URL=unreachable, OPENAI_API_KEY="fake", SWITCHBOARD_MODEL="openai:unreachable"
+    ) as failing:
+        async with httpx.AsyncClient(base_url=failing.url, timeout=60) as failing_http:
+            body = _naming_attachments(create_request("see attached"), [attachment_id])
+            events = await stream_events(failing_http, token, body)
     assert events[0].type == "thread.created"
-    assert events[-1].type in ("error", "thread.item.done"), events[-1]  # the stream ended, it was not dropped
+    assert events[-1].type == "error", events[-1]  # the stream ended, it was not dropped
+    assert "could not be reached" in (events[-1].message or "")  # type: ignore[union-attr]
     thread_id = events[0].thread.id  # type: ignore[union-attr]
     assert (await thread_messages(http, token, thread_id))[0] == ("user_message", "see attached")
     request = {"type": "items.list", "params": {"thread_id": thread_id, "order": "asc", "limit": 10}}
