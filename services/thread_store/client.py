@@ -189,7 +189,10 @@ class GrpcThreadStore(Store[Caller]):
     like ``save_item``, and ``save_item`` inserts a missing item (the interface
     says "upsert"; the reference inserts once, and only updates); attachments
     are read and overwritten only by their owner (the reference has a TODO
-    there); an ``after`` cursor that is no item of the thread is ``InvalidArgument``.
+    there); an ``after`` cursor that is no item of the thread, or no thread of
+    the listing, is ``InvalidArgument`` (the reference raises ``NotFoundError``
+    and ``ValueError``); threads and items created at the same instant keep
+    one order, by id (the reference's cursor skips such ties).
 
     Args:
         target: ``host:port`` of the thread store.

@@ -210,6 +210,13 @@ async def test_an_unknown_cursor_is_an_invalid_argument(running: RunningThreadSt
         await running.store.load_thread_items(thread_id, "msg_unknown", 10, "asc", ctx)
 
 
+async def test_an_unknown_threads_cursor_is_an_invalid_argument(running: RunningThreadStore, user_id: str) -> None:
+    ctx = Ctx(user_id=user_id)
+    await running.store.save_thread(new_thread(), ctx)
+    with pytest.raises(InvalidArgument, match="cursor"):
+        await running.store.load_threads(10, "thr_unknown", "desc", ctx)
+
+
 async def test_items_with_the_same_creation_time_keep_one_stable_order(
     running: RunningThreadStore, user_id: str
 ) -> None:
