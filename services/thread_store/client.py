@@ -367,10 +367,15 @@ class GrpcThreadStore(Store[Caller]):
         someone. Here every read asks the thread store, which answers "not
         modified" only when the version we hold is the version of the state it
         would serve the page from right now (``ThreadCache.page_items``): a
-        write acknowledged before this call was patched into that state (or
-        invalidated it) first, so it changed the version. A conditional read is
+        write is patched into that state (or invalidates it) before it is
+        acknowledged, and every write bumps the revision, so a write
+        acknowledged before this call changed the version. A conditional read is
         therefore never staler than a plain read of the same server at the same
-        moment. Callers never share objects: the held page is JSON, and each
+        moment: when Redis failed during a write, the cache's repair rules
+        (``ThreadCache``) govern both alike. Should the same state be cached
+        again with its record encoded otherwise (a refill from Postgres), the
+        version differs: that costs one full page, never a stale one.
+        Callers never share objects: the held page is JSON, and each
         call parses its own items (the SDK and our callers mutate them, e.g. a
         client tool call's ``output``).
 
