@@ -53,6 +53,7 @@ class FakeOpenAI:
 
     url: str
     requests: list[FakeRequest] = field(default_factory=list)
+    refuse_images: bool = False  # answer 400 to a request with image input, as a text-only server does
 
     def answered(self, api: str) -> list[FakeRequest]:
         """The streamed requests of one API (the turns' model calls)."""
@@ -107,10 +108,19 @@ def _sse(data: Any) -> str:
     return f"data: {json.dumps(data)}\n\n"
 
 
+def _refused(state: FakeOpenAI, body: dict[str, Any]) -> Response | None:
+    if state.refuse_images and ('"image_url"' in json.dumps(body) or '"input_image"' in json.dumps(body)):
+        error = {"message": "this model does not take image input", "type": "invalid_request_error"}
+        return JSONResponse({"error": error}, status_code=400)
+    return None
+
+
 async def _chat(request: Request) -> Response:
     body = await request.json()
     state: FakeOpenAI = request.app.state.fake
     state.requests.append(FakeRequest("chat", body))
+    if (refused := _refused(state, body)) is not None:
+        return refused
     tools = [t["function"]["name"] for t in body.get("tools") or []]
     messages = body.get("messages") or []
     last = messages[-1] if messages else {}
@@ -210,6 +220,8 @@ async def _responses(request: Request) -> Response:
     body = await request.json()
     state: FakeOpenAI = request.app.state.fake
     state.requests.append(FakeRequest("responses", body))
+    if (refused := _refused(state, body)) is not None:
+        return refused
     tools = [t.get("name", "") for t in body.get("tools") or []]
     items = body.get("input")
     items = [{"role": "user", "content": items}] if isinstance(items, str) else items or []

@@ -127,6 +127,7 @@ WAITING_FOR_PERSON = "A person from our team will reply here…"
 # After a hand-off ends, how long a stream still waits for the notice that says so.
 HANDOFF_END_GRACE_SECONDS = 1.5
 MOVED_ON = "Not done: you sent another message"
+IMAGES_REFUSED = "The model could not take the images in this conversation; it was told their names instead."
 EXPIRED = "Expired · nothing was done"
 DoubleText = Literal["enqueue", "interrupt", "reject"]
 
@@ -866,31 +867,51 @@ class AgentRunnerService:
                 hooks = ToolItemHooks(state)
                 run_input: Any
                 if resume is None:
-                    run_input = await self._model_input(spec.model, offline, thread, principal, history, request)
+                    run_input = await self._model_input(
+                        spec.model, offline, thread, principal, history, request, images=not offline
+                    )
                 else:
                     if resume.pending.tool_name == ASK_USER:
                         state.answers[resume.pending.call_id] = list(resume.answer)
                     run_input = await _decided_state(built.starting, state, resume)
-                result = Runner.run_streamed(
-                    built.starting,
-                    run_input,
-                    context=state,
-                    hooks=hooks,
-                    max_turns=self.limits.max_turns,
-                    run_config=RunConfig(tracing_disabled=True),
-                )
-                stopper = asyncio.create_task(run.wait_stopped())
-                stopper.add_done_callback(lambda _: result.cancel())
-                stack.callback(stopper.cancel)
-                ids = _MessageIds(self.store, thread, principal)
-                async for raw_event in stream_agent_response(chatkit, result):
-                    event = ids.apply(raw_event)
-                    pending.track(event)
-                    if isinstance(event, ThreadItemUpdatedEvent) and event.item_id in pending.items:
-                        saves.maybe_save(pending.items[event.item_id])
-                    await self._persist(event, principal, thread.id, saves)
-                    if not _hidden(event):
-                        run.emit(event)
+                while True:
+                    result = Runner.run_streamed(
+                        built.starting,
+                        run_input,
+                        context=state,
+                        hooks=hooks,
+                        max_turns=self.limits.max_turns,
+                        run_config=RunConfig(tracing_disabled=True),
+                    )
+                    stopper = asyncio.create_task(run.wait_stopped())
+                    stopper.add_done_callback(_canceller(result))
+                    stack.callback(stopper.cancel)
+                    ids = _MessageIds(self.store, thread, principal)
+                    streamed = False
+                    try:
+                        async for raw_event in stream_agent_response(chatkit, result):
+                            streamed = True
+                            event = ids.apply(raw_event)
+                            pending.track(event)
+                            if isinstance(event, ThreadItemUpdatedEvent) and event.item_id in pending.items:
+                                saves.maybe_save(pending.items[event.item_id])
+                            await self._persist(event, principal, thread.id, saves)
+                            if not _hidden(event):
+                                run.emit(event)
+                    except openai.BadRequestError as error:
+                        if streamed or resume is not None or not _has_images(run_input):
+                            raise
+                        # The server refused a request with images: a model that cannot take
+                        # them reads notes naming them instead, or the thread would fail on every
+                        # turn while they are in its history.
+                        log.warning("run %s: the model refused a request with images (%s); retrying", run.run_id, error)
+                        stopper.cancel()
+                        run.emit(NoticeEvent(level="info", message=IMAGES_REFUSED))
+                        run_input = await self._model_input(
+                            spec.model, offline, thread, principal, history, request, images=False
+                        )
+                        continue
+                    break
                 if announce and not run.stopping:
                     thread.metadata[OFFLINE_NOTICE_FLAG] = True
                     flagged = True
@@ -932,6 +953,8 @@ class AgentRunnerService:
         principal: Principal,
         history: list[ThreadItem],
         request: RunRequest,
+        *,
+        images: bool,
     ) -> list[Any]:
         """The history as the model reads it: attachments resolved, within the token budget, the
         older turns summarized (a new summary is saved in the thread for later turns)."""
@@ -939,7 +962,7 @@ class AgentRunnerService:
         converter = RunInputConverter(
             self.store,
             principal,
-            images=limits.model_images and not offline,
+            images=limits.model_images and images,
             inline_bytes=limits.attachment_inline_bytes,
         )
         budget = HistoryBudget(tokens=limits.history_tokens, max_items=max(1, limits.history_items // 2))
@@ -1312,6 +1335,21 @@ def _answerable(history: list[ThreadItem], request: RunRequest) -> list[ThreadIt
     if request.user_message is not None and target not in ids:
         return [*history, request.user_message]
     return history
+
+
+def _canceller(result: Any) -> Callable[[asyncio.Task[None]], None]:
+    """A done-callback that cancels this very result (not whichever a retry made later)."""
+    return lambda _task: result.cancel()
+
+
+def _has_images(run_input: Any) -> bool:
+    """Whether model input has image parts."""
+    return isinstance(run_input, list) and any(
+        isinstance(part, dict) and part.get("type") == "input_image"
+        for item in run_input
+        if isinstance(item, dict) and isinstance(item.get("content"), list)
+        for part in item["content"]
+    )
 
 
 def _keep_agent(thread: ThreadMetadata, agent_id: str | None) -> bool:
