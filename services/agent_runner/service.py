@@ -860,7 +860,7 @@ class AgentRunnerService:
                 for notice in built.notices:
                     run.emit(NoticeEvent(level="warning", message=notice))
                 if spec.id != self.catalog.spec(None).id:
-                    # Who answers, when it is not the front desk: the thread stays with this agent.
+                    # Who answers, when it is not the default agent (the thread stays with it until it hands off).
                     run.emit(ProgressUpdateEvent(text=f"{spec.name} is answering"))
                 chatkit = AgentContext[Any](thread=thread, store=self.store, request_context=principal)
                 state = RunState(principal=principal, chatkit=chatkit)
