@@ -39,6 +39,9 @@ class _ZeroLatency:
     def is_offline(self, name: str | None) -> bool:
         return False
 
+    def titles_threads(self, name: str | None) -> bool:
+        return False  # the bench times the runner's own path, not a title call
+
     def model_for(self, name: str | None, *, announce_offline: bool) -> Model:
         model = OfflineModel(chunk_words=1, chunk_delay=0)
         reply = " ".join(f"w{i}" for i in range(DELTAS))

@@ -19,6 +19,19 @@ def env_str(name: str, default: str | None = None) -> str | None:
     return value or default
 
 
+def env_bool(name: str, default: bool) -> bool:
+    """A yes/no setting: true/yes/on/1 or false/no/off/0 (unset: ``default``), with a clear error otherwise."""
+    raw = env_str(name)
+    if raw is None:
+        return default
+    text = raw.lower()
+    if text in ("0", "false", "no", "off"):
+        return False
+    if text in ("1", "true", "yes", "on"):
+        return True
+    raise InvalidArgument(f"{name}={raw!r}: use true or false")
+
+
 def env_float(name: str, default: float, *, minimum: float = 0.0) -> float:
     """Return a float environment variable, with a clear error when it is malformed."""
     raw = env_str(name)

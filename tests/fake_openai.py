@@ -5,6 +5,7 @@ It answers deterministically from the last input, and keeps every request body i
 (``requests``) for tests to assert on what the model was sent:
 
 - the output of a tool call -> ``Tool result: <output>``
+- the title agent's request (its instructions name conversations) -> ``"Title: Fake <first words>."``
 - a request without tools that is not streamed (a summary) -> ``FAKE SUMMARY of N lines``
 - ``add <title>`` -> a call of ``add_task``; ``list`` -> ``list_tasks``
 - a message naming ``billing`` / ``triage`` -> the handoff tool to that agent, when offered
@@ -81,7 +82,10 @@ def _content_text(content: Any) -> tuple[str, int]:
     return "".join(texts), images
 
 
-def _decide(last: dict[str, Any], tools: list[str], *, summary: bool, prompt: str) -> _Decision:
+def _decide(last: dict[str, Any], tools: list[str], *, summary: bool, prompt: str, body: dict[str, Any]) -> _Decision:
+    if "You name conversations" in json.dumps(body):
+        # Wrapped and punctuated the way models answer, for the runner to clean.
+        return _Decision(text='"Title: Fake ' + " ".join(prompt.split()[:3]) + '."')
     if summary:
         return _Decision(text=f"FAKE SUMMARY of {prompt.count(chr(10)) + 1} lines")
     if last.get("role") == "tool" or last.get("type") == "function_call_output":
@@ -125,7 +129,7 @@ async def _chat(request: Request) -> Response:
     messages = body.get("messages") or []
     last = messages[-1] if messages else {}
     prompt = _content_text(last.get("content"))[0]
-    decision = _decide(last, tools, summary=not tools and not body.get("stream"), prompt=prompt)
+    decision = _decide(last, tools, summary=not tools and not body.get("stream"), prompt=prompt, body=body)
     model = body.get("model", "fake")
     if not body.get("stream"):
         message: dict[str, Any] = {"role": "assistant", "content": decision.text or None}
@@ -227,7 +231,7 @@ async def _responses(request: Request) -> Response:
     items = [{"role": "user", "content": items}] if isinstance(items, str) else items or []
     last = items[-1] if items else {}
     prompt = _content_text(last.get("content"))[0]
-    decision = _decide(last, tools, summary=not tools and not body.get("stream"), prompt=prompt)
+    decision = _decide(last, tools, summary=not tools and not body.get("stream"), prompt=prompt, body=body)
     model = body.get("model", "fake")
     number = len(state.requests)
     if decision.tool:

@@ -18,7 +18,7 @@ from agents import Model, OpenAIChatCompletionsModel, OpenAIResponsesModel
 from openai import AsyncOpenAI
 
 from services.agent_runner.offline_model import OfflineModel
-from switchboard.config import env_float, env_str
+from switchboard.config import env_bool, env_float, env_str
 from switchboard.errors import InvalidArgument
 
 OFFLINE = "offline"
@@ -37,6 +37,10 @@ class ModelSource(Protocol):
         """The model called ``name`` (None: the default)."""
         ...
 
+    def titles_threads(self, name: str | None) -> bool:
+        """Whether the model ``name`` also titles new threads (one short extra call per thread)."""
+        ...
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -47,10 +51,12 @@ class ModelConfig:
     base_url: str | None
     offline_chunk_delay: float = 0.01
     api: str = ""  # "responses" or "chat_completions"; "" chooses by base_url
+    titles: bool = True  # a real model titles each new thread (SWITCHBOARD_MODEL_TITLES)
 
     @classmethod
     def from_env(cls) -> ModelConfig:
-        """Read ``SWITCHBOARD_MODEL``, ``OPENAI_API_KEY``, ``OPENAI_BASE_URL``, ``SWITCHBOARD_OFFLINE_DELAY``."""
+        """Read ``SWITCHBOARD_MODEL``, ``OPENAI_API_KEY``, ``OPENAI_BASE_URL``, ``SWITCHBOARD_OFFLINE_DELAY``,
+        ``SWITCHBOARD_MODEL_API`` and ``SWITCHBOARD_MODEL_TITLES``."""
         api_key = env_str("OPENAI_API_KEY")
         base_url = env_str("OPENAI_BASE_URL")
         fallback = f"openai:{DEFAULT_OPENAI_MODEL}" if (api_key or base_url) else OFFLINE
@@ -60,6 +66,7 @@ class ModelConfig:
             base_url=base_url,
             offline_chunk_delay=env_float("SWITCHBOARD_OFFLINE_DELAY", 0.01),
             api=(env_str("SWITCHBOARD_MODEL_API") or "").strip().lower(),
+            titles=env_bool("SWITCHBOARD_MODEL_TITLES", True),
         )
         if config.api not in API_CHOICES:
             raise InvalidArgument(f"SWITCHBOARD_MODEL_API must be responses or chat_completions, not {config.api!r}")
@@ -97,6 +104,10 @@ class EnvModels:
     def is_offline(self, name: str | None) -> bool:
         """Whether ``name`` resolves to the offline model."""
         return (name or self.config.default) == OFFLINE
+
+    def titles_threads(self, name: str | None) -> bool:
+        """A real model titles new threads unless ``SWITCHBOARD_MODEL_TITLES=false``; the offline one never."""
+        return self.config.titles and not self.is_offline(name)
 
     def model_for(self, name: str | None, *, announce_offline: bool) -> Model:
         """The model of this name."""

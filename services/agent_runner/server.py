@@ -21,7 +21,7 @@ from services.agent_runner.tasks import TaskRepository
 from services.session_api.client import SessionApiClient
 from services.thread_store.client import GrpcThreadStore
 from switchboard.api.v1 import agent_runner_pb2, agent_runner_pb2_grpc
-from switchboard.config import env_float, env_int, env_str
+from switchboard.config import env_bool, env_float, env_int, env_str
 from switchboard.errors import InvalidArgument
 from switchboard.grpc_runtime import GrpcServer
 from switchboard.migrate import apply_migrations
@@ -92,29 +92,16 @@ class AgentRunnerConfig:
                 history_items=env_int("SWITCHBOARD_HISTORY_ITEMS", 200, minimum=2),
                 history_tokens=env_int("SWITCHBOARD_HISTORY_TOKENS", 8000, minimum=200),
                 attachment_inline_bytes=env_int("SWITCHBOARD_ATTACHMENT_INLINE_BYTES", 32768),
-                model_images=_flag("SWITCHBOARD_MODEL_IMAGES", default=True),
+                model_images=env_bool("SWITCHBOARD_MODEL_IMAGES", True),
                 max_turns=env_int("SWITCHBOARD_MAX_TURNS", 12, minimum=1),
                 double_text=policy,
                 lease_seconds=lease,
                 approval_ttl_seconds=env_float("SWITCHBOARD_APPROVAL_TTL_SECONDS", 86400.0, minimum=1.0),
-                operator_may_approve=_flag("SWITCHBOARD_OPERATOR_MAY_APPROVE"),
+                operator_may_approve=env_bool("SWITCHBOARD_OPERATOR_MAY_APPROVE", False),
             ),
             handoff=HandoffSettings.from_env(),
             pool_size=env_int("SWITCHBOARD_DB_POOL_SIZE", 10, minimum=1),
         )
-
-
-def _flag(name: str, *, default: bool = False) -> bool:
-    """A yes/no setting: true/yes/1 or false/no/0 (unset: ``default``)."""
-    value = env_str(name)
-    text = (value or "").strip().lower()
-    if not text:
-        return default
-    if text in ("0", "false", "no"):
-        return False
-    if text in ("1", "true", "yes"):
-        return True
-    raise InvalidArgument(f"{name} must be true or false, not {value!r}")
 
 
 async def build_agent_runner(

@@ -96,6 +96,7 @@ from services.agent_runner.runs import (
     RunSignals,
 )
 from services.agent_runner.sessions import SessionLinks
+from services.agent_runner.titles import model_title
 from services.agent_runner.tool_items import RunState, ToolItemHooks
 from services.thread_store.client import GrpcThreadStore, handler_of, item_from_json
 from switchboard import pages
@@ -850,6 +851,7 @@ class AgentRunnerService:
         failure: ErrorEvent | None = None
         flagged = False
         paused: tuple[str, PendingApproval] | None = None
+        titling: asyncio.Task[str | None] | None = None
         async with AsyncExitStack() as stack:
             try:
                 # The thread's agent (the one that answered last: see _keep_agent), unless the request names one.
@@ -862,6 +864,12 @@ class AgentRunnerService:
                 if spec.id != self.catalog.spec(None).id:
                     # Who answers, when it is not the default agent (the thread stays with it until it hands off).
                     run.emit(ProgressUpdateEvent(text=f"{spec.name} is answering"))
+                if resume is None and self.catalog.models.titles_threads(spec.model) and _first_turn(history):
+                    # Asked alongside the answer (as the ChatKit samples do), so it rarely delays the turn's end.
+                    titling = asyncio.create_task(
+                        model_title(self.catalog.models, _text_of(request.user_message), model_name=spec.model)
+                    )
+                    stack.callback(titling.cancel)
                 chatkit = AgentContext[Any](thread=thread, store=self.store, request_context=principal)
                 state = RunState(principal=principal, chatkit=chatkit)
                 hooks = ToolItemHooks(state)
@@ -920,6 +928,8 @@ class AgentRunnerService:
                 run.escalated = state.escalated
                 if result.interruptions and not run.stopping:
                     paused = await self._pause(run, result, thread)
+                if titling is not None and not run.stopping:
+                    flagged = await _better_title(thread, request.user_message, titling) or flagged
             except Exception as error:
                 failure = _error_event(error)
                 if not isinstance(error, SwitchboardError):
@@ -1358,6 +1368,28 @@ def _keep_agent(thread: ThreadMetadata, agent_id: str | None) -> bool:
         return False
     thread.metadata[AGENT_METADATA_KEY] = agent_id
     return True
+
+
+async def _better_title(
+    thread: ThreadMetadata, message: UserMessageItem | None, titling: asyncio.Task[str | None]
+) -> bool:
+    """Give the thread the model's title, unless someone renamed it meanwhile; True when it changed.
+
+    The model's title replaces only the first-message title ``BeginTurn`` gave the
+    thread: a title the user or an operator set is theirs.
+    """
+    title = await titling
+    if not title or thread.title != _title(message) or title == thread.title:
+        return False
+    thread.title = title
+    return True
+
+
+def _text_of(message: UserMessageItem | None) -> str:
+    """The text of a user message (its text parts, joined)."""
+    if message is None:
+        return ""
+    return " ".join(c.text for c in message.content if isinstance(c, UserMessageTextContent))
 
 
 def _first_turn(history: list[ThreadItem]) -> bool:

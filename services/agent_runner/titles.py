@@ -52,7 +52,7 @@ def clean_title(answer: object) -> str | None:
     if not isinstance(answer, str):
         return None
     line = next((part for part in answer.strip().splitlines() if part.strip()), "")
-    line = re.sub(r"^(title|titre)\s*:\s*", "", line.strip(), flags=re.I)
+    line = re.sub(r"^(title|titre)\s*:\s*", "", line.strip().strip(_WRAPPING + " "), flags=re.I)
     line = " ".join(line.strip(_WRAPPING + " ").split()).rstrip(".!?:;,")
     if not line or not any(ch.isalnum() for ch in line):
         return None
@@ -80,7 +80,7 @@ async def model_title(
         when the model fails or answers no usable title.
     """
     text = first_message.strip()[:MAX_PROMPT_CHARS]
-    if not text or models.is_offline(model_name):
+    if not text or not models.titles_threads(model_name):
         return None
     try:
         model = models.model_for(model_name, announce_offline=False)

@@ -14,7 +14,7 @@ from services.thread_store.repository import QUERIES_DIR, ThreadRepository
 from services.thread_store.service import StoreLimits, ThreadStoreService
 from services.thread_store.servicer import ThreadItemWireCodec, ThreadStoreServicer
 from switchboard.api.v1 import thread_store_pb2
-from switchboard.config import env_float, env_int, env_str
+from switchboard.config import env_bool, env_float, env_int
 from switchboard.grpc_runtime import GrpcServer, add_servicer
 from switchboard.migrate import apply_migrations
 from switchboard.redis_client import RedisPools, create_service_redis
@@ -59,7 +59,7 @@ class ThreadStoreConfig:
         return cls(
             database_url=database_url,
             redis_url=redis_url,
-            cache_enabled=(env_str("SWITCHBOARD_CACHE", "on") or "on").lower() not in ("off", "0", "false", "no"),
+            cache_enabled=env_bool("SWITCHBOARD_CACHE", True),
             cache_ttl_seconds=env_float("SWITCHBOARD_CACHE_TTL_SECONDS", 600.0, minimum=1.0),
             cache_max_items=env_int("SWITCHBOARD_CACHE_MAX_ITEMS", 2000, minimum=0),
             pool_size=env_int("SWITCHBOARD_DB_POOL_SIZE", 10, minimum=1),

@@ -41,6 +41,9 @@ class SwitchableModels:
     def is_offline(self, name: str | None) -> bool:
         return self.current is None
 
+    def titles_threads(self, name: str | None) -> bool:
+        return False  # a scripted model answers the conversation only (its script has no title turn)
+
     def model_for(self, name: str | None, *, announce_offline: bool) -> Model:
         if self.current is None:
             return OfflineModel(announce=announce_offline, chunk_delay=self.offline_delay)

@@ -73,6 +73,7 @@ async def test_ten_turns_with_tools_attachments_and_a_sticky_handoff_are_all_ans
             thread_id = ""
             answers: list[str] = []
             progress: list[list[str]] = []
+            titles: list[str | None] = []
             for text, attach in TURNS:
                 ids: list[str] = []
                 if attach == "image":
@@ -86,8 +87,12 @@ async def test_ten_turns_with_tools_attachments_and_a_sticky_handoff_are_all_ans
                 errors = [e for e in events if e.type == "error"]
                 assert not errors, (text, errors)
                 answers.append(assistant_text(events))
+                titles.extend(e.thread.title for e in events if e.type == "thread.updated")  # type: ignore[union-attr]
                 progress.append([e.text for e in events if e.type == "progress_update"])  # type: ignore[union-attr]
     assert all(answers), answers  # every turn answered
+    # The first turn's title came from the title agent (cleaned of its quotes, label and full stop).
+    assert titles and titles[-1] == "Fake hello, here is", titles
+    assert sum("You name conversations" in r.text for r in fake.requests) == 1  # asked once, for the first turn
     assert answers[0] == "Echo: hello, here is a picture (1 images)"
     assert answers[1].startswith("Tool result:") and "buy milk" in answers[1]
     assert answers[3].startswith("Tool result:") and "buy milk" in answers[3]
