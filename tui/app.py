@@ -20,6 +20,7 @@ from tui import feeds
 from tui.backend import AGENT_RUNNER, REFUSED_DECISIONS, ConsoleBackend
 from tui.cards import ActionCard
 from tui.keys import KeyBindingsProvider
+from tui.logs import ConsoleLogging
 from tui.messages import (
     CardDecided,
     ConnectionChanged,
@@ -33,6 +34,7 @@ from tui.messages import (
 from tui.screens.conversation import ConversationScreen
 from tui.screens.dashboard import DashboardScreen
 from tui.screens.dialogs import HandBackScreen, HelpScreen
+from tui.screens.logs import LogScreen
 from tui.state import ConsoleState
 from tui.widgets.escalation_queue import EscalationQueue
 from tui.widgets.sessions_table import SessionsTable
@@ -52,6 +54,7 @@ class ConsoleApp(App[None]):
         backend: How to reach session_api and thread_store.
         clock: The current time (snapshot tests pass a fixed one).
         metrics_interval: Seconds between metrics refreshes.
+        log_file: Where log records go while the console runs (None: only the log panel keeps them).
     """
 
     TITLE = "Switchboard console"
@@ -59,13 +62,20 @@ class ConsoleApp(App[None]):
     COMMANDS = App.COMMANDS | {KeyBindingsProvider}
     BINDINGS = [
         Binding("question_mark", "help", "Help", key_display="?", tooltip="Show every key binding"),
+        Binding("L", "show_log", "Log", tooltip="Show the console's log (it never prints over the screen)"),
         Binding("q", "quit", "Quit", tooltip="Quit the console"),
     ]
 
     def __init__(
-        self, backend: ConsoleBackend, *, clock: Callable[[], datetime] = utc_now, metrics_interval: float = 5.0
+        self,
+        backend: ConsoleBackend,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        metrics_interval: float = 5.0,
+        log_file: Path | None = None,
     ) -> None:
         super().__init__()
+        self.logs = ConsoleLogging(log_file)
         self.backend = backend
         self.clock = clock
         self.metrics_interval = metrics_interval
@@ -78,7 +88,13 @@ class ConsoleApp(App[None]):
 
     # -- lifecycle ------------------------------------------------------------
 
+    def on_load(self) -> None:
+        # Before the terminal turns into the screen: from here on no log line may reach it.
+        self.logs.start()
+
     async def on_mount(self) -> None:
+        if self.logs.error:
+            self.notify(f"{self.logs.error}; the log panel (L) still shows the records", severity="warning")
         await self.push_screen(self.dashboard)
         self.dashboard.sessions_table.focus()
         self.follow_sessions()
@@ -86,7 +102,10 @@ class ConsoleApp(App[None]):
         self.poll_metrics()
 
     async def on_unmount(self) -> None:
-        await self.backend.close()
+        try:
+            await self.backend.close()
+        finally:
+            self.logs.stop()
 
     @work(exclusive=True, group="session-feed", exit_on_error=False)
     async def follow_sessions(self) -> None:
@@ -342,6 +361,10 @@ class ConsoleApp(App[None]):
             if screen.thread_id == card.thread_id:
                 screen.action_reload()
 
+    def action_show_log(self) -> None:
+        if not isinstance(self.screen, LogScreen):
+            self.push_screen(LogScreen(self.logs))
+
     def action_help(self) -> None:
         owners: list[tuple[str, Any]] = [
             ("Everywhere", ConsoleApp),
@@ -355,7 +378,7 @@ class ConsoleApp(App[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # Typing "q" or "?" in a text box must not quit or open the help.
-        return not (action in ("quit", "help") and isinstance(self.focused, Input))
+        return not (action in ("quit", "help", "show_log") and isinstance(self.focused, Input))
 
 
 __all__ = ["ConsoleApp"]

@@ -90,12 +90,13 @@ def default_agent_runner() -> str:
 def _console(args: argparse.Namespace) -> int:
     from tui.app import ConsoleApp
     from tui.backend import GrpcConsoleBackend
+    from tui.logs import default_log_file
 
     token = resolve_token(args.token)
     backend = GrpcConsoleBackend(
         token=token, session_api=args.session_api, thread_store=args.thread_store, agent_runner=args.agent_runner
     )
-    ConsoleApp(backend).run()
+    ConsoleApp(backend, log_file=default_log_file()).run()
     return 0
 
 
