@@ -53,6 +53,7 @@ from services.edge.turns import StartedTurn, Turns, starts_a_turn
 from services.session_api.client import SessionApiClient
 from services.thread_store.client import GrpcThreadStore
 from switchboard.errors import InvalidArgument, ResourceExhausted, SwitchboardError, Unauthenticated
+from switchboard.grpc_client import open_channel
 
 log = logging.getLogger(__name__)
 
@@ -233,7 +234,7 @@ class Edge:
 
 
 async def _health(target: str) -> str:
-    async with grpc.aio.insecure_channel(target) as channel:
+    async with open_channel(target) as channel:
         try:
             reply = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1.0)
         except grpc.aio.AioRpcError as error:
