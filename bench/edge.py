@@ -102,7 +102,7 @@ from services.thread_store.client import GrpcThreadStore
 from switchboard.api.v1 import common_pb2
 from switchboard.api.v1 import thread_store_pb2 as pb
 from switchboard.api.v1.thread_store_pb2_grpc import ThreadStoreStub
-from switchboard.grpc_client import LoopLocalChannels
+from switchboard.grpc_client import LoopLocalChannels, AuthenticatedStub
 from switchboard.grpc_runtime import CHANNEL_OPTIONS, GRPC_REQUESTS
 from switchboard.principal import Principal
 
@@ -976,7 +976,7 @@ class _LoggedChannels(LoopLocalChannels[Any]):
     """A client's channel with the call log's interceptors (the bench runs one event loop)."""
 
     def __init__(self, original: LoopLocalChannels[Any], make_stub: Callable[[grpc.aio.Channel], Any], log: _CallLog):
-        super().__init__(original.target, make_stub)
+        super().__init__(original.target, make_stub, audience=original.audience, credentials=original.credentials)
         self._stub_of = make_stub
         self._interceptors: list[Any] = [_UnaryCalls(log), _StreamCalls(log)]
         self._opened: tuple[grpc.aio.Channel, Any] | None = None
@@ -984,7 +984,11 @@ class _LoggedChannels(LoopLocalChannels[Any]):
     def stub(self) -> Any:
         if self._opened is None:
             channel = grpc.aio.insecure_channel(self.target, options=CHANNEL_OPTIONS, interceptors=self._interceptors)
-            self._opened = (channel, self._stub_of(channel))
+            stub = self._stub_of(channel)
+            self._opened = (
+                channel,
+                AuthenticatedStub(stub, self.credentials) if self.credentials is not None else stub,
+            )
         return self._opened[1]
 
     def channel(self) -> grpc.aio.Channel:

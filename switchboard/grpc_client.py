@@ -2,7 +2,10 @@
 
 - ``LoopLocalChannels``: grpc.aio channels belong to the event loop that made
   them; this opens one per loop on first use, so a client object can be built
-  at import time and used from whichever loop later calls it.
+  at import time and used from whichever loop later calls it. Every call it
+  makes carries the client's credentials (``switchboard.service_auth``).
+- ``open_channel`` / ``open_sync_channel``: a channel to a Switchboard service,
+  over TLS when ``SWITCHBOARD_GRPC_TLS_*`` say so.
 - ``error_from_rpc``: the gRPC status of a failed call back as the typed
   Switchboard error (``switchboard.errors`` holds the one table), so callers
   handle one family of errors.
@@ -11,16 +14,18 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import weakref
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import grpc
 
 from switchboard.errors import SwitchboardError, Unavailable, error_for_status
-from switchboard.grpc_runtime import CHANNEL_OPTIONS
+from switchboard.grpc_runtime import CHANNEL_OPTIONS, TlsConfig
+from switchboard.service_auth import CallCredentials, credentials_from_env
 
 log = logging.getLogger(__name__)
 _TRANSPORT_DETAIL = re.compile(
@@ -43,18 +48,86 @@ def error_from_rpc(error: grpc.aio.AioRpcError, *, service: str) -> SwitchboardE
     return typed
 
 
+@functools.cache
+def process_tls() -> TlsConfig:
+    """This process's TLS settings, read once."""
+    return TlsConfig.from_env()
+
+
+def _channel_options(tls: TlsConfig) -> list[tuple[str, Any]]:
+    if tls.enabled and tls.server_name:
+        return [*CHANNEL_OPTIONS, ("grpc.ssl_target_name_override", tls.server_name)]
+    return list(CHANNEL_OPTIONS)
+
+
+def open_channel(target: str, tls: TlsConfig | None = None) -> grpc.aio.Channel:
+    """An asyncio channel to ``target`` (TLS per ``tls``, default: the environment's)."""
+    tls = tls if tls is not None else process_tls()
+    if tls.enabled:
+        return grpc.aio.secure_channel(target, tls.channel_credentials(), options=_channel_options(tls))
+    return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+
+
+def open_sync_channel(target: str, tls: TlsConfig | None = None) -> grpc.Channel:
+    """A blocking channel to ``target`` (health probes of ``switchboard up`` and the CLI)."""
+    tls = tls if tls is not None else process_tls()
+    if tls.enabled:
+        return grpc.secure_channel(target, tls.channel_credentials(), options=_channel_options(tls))
+    return grpc.insecure_channel(target, options=CHANNEL_OPTIONS)
+
+
+class AuthenticatedStub:
+    """A stub whose every method adds the credentials' metadata to the call."""
+
+    def __init__(self, stub: Any, credentials: CallCredentials) -> None:
+        self._stub = stub
+        self._credentials = credentials
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._stub, name)
+        credentials = self._credentials
+
+        def call(request: Any, *, metadata: Any = None, **kwargs: Any) -> Any:
+            added = credentials.metadata(request)
+            return method(request, metadata=(*added, *metadata) if metadata else added, **kwargs)
+
+        setattr(self, name, call)  # built once per method
+        return call
+
+
+class _FromEnv:
+    """Marks credentials read from the environment (``credentials_from_env``)."""
+
+
+FROM_ENV: Any = _FromEnv()
+
+
 class LoopLocalChannels(Generic[StubT]):
-    """One channel and stub per running event loop.
+    """One channel and stub per running event loop; every call authenticated.
 
     Args:
         target: ``host:port`` of the service.
         make_stub: The generated stub class.
+        audience: The service's name (``thread_store``, ``session_api``, ``agent_runner``).
+        credentials: What calls carry (default: ``credentials_from_env(audience)``; None: nothing).
+        tls: TLS settings (default: the environment's).
     """
 
-    def __init__(self, target: str, make_stub: Callable[[grpc.aio.Channel], StubT]) -> None:
+    def __init__(
+        self,
+        target: str,
+        make_stub: Callable[[grpc.aio.Channel], StubT],
+        *,
+        audience: str,
+        credentials: CallCredentials | None = FROM_ENV,
+        tls: TlsConfig | None = None,
+    ) -> None:
         if not target:
             raise ValueError("a gRPC target like 'localhost:50051' is required")
         self.target = target
+        self.audience = audience
+        self.credentials = credentials_from_env(audience) if isinstance(credentials, _FromEnv) else credentials
+        self._tls = tls
         self._make_stub = make_stub
         self._by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[grpc.aio.Channel, StubT]] = (
             weakref.WeakKeyDictionary()
@@ -65,8 +138,11 @@ class LoopLocalChannels(Generic[StubT]):
         loop = asyncio.get_running_loop()
         entry = self._by_loop.get(loop)
         if entry is None:
-            channel = grpc.aio.insecure_channel(self.target, options=CHANNEL_OPTIONS)
-            entry = (channel, self._make_stub(channel))
+            channel = open_channel(self.target, self._tls)
+            stub: Any = self._make_stub(channel)
+            if self.credentials is not None:
+                stub = AuthenticatedStub(stub, self.credentials)
+            entry = (channel, stub)
             self._by_loop[loop] = entry
         return entry[1]
 

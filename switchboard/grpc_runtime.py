@@ -1,10 +1,13 @@
 """What every Switchboard gRPC server shares.
 
-- ``DomainErrorInterceptor`` maps typed domain errors to gRPC statuses, logs
-  unexpected ones without leaking them, and records Prometheus metrics.
-- ``GrpcServer`` owns a server's lifecycle: bind, register the async health
-  servicer and reflection, start, stop on SIGTERM/SIGINT with a grace period,
-  then run the service's own clean-up.
+- ``DomainErrorInterceptor`` authenticates every call but health and
+  reflection (``switchboard.service_auth``), maps typed domain errors to gRPC
+  statuses, logs unexpected ones without leaking them, and records Prometheus
+  metrics.
+- ``GrpcServer`` owns a server's lifecycle: bind (with TLS or mutual TLS when
+  ``SWITCHBOARD_GRPC_TLS_*`` say so), register the async health servicer and
+  reflection (v1 and v1alpha), start, stop on SIGTERM/SIGINT with a grace
+  period, then run the service's own clean-up.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -22,12 +26,14 @@ import grpc
 from chatkit.store import NotFoundError
 from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2
 from prometheus_client import Counter, Histogram
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from switchboard.config import env_bool, env_str
 from switchboard.errors import InvalidArgument, SwitchboardError
+from switchboard.service_auth import ServerAuth, set_current_credential
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +103,11 @@ def _refuse_undecodable(request: Any) -> None:
 
 
 class DomainErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
-    """Turn ``SwitchboardError`` into its status; hide anything else behind INTERNAL."""
+    """Authenticate each call (``auth``; None: no authentication, in-process tests of the
+    interceptor only); turn ``SwitchboardError`` into its status; hide anything else behind INTERNAL."""
+
+    def __init__(self, auth: ServerAuth | None = None) -> None:
+        self._auth = auth
 
     async def intercept_service(
         self,
@@ -110,17 +120,29 @@ class DomainErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-a
         method = handler_call_details.method
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
-                _wrap_unary(handler.unary_unary, method),
+                _wrap_unary(handler.unary_unary, method, self._auth),
                 request_deserializer=_lenient(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
-                _wrap_stream(handler.unary_stream, method),  # type: ignore[arg-type]
+                _wrap_stream(handler.unary_stream, method, self._auth),  # type: ignore[arg-type]
                 request_deserializer=_lenient(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
+        if self._auth is not None and self._auth.enabled:
+            # No method of ours streams requests; refuse what the wrappers cannot authenticate.
+            return grpc.unary_unary_rpc_method_handler(_refuse_unauthenticated)
         return handler
+
+
+async def _refuse_unauthenticated(request: Any, context: ServicerContext) -> None:
+    await context.abort(grpc.StatusCode.UNAUTHENTICATED, "this kind of call is not served")
+
+
+async def _authenticate(auth: ServerAuth | None, method: str, context: ServicerContext) -> None:
+    if auth is not None:
+        set_current_credential(await auth.authenticate(method, context.invocation_metadata()))
 
 
 # Postgres or Redis down, refusing, or out of connections: the one mapping of storage
@@ -160,10 +182,13 @@ async def _abort_for(error: BaseException, context: ServicerContext, method: str
     await context.abort(grpc.StatusCode.INTERNAL, "internal error; the server log has the details")
 
 
-def _wrap_unary(behavior: Callable[..., Awaitable[Any]], method: str) -> Callable[..., Awaitable[Any]]:
+def _wrap_unary(
+    behavior: Callable[..., Awaitable[Any]], method: str, auth: ServerAuth | None
+) -> Callable[..., Awaitable[Any]]:
     async def wrapped(request: Any, context: ServicerContext) -> Any:
         started = time.perf_counter()
         try:
+            await _authenticate(auth, method, context)
             _refuse_undecodable(request)
             response = await behavior(request, context)
         except (SwitchboardError, Exception) as error:
@@ -179,10 +204,13 @@ def _wrap_unary(behavior: Callable[..., Awaitable[Any]], method: str) -> Callabl
     return wrapped
 
 
-def _wrap_stream(behavior: Callable[..., AsyncIterator[Any]], method: str) -> Callable[..., AsyncIterator[Any]]:
+def _wrap_stream(
+    behavior: Callable[..., AsyncIterator[Any]], method: str, auth: ServerAuth | None
+) -> Callable[..., AsyncIterator[Any]]:
     async def wrapped(request: Any, context: ServicerContext) -> AsyncIterator[Any]:
         started = time.perf_counter()
         try:
+            await _authenticate(auth, method, context)
             _refuse_undecodable(request)
             async for response in behavior(request, context):
                 yield response
@@ -237,13 +265,109 @@ def _bytes_or_message(reply: Any) -> bytes:
     return reply if isinstance(reply, bytes) else bytes(reply.SerializeToString())
 
 
+@dataclass(frozen=True)
+class TlsConfig:
+    """TLS for gRPC servers and clients (``SWITCHBOARD_GRPC_TLS_*``).
+
+    Attributes:
+        cert: This process's certificate chain (PEM): the server's, and the client's under mutual TLS.
+        key: Its private key (PEM).
+        ca: The CA that signed the peers' certificates (PEM): clients verify servers with it, and
+            servers require client certificates signed by it when ``mutual``.
+        mutual: Require and present client certificates (``SWITCHBOARD_GRPC_MTLS``; on by default
+            when a CA is given).
+        server_name: The name clients expect in the server's certificate, when it differs from
+            the target's host (``SWITCHBOARD_GRPC_TLS_SERVER_NAME``).
+    """
+
+    cert: bytes | None = None
+    key: bytes | None = None
+    ca: bytes | None = None
+    mutual: bool = False
+    server_name: str | None = None
+
+    @property
+    def enabled(self) -> bool:
+        """Whether gRPC runs over TLS."""
+        return self.ca is not None or self.cert is not None
+
+    @classmethod
+    def from_env(cls) -> TlsConfig:
+        """Read ``SWITCHBOARD_GRPC_TLS_CERT``/``_KEY``/``_CA`` (file paths), ``SWITCHBOARD_GRPC_MTLS``
+        and ``SWITCHBOARD_GRPC_TLS_SERVER_NAME``.
+
+        Raises:
+            InvalidArgument: a file is missing, or a certificate comes without its key.
+        """
+        cert, key, ca = (_pem(f"SWITCHBOARD_GRPC_TLS_{part}") for part in ("CERT", "KEY", "CA"))
+        if (cert is None) != (key is None):
+            raise InvalidArgument("SWITCHBOARD_GRPC_TLS_CERT and SWITCHBOARD_GRPC_TLS_KEY go together")
+        mutual = env_bool("SWITCHBOARD_GRPC_MTLS", ca is not None)
+        if mutual and (ca is None or cert is None):
+            raise InvalidArgument(
+                "SWITCHBOARD_GRPC_MTLS needs SWITCHBOARD_GRPC_TLS_CA and this process's own CERT and KEY"
+            )
+        return cls(cert=cert, key=key, ca=ca, mutual=mutual, server_name=env_str("SWITCHBOARD_GRPC_TLS_SERVER_NAME"))
+
+    def server_credentials(self) -> grpc.ServerCredentials:
+        """The server's side.
+
+        Raises:
+            InvalidArgument: no certificate to serve with.
+        """
+        if self.cert is None or self.key is None:
+            raise InvalidArgument("a TLS server needs SWITCHBOARD_GRPC_TLS_CERT and SWITCHBOARD_GRPC_TLS_KEY")
+        return grpc.ssl_server_credentials(
+            [(self.key, self.cert)], root_certificates=self.ca if self.mutual else None, require_client_auth=self.mutual
+        )
+
+    def channel_credentials(self) -> grpc.ChannelCredentials:
+        """The client's side (its certificate only under mutual TLS)."""
+        if self.mutual:
+            return grpc.ssl_channel_credentials(self.ca, self.key, self.cert)
+        return grpc.ssl_channel_credentials(self.ca)
+
+
+def _pem(name: str) -> bytes | None:
+    path = env_str(name)
+    if path is None:
+        return None
+    try:
+        return Path(path).read_bytes()
+    except OSError as error:
+        raise InvalidArgument(f"{name}={path!r} cannot be read ({error.strerror})") from None
+
+
+def _enable_reflection(names: list[str], server: grpc.aio.Server) -> None:
+    """Reflection under both names: v1alpha (older tools) and v1 (grpcurl and current clients).
+
+    grpcio-reflection ships only the v1alpha servicer; v1's messages are the same
+    wire format, so the same servicer serves the v1 service name as well.
+    """
+    reflection.enable_server_reflection(names, server)
+    servicer = reflection.aio.ReflectionServicer(names)  # type: ignore[attr-defined]
+    handlers = {
+        "ServerReflectionInfo": grpc.stream_stream_rpc_method_handler(
+            servicer.ServerReflectionInfo,
+            request_deserializer=reflection_pb2.ServerReflectionRequest.FromString,
+            response_serializer=reflection_pb2.ServerReflectionResponse.SerializeToString,
+        )
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(REFLECTION_V1, handlers),))
+
+
+REFLECTION_V1 = "grpc.reflection.v1.ServerReflection"
+
+
 class GrpcServer:
-    """A gRPC server with health, reflection and graceful shutdown.
+    """A gRPC server with authentication, health, reflection and graceful shutdown.
 
     Args:
         name: The service's full protobuf name (for readiness and reflection).
         register: Adds the service's servicers to the server.
         on_stop: Closes the service's pools after the server stopped.
+        auth: How calls are authenticated (None: not at all; tests of the runtime only).
+        tls: TLS settings (None: read from the environment).
     """
 
     def __init__(
@@ -252,10 +376,14 @@ class GrpcServer:
         name: str,
         register: Callable[[grpc.aio.Server], None],
         on_stop: Callable[[], Awaitable[None]] | None = None,
+        auth: ServerAuth | None = None,
+        tls: TlsConfig | None = None,
     ) -> None:
         self.name = name
         self._register = register
         self._on_stop = on_stop
+        self.auth = auth
+        self.tls = tls if tls is not None else TlsConfig.from_env()
         self._server: grpc.aio.Server | None = None
         self._health = health.aio.HealthServicer()  # type: ignore[attr-defined]
         self.port: int = 0
@@ -269,12 +397,16 @@ class GrpcServer:
         Raises:
             RuntimeError: the address cannot be bound.
         """
-        server = grpc.aio.server(interceptors=[DomainErrorInterceptor()], options=SERVER_OPTIONS)
+        server = grpc.aio.server(interceptors=[DomainErrorInterceptor(self.auth)], options=SERVER_OPTIONS)
         self._register(server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
-        names = [self.name, health.SERVICE_NAME, reflection.SERVICE_NAME]
-        reflection.enable_server_reflection(names, server)
-        bound = server.add_insecure_port(f"{host}:{port}")
+        names = [self.name, health.SERVICE_NAME, reflection.SERVICE_NAME, REFLECTION_V1]
+        _enable_reflection(names, server)
+        address = f"{host}:{port}"
+        if self.tls.enabled:
+            bound = server.add_secure_port(address, self.tls.server_credentials())
+        else:
+            bound = server.add_insecure_port(address)
         if bound == 0:
             raise RuntimeError(f"cannot listen on {host}:{port}; is another process using the port?")
         await server.start()
@@ -282,7 +414,14 @@ class GrpcServer:
             await self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
         self._server = server
         self.port = bound
-        log.info("%s listening on %s:%d", self.name, host, bound)
+        log.info(
+            "%s listening on %s:%d (%s, %s)",
+            self.name,
+            host,
+            bound,
+            ("mutual TLS" if self.tls.mutual else "TLS") if self.tls.enabled else "plaintext",
+            "authenticated calls" if self.auth is not None and self.auth.enabled else "NO AUTHENTICATION",
+        )
         return bound
 
     async def stop(self, grace: float = 5.0) -> None:

@@ -10,20 +10,37 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from switchboard.api.v1 import common_pb2
 from switchboard.errors import InvalidArgument
 from switchboard.principal import Caller, Principal
+from switchboard.service_auth import check_principal, current_credential
 
 
-def principal_from_proto(message: common_pb2.Principal, *, present: bool = True) -> Principal:
-    """Validate the principal a request carries.
+def principal_from_proto(message: common_pb2.Principal) -> Principal:
+    """Validate a principal in protobuf form (``Principal.create``).
 
     Raises:
-        Unauthenticated: the request carries no principal.
+        Unauthenticated: it has no user id.
+        InvalidArgument: a field is too long or holds a NUL character.
     """
     return Principal.create(
-        user_id=message.user_id if present else "",
+        user_id=message.user_id,
         org_id=message.org_id or None,
         roles=list(message.roles),
         session_id=message.session_id or None,
     )
+
+
+def request_principal(request: Any) -> Principal:
+    """The principal a call acts for: its credentials' (``check_principal``), which the request's
+    ``principal`` field, when set, must agree with.
+
+    Raises:
+        Unauthenticated: no principal at all.
+        PermissionDenied: the body claims someone the credentials do not allow.
+        InvalidArgument: a malformed principal field.
+    """
+    claimed = None
+    if request.HasField("principal") and request.principal.user_id:
+        claimed = principal_from_proto(request.principal)
+    return check_principal(current_credential(), claimed)
 
 
 def principal_to_proto(caller: Caller) -> common_pb2.Principal:

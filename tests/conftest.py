@@ -18,8 +18,21 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 
-from switchboard.embedded import embedded_postgres, embedded_redis, start_redis_process, stop_process, wait_for_redis
-from switchboard.migrate import apply_migrations
+# The whole suite runs with gRPC authentication on: every server (in-process or a child
+# process, which inherits this environment) verifies service tokens signed with this key,
+# and every client mints them. Tests of refusals build their own credentials.
+INTERNAL_SECRET = "test-internal-secret-" + uuid.uuid4().hex
+os.environ["SWITCHBOARD_INTERNAL_SECRET"] = INTERNAL_SECRET
+os.environ.pop("SWITCHBOARD_GRPC_AUTH", None)
+
+from switchboard.embedded import (  # noqa: E402
+    embedded_postgres,
+    embedded_redis,
+    start_redis_process,
+    stop_process,
+    wait_for_redis,
+)
+from switchboard.migrate import apply_migrations  # noqa: E402
 
 
 def _with_database(url: str, name: str) -> str:

@@ -25,9 +25,10 @@ from pydantic import TypeAdapter
 from services.agent_runner.approvals import APPROVAL_ACTIONS, APPROVE_ACTION, REJECT_ACTION
 from switchboard.api.v1 import agent_runner_pb2 as pb
 from switchboard.api.v1.agent_runner_pb2_grpc import AgentRunnerStub
-from switchboard.grpc_client import LoopLocalChannels, error_from_rpc
+from switchboard.grpc_client import FROM_ENV, LoopLocalChannels, error_from_rpc
 from switchboard.principal import Caller
 from switchboard.proto_convert import principal_to_proto
+from switchboard.service_auth import CallCredentials
 
 EVENT_ADAPTER: TypeAdapter[ThreadStreamEvent] = TypeAdapter(ThreadStreamEvent)
 # The actions of an approval card's buttons, for servers that route clicks to Run(approval=...).
@@ -130,10 +131,12 @@ class AgentRunnerClient:
     Args:
         target: ``host:port`` of the agent runner.
         timeout: Seconds for unary calls.
+        credentials: What each call carries (default: service tokens when this process holds
+            ``SWITCHBOARD_INTERNAL_SECRET``, else ``SWITCHBOARD_TOKEN``; see ``switchboard.service_auth``).
     """
 
-    def __init__(self, target: str, *, timeout: float = 10.0) -> None:
-        self._channels = LoopLocalChannels(target, AgentRunnerStub)
+    def __init__(self, target: str, *, timeout: float = 10.0, credentials: CallCredentials | None = FROM_ENV) -> None:
+        self._channels = LoopLocalChannels(target, AgentRunnerStub, audience="agent_runner", credentials=credentials)
         self._timeout = timeout
 
     def run(

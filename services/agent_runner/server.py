@@ -18,7 +18,7 @@ from services.agent_runner.service import AgentRunnerService, DoubleText, Runner
 from services.agent_runner.servicer import AgentRunnerServicer
 from services.agent_runner.sessions import SessionApiLinks, SessionLinks
 from services.agent_runner.tasks import TaskRepository
-from services.session_api.client import SessionApiClient
+from services.session_api.client import SessionApiClient, users_verifier
 from services.thread_store.client import GrpcThreadStore
 from switchboard.api.v1 import agent_runner_pb2, agent_runner_pb2_grpc
 from switchboard.config import env_bool, env_float, env_int, env_str
@@ -26,6 +26,7 @@ from switchboard.errors import InvalidArgument
 from switchboard.grpc_runtime import GrpcServer
 from switchboard.migrate import apply_migrations
 from switchboard.redis_client import create_redis
+from switchboard.service_auth import ServerAuth
 from switchboard.sql import create_pool
 
 log = logging.getLogger(__name__)
@@ -115,6 +116,7 @@ async def build_agent_runner(
 ) -> tuple[GrpcServer, AgentRunnerService]:
     """Open pools and assemble the server (not started yet). Tests pass their own models, sinks and
     sessions; without session_api (and none passed) conversations are not tracked in sessions."""
+    auth = ServerAuth.from_env("agent_runner", users=users_verifier(config.session_api_target))
     agents = agents or load_agents_file(config.agents_file)
     env_models: EnvModels | None = None
     if models is None:
@@ -179,7 +181,7 @@ async def build_agent_runner(
     def register(server: Any) -> None:
         agent_runner_pb2_grpc.add_AgentRunnerServicer_to_server(AgentRunnerServicer(service), server)
 
-    return GrpcServer(name=SERVICE_NAME, register=register, on_stop=close), service
+    return GrpcServer(name=SERVICE_NAME, register=register, on_stop=close, auth=auth), service
 
 
 async def serve(config: AgentRunnerConfig, *, host: str, port: int) -> None:

@@ -14,7 +14,7 @@ from switchboard.api.v1 import agent_runner_pb2 as pb
 from switchboard.api.v1 import agent_runner_pb2_grpc
 from switchboard.errors import InvalidArgument
 from switchboard.grpc_runtime import ServicerContext
-from switchboard.proto_convert import principal_from_proto, timestamp
+from switchboard.proto_convert import request_principal, timestamp
 
 MAX_ANSWERS = 10
 MAX_ANSWER_CHARS = 1000
@@ -22,7 +22,7 @@ MAX_ANSWER_CHARS = 1000
 
 def run_request_from_proto(request: pb.RunRequest) -> RunRequest:
     """Validate a Run request."""
-    principal = principal_from_proto(request.principal, present=request.HasField("principal"))
+    principal = request_principal(request)
     user_message: UserMessageItem | None = None
     which = request.WhichOneof("input")
     if which == "user_message_json":
@@ -119,7 +119,7 @@ class AgentRunnerServicer(agent_runner_pb2_grpc.AgentRunnerServicer):
             subscription.close()  # the caller went away: the run goes on
 
     async def Join(self, request: pb.JoinRequest, context: ServicerContext) -> AsyncIterator[pb.RunEvents]:
-        principal = principal_from_proto(request.principal, present=request.HasField("principal"))
+        principal = request_principal(request)
         joined = await self._service.join(
             principal, thread_id=request.thread_id, run_id=request.run_id or None, after_seq=request.after_seq
         )
@@ -133,7 +133,7 @@ class AgentRunnerServicer(agent_runner_pb2_grpc.AgentRunnerServicer):
         yield pb.RunEvents(run_id=run_id, status=joined.final_status)
 
     async def Cancel(self, request: pb.CancelRequest, context: ServicerContext) -> pb.CancelResponse:
-        principal = principal_from_proto(request.principal, present=request.HasField("principal"))
+        principal = request_principal(request)
         which = request.WhichOneof("target")
         if which is None or not getattr(request, which):
             raise InvalidArgument("name the run_id, thread_id or session_id to cancel")
@@ -141,11 +141,11 @@ class AgentRunnerServicer(agent_runner_pb2_grpc.AgentRunnerServicer):
         return pb.CancelResponse(run_ids=run_ids)
 
     async def GetRun(self, request: pb.GetRunRequest, context: ServicerContext) -> pb.RunInfo:
-        principal = principal_from_proto(request.principal, present=request.HasField("principal"))
+        principal = request_principal(request)
         return run_info(await self._service.get_run(principal, request.run_id))
 
     async def ListRuns(self, request: pb.ListRunsRequest, context: ServicerContext) -> pb.ListRunsResponse:
-        principal = principal_from_proto(request.principal, present=request.HasField("principal"))
+        principal = request_principal(request)
         page = await self._service.list_runs(
             principal, thread_id=request.thread_id, limit=request.limit, after=request.after or None
         )
@@ -154,11 +154,11 @@ class AgentRunnerServicer(agent_runner_pb2_grpc.AgentRunnerServicer):
         )
 
     async def Escalate(self, request: pb.EscalateRequest, context: ServicerContext) -> pb.Handoff:
-        principal = principal_from_proto(request.principal, present=request.HasField("principal"))
+        principal = request_principal(request)
         return handoff_info(await self._service.escalate(principal, thread_id=request.thread_id, reason=request.reason))
 
     async def TakeOver(self, request: pb.TakeOverRequest, context: ServicerContext) -> pb.Handoff:
-        principal = principal_from_proto(request.principal, present=request.HasField("principal"))
+        principal = request_principal(request)
         which = request.WhichOneof("target")
         if which is None:
             raise InvalidArgument("name the thread_id or the escalation_id to take over")
@@ -167,11 +167,11 @@ class AgentRunnerServicer(agent_runner_pb2_grpc.AgentRunnerServicer):
     async def PostOperatorMessage(
         self, request: pb.OperatorMessageRequest, context: ServicerContext
     ) -> pb.OperatorMessage:
-        principal = principal_from_proto(request.principal, present=request.HasField("principal"))
+        principal = request_principal(request)
         item = await self._service.post_operator_message(principal, thread_id=request.thread_id, text=request.text)
         return pb.OperatorMessage(item_json=item.model_dump_json().encode())
 
     async def HandBack(self, request: pb.HandBackRequest, context: ServicerContext) -> pb.Handoff:
-        principal = principal_from_proto(request.principal, present=request.HasField("principal"))
+        principal = request_principal(request)
         view = await self._service.hand_back(principal, thread_id=request.thread_id, resolution=request.resolution)
         return handoff_info(view)

@@ -21,11 +21,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from services.edge.config import IpNetwork
-from services.session_api.client import SessionApiClient
-from switchboard.api.v1 import session_api_pb2
+from services.session_api.client import TokenAuthenticator
 from switchboard.errors import InvalidArgument, ResourceExhausted, Unauthenticated
 from switchboard.principal import Principal
-from switchboard.proto_convert import principal_from_proto
 
 MAX_SCOPE_LENGTH = 200
 
@@ -88,20 +86,9 @@ def bearer_token(authorization: str | None) -> str:
     return token.strip()
 
 
-class Authenticator:
-    """Principals of bearer tokens, asked of session_api and remembered.
-
-    Args:
-        client: session_api.
-        session_seconds: How long a session client secret's principal is reused.
-        max_entries: Tokens remembered (the oldest go first).
-    """
-
-    def __init__(self, client: SessionApiClient, *, session_seconds: float, max_entries: int) -> None:
-        self._client = client
-        self._session_seconds = session_seconds
-        self._max_entries = max_entries
-        self._cache: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
+class Authenticator(TokenAuthenticator):
+    """Principals of ``Authorization: Bearer`` headers, asked of session_api and remembered
+    (``TokenAuthenticator``, the one verifier every service shares)."""
 
     def known(self, authorization: str | None) -> Principal | None:
         """The caller, when the token was verified already and has not expired (no call made)."""
@@ -109,8 +96,7 @@ class Authenticator:
             token = bearer_token(authorization)
         except Unauthenticated:
             return None
-        cached = self._cache.get(token)
-        return cached[0] if cached is not None and cached[1] > time.time() else None
+        return self.cached(token)
 
     async def principal(self, authorization: str | None) -> Principal:
         """The caller of a request.
@@ -118,21 +104,7 @@ class Authenticator:
         Raises:
             Unauthenticated: no token, or one session_api refuses (expired, forged, revoked).
         """
-        token = bearer_token(authorization)
-        now = time.time()
-        cached = self._cache.get(token)
-        if cached is not None and cached[1] > now:
-            return cached[0]
-        reply = await self._client.authenticate(token)
-        principal = principal_from_proto(reply.principal)
-        until = reply.expires_at.ToSeconds() if reply.HasField("expires_at") else now
-        if reply.kind == session_api_pb2.TOKEN_KIND_SESSION:
-            until = min(until, now + self._session_seconds)
-        if self._max_entries and until > now:
-            self._cache[token] = (principal, until)
-            if len(self._cache) > self._max_entries:
-                self._cache.popitem(last=False)
-        return principal
+        return await self.verify(bearer_token(authorization))
 
 
 class RateLimiter:

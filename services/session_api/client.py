@@ -8,7 +8,9 @@ Switchboard error of their status (``Unauthenticated``, ``NotFound``, ...).
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+import time
+from collections import OrderedDict
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -16,9 +18,10 @@ import grpc
 
 from switchboard.api.v1 import session_api_pb2 as pb
 from switchboard.api.v1.session_api_pb2_grpc import SessionApiStub
-from switchboard.grpc_client import LoopLocalChannels, error_from_rpc
+from switchboard.grpc_client import FROM_ENV, LoopLocalChannels, error_from_rpc
 from switchboard.principal import Principal
 from switchboard.proto_convert import enum_value, principal_from_proto, principal_to_proto, timestamp
+from switchboard.service_auth import CallCredentials
 
 SERVICE = "session_api"
 
@@ -32,10 +35,12 @@ class SessionApiClient:
     Args:
         target: ``host:port`` of session_api.
         timeout: Seconds per unary call.
+        credentials: What each call carries (default: service tokens when this process holds
+            ``SWITCHBOARD_INTERNAL_SECRET``, else ``SWITCHBOARD_TOKEN``; see ``switchboard.service_auth``).
     """
 
-    def __init__(self, target: str, *, timeout: float = 10.0) -> None:
-        self._channels = LoopLocalChannels(target, SessionApiStub)
+    def __init__(self, target: str, *, timeout: float = 10.0, credentials: CallCredentials | None = FROM_ENV) -> None:
+        self._channels = LoopLocalChannels(target, SessionApiStub, audience="session_api", credentials=credentials)
         self._timeout = timeout
 
     @property
@@ -248,3 +253,58 @@ class SessionApiClient:
 
 
 __all__ = ["SessionApiClient"]
+
+
+class TokenAuthenticator:
+    """Principals of end users' bearer tokens, asked of session_api and remembered: the one
+    verifier of the edge and of every service that accepts a user's token on its gRPC API.
+
+    Every token goes to session_api's ``Authenticate`` once; the principal is then
+    reused until the token expires (identity-provider JWTs), or for a few seconds
+    (session client secrets, which die when their session is cancelled).
+
+    Args:
+        client: session_api.
+        session_seconds: How long a session client secret's principal is reused.
+        max_entries: Tokens remembered (the oldest go first).
+    """
+
+    def __init__(self, client: SessionApiClient, *, session_seconds: float = 5.0, max_entries: int = 10_000) -> None:
+        self._client = client
+        self._session_seconds = session_seconds
+        self._max_entries = max_entries
+        self._cache: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
+
+    def cached(self, token: str) -> Principal | None:
+        """The principal of a token verified already and not expired (no call made)."""
+        cached = self._cache.get(token)
+        return cached[0] if cached is not None and cached[1] > time.time() else None
+
+    async def verify(self, token: str) -> Principal:
+        """The principal of a token.
+
+        Raises:
+            Unauthenticated: session_api refuses it (expired, forged, revoked).
+        """
+        now = time.time()
+        cached = self._cache.get(token)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        reply = await self._client.authenticate(token)
+        principal = principal_from_proto(reply.principal)
+        until = reply.expires_at.ToSeconds() if reply.HasField("expires_at") else now
+        if reply.kind == pb.TOKEN_KIND_SESSION:
+            until = min(until, now + self._session_seconds)
+        if self._max_entries and until > now:
+            self._cache[token] = (principal, until)
+            if len(self._cache) > self._max_entries:
+                self._cache.popitem(last=False)
+        return principal
+
+
+def users_verifier(target: str | None) -> Callable[[str], Awaitable[Principal]] | None:
+    """How a service other than session_api verifies end users' tokens on its gRPC API: by asking
+    session_api at ``target`` (None: no session_api, so the service accepts service tokens only)."""
+    if not target:
+        return None
+    return TokenAuthenticator(SessionApiClient(target)).verify

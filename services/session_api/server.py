@@ -18,7 +18,9 @@ from switchboard.api.v1 import session_api_pb2, session_api_pb2_grpc
 from switchboard.config import env_float, env_int
 from switchboard.grpc_runtime import GrpcServer
 from switchboard.migrate import apply_migrations
+from switchboard.principal import Principal
 from switchboard.redis_client import RedisPools, create_service_redis
+from switchboard.service_auth import ServerAuth
 from switchboard.sql import Queries, create_pool
 
 log = logging.getLogger(__name__)
@@ -69,7 +71,12 @@ class SessionApiConfig:
 
 
 async def build_session_api(config: SessionApiConfig) -> tuple[GrpcServer, SessionService]:
-    """Open pools and assemble the server (not started yet)."""
+    """Open pools and assemble the server (not started yet).
+
+    Raises:
+        InvalidArgument: authentication is on and ``SWITCHBOARD_INTERNAL_SECRET`` is missing or short.
+    """
+    auth = ServerAuth.from_env("session_api", users=None)
     if config.migrate:
         await asyncio.to_thread(apply_migrations, config.database_url)
     pool = await create_pool(config.database_url, max_size=config.pool_size)
@@ -90,6 +97,12 @@ async def build_session_api(config: SessionApiConfig) -> tuple[GrpcServer, Sessi
         )
     service = SessionService(repository, verifier, liveness, feed, config.limits)
 
+    async def user_principal(token: str) -> Principal:
+        # session_api is the one place that knows sessions: it verifies users' tokens itself.
+        return (await verifier.verify(token)).principal
+
+    auth.users = user_principal
+
     async def close() -> None:
         if feed is not None:
             await feed.close()
@@ -100,7 +113,7 @@ async def build_session_api(config: SessionApiConfig) -> tuple[GrpcServer, Sessi
     def register(server: object) -> None:
         session_api_pb2_grpc.add_SessionApiServicer_to_server(SessionApiServicer(service), server)
 
-    return GrpcServer(name=SERVICE_NAME, register=register, on_stop=close), service
+    return GrpcServer(name=SERVICE_NAME, register=register, on_stop=close, auth=auth), service
 
 
 async def serve(config: SessionApiConfig, *, host: str, port: int) -> None:

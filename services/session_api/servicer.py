@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Any, cast
+from typing import cast
 
 from services.session_api.domain import (
     DurationStats,
@@ -21,13 +21,12 @@ from switchboard.api.v1 import session_api_pb2 as pb
 from switchboard.api.v1 import session_api_pb2_grpc
 from switchboard.errors import InvalidArgument
 from switchboard.grpc_runtime import ServicerContext
-from switchboard.principal import Principal
 from switchboard.proto_convert import (
     enum_name,
     enum_value,
     from_timestamp,
-    principal_from_proto,
     principal_to_proto,
+    request_principal,
     timestamp,
 )
 
@@ -47,11 +46,6 @@ def _optional_time(message: pb.GetMetricsRequest, field: str) -> datetime | None
         return from_timestamp(getattr(message, field))
     except (ValueError, OverflowError):
         raise InvalidArgument(f"{field} is not a valid time") from None
-
-
-def _principal(request: Any) -> Principal:
-    """The principal a request carries, validated (``Principal.create``)."""
-    return principal_from_proto(request.principal, present=request.HasField("principal"))
 
 
 def session_to_proto(s: Session) -> pb.Session:
@@ -164,7 +158,7 @@ class SessionApiServicer(session_api_pb2_grpc.SessionApiServicer):
         self, request: pb.CreateSessionRequest, context: ServicerContext
     ) -> pb.CreateSessionResponse:
         created = await self._service.create_session(
-            _principal(request),
+            request_principal(request),
             channel=request.channel,
             agent_id=request.agent_id,
             metadata_json=request.metadata_json,
@@ -176,12 +170,12 @@ class SessionApiServicer(session_api_pb2_grpc.SessionApiServicer):
         )
 
     async def GetSession(self, request: pb.GetSessionRequest, context: ServicerContext) -> pb.Session:
-        principal = _principal(request)
+        principal = request_principal(request)
         return session_to_proto(await self._service.get_session(principal, request.session_id))
 
     async def ListSessions(self, request: pb.ListSessionsRequest, context: ServicerContext) -> pb.ListSessionsResponse:
         page = await self._service.list_sessions(
-            _principal(request),
+            request_principal(request),
             status=_session_status(request.status),
             org_wide=request.org_wide,
             user_id=request.user_id,
@@ -193,31 +187,31 @@ class SessionApiServicer(session_api_pb2_grpc.SessionApiServicer):
         )
 
     async def RefreshSession(self, request: pb.RefreshSessionRequest, context: ServicerContext) -> pb.ClientSecret:
-        principal = _principal(request)
+        principal = request_principal(request)
         token, expires_at = await self._service.refresh_session(principal, request.session_id)
         return pb.ClientSecret(token=token, expires_at=timestamp(expires_at))
 
     async def AttachThread(self, request: pb.AttachThreadRequest, context: ServicerContext) -> pb.Session:
-        principal = _principal(request)
+        principal = request_principal(request)
         return session_to_proto(await self._service.attach_thread(principal, request.session_id, request.thread_id))
 
     async def CancelSession(self, request: pb.CancelSessionRequest, context: ServicerContext) -> pb.Session:
-        principal = _principal(request)
+        principal = request_principal(request)
         return session_to_proto(await self._service.cancel_session(principal, request.session_id, request.reason))
 
     async def EndSession(self, request: pb.EndSessionRequest, context: ServicerContext) -> pb.Session:
-        principal = _principal(request)
+        principal = request_principal(request)
         return session_to_proto(await self._service.end_session(principal, request.session_id))
 
     async def RecordEvent(self, request: pb.RecordEventRequest, context: ServicerContext) -> pb.SessionEvent:
-        principal = _principal(request)
+        principal = request_principal(request)
         event = await self._service.record_event(
             principal, request.session_id, type=request.type, payload_json=request.payload_json
         )
         return event_to_proto(event)
 
     async def ListEvents(self, request: pb.ListEventsRequest, context: ServicerContext) -> pb.ListEventsResponse:
-        principal = _principal(request)
+        principal = request_principal(request)
         page = await self._service.list_events(
             principal, request.session_id, limit=request.limit, after=request.after, type=request.type
         )
@@ -226,21 +220,21 @@ class SessionApiServicer(session_api_pb2_grpc.SessionApiServicer):
         )
 
     async def OpenEscalation(self, request: pb.OpenEscalationRequest, context: ServicerContext) -> pb.Escalation:
-        principal = _principal(request)
+        principal = request_principal(request)
         escalation = await self._service.open_escalation(
             principal, request.session_id, thread_id=request.thread_id, reason=request.reason
         )
         return escalation_to_proto(escalation)
 
     async def GetEscalation(self, request: pb.GetEscalationRequest, context: ServicerContext) -> pb.Escalation:
-        principal = _principal(request)
+        principal = request_principal(request)
         return escalation_to_proto(await self._service.get_escalation(principal, request.escalation_id))
 
     async def ListEscalations(
         self, request: pb.ListEscalationsRequest, context: ServicerContext
     ) -> pb.ListEscalationsResponse:
         page = await self._service.list_escalations(
-            _principal(request),
+            request_principal(request),
             status=_escalation_status(request.status),
             session_id=request.session_id,
             limit=request.limit,
@@ -251,16 +245,16 @@ class SessionApiServicer(session_api_pb2_grpc.SessionApiServicer):
         )
 
     async def ClaimEscalation(self, request: pb.ClaimEscalationRequest, context: ServicerContext) -> pb.Escalation:
-        principal = _principal(request)
+        principal = request_principal(request)
         return escalation_to_proto(await self._service.claim_escalation(principal, request.escalation_id))
 
     async def ResolveEscalation(self, request: pb.ResolveEscalationRequest, context: ServicerContext) -> pb.Escalation:
-        principal = _principal(request)
+        principal = request_principal(request)
         escalation = await self._service.resolve_escalation(principal, request.escalation_id, request.resolution)
         return escalation_to_proto(escalation)
 
     async def GetMetrics(self, request: pb.GetMetricsRequest, context: ServicerContext) -> pb.SessionMetrics:
-        principal = _principal(request)
+        principal = request_principal(request)
         metrics = await self._service.metrics(
             principal, since=_optional_time(request, "since"), until=_optional_time(request, "until")
         )
@@ -269,7 +263,7 @@ class SessionApiServicer(session_api_pb2_grpc.SessionApiServicer):
     async def Watch(
         self, request: pb.WatchSessionsRequest, context: ServicerContext
     ) -> AsyncIterator[pb.SessionChange]:
-        principal = _principal(request)
+        principal = request_principal(request)
         async for change in self._service.watch(
             principal, org=request.org, session_id=request.session_id, since=request.since
         ):

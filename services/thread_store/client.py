@@ -31,10 +31,11 @@ from switchboard.api.v1 import common_pb2
 from switchboard.api.v1 import thread_store_pb2 as pb
 from switchboard.api.v1.thread_store_pb2_grpc import ThreadStoreStub
 from switchboard.errors import NotFound, SwitchboardError
-from switchboard.grpc_client import LoopLocalChannels, error_from_rpc
+from switchboard.grpc_client import FROM_ENV, LoopLocalChannels, error_from_rpc
 from switchboard.ids import new_id
 from switchboard.principal import Caller
 from switchboard.proto_convert import from_timestamp, principal_to_proto
+from switchboard.service_auth import CallCredentials
 
 ITEM_ADAPTER: TypeAdapter[ThreadItem] = TypeAdapter(ThreadItem)
 ITEM_LIST_ADAPTER: TypeAdapter[list[ThreadItem]] = TypeAdapter(list[ThreadItem])
@@ -197,10 +198,12 @@ class GrpcThreadStore(Store[Caller]):
     Args:
         target: ``host:port`` of the thread store.
         timeout: Seconds per call.
+        credentials: What each call carries (default: service tokens when this process holds
+            ``SWITCHBOARD_INTERNAL_SECRET``, else ``SWITCHBOARD_TOKEN``; see ``switchboard.service_auth``).
     """
 
-    def __init__(self, target: str, *, timeout: float = 10.0) -> None:
-        self._channels = LoopLocalChannels(target, ThreadStoreStub)
+    def __init__(self, target: str, *, timeout: float = 10.0, credentials: CallCredentials | None = FROM_ENV) -> None:
+        self._channels = LoopLocalChannels(target, ThreadStoreStub, audience="thread_store", credentials=credentials)
         self._timeout = timeout
         # Pages for conditional reads: (principal, thread, after, limit, order) -> the last page.
         self._held: OrderedDict[tuple[bytes, str, str, int, str], _HeldPage] = OrderedDict()

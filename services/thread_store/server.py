@@ -8,16 +8,18 @@ from dataclasses import dataclass, field
 
 import grpc
 
+from services.session_api.client import users_verifier
 from services.thread_store.cache import RedisHealth, ThreadCache
 from services.thread_store.feed import ChangeFeed
 from services.thread_store.repository import QUERIES_DIR, ThreadRepository
 from services.thread_store.service import StoreLimits, ThreadStoreService
 from services.thread_store.servicer import ThreadItemWireCodec, ThreadStoreServicer
 from switchboard.api.v1 import thread_store_pb2
-from switchboard.config import env_bool, env_float, env_int
+from switchboard.config import env_bool, env_float, env_int, env_str
 from switchboard.grpc_runtime import GrpcServer, add_servicer
 from switchboard.migrate import apply_migrations
 from switchboard.redis_client import RedisPools, create_service_redis
+from switchboard.service_auth import ServerAuth
 from switchboard.sql import Queries, create_pool
 
 log = logging.getLogger(__name__)
@@ -69,7 +71,12 @@ class ThreadStoreConfig:
 
 
 async def build_thread_store(config: ThreadStoreConfig) -> tuple[GrpcServer, ThreadStoreService]:
-    """Open pools and assemble the server (not started yet)."""
+    """Open pools and assemble the server (not started yet).
+
+    Raises:
+        InvalidArgument: authentication is on and ``SWITCHBOARD_INTERNAL_SECRET`` is missing or short.
+    """
+    auth = ServerAuth.from_env("thread_store", users=users_verifier(env_str("SWITCHBOARD_SESSION_API")))
     if config.migrate:
         await asyncio.to_thread(apply_migrations, config.database_url)
     pool = await create_pool(config.database_url, max_size=config.pool_size)
@@ -108,7 +115,7 @@ async def build_thread_store(config: ThreadStoreConfig) -> tuple[GrpcServer, Thr
     def register(server: grpc.aio.Server) -> None:
         add_servicer(server, ThreadStoreServicer(service), SERVICE, pass_through=frozenset({"ListItems"}))
 
-    return GrpcServer(name=SERVICE_NAME, register=register, on_stop=close), service
+    return GrpcServer(name=SERVICE_NAME, register=register, on_stop=close, auth=auth), service
 
 
 async def serve(config: ThreadStoreConfig, *, host: str, port: int) -> None:

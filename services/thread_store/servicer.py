@@ -21,7 +21,7 @@ from services.thread_store.service import ThreadStoreService
 from switchboard.api.v1 import thread_store_pb2 as pb
 from switchboard.api.v1 import thread_store_pb2_grpc
 from switchboard.grpc_runtime import ServicerContext
-from switchboard.proto_convert import order_from_proto, principal_from_proto, timestamp
+from switchboard.proto_convert import order_from_proto, request_principal, timestamp
 
 _SORTS: dict[int, ThreadSortKey] = {
     pb.THREAD_SORT_UNSPECIFIED: "created_at",
@@ -151,16 +151,16 @@ class ThreadStoreServicer(thread_store_pb2_grpc.ThreadStoreServicer):
         self._service = service
 
     async def GetThread(self, request: pb.GetThreadRequest, context: ServicerContext) -> pb.Thread:
-        principal = principal_from_proto(request.principal, present=request.HasField("principal"))
+        principal = request_principal(request)
         return thread_to_proto(await self._service.load_thread(principal, request.thread_id))
 
     async def SaveThread(self, request: pb.SaveThreadRequest, context: ServicerContext) -> pb.Thread:
-        principal = principal_from_proto(request.principal, present=request.HasField("principal"))
+        principal = request_principal(request)
         thread = await self._service.save_thread(principal, request.thread_json, request.scope or None)
         return thread_to_proto(thread)
 
     async def ListThreads(self, request: pb.ListThreadsRequest, context: ServicerContext) -> pb.ListThreadsResponse:
-        principal = principal_from_proto(request.principal, present=request.HasField("principal"))
+        principal = request_principal(request)
         page = await self._service.list_threads(
             principal,
             limit=request.limit,
@@ -175,24 +175,24 @@ class ThreadStoreServicer(thread_store_pb2_grpc.ThreadStoreServicer):
         )
 
     async def DeleteThread(self, request: pb.DeleteThreadRequest, context: ServicerContext) -> Empty:
-        principal = principal_from_proto(request.principal, present=request.HasField("principal"))
+        principal = request_principal(request)
         await self._service.delete_thread(principal, request.thread_id)
         return Empty()
 
     async def AddItem(self, request: pb.WriteItemRequest, context: ServicerContext) -> pb.ThreadItem:
-        principal = principal_from_proto(request.principal, present=request.HasField("principal"))
+        principal = request_principal(request)
         return item_to_proto(await self._service.save_item(principal, request.thread_id, request.item_json))
 
     async def SaveItem(self, request: pb.WriteItemRequest, context: ServicerContext) -> pb.ThreadItem:
-        principal = principal_from_proto(request.principal, present=request.HasField("principal"))
+        principal = request_principal(request)
         return item_to_proto(await self._service.save_item(principal, request.thread_id, request.item_json))
 
     async def GetItem(self, request: pb.GetItemRequest, context: ServicerContext) -> pb.ThreadItem:
-        principal = principal_from_proto(request.principal, present=request.HasField("principal"))
+        principal = request_principal(request)
         return item_to_proto(await self._service.load_item(principal, request.thread_id, request.item_id))
 
     async def ListItems(self, request: pb.ListItemsRequest, context: ServicerContext) -> pb.ListItemsResponse | bytes:
-        principal = principal_from_proto(request.principal, present=request.HasField("principal"))
+        principal = request_principal(request)
         page = await self._service.list_items(
             principal,
             request.thread_id,
@@ -208,12 +208,12 @@ class ThreadStoreServicer(thread_store_pb2_grpc.ThreadStoreServicer):
         )
 
     async def DeleteItem(self, request: pb.DeleteItemRequest, context: ServicerContext) -> Empty:
-        principal = principal_from_proto(request.principal, present=request.HasField("principal"))
+        principal = request_principal(request)
         await self._service.delete_item(principal, request.thread_id, request.item_id)
         return Empty()
 
     async def BeginTurn(self, request: pb.BeginTurnRequest, context: ServicerContext) -> pb.BeginTurnResponse:
-        principal = principal_from_proto(request.principal, present=request.HasField("principal"))
+        principal = request_principal(request)
         turn = await self._service.begin_turn(
             principal,
             request.thread_id,
@@ -238,26 +238,26 @@ class ThreadStoreServicer(thread_store_pb2_grpc.ThreadStoreServicer):
         return reply
 
     async def SaveAttachment(self, request: pb.SaveAttachmentRequest, context: ServicerContext) -> pb.Attachment:
-        principal = principal_from_proto(request.principal, present=request.HasField("principal"))
+        principal = request_principal(request)
         attachment = await self._service.save_attachment(
             principal, request.attachment_json, content=request.content, set_content=request.set_content
         )
         return attachment_to_proto(attachment)
 
     async def GetAttachment(self, request: pb.GetAttachmentRequest, context: ServicerContext) -> pb.Attachment:
-        principal = principal_from_proto(request.principal, present=request.HasField("principal"))
+        principal = request_principal(request)
         attachment = await self._service.load_attachment(
             principal, request.attachment_id, include_content=request.include_content
         )
         return attachment_to_proto(attachment)
 
     async def DeleteAttachment(self, request: pb.DeleteAttachmentRequest, context: ServicerContext) -> Empty:
-        principal = principal_from_proto(request.principal, present=request.HasField("principal"))
+        principal = request_principal(request)
         await self._service.delete_attachment(principal, request.attachment_id)
         return Empty()
 
     async def SetHandler(self, request: pb.SetHandlerRequest, context: ServicerContext) -> pb.Thread:
-        principal = principal_from_proto(request.principal, present=request.HasField("principal"))
+        principal = request_principal(request)
         thread = await self._service.set_handler(
             principal,
             request.thread_id,
@@ -275,7 +275,7 @@ class ThreadStoreServicer(thread_store_pb2_grpc.ThreadStoreServicer):
         return pb.ExpireWaitingResponse(threads=[thread_to_proto(t) for t in threads])
 
     async def Watch(self, request: pb.WatchRequest, context: ServicerContext) -> AsyncIterator[pb.ChangeEvent]:
-        principal = principal_from_proto(request.principal, present=request.HasField("principal"))
+        principal = request_principal(request)
         target = request.WhichOneof("target")
         events = self._service.watch(
             principal,
