@@ -9,11 +9,16 @@ PROTOS := $(sort $(shell find protos -name '*.proto'))
 
 .PHONY: run test check lint types contracts protos protos-check bench console clean
 
+# Decision: pip, not uv. uv would resolve faster but ignores pip's configuration (index mirrors,
+# constraints, find-links) that a machine may rely on; pip's own output is the progress: one
+# "Collecting"/"Downloading" line per package (lines for what is already installed are left out).
 $(STAMP): pyproject.toml
-	@echo "==> creating $(VENV) and installing switchboard (first run takes a minute)"
+	@echo "==> [1/3] creating $(VENV)"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "==> [2/3] upgrading pip"
 	@$(BIN)/python -m pip install --quiet --upgrade pip
-	@$(BIN)/python -m pip install --quiet --progress-bar off -e '.[dev]'
+	@echo "==> [3/3] installing switchboard and its pinned dependencies (about 150 packages on a first run)"
+	@set -o pipefail; $(BIN)/python -m pip install -e '.[dev]' | { grep --line-buffered -v '^Requirement already satisfied' || true; }
 	@touch $(STAMP)
 
 run: $(STAMP)  ## the whole stack, on embedded Postgres/Redis unless DATABASE_URL/REDIS_URL are set

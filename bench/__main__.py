@@ -18,6 +18,7 @@ BENCHMARKS = [
     "bench.edge",
     "bench.handoff",
     "bench.tui",
+    "bench.cli",
 ]
 
 

@@ -1,42 +1,118 @@
-"""Shared subcommands: ``migrate`` and ``up``."""
+"""Shared helpers of the subcommands: where Postgres and Redis are, checked before anything uses them.
+
+The subcommands themselves (their arguments, help and handlers) are declared in
+``switchboard.cli`` so ``--help`` imports nothing heavy.
+"""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
 from collections.abc import Iterator
-from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from switchboard.config import StorageConfig
 from switchboard.embedded import EmbeddedUrls, storage_urls
-from switchboard.migrate import apply_migrations
+from switchboard.errors import InvalidArgument, Unavailable
+
+CONNECT_TIMEOUT = 3.0
+
+
+def redact_url(url: str) -> str:
+    """The URL without its password, fit to print."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable URL>"
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _reason(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return text[:300] or type(error).__name__
+
+
+def check_database_url(url: str, *, timeout: float = CONNECT_TIMEOUT) -> None:
+    """Connect once to ``DATABASE_URL``.
+
+    Raises:
+        InvalidArgument: it is not a PostgreSQL URL.
+        Unavailable: nothing usable answers there; the message says what to do.
+    """
+    import psycopg
+
+    shown = redact_url(url)
+    scheme = urlsplit(url).scheme if "://" in url else ""
+    if scheme not in ("postgres", "postgresql"):
+        raise InvalidArgument(
+            f"DATABASE_URL={shown!r} is not a postgresql:// URL: write it as "
+            "postgresql://user:password@host:5432/dbname, or unset it to use the embedded Postgres"
+        )
+    try:
+        psycopg.connect(url, connect_timeout=max(1, round(timeout)), autocommit=True).close()
+    except psycopg.ProgrammingError as error:
+        raise InvalidArgument(f"DATABASE_URL={shown!r} is malformed ({_reason(error)}); fix it or unset it") from None
+    except psycopg.Error as error:
+        raise Unavailable(
+            f"cannot connect to DATABASE_URL={shown!r} ({_reason(error)}): start PostgreSQL there, fix DATABASE_URL, "
+            "or unset it to use the embedded Postgres"
+        ) from None
+
+
+def check_redis_url(url: str, *, timeout: float = CONNECT_TIMEOUT) -> None:
+    """PING ``REDIS_URL`` once.
+
+    Raises:
+        InvalidArgument: it is not a Redis URL.
+        Unavailable: nothing usable answers there; the message says what to do.
+    """
+    import redis
+
+    shown = redact_url(url)
+    try:
+        client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+    except ValueError as error:
+        raise InvalidArgument(
+            f"REDIS_URL={shown!r} is not a Redis URL ({_reason(error)}): write it as redis://host:6379/0 "
+            "(or rediss://, unix://), or unset it to use the embedded Redis"
+        ) from None
+    try:
+        client.ping()
+    except redis.RedisError as error:
+        raise Unavailable(
+            f"cannot reach REDIS_URL={shown!r} ({_reason(error)}): start Redis there, fix REDIS_URL, "
+            "or unset it to use the embedded Redis"
+        ) from None
+    finally:
+        client.close()
 
 
 @contextlib.contextmanager
 def storage_from_env() -> Iterator[EmbeddedUrls]:
-    """Postgres and Redis from ``DATABASE_URL``/``REDIS_URL``, or embedded servers for those unset."""
+    """Postgres and Redis from ``DATABASE_URL``/``REDIS_URL`` (each checked with one connection), or
+    embedded servers for those unset.
+
+    Raises:
+        InvalidArgument, Unavailable: a configured URL is malformed or unreachable (one line, with the next step).
+    """
     config = StorageConfig.from_env()
+    if config.database_url:
+        check_database_url(config.database_url)
+    if config.redis_url:
+        check_redis_url(config.redis_url)
     with storage_urls(config.database_url, config.redis_url, config.data_dir) as urls:
         yield urls
 
 
-def _migrate(args: argparse.Namespace) -> int:
+def migrate(args: argparse.Namespace) -> int:
+    """``switchboard migrate``."""
+    from switchboard.migrate import apply_migrations
+
     with storage_from_env() as urls:
         applied = apply_migrations(urls.database_url)
     print(f"applied {len(applied)} migration(s): {', '.join(applied)}" if applied else "database is up to date")
     return 0
 
-
-def _up(args: argparse.Namespace) -> int:
-    from switchboard.stack import run_stack
-
-    return run_stack(host=args.host)
-
-
-def register(subparsers: Any) -> None:
-    """Add ``migrate`` and ``up``."""
-    migrate = subparsers.add_parser("migrate", help="apply pending database migrations")
-    migrate.set_defaults(handler=_migrate)
-    up = subparsers.add_parser("up", help="run the whole stack (embedded Postgres/Redis unless configured)")
-    up.add_argument("--host", default="127.0.0.1", help="address the services listen on")
-    up.set_defaults(handler=_up)

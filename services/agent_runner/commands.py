@@ -1,15 +1,15 @@
-"""Subcommands of the agent runner: ``agent-runner`` and ``mcp-tasks``."""
+"""Handlers of the agent runner's subcommands, ``agent-runner`` and ``mcp-tasks`` (declared in ``switchboard.cli``)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-from typing import Any
 
-from services.agent_runner.server import DEFAULT_PORT, AgentRunnerConfig, serve
+from services.agent_runner.server import AgentRunnerConfig, serve
 
 
-def _serve(args: argparse.Namespace) -> int:
+def serve_command(args: argparse.Namespace) -> int:
+    """``switchboard agent-runner``."""
     from switchboard.commands import storage_from_env
 
     with storage_from_env() as urls:
@@ -31,23 +31,10 @@ async def _serve_tasks(database_url: str, user: str) -> None:
         await pool.close()
 
 
-def _tasks(args: argparse.Namespace) -> int:
+def tasks_command(args: argparse.Namespace) -> int:
+    """``switchboard mcp-tasks``."""
     from switchboard.commands import storage_from_env
 
     with storage_from_env() as urls:
         asyncio.run(_serve_tasks(urls.database_url, args.user))
     return 0
-
-
-def register(subparsers: Any) -> None:
-    """Add ``agent-runner`` and ``mcp-tasks``."""
-    serve_parser = subparsers.add_parser("agent-runner", help="run the agent runner gRPC server")
-    serve_parser.add_argument("--host", default="127.0.0.1")
-    serve_parser.add_argument("--port", type=int, default=DEFAULT_PORT)
-    serve_parser.set_defaults(handler=_serve)
-
-    tasks = subparsers.add_parser(
-        "mcp-tasks", help="serve one user's tasks as an MCP server over stdio (for desktop MCP clients)"
-    )
-    tasks.add_argument("--user", required=True, help="the user whose tasks the server exposes")
-    tasks.set_defaults(handler=_tasks)

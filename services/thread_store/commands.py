@@ -1,19 +1,23 @@
-"""Subcommands of the thread store: ``thread-store`` and ``threads export|import``."""
+"""Handlers of the thread store's subcommands, ``thread-store`` and ``threads export|import`` (declared in
+``switchboard.cli``)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import sys
-from typing import Any
+from collections.abc import Iterable, Iterator
+from typing import BinaryIO
 
-from services.thread_store.server import DEFAULT_PORT, ThreadStoreConfig, build_thread_store, serve
+from services.thread_store.server import ThreadStoreConfig, build_thread_store, serve
 from services.thread_store.transfer import export_user, import_user
 from switchboard.errors import InvalidArgument
 from switchboard.principal import Principal
+from switchboard.progress import line_progress
 
 
-def _serve(args: argparse.Namespace) -> int:
+def serve_command(args: argparse.Namespace) -> int:
+    """``switchboard thread-store``."""
     from switchboard.commands import storage_from_env
 
     with storage_from_env() as urls:
@@ -28,9 +32,12 @@ async def _export(args: argparse.Namespace, database_url: str, redis_url: str | 
     out = open(args.file, "w") if args.file != "-" else sys.stdout  # noqa: SIM115
     lines = 0
     try:
-        async for line in export_user(service, principal):
-            out.write(line + "\n")
-            lines += 1
+        with line_progress() as progress:
+            task = progress.add_task("exporting", total=None)
+            async for line in export_user(service, principal):
+                out.write(line + "\n")
+                lines += 1
+                progress.advance(task)
     finally:
         if out is not sys.stdout:
             out.close()
@@ -39,23 +46,49 @@ async def _export(args: argparse.Namespace, database_url: str, redis_url: str | 
     return 0
 
 
+def _count_lines(source: BinaryIO) -> int | None:
+    """The lines of a regular file (read once, then rewound), or None for a pipe."""
+    if not source.seekable():
+        return None
+    count = 0
+    last = b"\n"
+    for chunk in iter(lambda: source.read(1 << 20), b""):
+        count += chunk.count(b"\n")
+        last = chunk[-1:]
+    source.seek(0)
+    return count + (last != b"\n")
+
+
 async def _import(args: argparse.Namespace, database_url: str, redis_url: str | None) -> int:
     try:
-        source = open(args.file, "rb") if args.file != "-" else sys.stdin.buffer  # noqa: SIM115
+        source: BinaryIO = open(args.file, "rb") if args.file != "-" else sys.stdin.buffer  # noqa: SIM115
     except OSError as error:
         raise InvalidArgument(f"cannot read {args.file}: {error.strerror}") from None
 
-    def report(phase: str, line: int) -> None:
-        print(f"{phase} {line} line(s)", file=sys.stderr, flush=True)
-
     try:
+        total = _count_lines(source)
         principal = Principal.create(user_id=args.user, org_id=args.org)
         server, service = await build_thread_store(ThreadStoreConfig(database_url=database_url, redis_url=redis_url))
-        try:
-            # Every line is checked before any is written: a bad line leaves the store as it was.
-            counts = await import_user(service, principal, source, progress=report)
-        finally:
-            await server.stop()
+        with line_progress() as progress:
+            checking = progress.add_task("checking", total=total)
+            writing = progress.add_task("writing", total=total, start=False)
+
+            def counted(lines: Iterable[bytes]) -> Iterator[bytes]:
+                for line in lines:
+                    progress.advance(checking)
+                    yield line
+
+            def report(phase: str, line: int) -> None:
+                if phase == "written":
+                    progress.start_task(writing)
+                    progress.update(writing, completed=line)
+
+            try:
+                # Every line is checked before any is written: a bad line leaves the store as it was.
+                counts = await import_user(service, principal, counted(source), progress=report)
+                progress.update(writing, completed=total)
+            finally:
+                await server.stop()
     finally:
         if source is not sys.stdin.buffer:
             source.close()
@@ -67,24 +100,10 @@ async def _import(args: argparse.Namespace, database_url: str, redis_url: str | 
     return 0
 
 
-def _transfer(args: argparse.Namespace) -> int:
+def transfer_command(args: argparse.Namespace) -> int:
+    """``switchboard threads export|import``."""
     from switchboard.commands import storage_from_env
 
     with storage_from_env() as urls:
         run = _export if args.direction == "export" else _import
         return asyncio.run(run(args, urls.database_url, urls.redis_url))
-
-
-def register(subparsers: Any) -> None:
-    """Add ``thread-store`` and ``threads``."""
-    serve_parser = subparsers.add_parser("thread-store", help="run the thread store gRPC server")
-    serve_parser.add_argument("--host", default="127.0.0.1")
-    serve_parser.add_argument("--port", type=int, default=DEFAULT_PORT)
-    serve_parser.set_defaults(handler=_serve)
-
-    threads = subparsers.add_parser("threads", help="export or import a user's threads as JSON Lines")
-    threads.add_argument("direction", choices=["export", "import"])
-    threads.add_argument("--user", required=True, help="the user whose threads move")
-    threads.add_argument("--org", default=None, help="import: the org the threads belong to")
-    threads.add_argument("--file", default="-", help="file to write or read ('-': stdout/stdin)")
-    threads.set_defaults(handler=_transfer)

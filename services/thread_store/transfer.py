@@ -35,7 +35,7 @@ from switchboard.errors import InvalidArgument, NotFound, SwitchboardError
 from switchboard.principal import Principal
 
 # How often (in lines) an import reports its progress.
-PROGRESS_EVERY = 5000
+PROGRESS_EVERY = 100
 KINDS = ("thread", "item", "attachment")
 
 Progress = Callable[[str, int], None]
