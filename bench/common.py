@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import socket
 import statistics
 import subprocess
@@ -25,6 +26,22 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from switchboard.embedded import embedded_postgres, embedded_redis
 from switchboard.migrate import apply_migrations
+from switchboard.principal import Principal
+from switchboard.service_auth import mint_service_token
+
+# The run's internal key: every child server authenticates its gRPC calls with it (as in
+# production), and the bench's own clients mint their service tokens with it.
+os.environ.setdefault("SWITCHBOARD_INTERNAL_SECRET", secrets.token_urlsafe(48))
+
+
+def service_metadata(audience: str, principal: Principal | None = None) -> tuple[tuple[str, str], ...]:
+    """Call metadata for a raw stub: a service token for ``audience``, acting for ``principal``
+    (or as a service that may call anything), reused for the whole run as a client reuses one."""
+    secret = os.environ["SWITCHBOARD_INTERNAL_SECRET"].encode()
+    token, _ = mint_service_token(
+        secret, audience=audience, service="bench", principal=principal, scopes=("*",), seconds=3600
+    )
+    return (("authorization", f"Bearer {token}"),)
 
 
 def free_port() -> int:

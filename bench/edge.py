@@ -92,6 +92,7 @@ from bench.common import (
     ms,
     pct,
     print_table,
+    service_metadata,
     stack_env,
     stack_token,
     start_servers,
@@ -102,7 +103,7 @@ from services.thread_store.client import GrpcThreadStore
 from switchboard.api.v1 import common_pb2
 from switchboard.api.v1 import thread_store_pb2 as pb
 from switchboard.api.v1.thread_store_pb2_grpc import ThreadStoreStub
-from switchboard.grpc_client import LoopLocalChannels, AuthenticatedStub
+from switchboard.grpc_client import AuthenticatedStub, LoopLocalChannels
 from switchboard.grpc_runtime import CHANNEL_OPTIONS, GRPC_REQUESTS
 from switchboard.principal import Principal
 
@@ -527,6 +528,8 @@ async def _measure_requests(ports: _Ports, thread_ids: list[str], user: Principa
         check = health_pb2.HealthCheckRequest(service="")
         thread_store = ThreadStoreStub(channel)
         principal = common_pb2.Principal(user_id=user.user_id, org_id=STACK_ORG)
+        # The edge's own credentials: a service token acting for the user.
+        as_user = service_metadata("thread_store", Principal(user_id=user.user_id, org_id=STACK_ORG))
         list_items = pb.ListItemsRequest(
             principal=principal, thread_id=thread_ids[0], limit=ITEMS, order=common_pb2.SORT_ORDER_DESC
         )
@@ -554,10 +557,10 @@ async def _measure_requests(ports: _Ports, thread_ids: list[str], user: Principa
             {
                 "edge items.list": lambda: _post_ok(edge, items_body, headers),
                 "in-memory items.list": lambda: _post_ok(memory, items_body, headers),
-                "straight items.list": lambda: thread_store.ListItems(list_items),
+                "straight items.list": lambda: thread_store.ListItems(list_items, metadata=as_user),
                 "edge threads.list": lambda: _post_ok(edge, _threads_list(), headers),
                 "in-memory threads.list": lambda: _post_ok(memory, _threads_list(), headers),
-                "straight threads.list": lambda: thread_store.ListThreads(list_threads),
+                "straight threads.list": lambda: thread_store.ListThreads(list_threads, metadata=as_user),
                 "healthz": healthz,
                 "grpc": lambda: health.Check(check),
                 "floor": floor,

@@ -40,6 +40,7 @@ from bench.common import (
     pct,
     print_table,
     sample_latencies,
+    service_metadata,
     switchboard_command,
     throughput,
     wait_healthy,
@@ -145,11 +146,13 @@ async def main() -> None:
             )
         )
         proxied_url = proxied_template.format(port=proxy_port)
-        ports = {name: free_port() for name in ("hot", "local", "remote")}
+        ports = {name: free_port() for name in ("hot", "local", "remote", "unauthenticated")}
         envs: dict[str, dict[str, str | None]] = {
             "hot": {"DATABASE_URL": database_url, "REDIS_URL": redis_url},
             "local": {"DATABASE_URL": database_url, "REDIS_URL": redis_url, "SWITCHBOARD_CACHE": "off"},
             "remote": {"DATABASE_URL": proxied_url, "REDIS_URL": redis_url, "SWITCHBOARD_CACHE": "off"},
+            # The development flag: the same hot server, trusting the body (the cost of verification).
+            "unauthenticated": {"DATABASE_URL": database_url, "REDIS_URL": redis_url, "SWITCHBOARD_GRPC_AUTH": "off"},
         }
         for name, port in ports.items():
             stack.enter_context(child_process(switchboard_command("thread-store", "--port", str(port)), envs[name]))
@@ -172,15 +175,20 @@ async def _measure(ports: dict[str, int], redis_url: str, database_url: str) -> 
     results: dict[str, list[float]] = {}
     rates: dict[str, float] = {}
     payload = b""
+    metadata = service_metadata("thread_store", ctx)
     for name, port in ports.items():
+        if name == "unauthenticated":
+            continue
         async with grpc_channel(f"127.0.0.1:{port}") as channel:
             stub = ThreadStoreStub(channel)
-            reply = await stub.ListItems(request)
+            reply = await stub.ListItems(request, metadata=metadata)
             assert len(reply.items) == ITEMS, f"{name}: expected {ITEMS} items, got {len(reply.items)}"
             payload = reply.SerializeToString()
-            results[name] = await sample_latencies(partial(stub.ListItems, request), n=SAMPLES)
+            results[name] = await sample_latencies(partial(stub.ListItems, request, metadata=metadata), n=SAMPLES)
             if name in ("hot", "local"):
-                rates[name] = await throughput(partial(stub.ListItems, request), concurrency=32, seconds=3)
+                rates[name] = await throughput(
+                    partial(stub.ListItems, request, metadata=metadata), concurrency=32, seconds=3
+                )
             if name == "hot":
                 health = health_pb2_grpc.HealthStub(channel)
                 check = health_pb2.HealthCheckRequest(service="")
@@ -221,7 +229,34 @@ async def _measure(ports: dict[str, int], redis_url: str, database_url: str) -> 
     print(f"\n  goal: hot p50 within 1.5x of the floor      -> {hot / floor:4.2f}x  {floor_verdict}")
     print(f"  goal: hot >= 3x faster than remote-like PG -> {remote / hot:4.2f}x  {remote_verdict}")
     print(f"  hot vs cache-off throughput                -> {rates['hot'] / rates['local']:4.2f}x")
+    await _verification_cost(f"127.0.0.1:{ports['hot']}", f"127.0.0.1:{ports['unauthenticated']}", request, ctx)
     await _side_by_side(f"127.0.0.1:{ports['hot']}", database_url, thread.id, ctx)
+
+
+async def _verification_cost(
+    authenticated: str, unauthenticated: str, request: pb.ListItemsRequest, ctx: Principal
+) -> None:
+    """The hot ``ListItems`` with per-call verification (a service token acting for the user, as the
+    edge sends it) beside the same server trusting the body (``SWITCHBOARD_GRPC_AUTH=off``)."""
+    metadata = service_metadata("thread_store", ctx)
+    async with grpc_channel(authenticated) as on, grpc_channel(unauthenticated) as off:
+        calls: dict[str, Callable[[], Awaitable[Any]]] = {
+            "on": partial(ThreadStoreStub(on).ListItems, request, metadata=metadata),
+            "off": partial(ThreadStoreStub(off).ListItems, request),
+        }
+        samples = await sample_alternating(calls, blocks=SIDE_BY_SIDE_BLOCKS, block=SIDE_BY_SIDE_BLOCK)
+    with_auth, without = median(samples["on"]), median(samples["off"])
+    n = SIDE_BY_SIDE_BLOCKS * SIDE_BY_SIDE_BLOCK
+    print_table(
+        f"hot ListItems of a {ITEMS}-item thread, {n} sequential calls each (alternating blocks)",
+        [
+            ("authenticated (service token for the user)", ms(with_auth), ms(pct(samples["on"], 0.99))),
+            ("SWITCHBOARD_GRPC_AUTH=off (trusts the body)", ms(without), ms(pct(samples["off"], 0.99))),
+        ],
+        ("server", "p50", "p99"),
+    )
+    verdict = "MET" if with_auth <= 1.10 * without else "MISSED"
+    print(f"\n  goal: authenticated / unauthenticated p50 <= 1.10 -> {with_auth / without:4.2f}x  {verdict}")
 
 
 async def _side_by_side(target: str, database_url: str, thread_id: str, ctx: Principal) -> None:

@@ -33,7 +33,9 @@ from chatkit.types import (
 from pydantic import TypeAdapter
 
 from services.session_api.auth import mint_development_token
-from tests.conftest import free_port
+from switchboard.principal import Principal
+from switchboard.service_auth import mint_service_token
+from tests.conftest import INTERNAL_SECRET, free_port
 
 JWT_SECRET = "e2e-test-secret-that-is-long-enough-for-hs256-0123456789"
 EVENTS: TypeAdapter[ThreadStreamEvent] = TypeAdapter(ThreadStreamEvent)
@@ -54,6 +56,17 @@ class Stack:
         """A token of the identity provider for ``user_id``."""
         roles = ["operator"] if operator else None
         return mint_development_token(JWT_SECRET, user_id=user_id, org_id=org_id, roles=roles, ttl_seconds=ttl)
+
+
+def service_metadata(
+    audience: str, *, scopes: tuple[str, ...] = ("*",), principal: Principal | None = None
+) -> tuple[tuple[str, str], ...]:
+    """Call metadata of a service token of the suite's deployment (its internal key) for ``audience``:
+    a service identity with ``scopes``, or acting for ``principal``."""
+    token, _ = mint_service_token(
+        INTERNAL_SECRET.encode(), audience=audience, service="e2e-tests", principal=principal, scopes=scopes
+    )
+    return (("authorization", f"Bearer {token}"),)
 
 
 def start_stack(data_dir: Path, ports: dict[str, int], database_url: str, redis_url: str, **extra_env: str) -> Stack:

@@ -23,7 +23,7 @@ from switchboard.api.v1 import agent_runner_pb2, common_pb2, session_api_pb2, th
 from switchboard.api.v1.agent_runner_pb2_grpc import AgentRunnerStub
 from switchboard.api.v1.session_api_pb2_grpc import SessionApiStub
 from switchboard.api.v1.thread_store_pb2_grpc import ThreadStoreStub
-from tests.e2e.conftest import Stack, bearer
+from tests.e2e.conftest import Stack, bearer, service_metadata
 
 FUZZ = settings(
     max_examples=120,
@@ -224,7 +224,8 @@ def test_no_grpc_request_gets_internal_or_unknown(stack: Stack, call: tuple[Any,
     request = _fill(request_class(), data.draw)
     with grpc.insecure_channel(f"127.0.0.1:{stack.ports[service]}") as channel:
         try:
-            getattr(stub_class(channel), method)(request, timeout=10)
+            # As a service that may call anything: the request itself is what is fuzzed.
+            getattr(stub_class(channel), method)(request, timeout=10, metadata=service_metadata(service))
         except grpc.RpcError as error:
             code = error.code()  # type: ignore[attr-defined]
             # DEADLINE_EXCEEDED is a hang, which no input may cause either.
@@ -257,7 +258,7 @@ def test_a_request_that_is_not_valid_protobuf_is_invalid_argument(stack: Stack, 
         make = channel.unary_stream if streaming else channel.unary_unary
         call = make(path, request_serializer=lambda raw: raw, response_deserializer=lambda raw: raw)
         with pytest.raises(grpc.RpcError) as refused:
-            reply = call(NOT_UTF8, timeout=10)
+            reply = call(NOT_UTF8, timeout=10, metadata=service_metadata(service))
             if streaming:
                 list(reply)
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT, refused.value  # type: ignore[attr-defined]
@@ -280,7 +281,7 @@ def test_no_streaming_request_gets_internal_unknown_or_hangs_before_it_starts(
     request = _fill(request_class(), data.draw)
     started = False
     with grpc.insecure_channel(f"127.0.0.1:{stack.ports[service]}") as channel:
-        replies = getattr(stub_class(channel), method)(request, timeout=5)
+        replies = getattr(stub_class(channel), method)(request, timeout=5, metadata=service_metadata(service))
         try:
             for _reply in replies:
                 started = True  # a live feed may go on: its first message shows it was accepted

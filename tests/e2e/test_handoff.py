@@ -129,6 +129,7 @@ async def escalation_of(http: httpx.AsyncClient, operator: str, thread_id: str, 
 
 def operator_save_item(stack: Stack, operator_id: str, thread_id: str, item: AssistantMessageItem) -> grpc.RpcError:
     """An operator's raw SaveItem through thread_store's gRPC API; the error it gets."""
+    token = stack.token(operator_id, operator=True)
     with grpc.insecure_channel(f"127.0.0.1:{stack.ports['thread_store']}") as channel:
         stub = ThreadStoreStub(channel)
         request = tpb.WriteItemRequest(thread_id=thread_id, item_json=item.model_dump_json().encode())
@@ -136,7 +137,8 @@ def operator_save_item(stack: Stack, operator_id: str, thread_id: str, item: Ass
         request.principal.org_id = "e2e"
         request.principal.roles.append("operator")
         with pytest.raises(grpc.RpcError) as refused:
-            stub.SaveItem(request, timeout=10)
+            # With the operator's own token: an operator is an end user to thread_store.
+            stub.SaveItem(request, timeout=10, metadata=(("authorization", f"Bearer {token}"),))
         return refused.value
 
 
