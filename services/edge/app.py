@@ -48,6 +48,7 @@ from services.edge.chatkit_server import (
     attachment_headers,
 )
 from services.edge.config import EdgeConfig
+from services.edge.docs import install_docs
 from services.edge.transcription import transcriber_from
 from services.edge.turns import StartedTurn, Turns, starts_a_turn
 from services.session_api.client import SessionApiClient
@@ -267,6 +268,8 @@ def create_app(config: EdgeConfig, *, edge: Edge | None = None) -> FastAPI:
         version="1",
         description="The ChatKit protocol (POST /chatkit) and REST views of sessions and conversations.",
         lifespan=lifespan,
+        docs_url=None,  # served by install_docs, from local assets
+        redoc_url=None,
     )
     app.state.edge = edge
 
@@ -380,6 +383,7 @@ def create_app(config: EdgeConfig, *, edge: Edge | None = None) -> FastAPI:
 
     app.include_router(build_router(edge, config))
     app.include_router(build_operator_router(edge))
+    install_docs(app)
     if config.cors_origins:
         wildcard = "*" in config.cors_origins
         app.add_middleware(
