@@ -33,7 +33,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from switchboard.config import env_bool, env_str
 from switchboard.errors import InvalidArgument, SwitchboardError
-from switchboard.service_auth import ServerAuth, set_current_credential
+from switchboard.service_auth import OPEN_PREFIXES, ServerAuth, set_current_credential
 
 log = logging.getLogger(__name__)
 
@@ -130,8 +130,9 @@ class DomainErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-a
                 request_deserializer=_lenient(handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
-        if self._auth is not None and self._auth.enabled:
-            # No method of ours streams requests; refuse what the wrappers cannot authenticate.
+        if self._auth is not None and self._auth.enabled and not method.startswith(OPEN_PREFIXES):
+            # No method of ours streams requests (reflection does, and is open); refuse what the
+            # wrappers cannot authenticate.
             return grpc.unary_unary_rpc_method_handler(_refuse_unauthenticated)
         return handler
 

@@ -322,16 +322,20 @@ class ServiceTokenVerifier:
         self._max_entries = max_entries
         self._cache: OrderedDict[str, tuple[Credential, float]] = OrderedDict()
 
+    def cached(self, token: str) -> Credential | None:
+        """The credential of a token verified already and not expired (the hot path: one lookup)."""
+        cached = self._cache.get(token)
+        return cached[0] if cached is not None and cached[1] > time.time() else None
+
     def verify(self, token: str) -> Credential:
         """The credential of a service token.
 
         Raises:
             Unauthenticated: forged, expired, for another audience, or malformed.
         """
-        now = time.time()
-        cached = self._cache.get(token)
-        if cached is not None and cached[1] > now:
-            return cached[0]
+        cached = self.cached(token)
+        if cached is not None:
+            return cached
         try:
             claims = jwt.decode(
                 token,
@@ -456,7 +460,10 @@ class ServerAuth:
         if not self.enabled or method.startswith(OPEN_PREFIXES):
             return None
         token = _bearer(metadata)
-        if self._services is not None and _key_id(token) == SERVICE_KEY_ID:
+        known = self._services.cached(token) if self._services is not None else None
+        if known is not None:
+            credential = known
+        elif self._services is not None and _key_id(token) == SERVICE_KEY_ID:
             credential = self._services.verify(token)
         elif self.users is None:
             raise Unauthenticated(f"{self.audience} accepts service tokens only here (no session_api to verify users)")
