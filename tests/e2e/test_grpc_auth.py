@@ -3,8 +3,13 @@ against the running stack (authentication on, as ``switchboard up`` always runs 
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -286,3 +291,24 @@ def test_health_and_reflection_v1_answer_without_credentials(channels: dict[str,
     names = [s.name for s in replies[0].list_services_response.service]
     assert f"switchboard.api.v1.{CALLS[service][0].__name__.removesuffix('Stub')}" in names
     assert "grpc.reflection.v1.ServerReflection" in names
+
+
+def _example(world: World, token: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "examples/call_grpc.py", world.alice, f"127.0.0.1:{world.stack.ports['thread_store']}"]
+    env = {**os.environ, "SWITCHBOARD_TOKEN": token}
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_the_readme_example_lists_a_users_threads_with_a_service_token(world: World) -> None:
+    allowed = _example(world, _service_token("thread_store", scopes=("threads:read",)))
+    assert allowed.returncode == 0, allowed.stderr
+    assert world.thread_id in allowed.stdout
+    refused = _example(world, _service_token("thread_store", scopes=("runs:read",)))
+    assert refused.returncode == 1 and "PERMISSION_DENIED" in refused.stderr
+
+
+def test_compose_publishes_only_the_edge() -> None:
+    text = (Path(__file__).parents[2] / "docker-compose.yml").read_text()
+    published = re.findall(r"^  ([a-z-]+):\n(?:    .*\n)*?    ports:", text, re.M)
+    assert published == ["edge"], published
+    assert "SWITCHBOARD_INTERNAL_SECRET: ${SWITCHBOARD_INTERNAL_SECRET:?" in text  # required, never defaulted
