@@ -1,4 +1,4 @@
-"""How responsive the console stays: 500 live sessions and a 1,000-item transcript.
+"""How responsive the console stays: 2,000 live sessions and a 5,000-item transcript, beside 500 and 1,000.
 
 The console runs headless (``App.run_test``) over a backend that serves
 generated data from memory, so the figures are the console's own (state,
@@ -7,7 +7,9 @@ median of repeated runs, timed from handing the app the data or change to the
 app being idle again with the screen refreshed (``pilot.pause()``; its own
 round trip is printed as "idle round trip"). One change costs a repaint of the
 visible rows (``DataTable`` redraws them after any cell update); changes that
-arrive together share one repaint, as the burst figure shows.
+arrive together share one repaint, as the burst figure shows. Each figure is
+measured at both sizes in one run and printed side by side with their ratio:
+the goal is that the large sizes stay within the figures of the small ones.
 """
 
 from __future__ import annotations
@@ -35,12 +37,20 @@ from services.agent_runner.client import Handoff
 from switchboard.principal import Principal
 from tui.app import ConsoleApp
 from tui.backend import SESSION_API, THREAD_STORE
-from tui.data import EscalationInfo, MetricsSnapshot, SessionChange, SessionInfo, ThreadChange
-from tui.messages import SessionChanged, SnapshotLoaded
+from tui.data import (
+    EscalationInfo,
+    LastMessage,
+    MetricsSnapshot,
+    RunInfo,
+    SessionChange,
+    SessionInfo,
+    ThreadChange,
+    ThreadSummary,
+)
+from tui.messages import LastMessagesLoaded, SessionChanged, SnapshotLoaded
 from tui.screens.conversation import ConversationScreen
 
-SESSIONS = 500
-ITEMS = 1000
+SIZES = ((500, 1000), (2000, 5000))  # (sessions, transcript items): today's figures, then the goal's
 ROUNDS = 15
 UPDATES = 100
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -96,12 +106,35 @@ def _answer(thread_id: str, item_id: str, at: datetime, text: str) -> AssistantM
     )
 
 
+def _threads(n: int) -> list[ThreadSummary]:
+    return [
+        ThreadSummary(
+            id=f"thr_{i:05d}",
+            title=f"Order {i} never arrived and the tracking page is empty",
+            agent_id=("support", "billing", "triage")[i % 3],
+            updated_at=START + timedelta(seconds=i),
+            # One in twenty waits for a person: their waiting time ticks every second.
+            handler=Handoff(f"thr_{i:05d}", "waiting", since=START + timedelta(seconds=i)) if i % 20 == 0 else None,
+        )
+        for i in range(n)
+    ]
+
+
+def _last_messages(n: int) -> dict[str, LastMessage]:
+    return {
+        f"thr_{i:05d}": LastMessage(f"msg_last_{i:05d}", "user", f"question {i}: where is my order? " * 3, START)
+        for i in range(n)
+    }
+
+
 class GeneratedBackend:
     """A console backend over generated data; its feeds stay quiet (the benchmark posts changes itself)."""
 
-    def __init__(self) -> None:
-        self.sessions = _sessions(SESSIONS)
-        self.transcript = _items("thr_00000", ITEMS)
+    def __init__(self, sessions: int, items: int) -> None:
+        self.sessions = _sessions(sessions)
+        self.threads = _threads(sessions)
+        self.last_messages = _last_messages(sessions)
+        self.transcript = _items("thr_00000", items)
 
     @property
     def targets(self) -> dict[str, str]:
@@ -120,8 +153,17 @@ class GeneratedBackend:
     async def load_escalations(self) -> list[EscalationInfo]:
         return []
 
-    async def load_thread_activity(self) -> dict[str, datetime]:
-        return {}
+    async def load_threads(self) -> list[ThreadSummary]:
+        return []
+
+    async def load_last_messages(self, thread_ids: list[str]) -> dict[str, LastMessage]:
+        return {}  # the benchmark hands them over itself, timed
+
+    async def load_runs(self, thread_ids: list[str]) -> list[RunInfo]:
+        return []
+
+    async def cancel_run(self, run_id: str) -> list[str]:
+        raise RuntimeError("the rendering benchmark does not cancel runs")
 
     async def watch_threads(self, since: str) -> AsyncIterator[ThreadChange]:
         await asyncio.Event().wait()
@@ -163,15 +205,23 @@ async def _timed(pilot: Pilot[Any], action: Any) -> float:
     return time.perf_counter() - start
 
 
-async def _sessions_figures(app: ConsoleApp, pilot: Pilot[Any], backend: GeneratedBackend) -> list[tuple[str, ...]]:
+Figures = dict[str, list[float]]
+
+
+async def _sessions_figures(app: ConsoleApp, pilot: Pilot[Any], backend: GeneratedBackend) -> Figures:
     table = app.dashboard.sessions_table
-    renders = [
-        await _timed(pilot, lambda: app.post_message(SnapshotLoaded(backend.sessions, [], {}))) for _ in range(ROUNDS)
-    ]
-    assert len(table.shown_ids) == SESSIONS
+    count = len(backend.sessions)
+
+    def snapshot() -> None:
+        app.post_message(SnapshotLoaded(backend.sessions, [], backend.threads))
+        app.post_message(LastMessagesLoaded(backend.last_messages))
+
+    renders = [await _timed(pilot, snapshot) for _ in range(ROUNDS)]
+    assert len(table.shown_ids) == count
+    assert table.get_cell("ses_00001", "last").plain.startswith("question 1")
     changes = []
     for i in range(UPDATES):
-        session = backend.sessions[(i * 37) % SESSIONS]
+        session = backend.sessions[(i * 37) % count]
         changed = SessionInfo(**{**_fields(session), "agent_id": f"agent-{i}"})
         change = SessionChange(id=f"{i}-0", type="session.updated", at=START + timedelta(hours=1, seconds=i))
         change = SessionChange(id=change.id, type=change.type, at=change.at, session=changed)
@@ -181,7 +231,7 @@ async def _sessions_figures(app: ConsoleApp, pilot: Pilot[Any], backend: Generat
         new = SessionInfo(**{**_fields(backend.sessions[0]), "id": f"ses_new_{i:04d}", "created_at": START})
         change = SessionChange(id=f"n{i}-0", type="session.created", at=START, session=new)
         inserts.append(await _timed(pilot, lambda change=change: app.post_message(SessionChanged(change))))
-    assert len(table.shown_ids) == SESSIONS + UPDATES
+    assert len(table.shown_ids) == count + UPDATES
     bursts = []
     for round_ in range(ROUNDS):
         burst = [
@@ -196,28 +246,36 @@ async def _sessions_figures(app: ConsoleApp, pilot: Pilot[Any], backend: Generat
             for i in range(UPDATES)
         ]
         bursts.append(await _timed(pilot, lambda burst=burst: [app.post_message(m) for m in burst]) / UPDATES)
+    ticks = [await _timed(pilot, lambda: table.refresh_times(waiting_only=True)) for _ in range(ROUNDS)]
+    full_ticks = [await _timed(pilot, table.refresh_times) for _ in range(ROUNDS)]
+    filters = [await _timed(pilot, lambda i=i: table.set_filter(f"order {i}")) for i in range(ROUNDS)]
+    table.set_filter("")
     idle = [await _timed(pilot, lambda: None) for _ in range(ROUNDS)]
-    return [
-        ("idle round trip (nothing changed)", ms(median(idle)), ms(pct(idle, 0.9))),
-        (f"render {SESSIONS} sessions (snapshot)", ms(median(renders)), ms(pct(renders, 0.9))),
-        ("apply a session change (one row)", ms(median(changes)), ms(pct(changes, 0.9))),
-        ("insert a new session (sorted)", ms(median(inserts)), ms(pct(inserts, 0.9))),
-        (f"per change in a burst of {UPDATES}", ms(median(bursts)), ms(pct(bursts, 0.9))),
-    ]
+    return {
+        "idle round trip (nothing changed)": idle,
+        "render the sessions (snapshot, titles, last messages)": renders,
+        "apply a session change (one row)": changes,
+        "insert a new session (sorted)": inserts,
+        f"per change in a burst of {UPDATES}": bursts,
+        "tick the waiting times (every second)": ticks,
+        "refresh every age (every 5 s)": full_ticks,
+        "filter by words (title, last message...)": filters,
+    }
 
 
 def _fields(session: SessionInfo) -> dict[str, Any]:
     return {name: getattr(session, name) for name in SessionInfo.__slots__}
 
 
-async def _transcript_figures(app: ConsoleApp, pilot: Pilot[Any], backend: GeneratedBackend) -> list[tuple[str, ...]]:
+async def _transcript_figures(app: ConsoleApp, pilot: Pilot[Any], backend: GeneratedBackend) -> Figures:
     screen = ConversationScreen(thread_id="thr_00000", session_id="ses_00000")
     await app.push_screen(screen)
     while not screen.loaded:
         await pilot.pause(0.01)
     transcript = screen.transcript
+    count = len(backend.transcript)
     loads = [await _timed(pilot, lambda: transcript.load(backend.transcript)) for _ in range(ROUNDS)]
-    assert len(transcript.item_ids) == ITEMS
+    assert len(transcript.item_ids) == count
     appends = []
     for i in range(UPDATES):
         item = _answer("thr_00000", f"msg_new_{i:04d}", START + timedelta(days=1, seconds=i), "a new answer")
@@ -228,24 +286,43 @@ async def _transcript_figures(app: ConsoleApp, pilot: Pilot[Any], backend: Gener
         text += f"token{i} "
         item = _answer("thr_00000", "msg_streaming", START + timedelta(days=2), text)
         deltas.append(await _timed(pilot, lambda item=item: transcript.upsert(item)))
-    assert len(transcript.item_ids) == ITEMS + UPDATES + 1
-    return [
-        (f"render a {ITEMS}-item transcript", ms(median(loads)), ms(pct(loads, 0.9))),
-        ("append an item", ms(median(appends)), ms(pct(appends, 0.9))),
-        ("apply a streamed update (one item)", ms(median(deltas)), ms(pct(deltas, 0.9))),
-    ]
+    assert len(transcript.item_ids) == count + UPDATES + 1
+    app.pop_screen()
+    await pilot.pause()
+    return {
+        "render the transcript": loads,
+        "append an item": appends,
+        "apply a streamed update (one item)": deltas,
+    }
+
+
+async def _measure(sessions: int, items: int) -> Figures:
+    backend = GeneratedBackend(sessions, items)
+    app = ConsoleApp(backend, clock=lambda: START + timedelta(hours=2), metrics_interval=3600)
+    async with app.run_test(size=(160, 45)) as pilot:
+        while not app.principal:
+            await pilot.pause(0.01)
+        figures = await _sessions_figures(app, pilot, backend)
+        figures |= await _transcript_figures(app, pilot, backend)
+    return figures
 
 
 async def main() -> None:
-    """Print the console's render and update times."""
-    backend = GeneratedBackend()
-    app = ConsoleApp(backend, clock=lambda: START + timedelta(hours=2), metrics_interval=3600)
-    async with app.run_test(size=(160, 48)) as pilot:
-        while not app.principal:
-            await pilot.pause(0.01)
-        rows = await _sessions_figures(app, pilot, backend)
-        rows += await _transcript_figures(app, pilot, backend)
-    print_table("operator console, headless 160x48 (median and p90)", rows, ("figure", "median", "p90"))
+    """Print the console's render and update times at today's sizes and the goal's, side by side."""
+    (small_sessions, small_items), (large_sessions, large_items) = SIZES
+    small = await _measure(small_sessions, small_items)
+    large = await _measure(large_sessions, large_items)
+    rows = []
+    for figure, before in small.items():
+        after = large[figure]
+        ratio = median(after) / median(before) if median(before) else 0.0
+        rows.append((figure, ms(median(before)), ms(median(after)), f"{ratio:5.2f}x", ms(pct(after, 0.9))))
+    print_table(
+        f"operator console, headless 160x45 (medians; {small_sessions:,} sessions / {small_items:,}-item transcript "
+        f"beside {large_sessions:,} / {large_items:,})",
+        rows,
+        ("figure", f"{small_sessions:,} / {small_items:,}", f"{large_sessions:,} / {large_items:,}", "ratio", "p90"),
+    )
 
 
 if __name__ == "__main__":

@@ -24,12 +24,14 @@ from tui.logs import ConsoleLogging
 from tui.messages import (
     CardDecided,
     ConnectionChanged,
+    LastMessagesLoaded,
     MetricsLoaded,
     SessionChanged,
     SignedIn,
     SnapshotLoaded,
     ThreadChanged,
     ThreadFeedResumed,
+    ThreadsLoaded,
 )
 from tui.screens.conversation import ConversationScreen
 from tui.screens.dashboard import DashboardScreen
@@ -144,8 +146,9 @@ class ConsoleApp(App[None]):
             self.notify(message.detail, title="cannot sign in", severity="error", timeout=30)
 
     def on_snapshot_loaded(self, message: SnapshotLoaded) -> None:
-        self.state.load(message.sessions, message.escalations, message.thread_activity)
+        self.state.load(message.sessions, message.escalations, message.threads)
         self.dashboard.sessions_table.show_rows()
+        self.load_last_messages()
         self.dashboard.queue.show_all(self.state.pending_escalations())
         self._after_change()
         for screen in self._conversations():
@@ -171,6 +174,24 @@ class ConsoleApp(App[None]):
             self.dashboard.sessions_table.upsert_row(row)
         for screen in self._conversations():
             screen.apply_thread_change(message.change)
+
+    def on_threads_loaded(self, message: ThreadsLoaded) -> None:
+        self._rows_changed(self.state.load_threads(message.threads))
+        self.load_last_messages()
+
+    def on_last_messages_loaded(self, message: LastMessagesLoaded) -> None:
+        self._rows_changed(self.state.load_last_messages(message.messages))
+
+    def _rows_changed(self, session_ids: list[str]) -> None:
+        table = self.dashboard.sessions_table
+        for session_id in dict.fromkeys(session_ids):
+            if (row := self.state.row(session_id)) is not None:
+                table.upsert_row(row)
+
+    @work(exclusive=True, group="last-messages", exit_on_error=False)
+    async def load_last_messages(self) -> None:
+        """Read the last message of the sessions' threads the console has not seen one of yet."""
+        await feeds.load_last_messages(self.backend, self.post_message, self.state.threads_without_last_message)
 
     def on_thread_feed_resumed(self, _message: ThreadFeedResumed) -> None:
         for screen in self._conversations():

@@ -9,18 +9,35 @@ same rules instead.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Protocol
 
+import grpc
+from chatkit.store import NotFoundError
 from chatkit.types import AssistantMessageItem, ThreadItem
 
 from services.agent_runner.client import AgentRunnerClient, Handoff
 from services.session_api.client import SessionApiClient
 from services.thread_store.client import GrpcThreadStore, item_from_json
+from switchboard.api.v1 import thread_store_pb2 as tpb
 from switchboard.errors import AlreadyExists, FailedPrecondition, NotFound, Unauthenticated
+from switchboard.grpc_client import error_from_rpc
 from switchboard.principal import Principal
-from tui.data import EscalationInfo, MetricsSnapshot, SessionChange, SessionInfo, ThreadChange
+from switchboard.proto_convert import principal_to_proto
+from tui.data import (
+    ACTIVE_RUN_STATES,
+    EscalationInfo,
+    LastMessage,
+    MetricsSnapshot,
+    RunInfo,
+    SessionChange,
+    SessionInfo,
+    ThreadChange,
+    ThreadSummary,
+    last_message_of,
+)
 
 SESSION_API = "session_api"
 THREAD_STORE = "thread_store"
@@ -31,6 +48,15 @@ MAX_ESCALATIONS = 1000
 MAX_TRANSCRIPT = 10_000
 RECENT_SESSIONS = 100
 PAGE = 200
+MAX_THREADS = MAX_SESSIONS  # thread summaries loaded at once (the org's most recently active)
+LAST_MESSAGE_LOOKBACK = 8  # newest items read to find a thread's last message (tool calls come between)
+CALLS_AT_ONCE = 8  # per-thread calls in flight together (last messages, runs)
+RUNS_PER_THREAD = 5  # newest runs read per thread: its active ones are among them
+# Where the agent runner refuses an operator's Cancel (it cancels the caller's own runs only).
+CANNOT_CANCEL = (
+    "the agent runner cancels only the caller's own runs, so an operator cannot cancel a user's run "
+    "(t takes the conversation over, which stops the running answer)"
+)
 
 
 # What deciding an action card can come to besides a decision (``decide_card`` returns one of these).
@@ -87,8 +113,20 @@ class ConsoleBackend(Protocol):
         """The org's open and claimed escalations, oldest first."""
         ...
 
-    async def load_thread_activity(self) -> dict[str, datetime]:
-        """Last activity of the org's most recently active threads, by thread id."""
+    async def load_threads(self) -> list[ThreadSummary]:
+        """The org's most recently active threads: title, sticky agent, handler, last activity."""
+        ...
+
+    async def load_last_messages(self, thread_ids: list[str]) -> dict[str, LastMessage]:
+        """The newest user, agent or operator message of each thread that has one."""
+        ...
+
+    async def load_runs(self, thread_ids: list[str]) -> list[RunInfo]:
+        """The active runs (queued, running, waiting for approval) of these threads."""
+        ...
+
+    async def cancel_run(self, run_id: str) -> list[str]:
+        """Stop a run; the ids of the runs stopped (NotFound: not one this operator may cancel, or ended)."""
         ...
 
     def watch_threads(self, since: str) -> AsyncIterator[ThreadChange]:
@@ -222,9 +260,73 @@ class GrpcConsoleBackend:
                 after = page.after
         return sorted(found, key=lambda e: (e.opened_at, e.id))
 
-    async def load_thread_activity(self) -> dict[str, datetime]:
-        """Last activity of the org's 200 most recently active threads."""
-        return await self.threads.org_thread_activity(self.principal, limit=PAGE)
+    async def load_threads(self) -> list[ThreadSummary]:
+        """The org's most recently active threads (up to 2,000), read in pages of 200."""
+        found: list[ThreadSummary] = []
+        after = ""
+        while len(found) < MAX_THREADS:
+            request = tpb.ListThreadsRequest(
+                principal=principal_to_proto(self.principal),
+                limit=PAGE,
+                after=after,
+                org_wide=True,
+                sort=tpb.THREAD_SORT_RECENT_ACTIVITY,
+            )
+            try:
+                page = await self.threads.stub.ListThreads(request, timeout=self._timeout)
+            except grpc.aio.AioRpcError as error:
+                raise error_from_rpc(error, service=THREAD_STORE) from None
+            found += [ThreadSummary.from_proto(t) for t in page.threads]
+            if not page.has_more:
+                break
+            after = page.after
+        return found
+
+    async def load_last_messages(self, thread_ids: list[str]) -> dict[str, LastMessage]:
+        """Each thread's newest message among its last few items, read a few threads at a time.
+
+        A thread that is gone or unreadable is left out; a lost connection fails the whole load.
+        """
+        gate = asyncio.Semaphore(CALLS_AT_ONCE)
+        found: dict[str, LastMessage] = {}
+
+        async def read(thread_id: str) -> None:
+            async with gate:
+                try:
+                    page = await self.threads.load_thread_items(
+                        thread_id, None, LAST_MESSAGE_LOOKBACK, "desc", self.principal
+                    )
+                except (NotFoundError, NotFound):
+                    return
+            message = next((m for item in page.data if (m := last_message_of(item)) is not None), None)
+            if message is not None:
+                found[thread_id] = message
+
+        await asyncio.gather(*(read(thread_id) for thread_id in thread_ids))
+        return found
+
+    async def load_runs(self, thread_ids: list[str]) -> list[RunInfo]:
+        """The active runs of these threads: the agent runner lists runs per thread (there is no org-wide list)."""
+        gate = asyncio.Semaphore(CALLS_AT_ONCE)
+        found: list[RunInfo] = []
+
+        async def read(thread_id: str) -> None:
+            async with gate:
+                try:
+                    page = await self.runner.list_runs(self.principal, thread_id=thread_id, limit=RUNS_PER_THREAD)
+                except NotFound:
+                    return
+            found.extend(run for r in page.runs if (run := RunInfo.from_proto(r)).status in ACTIVE_RUN_STATES)
+
+        await asyncio.gather(*(read(thread_id) for thread_id in thread_ids))
+        return sorted(found, key=lambda run: (run.created_at, run.id))
+
+    async def cancel_run(self, run_id: str) -> list[str]:
+        """Ask the agent runner to stop the run."""
+        try:
+            return await self.runner.cancel(self.principal, run_id)
+        except NotFound as error:
+            raise NotFound(f"{error.message}; {CANNOT_CANCEL}") from None
 
     async def watch_threads(self, since: str) -> AsyncIterator[ThreadChange]:
         """The org's thread changes after ``since``."""
@@ -309,6 +411,7 @@ class GrpcConsoleBackend:
 __all__ = [
     "AGENT_RUNNER",
     "ALREADY_DECIDED",
+    "CANNOT_CANCEL",
     "NOT_ALLOWED",
     "NOT_PENDING",
     "REFUSED_DECISIONS",

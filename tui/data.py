@@ -7,13 +7,16 @@ never touch generated code, and an in-memory backend can produce them too.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from chatkit.types import ThreadItem
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.agent_runner.client import Handoff
+from switchboard.api.v1 import agent_runner_pb2 as apb
 from switchboard.api.v1 import session_api_pb2 as spb
 from switchboard.api.v1 import thread_store_pb2 as tpb
 from switchboard.errors import InvalidArgument
@@ -23,6 +26,11 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # The change feed's event when a thread's handler changes (its json: kind, operator_id, escalation_id, since, until).
 THREAD_HANDLER = "thread.handler"
 HANDLER_KINDS = ("agent", "waiting", "human")
+# The agent runner stores operators' replies as assistant messages with ids starting so.
+OPERATOR_ITEM_PREFIX = "msg_op_"
+THREAD_WRITES = ("thread.created", "thread.updated")
+_MARKDOWN_MARKS = re.compile(r"\*\*|__|`+|^#+\s|^\s*[-*]\s", re.MULTILINE)
+ITEM_WRITES = ("item.added", "item.updated")
 
 
 def _name(enum: Any, value: int, prefix: str) -> str:
@@ -158,6 +166,100 @@ class ThreadChange:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class ThreadSummary:
+    """What the sessions table shows of a thread: its title, the agent answering it, its handler.
+
+    Attributes:
+        agent_id: The agent that answered last (the thread's sticky ``metadata.agent_id``; '' before any).
+        handler: Who answers it, as thread_store reported it (None: not reported; the agent).
+    """
+
+    id: str
+    title: str = ""
+    agent_id: str = ""
+    updated_at: datetime = EPOCH
+    handler: Handoff | None = None
+
+    @classmethod
+    def from_proto(cls, t: tpb.Thread) -> ThreadSummary:
+        """Convert a ``Thread`` message (an org-wide listing's)."""
+        title, agent_id = _title_and_agent(t.json)
+        handler = None
+        # Only a person's involvement is taken from the listing: "agent" is what the console assumes
+        # anyway, and until a hand-off says otherwise a pending escalation stands for the thread.
+        if t.HasField("handler") and t.handler.kind in ("waiting", "human"):
+            handler = Handoff(
+                thread_id=t.id,
+                kind=t.handler.kind,
+                operator_id=t.handler.operator_id or None,
+                escalation_id=t.handler.escalation_id or None,
+                since=_when(t.handler.since),
+                until=_when(t.handler.until),
+            )
+        return cls(
+            id=t.id,
+            title=t.title or title,
+            agent_id=agent_id,
+            updated_at=_when(t.updated_at) or EPOCH,
+            handler=handler,
+        )
+
+
+def _title_and_agent(thread_json: bytes) -> tuple[str, str]:
+    """The title and sticky agent of a ChatKit thread's JSON ('' for what it lacks or cannot be read)."""
+    try:
+        value = json.loads(thread_json) if thread_json else None
+    except ValueError:
+        return "", ""
+    if not isinstance(value, dict):
+        return "", ""
+    title = value.get("title")
+    metadata = value.get("metadata")
+    agent = metadata.get("agent_id") if isinstance(metadata, dict) else None
+    return (title if isinstance(title, str) else ""), (agent if isinstance(agent, str) else "")
+
+
+def thread_written(change: ThreadChange) -> ThreadSummary | None:
+    """The thread's title and agent from a ``thread.created``/``thread.updated`` change (None: another change)."""
+    if change.type not in THREAD_WRITES or not change.json:
+        return None
+    title, agent_id = _title_and_agent(change.json)
+    return ThreadSummary(id=change.thread_id, title=title, agent_id=agent_id, updated_at=change.at)
+
+
+@dataclass(frozen=True, slots=True)
+class LastMessage:
+    """A thread's newest message, for the sessions table.
+
+    Attributes:
+        role: ``user``, ``agent`` or ``operator``.
+    """
+
+    item_id: str
+    role: str
+    text: str
+    at: datetime
+
+    @property
+    def line(self) -> str:
+        """The message on one line: whitespace squeezed, Markdown emphasis and heading marks dropped."""
+        return " ".join(_MARKDOWN_MARKS.sub("", self.text).split())
+
+
+def last_message_of(item: ThreadItem) -> LastMessage | None:
+    """The item as a thread's last message, if it is a user's, an agent's or an operator's message."""
+    at = item.created_at if item.created_at.tzinfo is not None else item.created_at.replace(tzinfo=UTC)
+    if item.type == "user_message":
+        text = " ".join(getattr(part, "text", "") for part in item.content)
+        return LastMessage(item.id, "user", text, at)
+    if item.type == "assistant_message":
+        text = "".join(part.text for part in item.content)
+        role = "operator" if item.id.startswith(OPERATOR_ITEM_PREFIX) else "agent"
+        return LastMessage(item.id, role, text, at)
+    return None
+
+
 def handoff_of(change: ThreadChange) -> Handoff | None:
     """The thread's new handler from a ``thread.handler`` change (None: the event is not one the console can read)."""
     try:
@@ -187,6 +289,40 @@ def handoff_of(change: ThreadChange) -> Handoff | None:
         since=moment("since"),
         until=moment("until"),
     )
+
+
+# A run's states that still hold or wait for its thread (the others are final).
+ACTIVE_RUN_STATES = ("queued", "running", "waiting_approval")
+
+
+@dataclass(frozen=True, slots=True)
+class RunInfo:
+    """One run of the agent (one answer), as the runs view lists it."""
+
+    id: str
+    thread_id: str
+    user_id: str
+    session_id: str
+    agent_id: str
+    status: str  # queued, running, waiting_approval, completed, cancelled, failed, interrupted
+    created_at: datetime
+    started_at: datetime | None = None
+    holder: str = ""
+
+    @classmethod
+    def from_proto(cls, r: apb.RunInfo) -> RunInfo:
+        """Convert a ``RunInfo`` message."""
+        return cls(
+            id=r.id,
+            thread_id=r.thread_id,
+            user_id=r.user_id,
+            session_id=r.session_id,
+            agent_id=r.agent_id,
+            status=r.status or "unknown",
+            created_at=_when(r.created_at) or EPOCH,
+            started_at=_when(r.started_at, present=r.HasField("started_at")),
+            holder=r.holder,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +362,18 @@ class MetricsSnapshot:
             time_to_claim=durations(m.time_to_claim),
             time_to_resolution=durations(m.time_to_resolution),
         )
+
+
+def format_wait(seconds: float) -> str:
+    """A duration that visibly ticks: ``26s``, ``4m07s``, ``1h05m``, ``2d03h``."""
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    if seconds < 86400:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 86400}d{seconds % 86400 // 3600:02d}h"
 
 
 def format_age(seconds: float) -> str:

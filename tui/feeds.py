@@ -24,12 +24,14 @@ from tui.backend import SESSION_API, THREAD_STORE, ConsoleBackend, SignInFailed
 from tui.data import SessionChange, ThreadChange
 from tui.messages import (
     ConnectionChanged,
+    LastMessagesLoaded,
     MetricsLoaded,
     SessionChanged,
     SignedIn,
     SnapshotLoaded,
     ThreadChanged,
     ThreadFeedResumed,
+    ThreadsLoaded,
 )
 
 log = logging.getLogger(__name__)
@@ -74,10 +76,10 @@ async def follow_sessions(backend: ConsoleBackend, post: Post, signed_in: asynci
             sessions = await backend.load_sessions()
             escalations = await backend.load_escalations()
             try:
-                activity = await backend.load_thread_activity()
+                threads = await backend.load_threads()
             except SwitchboardError:
-                activity = {}  # thread_store's own loop reports it; activity fills in from the feed
-            post(SnapshotLoaded(sessions, escalations, activity))
+                threads = []  # thread_store's own loop reports it and loads them when it is back
+            post(SnapshotLoaded(sessions, escalations, threads))
             post(ConnectionChanged(SESSION_API, "connected"))
             attempt.live()
             async for change in changes:
@@ -111,10 +113,7 @@ async def follow_threads(backend: ConsoleBackend, post: Post, signed_in: asyncio
             # Live from the marker on: reload what the console shows of the threads,
             # and every later change follows on the watch.
             post(ThreadFeedResumed())
-            for thread_id, at in (await backend.load_thread_activity()).items():
-                post(
-                    ThreadChanged(ThreadChange(id=since, type="thread.updated", thread_id=thread_id, item_id="", at=at))
-                )
+            post(ThreadsLoaded(await backend.load_threads()))
             post(ConnectionChanged(THREAD_STORE, "connected"))
             attempt.live()
             async for change in changes:
@@ -138,3 +137,26 @@ async def poll_metrics(backend: ConsoleBackend, post: Post, signed_in: asyncio.E
         except Exception as error:
             log.debug("metrics unavailable: %s", describe(error))
         await asyncio.sleep(interval)
+
+
+LAST_MESSAGES_AT_ONCE = 200  # threads read per round; the feed keeps every thread current once read
+
+
+async def load_last_messages(backend: ConsoleBackend, post: Post, missing: Callable[[int], list[str]]) -> None:
+    """Read the newest message of the threads that lack one, most recently active first, a round at a time.
+
+    A failure is logged and ends the load: the next snapshot (after a reconnect) starts it again,
+    and the change feed fills in every thread that speaks meanwhile.
+    """
+    asked: set[str] = set()
+    while thread_ids := [t for t in missing(LAST_MESSAGES_AT_ONCE + len(asked)) if t not in asked]:
+        thread_ids = thread_ids[:LAST_MESSAGES_AT_ONCE]
+        asked.update(thread_ids)
+        try:
+            messages = await backend.load_last_messages(thread_ids)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            log.warning("could not read the last messages of %d threads: %s", len(thread_ids), describe(error))
+            return
+        post(LastMessagesLoaded(messages))

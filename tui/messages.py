@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
 from textual.message import Message
 
 from switchboard.principal import Principal
 from tui.cards import ActionCard
-from tui.data import EscalationInfo, MetricsSnapshot, SessionChange, SessionInfo, ThreadChange
+from tui.data import (
+    EscalationInfo,
+    LastMessage,
+    MetricsSnapshot,
+    RunInfo,
+    SessionChange,
+    SessionInfo,
+    ThreadChange,
+    ThreadSummary,
+)
 
 ConnectionState = Literal["connecting", "connected", "reconnecting", "failed"]
 
@@ -37,12 +45,41 @@ class SnapshotLoaded(Message):
     """Sessions and escalations were (re)loaded after the watch went live."""
 
     def __init__(
-        self, sessions: list[SessionInfo], escalations: list[EscalationInfo], thread_activity: dict[str, datetime]
+        self, sessions: list[SessionInfo], escalations: list[EscalationInfo], threads: list[ThreadSummary]
     ) -> None:
         super().__init__()
         self.sessions = sessions
         self.escalations = escalations
-        self.thread_activity = thread_activity
+        self.threads = threads
+
+
+class ThreadsLoaded(Message):
+    """The org's threads (titles, agents, handlers, activity) were (re)loaded after the thread feed went live."""
+
+    def __init__(self, threads: list[ThreadSummary]) -> None:
+        super().__init__()
+        self.threads = threads
+
+
+class LastMessagesLoaded(Message):
+    """Threads' newest messages were read from thread_store."""
+
+    def __init__(self, messages: dict[str, LastMessage]) -> None:
+        super().__init__()
+        self.messages = messages
+
+
+class RunsLoaded(Message):
+    """The active runs of the threads the runs view watches were read from the agent runner.
+
+    Attributes:
+        watched: How many threads were asked about.
+    """
+
+    def __init__(self, runs: list[RunInfo], watched: int) -> None:
+        super().__init__()
+        self.runs = runs
+        self.watched = watched
 
 
 class SessionChanged(Message):

@@ -13,12 +13,26 @@ from datetime import datetime
 from typing import Literal
 
 from services.agent_runner.client import Handoff
-from tui.data import THREAD_HANDLER, EscalationInfo, SessionChange, SessionInfo, ThreadChange, handoff_of
+from services.thread_store.client import item_from_json
+from tui.data import (
+    ITEM_WRITES,
+    THREAD_HANDLER,
+    EscalationInfo,
+    LastMessage,
+    SessionChange,
+    SessionInfo,
+    ThreadChange,
+    ThreadSummary,
+    handoff_of,
+    last_message_of,
+    thread_written,
+)
 
 StatusFilter = Literal["all", "active", "escalated"]
 STATUS_FILTERS: tuple[StatusFilter, ...] = ("all", "active", "escalated")
-SortKey = Literal["newest", "activity", "user", "agent", "status"]
-SORT_KEYS: tuple[SortKey, ...] = ("newest", "activity", "user", "agent", "status")
+SortKey = Literal["newest", "activity", "user", "handler", "status"]
+SORT_KEYS: tuple[SortKey, ...] = ("newest", "activity", "user", "handler", "status")
+DEFAULT_AGENT = "default"
 
 
 def handler_label(handoff: Handoff, operator_id: str | None) -> str:
@@ -32,25 +46,45 @@ def handler_label(handoff: Handoff, operator_id: str | None) -> str:
 
 @dataclass(frozen=True, slots=True)
 class SessionRow:
-    """A session with what the console adds to it: last activity, escalation flag and its thread's handler."""
+    """A session with what the console adds to it: its thread's title, last message and handler, its escalation.
+
+    Attributes:
+        escalation: ``""``, ``"open"`` or ``"claimed"``.
+        handler: ``""`` (no thread yet), ``"agent"``, ``"waiting"``, ``"you"`` or an operator's id.
+        agent: The agent answering the thread (the thread's sticky agent, else the session's; '' when unknown).
+        waiting_since: When the user began waiting for a person (handler ``waiting``; None otherwise or unknown).
+    """
 
     session: SessionInfo
     last_activity: datetime
-    escalation: str  # "", "open" or "claimed"
-    handler: str = ""  # "" (no thread yet), "agent", "waiting", "you" or an operator's id
+    escalation: str = ""
+    handler: str = ""
+    title: str = ""
+    last_message: LastMessage | None = None
+    agent: str = ""
+    escalation_reason: str = ""
+    waiting_since: datetime | None = None
 
     def matches(self, text: str, status: StatusFilter) -> bool:
-        """Whether the row passes the table's filter."""
+        """Whether the row passes the table's filter: every word in user, title, last message,
+        escalation reason, handler, agent, channel, status or session id."""
         if status == "active" and self.session.status != "active":
             return False
         if status == "escalated" and not self.escalation:
             return False
         if not text:
             return True
+        return all(word in self.haystack for word in text.lower().split())
+
+    @property
+    def haystack(self) -> str:
+        """What the filter searches, lower-cased."""
         s = self.session
-        haystack = f"{s.user_id} {s.org_id} {s.agent_id} {s.channel} {s.status} {s.id} {self.escalation} {self.handler}"
-        haystack = haystack.lower()
-        return all(word in haystack for word in text.lower().split())
+        last = self.last_message.text if self.last_message is not None else ""
+        return (
+            f"{s.user_id} {self.title} {last} {self.escalation_reason} {self.handler} {self.agent} "
+            f"{s.org_id} {s.channel} {s.status} {s.id} {self.escalation}"
+        ).lower()
 
     def sort_value(self, key: SortKey) -> tuple[object, ...]:
         """The value the table sorts by (ascending; ``newest`` and ``activity`` reverse it)."""
@@ -59,8 +93,8 @@ class SessionRow:
             return (self.last_activity, s.id)
         if key == "user":
             return (s.user_id, s.created_at, s.id)
-        if key == "agent":
-            return (s.agent_id, s.created_at, s.id)
+        if key == "handler":
+            return (self.handler, s.created_at, s.id)
         if key == "status":
             return (s.status, s.created_at, s.id)
         return (s.created_at, s.id)
@@ -79,6 +113,8 @@ class ConsoleState:
         self.sessions: dict[str, SessionInfo] = {}
         self.escalations: dict[str, EscalationInfo] = {}
         self.handlers: dict[str, Handoff] = {}
+        self.threads: dict[str, ThreadSummary] = {}
+        self.last_messages: dict[str, LastMessage] = {}
         self._activity: dict[str, datetime] = {}
         self._session_of_thread: dict[str, str] = {}
 
@@ -88,7 +124,7 @@ class ConsoleState:
         self,
         sessions: Iterable[SessionInfo],
         escalations: Iterable[EscalationInfo],
-        thread_activity: dict[str, datetime] | None = None,
+        threads: Iterable[ThreadSummary] = (),
     ) -> None:
         """Replace everything with a fresh snapshot (after connecting or reconnecting)."""
         known_activity = self._activity
@@ -101,10 +137,45 @@ class ConsoleState:
         for escalation in escalations:
             if escalation.pending:
                 self.escalations[escalation.id] = escalation
-        for thread_id, at in (thread_activity or {}).items():
-            session_id = self._session_of_thread.get(thread_id)
+        self.load_threads(threads)
+
+    def load_threads(self, threads: Iterable[ThreadSummary]) -> list[str]:
+        """Note threads as thread_store lists them (title, agent, handler, activity); the sessions they changed."""
+        changed: list[str] = []
+        for thread in threads:
+            self.threads[thread.id] = thread
+            if thread.handler is not None:
+                self._note_handler(thread.handler)
+            session_id = self._session_of_thread.get(thread.id)
             if session_id is not None:
-                self._touch(session_id, at)
+                self._touch(session_id, thread.updated_at)
+                changed.append(session_id)
+        return changed
+
+    def load_last_messages(self, messages: dict[str, LastMessage]) -> list[str]:
+        """Note threads' newest messages (read from thread_store); the sessions whose rows changed."""
+        changed: list[str] = []
+        for thread_id, message in messages.items():
+            if self._note_last_message(thread_id, message) and (sid := self._session_of_thread.get(thread_id)):
+                changed.append(sid)
+        return changed
+
+    def _note_last_message(self, thread_id: str, message: LastMessage) -> bool:
+        known = self.last_messages.get(thread_id)
+        if known is not None and known.item_id != message.item_id and message.at < known.at:
+            return False
+        self.last_messages[thread_id] = message
+        return True
+
+    def threads_without_last_message(self, limit: int) -> list[str]:
+        """Threads of listed sessions whose last message the console has not read yet, most recently active first."""
+        missing = [
+            (self._activity.get(session_id, session.created_at), thread_id)
+            for session_id, session in self.sessions.items()
+            if (thread_id := session.thread_id) is not None and thread_id not in self.last_messages
+        ]
+        missing.sort(reverse=True)
+        return [thread_id for _at, thread_id in missing[:limit]]
 
     def apply_session_change(self, change: SessionChange) -> str | None:
         """Apply a watch change; returns the id of the session whose row changed, if any."""
@@ -126,6 +197,19 @@ class ConsoleState:
         """Note activity (and a new handler) in a thread; returns the id of the session it belongs to, if known."""
         if change.type == THREAD_HANDLER and (handoff := handoff_of(change)) is not None:
             self._note_handler(handoff)
+        elif (written := thread_written(change)) is not None:
+            known = self.threads.get(change.thread_id)
+            self.threads[change.thread_id] = ThreadSummary(
+                id=written.id,
+                title=written.title,
+                agent_id=written.agent_id,
+                updated_at=written.updated_at,
+                handler=known.handler if known is not None else None,
+            )
+        elif change.type in ITEM_WRITES and change.json:
+            message = _message_of(change.json)
+            if message is not None:
+                self._note_last_message(change.thread_id, message)
         session_id = self._session_of_thread.get(change.thread_id)
         if session_id is None:
             return None
@@ -163,17 +247,47 @@ class ConsoleState:
         session = self.sessions.get(session_id)
         if session is None:
             return None
+        pending = [e for e in self.escalations.values() if e.session_id == session_id]
+        return self._row(session, pending)
+
+    def _row(self, session: SessionInfo, pending: list[EscalationInfo]) -> SessionRow:
         thread_id = session.thread_id
+        statuses = {e.status for e in pending}
+        flag = "claimed" if "claimed" in statuses else "open" if "open" in statuses else ""
+        oldest = min(pending, key=lambda e: (e.opened_at, e.id)) if pending else None
+        handler = ""
+        waiting_since = None
+        agent = session.agent_id if session.agent_id != DEFAULT_AGENT else ""
+        title = ""
+        last = None
+        if thread_id is not None:
+            handoff = self.handler(thread_id)
+            handler = handler_label(handoff, self.operator_id)
+            if handoff.kind == "waiting":
+                waiting_since = self.handoff_started(thread_id)
+            thread = self.threads.get(thread_id)
+            if thread is not None:
+                title = thread.title
+                agent = thread.agent_id or agent
+            last = self.last_messages.get(thread_id)
         return SessionRow(
             session=session,
-            last_activity=self._activity.get(session_id, session.created_at),
-            escalation=self.escalation_flag(session_id),
-            handler=handler_label(self.handler(thread_id), self.operator_id) if thread_id else "",
+            last_activity=self._activity.get(session.id, session.created_at),
+            escalation=flag,
+            handler=handler,
+            title=title,
+            last_message=last,
+            agent=agent,
+            escalation_reason=oldest.reason if oldest is not None else "",
+            waiting_since=waiting_since,
         )
 
     def rows(self) -> list[SessionRow]:
         """Every session's row."""
-        return [row for sid in self.sessions if (row := self.row(sid)) is not None]
+        pending: dict[str, list[EscalationInfo]] = {}
+        for escalation in self.escalations.values():
+            pending.setdefault(escalation.session_id, []).append(escalation)
+        return [self._row(session, pending.get(sid, [])) for sid, session in self.sessions.items()]
 
     def escalation_flag(self, session_id: str) -> str:
         """``claimed`` or ``open`` when the session has a pending escalation, else empty."""
@@ -236,3 +350,14 @@ class ConsoleState:
         """Active sessions and pending escalations."""
         active = sum(1 for s in self.sessions.values() if s.status == "active")
         return active, len(self.escalations)
+
+
+def _message_of(item_json: bytes) -> LastMessage | None:
+    """A feed item's JSON as a last message (None: not a message, or not readable)."""
+    if b'"user_message"' not in item_json and b'"assistant_message"' not in item_json:
+        return None  # most feed items are tool calls, widgets and streamed updates of other kinds
+    try:
+        item = item_from_json(item_json)
+    except ValueError:
+        return None
+    return last_message_of(item)

@@ -27,16 +27,27 @@ from services.agent_runner.approvals import PendingApproval, approval_card, deci
 from services.agent_runner.client import Handoff
 from switchboard.errors import FailedPrecondition, NotFound, PermissionDenied
 from switchboard.principal import Principal
-from tui.backend import ALREADY_DECIDED, NOT_PENDING, SESSION_API, THREAD_STORE, decision_outcome
+from tui.backend import (
+    ALREADY_DECIDED,
+    CANNOT_CANCEL,
+    NOT_PENDING,
+    SESSION_API,
+    THREAD_STORE,
+    decision_outcome,
+)
 from tui.cards import action_card
 from tui.data import (
     THREAD_HANDLER,
     Durations,
     EscalationInfo,
+    LastMessage,
     MetricsSnapshot,
+    RunInfo,
     SessionChange,
     SessionInfo,
     ThreadChange,
+    ThreadSummary,
+    last_message_of,
 )
 
 NOW = datetime(2026, 3, 14, 15, 9, 26, tzinfo=UTC)
@@ -110,6 +121,33 @@ def demo_handlers() -> dict[str, Handoff]:
             "thr_bob", "human", operator_id="op-sam", escalation_id="esc_02", since=ago(180), session_id="ses_02"
         ),
     }
+
+
+def demo_threads() -> dict[str, ThreadSummary]:
+    """Titles and sticky agents of the demo threads (Bob's thread was handed to Billing)."""
+    return {
+        "thr_alice": ThreadSummary("thr_alice", "Charged twice for order 1042", "support", ago(430)),
+        "thr_bob": ThreadSummary("thr_bob", "Card declined at checkout", "billing", ago(30)),
+        "thr_dave": ThreadSummary("thr_dave", "Upgrade to the team plan", "", ago(5200)),
+        "thr_erin": ThreadSummary("thr_erin", "Reset my password", "support", ago(7100)),
+    }
+
+
+def demo_last_messages() -> dict[str, LastMessage]:
+    """The newest message of the demo threads that have no transcript here."""
+    return {
+        "thr_bob": LastMessage("msg_b7", "operator", "I can see the declines; let me check with the bank.", ago(30)),
+        "thr_dave": LastMessage("msg_d4", "agent", "The **team plan** is $12 a seat; upgrade?", ago(5200)),
+        "thr_erin": LastMessage("msg_e2", "user", "never mind, found it", ago(7100)),
+    }
+
+
+def demo_runs() -> list[RunInfo]:
+    """Active runs of the demo org: Dave's answer waits for an approval, Erin's is being written."""
+    return [
+        RunInfo("run_dave1", "thr_dave", "dave", "ses_04", "sales", "waiting_approval", ago(5210), ago(5210), "r-1"),
+        RunInfo("run_erin1", "thr_erin", "erin", "ses_05", "support", "running", ago(12), ago(12), "r-2"),
+    ]
 
 
 def handler_change(change_id: str, handoff: Handoff, *, at: datetime = NOW) -> ThreadChange:
@@ -244,6 +282,12 @@ class InMemoryBackend:
         self.fail_with: Exception | None = None  # an error every agent runner call raises, when set (it is down)
         self.decision_gate: asyncio.Event | None = None  # decisions wait for it, when set (a slow runner)
         self.resets: list[str] = []
+        self.threads = demo_threads()
+        self.last_messages = demo_last_messages()
+        self.runs = demo_runs()
+        self.runs_asked: list[list[str]] = []
+        self.cancel_allowed = False  # the real agent runner cancels only the caller's own runs
+        self.cancelled: list[str] = []
 
     def add_card(self, thread_id: str, card_id: str, *, task_id: str, at: datetime, decided: str | None = None) -> None:
         """Put a delete-task card into a thread's transcript (decided: already closed with that sentence)."""
@@ -279,8 +323,31 @@ class InMemoryBackend:
     async def load_escalations(self) -> list[EscalationInfo]:
         return sorted((e for e in self.escalations.values() if e.pending), key=lambda e: e.opened_at)
 
-    async def load_thread_activity(self) -> dict[str, datetime]:
-        return {"thr_alice": ago(430), "thr_bob": ago(30)}
+    async def load_threads(self) -> list[ThreadSummary]:
+        return [replace(thread, handler=self.handlers.get(thread.id)) for thread in self.threads.values()]
+
+    async def load_last_messages(self, thread_ids: list[str]) -> dict[str, LastMessage]:
+        found: dict[str, LastMessage] = {}
+        for thread_id in thread_ids:
+            messages = [m for item in self.transcripts.get(thread_id, []) if (m := last_message_of(item))]
+            if messages:
+                found[thread_id] = messages[-1]
+            elif thread_id in self.last_messages:
+                found[thread_id] = self.last_messages[thread_id]
+        return found
+
+    async def load_runs(self, thread_ids: list[str]) -> list[RunInfo]:
+        self._reach_runner()
+        self.runs_asked.append(list(thread_ids))
+        return [run for run in self.runs if run.thread_id in thread_ids]
+
+    async def cancel_run(self, run_id: str) -> list[str]:
+        self._reach_runner()
+        if not self.cancel_allowed or not any(run.id == run_id for run in self.runs):
+            raise NotFound(f"there is no active run {run_id!r}; it may have ended already; {CANNOT_CANCEL}")
+        self.runs = [run for run in self.runs if run.id != run_id]
+        self.cancelled.append(run_id)
+        return [run_id]
 
     async def watch_threads(self, since: str) -> AsyncIterator[ThreadChange]:
         yield ThreadChange(id=since or "0-0", type="watch.started", thread_id="", item_id="", at=NOW)

@@ -47,8 +47,12 @@ def backend_with_frank() -> InMemoryBackend:
 
 
 def handler_cell(app: ConsoleApp, session_id: str) -> str:
-    """What the sessions table shows in a session's Handler column."""
-    return app.dashboard.sessions_table.get_cell(session_id, "handler").plain
+    """Who the sessions table says handles a session: ``agent``, ``waiting``, ``you`` or an operator's id.
+
+    (The cell itself names the agent and ticks the wait: ``test_sessions_table`` checks the words.)
+    """
+    row = app.dashboard.sessions_table.shown_row(session_id)
+    return row.handler if row is not None else ""
 
 
 def header(screen: ConversationScreen) -> str:

@@ -42,8 +42,10 @@ async def test_a_session_created_through_session_api_appears_in_the_table_within
         table = app.dashboard.sessions_table
         took = await wait_for(pilot, lambda: created.session.id in table.shown_ids, timeout=1.0, what="the new row")
 
-        row = table.get_row(created.session.id)
-        assert [cell.plain for cell in row[:5]] == [user.user_id, org, "support", "voice", "active"]
+        cells = {key: table.get_cell(created.session.id, key).plain for key in table.column_keys}
+        assert cells["user"] == user.user_id
+        assert (cells["title"], cells["handler"]) == ("no conversation yet", "")
+        assert (cells["status"], cells["channel"]) == ("active", "voice")
         assert took < 1.0
         await stack.sessions.end_session(user, created.session.id)
         await wait_for(pilot, lambda: table.get_cell(created.session.id, "status").plain == "ended", what="ended")
@@ -107,7 +109,7 @@ async def test_an_escalation_arrives_live_as_waiting_and_a_claim_without_the_age
         queue = app.dashboard.queue
         await wait_for(pilot, lambda: [e.id for e in queue.shown] == [escalation.id], what="the queued escalation")
         await wait_for(pilot, lambda: table.get_cell(session_id, "escalation").plain == "⚑ open")
-        assert table.get_cell(session_id, "handler").plain == "waiting"
+        assert table.get_cell(session_id, "handler").plain.startswith("waiting")
 
         await pilot.press("2", "c")  # claiming takes the thread over through the agent runner
         await wait_for(pilot, lambda: any(n.startswith("could not claim: ") for n in notices(app)), what="the error")
@@ -115,7 +117,7 @@ async def test_an_escalation_arrives_live_as_waiting_and_a_claim_without_the_age
         assert "agent_runner" in error and "unavailable" in error
         still = EscalationInfo.from_proto(await stack.sessions.get_escalation(user, escalation.id))
         assert (still.status, still.claimed_by) == ("open", "")  # nothing was half done
-        assert table.get_cell(session_id, "handler").plain == "waiting"
+        assert table.get_cell(session_id, "handler").plain.startswith("waiting")
 
 
 async def test_a_token_without_the_operator_role_is_refused_with_a_clear_status(stack: Stack, org: str) -> None:

@@ -81,7 +81,7 @@ async def test_the_console_reconnects_after_both_services_restart_on_the_same_po
             session_api, thread_store = await start_session_api(), await start_thread_store()
             await wait_for(pilot, lambda: not line.reconnecting, timeout=10, what="reconnected")
             await connected(pilot, app)
-            assert "connected" in line.plain
+            assert "reconnecting" not in line.plain and "● session_api" in line.plain
 
             after = await stack.sessions.create_session(user, agent_id="after-restart")
             await wait_for(pilot, lambda: after.session.id in table.shown_ids, what="a session after the restart")

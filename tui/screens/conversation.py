@@ -77,7 +77,7 @@ class ConversationScreen(Screen[None]):
         yield Transcript(id="transcript")
         yield Input(placeholder=REPLY_PLACEHOLDER, id="reply")
         yield StatusLine(list(self.console.backend.targets), id="status")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.console.copy_status_to(self.query_one(StatusLine))

@@ -16,7 +16,8 @@ from tui.widgets.metrics_panel import MetricsPanel
 from tui.widgets.sessions_table import SessionsTable
 from tui.widgets.status_line import StatusLine
 
-TIME_REFRESH_SECONDS = 5.0
+TICK_SECONDS = 1.0  # waiting times tick every second
+FULL_REFRESH_TICKS = 5  # ages and last activity (minutes) every fifth tick
 
 
 class DashboardScreen(Screen[None]):
@@ -48,21 +49,26 @@ class DashboardScreen(Screen[None]):
         yield Header(icon="☎")
         with TabbedContent(initial="sessions", id="tabs"):
             with TabPane("Sessions", id="sessions"):
-                yield Input(placeholder="words to match: user, org, agent, channel, status…", id="filter")
+                yield Input(
+                    placeholder="filter: user, title, last message, escalation reason, handler… (esc clears)",
+                    id="filter",
+                )
                 yield Static("", id="view")
                 yield SessionsTable(rows=self.state.rows, clock=self._clock, id="sessions-table")
+                yield Static("", id="detail")
             with TabPane("Escalations", id="escalations"):
                 yield Static("Open and claimed escalations, oldest first.", id="queue-help")
                 yield EscalationQueue(clock=self._clock, id="queue")
             with TabPane("Metrics", id="metrics"):
                 yield MetricsPanel(id="metrics-panel")
         yield StatusLine(self._services, id="status")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#filter", Input).display = False
         self._show_view()
-        self.set_interval(TIME_REFRESH_SECONDS, self._refresh_times)
+        self._ticks = 0
+        self.set_interval(TICK_SECONDS, self._refresh_times)
 
     @property
     def sessions_table(self) -> SessionsTable:
@@ -80,7 +86,8 @@ class DashboardScreen(Screen[None]):
         return self.query_one(MetricsPanel)
 
     def _refresh_times(self) -> None:
-        self.sessions_table.refresh_times()
+        self._ticks += 1
+        self.sessions_table.refresh_times(waiting_only=self._ticks % FULL_REFRESH_TICKS != 0)
         self.queue.refresh_times()
 
     def _show_view(self) -> None:
@@ -88,6 +95,9 @@ class DashboardScreen(Screen[None]):
 
     def on_sessions_table_view_changed(self, _event: SessionsTable.ViewChanged) -> None:
         self._show_view()
+
+    def on_sessions_table_selection_changed(self, _event: SessionsTable.SelectionChanged) -> None:
+        self.query_one("#detail", Static).update(self.sessions_table.describe_selected())
 
     def action_show_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab

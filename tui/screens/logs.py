@@ -53,7 +53,7 @@ class LogScreen(Screen[None]):
             where = self._logging.error
         yield Static(f"Console log ({where}); L or escape closes", id="log-title", markup=False)
         yield RichLog(id="log", max_lines=self._logging.recent.lines.maxlen, wrap=True, markup=False)
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self._catch_up()

@@ -83,7 +83,9 @@ class StatusLine(Static):
         for name, status in self.services.items():
             mark, style = MARKS[status.state]
             line.append(f"{mark} ", style)
-            line.append(f"{name} {status.describe()}  ", style if status.state != "connected" else "")
+            # A green mark says "connected"; only the other states need words (narrow terminals keep the counts).
+            words = name if status.state == "connected" else f"{name} {status.describe()}"
+            line.append(f"{words}  ", style if status.state != "connected" else "")
         if self.operator:
             line.append(f"│ {self.operator}  ", "bold")
         active, escalations = self.counts

@@ -1,0 +1,13 @@
+"""Vim keys, as operators coming from k9s and lazygit expect them: ``j``/``k`` move, ``g``/``G`` jump."""
+
+from __future__ import annotations
+
+from textual.binding import Binding, BindingType
+
+# For a DataTable (its own actions): the arrow keys, home and end keep working beside them.
+VIM_TABLE_BINDINGS: list[BindingType] = [
+    Binding("j", "cursor_down", "Down", show=False, tooltip="Move down (vim j)"),
+    Binding("k", "cursor_up", "Up", show=False, tooltip="Move up (vim k)"),
+    Binding("g", "scroll_top", "Top", show=False, tooltip="Jump to the first row (vim g)"),
+    Binding("G", "scroll_bottom", "Bottom", show=False, tooltip="Jump to the last row (vim G)"),
+]
