@@ -49,6 +49,7 @@ from services.edge.chatkit_server import (
 )
 from services.edge.config import EdgeConfig
 from services.edge.docs import install_docs
+from services.edge.playground import install_playground
 from services.edge.transcription import transcriber_from
 from services.edge.turns import StartedTurn, Turns, starts_a_turn
 from services.session_api.client import SessionApiClient
@@ -384,6 +385,7 @@ def create_app(config: EdgeConfig, *, edge: Edge | None = None) -> FastAPI:
     app.include_router(build_router(edge, config))
     app.include_router(build_operator_router(edge))
     install_docs(app)
+    install_playground(app)
     if config.cors_origins:
         wildcard = "*" in config.cors_origins
         app.add_middleware(

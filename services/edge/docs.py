@@ -5,7 +5,8 @@ Decisions:
 
 - The Swagger UI and ReDoc assets come from the pinned ``fastapi-offline`` package and are served by the
   edge under ``/_assets/docs/``: no CDN, so the docs render on an air-gapped machine or behind a VPN.
-  ReDoc is told not to load Google Fonts.
+  ReDoc is told not to load Google Fonts, and its script is served with its one remote image (the Redocly
+  logo) removed; Swagger UI's validator badge (which sends the document to validator.swagger.io) is off.
 - The document declares the bearer scheme (``Authorization: Bearer <JWT or session client secret>``) on every
   operation that needs it, the ChatKit request union as the body of ``POST /chatkit``, and the error
   responses of the edge's one error shape (``{"error": {"code", "message"}}``): 400 for any malformed input
@@ -22,7 +23,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 from pydantic.json_schema import PydanticJsonSchemaWarning
@@ -30,6 +31,7 @@ from pydantic.json_schema import PydanticJsonSchemaWarning
 from services.edge.chatkit_server import CHATKIT_REQUEST
 
 ASSETS_PATH = "/_assets/docs"
+REDOC_REMOTE_LOGO = b"https://cdn.redoc.ly/redoc/logo-mini.svg"
 BEARER = "bearerAuth"
 # Paths anyone may read: health, metrics, the docs and the playground's pages.
 PUBLIC_PATHS = ("/healthz", "/readyz", "/metrics")
@@ -66,13 +68,28 @@ def assets_directory() -> Path:
     return Path(fastapi_offline.__file__).parent / "static"
 
 
+def _redoc_without_remote_logo() -> bytes:
+    """ReDoc's script, its one remote asset (the Redocly logo in the sidebar) replaced by nothing.
+
+    ReDoc hides the logo when its image fails to load, which an empty ``data:`` URL does at once.
+    """
+    script = (assets_directory() / "redoc.standalone.js").read_bytes()
+    return script.replace(REDOC_REMOTE_LOGO, b"data:,")
+
+
 def install_docs(app: FastAPI) -> None:
     """Serve ``/docs``, ``/redoc`` and their assets from this process, and the corrected OpenAPI document.
 
     The app must be created with ``docs_url=None, redoc_url=None``.
     """
-    app.mount(ASSETS_PATH, StaticFiles(directory=assets_directory()), name="docs-assets")
     title = app.title
+    redoc_js = _redoc_without_remote_logo()
+
+    @app.get(f"{ASSETS_PATH}/redoc.standalone.js", include_in_schema=False)
+    async def redoc_script() -> Response:
+        return Response(redoc_js, media_type="text/javascript", headers={"Cache-Control": "public, max-age=3600"})
+
+    app.mount(ASSETS_PATH, StaticFiles(directory=assets_directory()), name="docs-assets")
 
     @app.get("/docs", include_in_schema=False)
     async def swagger_ui() -> HTMLResponse:
@@ -82,7 +99,8 @@ def install_docs(app: FastAPI) -> None:
             swagger_js_url=f"{ASSETS_PATH}/swagger-ui-bundle.js",
             swagger_css_url=f"{ASSETS_PATH}/swagger-ui.css",
             swagger_favicon_url=f"{ASSETS_PATH}/favicon.png",
-            swagger_ui_parameters={"persistAuthorization": True},
+            # No validator badge: it would send the document to validator.swagger.io.
+            swagger_ui_parameters={"persistAuthorization": True, "validatorUrl": None},
         )
 
     @app.get("/redoc", include_in_schema=False)

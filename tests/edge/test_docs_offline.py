@@ -89,3 +89,10 @@ def test_a_request_without_a_token_is_a_401_in_the_documented_shape(client: Test
     reply = client.get("/api/conversations", params={"limit": "many"})
     assert reply.status_code == 401
     assert set(reply.json()["error"]) == {"code", "message"}
+
+
+def test_the_served_redoc_script_names_no_remote_asset(client: TestClient) -> None:
+    script = client.get("/_assets/docs/redoc.standalone.js")
+    assert script.status_code == 200
+    assert "cdn.redoc.ly" not in script.text
+    assert "redocly logo" in script.text  # the same script, only the image's address replaced
