@@ -224,6 +224,20 @@ def build_router(edge: Edge, config: EdgeConfig) -> APIRouter:
     async def get_session(session_id: SessionId, context: Context) -> SessionOut:
         return session_out(await edge.sessions.get_session(context.principal, session_id))
 
+    @router.post(
+        "/chatkit/sessions/{session_id}/refresh",
+        tags=["sessions"],
+        summary="A new client secret for the session",
+        description=(
+            "Call it with the current client secret (or the user's identity-provider token) before the secret "
+            "expires: ChatKit's getClientSecret(currentClientSecret). The session stays the same; a cancelled or "
+            "ended session cannot refresh (409: start a new session), another user's session is 404."
+        ),
+    )
+    async def refresh_session(session_id: SessionId, context: Context) -> ClientSecretOut:
+        secret = await edge.sessions.refresh_session(context.principal, session_id)
+        return ClientSecretOut(token=secret.token, expires_at=_time(secret.expires_at))
+
     @router.post("/chatkit/sessions/{session_id}/cancel", tags=["sessions"], summary="Cancel a session")
     async def cancel_session(session_id: SessionId, context: Context, body: CancelSession | None = None) -> SessionOut:
         reason = body.reason if body else ""
