@@ -24,6 +24,7 @@ pytest.importorskip("playwright.sync_api", reason="playwright is not installed (
 from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
 
 TIMEOUT_MS = 20_000
+expect.set_options(timeout=TIMEOUT_MS)
 
 
 def _chromium() -> str:
@@ -160,3 +161,25 @@ def test_the_api_docs_render_their_operations_offline(page: tuple[Page, Offline]
     assert len(paths) > 10
     browser_page.goto("/redoc")
     expect(browser_page.get_by_role("heading", name="The ChatKit protocol").first).to_be_visible()
+
+
+def test_a_reload_mid_answer_joins_the_running_answer_and_stop_ends_one(
+    page: tuple[Page, Offline], stack: Stack
+) -> None:
+    browser_page, _ = page
+    browser_page.goto("/")
+    sign_in(browser_page, stack.token(new_user()))
+    say(browser_page, "count to 2000")  # hundreds of deltas at 5 ms: seconds of answer
+    answer = browser_page.get_by_test_id("assistant-message").last
+    expect(answer).to_contain_text("Counting to 2000: 1 2 3")
+    assert "1999 2000." not in answer.inner_text()
+    browser_page.reload()  # mid-answer
+    expect(browser_page.get_by_test_id("assistant-message").last).to_contain_text("1999 2000.")
+
+    say(browser_page, "count to 2000")
+    second = browser_page.get_by_test_id("assistant-message").last
+    expect(second).to_contain_text("Counting to 2000: 1 2 3")
+    browser_page.get_by_test_id("stop").click()
+    expect(browser_page.get_by_test_id("stop")).to_be_disabled()  # the stream ended
+    expect(browser_page.get_by_test_id("send")).to_be_enabled()
+    assert "1999 2000." not in browser_page.get_by_test_id("assistant-message").last.inner_text()
