@@ -506,7 +506,7 @@ function renderItem(item) {
       const node = element("div", "item user");
       node.dataset.testid = "user-message";
       node.innerHTML = markdown(item.content.map((c) => c.text).join(" "));
-      for (const a of item.attachments || []) node.append(element("span", "chip", "&#128206; " + escapeHtml(a.name)));
+      for (const a of item.attachments || []) node.append(element("span", "chip", "file: " + escapeHtml(a.name)));
       return node;
     }
     case "assistant_message": {
@@ -579,7 +579,7 @@ function render() {
 
 function renderAttachments() {
   $("pending-attachments").replaceChildren(
-    ...state.pendingAttachments.map((a) => element("span", "chip", "&#128206; " + escapeHtml(a.name))),
+    ...state.pendingAttachments.map((a) => element("span", "chip", "file: " + escapeHtml(a.name))),
   );
 }
 
