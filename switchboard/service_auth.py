@@ -63,7 +63,7 @@ MIN_SECRET_CHARS = 32
 MAX_TOKEN_CHARS = 8192
 MAX_SERVICE_NAME = 64
 LEEWAY_SECONDS = 5.0
-AUDIENCES = ("thread_store", "session_api", "agent_runner")
+AUDIENCES = ("thread_store", "session_api", "agent_runner", "edge")
 
 _PACKAGE = "/switchboard.api.v1."
 # The scope each method needs from a service identity, per service.
@@ -374,6 +374,14 @@ def _credential(claims: dict[str, Any]) -> Credential:
     if not isinstance(scope, str):
         raise Unauthenticated("the service token names neither a user nor scopes")
     return Credential(kind="service", service=service, scopes=frozenset(scope.split()), org_id=org_id)
+
+
+def is_service_token(token: str) -> bool:
+    """Whether a bearer token is shaped as a service token (its ``kid``; nothing is verified)."""
+    try:
+        return _key_id(token) == SERVICE_KEY_ID
+    except Unauthenticated:
+        return False
 
 
 def _key_id(token: str) -> str | None:

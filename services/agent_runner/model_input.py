@@ -52,6 +52,8 @@ from switchboard.principal import Principal
 log = logging.getLogger(__name__)
 
 ATTACHMENT_MARK = "[Attachment"
+# How a tag (an @-mention, or the source of a message another service posted) reaches the model.
+TAG_MARK = "[Tag @"
 DEFAULT_INLINE_BYTES = 32 * 1024
 # What the Responses API and Chat Completions take as image input (by the bytes' signature).
 _IMAGE_SIGNATURES: tuple[tuple[bytes, str], ...] = (
@@ -212,7 +214,7 @@ class RunInputConverter(ThreadItemConverter):
     async def tag_to_message_content(self, tag: UserMessageTagContent) -> ResponseInputContentParam:
         """An @-mention: its text and data, as context."""
         data = json.dumps(tag.data, ensure_ascii=False, default=str)[:2000]
-        return _text(f"@{tag.text}: {data}")
+        return _text(f"{TAG_MARK}{tag.text}] {data}")
 
     async def assistant_message_to_input(self, item: AssistantMessageItem) -> TResponseInputItem | None:
         """Plain text, which both the Responses API and Chat Completions take as an assistant turn."""

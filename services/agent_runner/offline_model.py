@@ -51,7 +51,7 @@ from openai.types.responses.response_prompt_param import ResponsePromptParam
 from openai.types.responses.response_usage import InputTokensDetails, OutputTokensDetails
 
 from services.agent_runner.handoff import SUMMARY_HEADER
-from services.agent_runner.model_input import ATTACHMENT_MARK
+from services.agent_runner.model_input import ATTACHMENT_MARK, TAG_MARK
 
 OFFLINE_NOTICE = (
     "I'm Switchboard's offline model: I only understand a few commands. To use a real model, set "
@@ -115,6 +115,8 @@ class OfflineModel(Model):
 
     def _decide(self, input: str | list[TResponseInputItem], tools: list[Tool], handoffs: list[Handoff]) -> Any:
         items: list[Any] = [{"role": "user", "content": input}] if isinstance(input, str) else list(input)
+        while items and _typed_text(items[-1]).startswith(MENTION_CONTEXT):
+            items.pop()  # the SDK's context for the tags of the message before: not what the user said
         decision = self._decide_turn(items, tools, handoffs)
         attached = _attachments(items[-1]) if items else []
         if attached and isinstance(decision, str):
@@ -441,6 +443,17 @@ def _get(item: Any, key: str) -> Any:
 
 
 def _user_text(item: Any) -> str:
+    """What the user typed: without attachment notes and tag context, and without leading
+    @-mentions (a message another service posted starts with its source)."""
+    return _MENTIONS.sub("", _typed_text(item))
+
+
+_MENTIONS = re.compile(r"^(?:@\S+\s+)+")
+# How ChatKit's converter starts the context it adds after a message with tags.
+MENTION_CONTEXT = "# User-provided context for @-mentions"
+
+
+def _typed_text(item: Any) -> str:
     if _get(item, "role") != "user":
         return ""
     content = _get(item, "content")
@@ -449,7 +462,8 @@ def _user_text(item: Any) -> str:
     return "".join(
         str(_get(part, "text") or "")
         for part in content or []
-        if _get(part, "type") == "input_text" and not str(_get(part, "text") or "").startswith(ATTACHMENT_MARK)
+        if _get(part, "type") == "input_text"
+        and not str(_get(part, "text") or "").startswith((ATTACHMENT_MARK, TAG_MARK))
     )
 
 

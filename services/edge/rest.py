@@ -6,12 +6,22 @@ validated models that refuse unknown fields.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from chatkit.types import ItemsListParams, ThreadMetadata
-from fastapi import APIRouter, Depends, Path, Query, Request
+from chatkit.types import (
+    HiddenContextItem,
+    InferenceOptions,
+    ItemsListParams,
+    ThreadMetadata,
+    UserMessageItem,
+    UserMessageTagContent,
+    UserMessageTextContent,
+)
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import Response
 from google.protobuf.timestamp_pb2 import Timestamp
 from pydantic import BaseModel, ConfigDict, Field
@@ -20,8 +30,11 @@ from services.edge.auth import RequestContext
 from services.edge.config import EdgeConfig
 from switchboard.api.v1 import agent_runner_pb2 as apb
 from switchboard.api.v1 import session_api_pb2 as spb
-from switchboard.errors import InvalidArgument, PermissionDenied
+from switchboard.config import env_str
+from switchboard.errors import InvalidArgument, NotFound, PermissionDenied
+from switchboard.principal import Principal
 from switchboard.proto_convert import enum_name
+from switchboard.service_auth import ServiceTokenVerifier, check_secret, is_service_token
 
 if TYPE_CHECKING:
     from services.edge.app import Edge
@@ -39,6 +52,28 @@ class CreateSession(BaseModel):
     channel: Literal["web", "voice"] = "web"
     metadata: dict[str, Any] = Field(default_factory=dict, description="free-form JSON object kept with the session")
     thread_id: str = Field("", max_length=128, description="a conversation to attach now")
+
+
+class TurnInput(BaseModel):
+    """What a service posts into a conversation."""
+
+    model_config = ConfigDict(extra="forbid")
+    text: str = Field(min_length=1, max_length=20_000)
+
+
+class StartTurn(BaseModel):
+    """``POST /api/threads/{id}/runs``: a message (or a note for the agent) from another service."""
+
+    model_config = ConfigDict(extra="forbid")
+    input: TurnInput
+    agent: str = Field("", max_length=64, description="the agent that answers (empty: the thread's)")
+    role: Literal["user", "system_note"] = Field(
+        "user",
+        description=(
+            "user: a message in the conversation, shown to the user labelled with its source; "
+            "system_note: a note only the agent reads (the user sees its answer)"
+        ),
+    )
 
 
 class CancelSession(BaseModel):
@@ -153,6 +188,14 @@ def run_out(r: apb.RunInfo) -> RunOut:
     )
 
 
+class StartedTurn(BaseModel):
+    """The run a service's turn started (or, for a repeated Idempotency-Key, the one it started before)."""
+
+    run: RunOut
+    item_id: str
+    repeated: bool = Field(description="true when this Idempotency-Key started the run already: nothing new")
+
+
 class ConversationsPage(BaseModel):
     """A page of conversations, most recent activity first."""
 
@@ -256,6 +299,108 @@ def build_router(edge: Edge, config: EdgeConfig) -> APIRouter:
     async def cancel_thread_runs(thread_id: ThreadId, context: Context) -> CancelledRuns:
         return CancelledRuns(cancelled=await edge.runner.cancel(context.principal, thread_id=thread_id))
 
+    service_tokens = _service_tokens()
+
+    async def turn_caller(request: Request) -> tuple[Principal, str | None]:
+        """Who starts a turn: the principal the thread is looked up as, and the label of the source
+        (None: the thread's own user). A service token for the edge (audience ``edge``) acts for
+        the user it names, or as a service with ``runs:write`` bound to an org; anything else
+        authenticates as every request does (an operator reaches the threads of their org)."""
+        token = (request.headers.get("authorization") or "").partition(" ")[2].strip()
+        if service_tokens is not None and token and is_service_token(token):
+            credential = service_tokens.verify(token)
+            if credential.kind == "on_behalf" and credential.principal is not None:
+                return credential.principal, credential.service
+            if not credential.allows("runs:write"):
+                raise PermissionDenied("this service token lacks the scope 'runs:write'")
+            if not credential.org_id:
+                raise PermissionDenied(
+                    "a service token that starts turns must be bound to an org: switchboard token --service NAME"
+                    " --scope runs:write --org ORG"
+                )
+            finder = Principal(user_id=f"service:{credential.service}", org_id=credential.org_id, roles=("operator",))
+            return finder, credential.service
+        principal = (await edge.context(request)).principal
+        return principal, None
+
+    @router.post(
+        "/api/threads/{thread_id}/runs",
+        tags=["conversations"],
+        summary="Post a message into a user's conversation and start a run",
+        status_code=202,
+        description=(
+            "For other services (a service token with runs:write bound to the thread's org, or acting for the "
+            "user) and operators (threads of their org). The message is labelled with its source (an input_tag); "
+            "role system_note is a note only the agent reads. The run follows the thread's double-texting policy; "
+            "the user's open stream or a later join shows it. With an Idempotency-Key, a repeated call starts "
+            "nothing new and answers the first call's run."
+        ),
+    )
+    async def start_turn(
+        thread_id: ThreadId,
+        body: StartTurn,
+        request: Request,
+        idempotency_key: Annotated[str | None, Header(max_length=200, pattern=r"^[\x21-\x7e]+$")] = None,
+    ) -> StartedTurn:
+        finder, source = await turn_caller(request)
+        user_id, org_id = await edge.store.thread_owner(thread_id, finder)
+        owner = Principal(user_id=user_id, org_id=org_id)
+        if source is None and owner.user_id != finder.user_id:
+            source = f"operator {finder.user_id}"
+        item_id, run_id = f"msg_{uuid.uuid4().hex}", None
+        if idempotency_key is not None:
+            digest = hashlib.sha256(f"{source or finder.user_id}\n{thread_id}\n{idempotency_key}".encode()).hexdigest()
+            item_id, run_id = f"msg_turn_{digest[:32]}", f"run_turn_{digest[:32]}"
+            earlier = await _earlier_run(owner, run_id)
+            if earlier is not None:
+                return StartedTurn(run=run_out(earlier), item_id=item_id, repeated=True)
+        now = datetime.now(UTC)
+        message: UserMessageItem | None = None
+        if body.role == "system_note":
+            note = f"Note from {source or 'the user'} (not shown to the user): {body.input.text}"
+            await edge.store.add_thread_item(
+                thread_id, HiddenContextItem(id=item_id, thread_id=thread_id, created_at=now, content=note), owner
+            )
+        else:
+            content: list[Any] = [UserMessageTextContent(text=body.input.text)]
+            if source is not None:
+                # ChatKit renders a tag inline as "@source" before the text: "@billing-worker <text>".
+                tag = UserMessageTagContent(id=f"source:{source}", text=source, data={"source": source})
+                content = [tag, UserMessageTextContent(text=" " + body.input.text)]
+            message = UserMessageItem(
+                id=item_id,
+                thread_id=thread_id,
+                created_at=now,
+                content=content,
+                attachments=[],
+                inference_options=InferenceOptions(),
+            )
+        stream = edge.runner.run(
+            owner,
+            thread_id=thread_id,
+            user_message=message,
+            continue_thread=message is None,
+            agent_id=body.agent or None,
+            run_id=run_id,
+        )
+        try:
+            started = await stream.started()
+        except InvalidArgument:
+            # The same Idempotency-Key raced another call of it: that call's run is the answer.
+            earlier = await _earlier_run(owner, run_id) if run_id else None
+            if earlier is None:
+                raise
+            return StartedTurn(run=run_out(earlier), item_id=item_id, repeated=True)
+        finally:
+            stream.close()  # the run goes on without a listener
+        return StartedTurn(run=run_out(await edge.runner.get_run(owner, started)), item_id=item_id, repeated=False)
+
+    async def _earlier_run(owner: Principal, run_id: str) -> apb.RunInfo | None:
+        try:
+            return await edge.runner.get_run(owner, run_id)
+        except NotFound:
+            return None
+
     @router.get("/api/threads/{thread_id}/runs", tags=["conversations"], summary="A conversation's runs, newest first")
     async def list_runs(
         thread_id: ThreadId,
@@ -331,3 +476,9 @@ def build_router(edge: Edge, config: EdgeConfig) -> APIRouter:
         return Response(await edge.chatkit.items_list_json(params, context), media_type="application/json")
 
     return router
+
+
+def _service_tokens() -> ServiceTokenVerifier | None:
+    """The edge's verifier of service tokens for it (audience ``edge``), when it holds the internal key."""
+    secret = env_str("SWITCHBOARD_INTERNAL_SECRET")
+    return ServiceTokenVerifier(check_secret(secret), audience="edge") if secret else None
