@@ -210,10 +210,16 @@ def build_parser() -> argparse.ArgumentParser:
     token = commands.add(
         "token",
         "switchboard.cli:token_command",
-        "mint a DEVELOPMENT token with SWITCHBOARD_JWT_SECRET (never for production)",
-        "Print a bearer token signed with SWITCHBOARD_JWT_SECRET on stdout, and when it expires on stderr.\n"
-        "For local use: in production your identity provider issues tokens.",
-        JWT_ENV,
+        "mint a DEVELOPMENT user token, or a service token for the gRPC API (--service)",
+        "Print a bearer token on stdout, and when it expires on stderr.\n"
+        "--user: a user's token signed with SWITCHBOARD_JWT_SECRET (for local use: in production your identity\n"
+        "provider issues them). --service NAME --scope S: a service token signed with the internal key, for\n"
+        "one service (--audience, else the one the scopes name), acting as NAME with those scopes.",
+        {
+            **JWT_ENV,
+            "SWITCHBOARD_INTERNAL_SECRET": "the services' internal key (default: the data dir's internal-secret)",
+            "SWITCHBOARD_DATA_DIR": "where 'up' keeps its development secrets",
+        },
     )
     add_token_arguments(token)
 
@@ -273,9 +279,20 @@ DEVELOPMENT_WARNING = (
 
 def add_token_arguments(parser: argparse.ArgumentParser) -> None:
     """The arguments of ``switchboard token`` (one place, so a new kind of token is one more argument)."""
-    parser.add_argument("--user", required=True, help="the user id (the token's sub)")
-    parser.add_argument("--org", default=None, help="the org id")
+    who = parser.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user", help="a user's token: the user id (the token's sub)")
+    who.add_argument("--service", help="a service token: the calling service's name (e.g. billing-worker)")
+    parser.add_argument("--org", default=None, help="the org id (a service token: bound to this org)")
     parser.add_argument("--operator", action="store_true", help="grant the operator role (the console)")
+    parser.add_argument(
+        "--scope", action="append", default=[], help="a service token's scope, e.g. threads:read (repeatable)"
+    )
+    parser.add_argument(
+        "--audience",
+        default=None,
+        help="the service a service token is for: thread_store, session_api, agent_runner or edge"
+        " (default: the one its scopes name)",
+    )
     parser.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default %(default)s)")
 
 
@@ -305,17 +322,73 @@ def token_command(args: argparse.Namespace) -> int:
     from switchboard.errors import InvalidArgument
     from switchboard.stack import describe_expiry
 
+    if args.ttl < 1:
+        raise InvalidArgument("--ttl must be at least 1 second")
+    if args.service is not None:
+        return service_token_command(args)
+    if args.scope or args.audience:
+        raise InvalidArgument("--scope and --audience are for service tokens: add --service NAME")
     secret = env_str("SWITCHBOARD_JWT_SECRET")
     if not secret:
         raise InvalidArgument(
             "set SWITCHBOARD_JWT_SECRET (the secret session_api verifies HS256 tokens with); under "
             "'switchboard up' with no identity provider it is the file dev-jwt-secret in the data dir"
         )
-    if args.ttl < 1:
-        raise InvalidArgument("--ttl must be at least 1 second")
     token, expires_at = mint_token(secret, user=args.user, org=args.org, operator=args.operator, ttl=args.ttl)
     print(DEVELOPMENT_WARNING, file=sys.stderr)
     print(f"this token of {args.user!r} expires {describe_expiry(expires_at)}", file=sys.stderr)
+    print(token)
+    return 0
+
+
+# Which service a family of scopes is for (a service token names one audience).
+_SCOPE_AUDIENCE = {
+    "threads": "thread_store",
+    "sessions": "session_api",
+    "escalations": "session_api",
+    "runs": "agent_runner",
+    "handoffs": "agent_runner",
+}
+
+
+def service_token_command(args: argparse.Namespace) -> int:
+    """``switchboard token --service``: a service token for the gRPC API (or the edge's service routes)."""
+    from pathlib import Path
+
+    from switchboard.config import env_str
+    from switchboard.errors import InvalidArgument
+    from switchboard.service_auth import check_secret, mint_service_token
+    from switchboard.stack import describe_expiry
+
+    if args.operator:
+        raise InvalidArgument("--operator is for user tokens; a service token has scopes (--scope)")
+    if not args.scope:
+        raise InvalidArgument("name what the service may do: --scope threads:read (repeatable; '*' for everything)")
+    audience = args.audience
+    if audience is None:
+        audiences = {_SCOPE_AUDIENCE.get(scope.split(":", 1)[0]) for scope in args.scope}
+        if len(audiences) != 1 or None in audiences:
+            raise InvalidArgument("these scopes are for several services (or none): choose one with --audience")
+        audience = audiences.pop()
+    secret = env_str("SWITCHBOARD_INTERNAL_SECRET")
+    if not secret:
+        kept = Path(env_str("SWITCHBOARD_DATA_DIR", ".switchboard") or ".switchboard") / "internal-secret"
+        if not kept.exists():
+            raise InvalidArgument(
+                "set SWITCHBOARD_INTERNAL_SECRET (the deployment's internal key); under 'switchboard up' it is the"
+                f" file internal-secret in the data dir ({kept} does not exist: has 'up' run here?)"
+            )
+        secret = kept.read_text().strip()
+    token, expires_at = mint_service_token(
+        check_secret(secret),
+        audience=audience,
+        service=args.service,
+        scopes=args.scope,
+        org_id=args.org,
+        seconds=args.ttl,
+    )
+    print(f"a service token of {args.service!r} for {audience} ({' '.join(args.scope)})", file=sys.stderr)
+    print(f"it expires {describe_expiry(int(expires_at))}", file=sys.stderr)
     print(token)
     return 0
 

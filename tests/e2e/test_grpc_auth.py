@@ -299,8 +299,16 @@ def _example(world: World, token: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False)
 
 
+def _cli_token(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "switchboard.cli", "token", *args]
+    return subprocess.run(command, env=env or dict(os.environ), capture_output=True, text=True, timeout=60, check=False)
+
+
 def test_the_readme_example_lists_a_users_threads_with_a_service_token(world: World) -> None:
-    allowed = _example(world, _service_token("thread_store", scopes=("threads:read",)))
+    minted = _cli_token("--service", "billing-worker", "--scope", "threads:read")  # as the README says
+    assert minted.returncode == 0, minted.stderr
+    assert "for thread_store" in minted.stderr and "expires" in minted.stderr
+    allowed = _example(world, minted.stdout.strip())
     assert allowed.returncode == 0, allowed.stderr
     assert world.thread_id in allowed.stdout
     refused = _example(world, _service_token("thread_store", scopes=("runs:read",)))
@@ -312,3 +320,23 @@ def test_compose_publishes_only_the_edge() -> None:
     published = re.findall(r"^  ([a-z-]+):\n(?:    .*\n)*?    ports:", text, re.M)
     assert published == ["edge"], published
     assert "SWITCHBOARD_INTERNAL_SECRET: ${SWITCHBOARD_INTERNAL_SECRET:?" in text  # required, never defaulted
+
+
+def test_the_cli_mints_with_the_data_dirs_key_under_up_and_explains_mistakes(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "SWITCHBOARD_INTERNAL_SECRET"}
+    env["SWITCHBOARD_DATA_DIR"] = str(tmp_path)
+    missing = _cli_token("--service", "w", "--scope", "threads:read", env=env)
+    assert missing.returncode != 0 and "internal-secret" in missing.stderr
+    (tmp_path / "internal-secret").write_text("d" * 48)  # what 'up' keeps there
+    minted = _cli_token("--service", "w", "--scope", "runs:write", "--org", "acme", "--audience", "edge", env=env)
+    assert minted.returncode == 0, minted.stderr
+    claims = jwt.decode(minted.stdout.strip(), "d" * 48, algorithms=["HS256"], audience="edge")
+    assert claims["svc"] == "w" and claims["scope"] == "runs:write" and claims["org"] == "acme"
+    for args, says in [
+        (("--service", "w"), "--scope"),
+        (("--service", "w", "--scope", "threads:read", "--scope", "runs:read"), "--audience"),
+        (("--service", "w", "--scope", "threads:fly"), "unknown scope"),
+        (("--user", "u", "--scope", "threads:read"), "--service"),
+    ]:
+        refused = _cli_token(*args, env=env)
+        assert refused.returncode != 0 and says in refused.stderr, (args, refused.stderr)
