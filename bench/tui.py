@@ -143,6 +143,9 @@ class GeneratedBackend:
     async def sign_in(self) -> Principal:
         return Principal(user_id="op-bench", org_id="bench", roles=("operator",))
 
+    async def token_expired(self) -> None:
+        await asyncio.Event().wait()  # the bench's operator never expires
+
     async def watch_sessions(self) -> AsyncIterator[SessionChange]:
         yield SessionChange(id="0-0", type="watch.started", at=START)
         await asyncio.Event().wait()
@@ -274,8 +277,21 @@ async def _transcript_figures(app: ConsoleApp, pilot: Pilot[Any], backend: Gener
         await pilot.pause(0.01)
     transcript = screen.transcript
     count = len(backend.transcript)
-    loads = [await _timed(pilot, lambda: transcript.load(backend.transcript)) for _ in range(ROUNDS)]
+    loads = []
+    histories = []
+    for _ in range(ROUNDS):
+        start = time.perf_counter()
+        transcript.load(backend.transcript)
+        # The first paint: the screen draws the transcript's end (its older items render after it).
+        while transcript.painted_at is None:  # the time is taken when the first line is drawn, not here
+            await pilot.pause(0.001)
+        loads.append(transcript.painted_at - start)
+        while not transcript.fully_rendered:
+            await pilot.pause(0.001)
+        histories.append(time.perf_counter() - start)
     assert len(transcript.item_ids) == count
+    searches = [await _timed(pilot, lambda i=i: transcript.search(f"question {i * 97}")) for i in range(ROUNDS)]
+    transcript.search("")
     appends = []
     for i in range(UPDATES):
         item = _answer("thr_00000", f"msg_new_{i:04d}", START + timedelta(days=1, seconds=i), "a new answer")
@@ -290,7 +306,9 @@ async def _transcript_figures(app: ConsoleApp, pilot: Pilot[Any], backend: Gener
     app.pop_screen()
     await pilot.pause()
     return {
-        "render the transcript": loads,
+        "open the transcript (first paint, at its end)": loads,
+        "... its older items rendered (in the background)": histories,
+        "search the transcript (/)": searches,
         "append an item": appends,
         "apply a streamed update (one item)": deltas,
     }

@@ -19,7 +19,7 @@ from switchboard.principal import Principal
 from tui import feeds
 from tui.backend import AGENT_RUNNER, REFUSED_DECISIONS, ConsoleBackend
 from tui.cards import ActionCard
-from tui.keys import KeyBindingsProvider
+from tui.keys import KeyBindingsProvider, SessionsProvider
 from tui.logs import ConsoleLogging
 from tui.messages import (
     CardDecided,
@@ -61,7 +61,8 @@ class ConsoleApp(App[None]):
 
     TITLE = "Switchboard console"
     CSS_PATH = Path(__file__).with_name("console.tcss")
-    COMMANDS = App.COMMANDS | {KeyBindingsProvider}
+    # The console's own commands and its conversations; not Textual's system commands (themes, screenshots).
+    COMMANDS = {KeyBindingsProvider, SessionsProvider}
     BINDINGS = [
         Binding("question_mark", "help", "Help", key_display="?", tooltip="Show every key binding"),
         Binding("L", "show_log", "Log", tooltip="Show the console's log (it never prints over the screen)"),
@@ -230,13 +231,19 @@ class ConsoleApp(App[None]):
             return
         thread_id = session.thread_id
         if message.action == "open":
-            self.push_screen(ConversationScreen(thread_id=thread_id, session_id=session.id))
+            self.open_session(session.id)
         elif thread_id is None:
             self.notify(f"{session.user_id}'s session has no conversation yet", severity="warning", markup=False)
         elif message.action == "take_over":
             self.take_over_thread(thread_id)
         else:
             self.ask_and_hand_back(thread_id)
+
+    def open_session(self, session_id: str) -> None:
+        """Open a session's conversation (from the table, or the command palette)."""
+        session = self.state.sessions.get(session_id)
+        if session is not None:
+            self.push_screen(ConversationScreen(thread_id=session.thread_id, session_id=session.id))
 
     def on_escalation_queue_action_requested(self, message: EscalationQueue.ActionRequested) -> None:
         escalation = self.state.escalations.get(message.escalation_id)

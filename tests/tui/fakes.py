@@ -312,6 +312,9 @@ class InMemoryBackend:
     async def sign_in(self) -> Principal:
         return self.principal
 
+    async def token_expired(self) -> None:
+        await asyncio.Event().wait()  # the fake's operator never expires
+
     async def watch_sessions(self) -> AsyncIterator[SessionChange]:
         yield SessionChange(id="0-0", type="watch.started", at=NOW)
         while True:

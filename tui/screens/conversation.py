@@ -12,7 +12,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Static
 
 from services.thread_store.client import item_from_json
-from tui.data import THREAD_HANDLER, EscalationInfo, SessionInfo, ThreadChange, format_age
+from tui.data import THREAD_HANDLER, EscalationInfo, SessionInfo, ThreadChange, format_wait
 from tui.feeds import describe
 from tui.state import handler_label
 from tui.widgets.status_line import StatusLine
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from tui.app import ConsoleApp
 
 
+SEARCH_PLACEHOLDER = "search the transcript — enter jumps to the newest match, then n / N; escape closes"
 REPLY_PLACEHOLDER = "reply as the operator — enter sends, escape cancels"
 NOT_HELD_PLACEHOLDER = "{who}: only the operator holding it may reply (t takes it over) — enter sends, escape cancels"
 
@@ -52,6 +53,7 @@ class ConversationScreen(Screen[None]):
         Binding("b", "hand_back", "Hand back", tooltip="Hand the conversation back to the agent with a note"),
         Binding("a", "approve", "Approve", tooltip="Approve the newest action card waiting for approval"),
         Binding("d", "reject", "Reject", tooltip="Reject (deny) the newest action card waiting for approval"),
+        Binding("slash", "search", "Search", key_display="/", tooltip="Search the transcript (n: next match)"),
         Binding("ctrl+r", "reload", "Reload", show=False, tooltip="Reload the transcript"),
     ]
 
@@ -74,6 +76,7 @@ class ConversationScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Header(icon="☎")
         yield Static("", id="conversation-info")
+        yield Input(placeholder=SEARCH_PLACEHOLDER, id="search")
         yield Transcript(id="transcript")
         yield Input(placeholder=REPLY_PLACEHOLDER, id="reply")
         yield StatusLine(list(self.console.backend.targets), id="status")
@@ -82,7 +85,9 @@ class ConversationScreen(Screen[None]):
     def on_mount(self) -> None:
         self.console.copy_status_to(self.query_one(StatusLine))
         self.query_one("#reply", Input).display = False
+        self.query_one("#search", Input).display = False
         self.refresh_info()
+        self.set_interval(1.0, self._tick)
         self.query_one(Transcript).focus()
         if self.thread_id:
             self.load_transcript()
@@ -171,7 +176,7 @@ class ConversationScreen(Screen[None]):
             parts.append(handler_phrase(self.handler))
         escalation = self.escalation
         if escalation is not None:
-            waiting = format_age((self.console.clock() - escalation.opened_at).total_seconds())
+            waiting = format_wait((self.console.clock() - escalation.opened_at).total_seconds())
             parts.append(f"⚑ {escalation.status} · waiting {waiting} · {escalation.reason}")
         self.query_one("#conversation-info", Static).update("  │  ".join(parts))
         if self.thread_id:
@@ -179,7 +184,22 @@ class ConversationScreen(Screen[None]):
 
     # -- operator actions -----------------------------------------------------
 
+    def _tick(self) -> None:
+        # The header's waiting time ticks while the conversation waits for a person.
+        if self.escalation is not None:
+            self.refresh_info()
+
+    def action_search(self) -> None:
+        search = self.query_one("#search", Input)
+        search.display = True
+        search.focus()
+
     def action_back(self) -> None:
+        search = self.query_one("#search", Input)
+        if search.display:
+            search.display = False
+            self.transcript.focus()
+            return
         reply = self.query_one("#reply", Input)
         if reply.display:
             reply.value = ""
@@ -246,6 +266,13 @@ class ConversationScreen(Screen[None]):
             self.load_transcript()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "search":
+            event.input.display = False
+            self.transcript.focus()
+            self.transcript.search(event.value)
+            self.transcript.selected_id = None  # from the end: the first jump lands on the newest match
+            self.transcript.action_next_match(-1)
+            return
         if event.input.id != "reply" or not self.thread_id:
             return
         text = event.value.strip()

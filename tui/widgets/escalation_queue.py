@@ -12,12 +12,13 @@ from textual.message import Message
 from textual.widgets import DataTable
 from textual.widgets.data_table import RowDoesNotExist
 
-from tui.data import EscalationInfo, format_age
+from tui.data import EscalationInfo, format_wait
 from tui.widgets.cells import Cell
+from tui.widgets.vim import VIM_TABLE_BINDINGS
 
 COLUMNS = (
     ("status", "Status", 8),
-    ("waiting", "Waiting", 8),
+    ("waiting", "Waiting", 9),
     ("user", "User", 16),
     ("reason", "Reason", 40),
     ("claimed_by", "Claimed by", 14),
@@ -43,6 +44,7 @@ class EscalationQueue(DataTable[Cell]):
             "Hand back",
             tooltip="Hand the conversation back to the agent, resolving the escalation",
         ),
+        *VIM_TABLE_BINDINGS,
     ]
 
     class ActionRequested(Message):
@@ -66,7 +68,7 @@ class EscalationQueue(DataTable[Cell]):
         reason = " ".join(e.reason.split())
         return [
             Cell(e.status, e.status, STATUS_STYLE.get(e.status, "")),
-            Cell(format_age((now - e.opened_at).total_seconds()), (e.opened_at, e.id)),
+            Cell(format_wait((now - e.opened_at).total_seconds()), (e.opened_at, e.id)),
             Cell(e.user_id),
             Cell(reason),
             Cell(e.claimed_by),

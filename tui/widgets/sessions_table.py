@@ -8,26 +8,35 @@ holds more than one org), channel, age, status and last activity; user, title,
 last message, handler and escalation always stay, and title and last message
 share what is left. The line under the table shows the highlighted session in
 full (names, ids, title, escalation reason, the whole last message).
+
+It is not a ``DataTable``: with 2,000 sessions a DataTable measures every cell
+of every row on each change (about 0.8 s per snapshot here). This table keeps
+the rows as values, sorts and filters them in Python, and draws only the lines
+on screen (Textual's line API), so its cost follows the terminal's height.
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
+from rich.console import Console
+from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
+from textual import events
 from textual.binding import Binding
+from textual.geometry import Size
 from textual.message import Message
-from textual.widgets import DataTable
-from textual.widgets.data_table import RowDoesNotExist
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
 
 from tui.data import format_age, format_wait
 from tui.state import SORT_KEYS, STATUS_FILTERS, SessionRow, SortKey, StatusFilter
 from tui.widgets.cells import Cell
-from tui.widgets.vim import VIM_TABLE_BINDINGS
+from tui.widgets.vim import MOVE
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,20 +70,13 @@ COLUMNS = (
 )
 USER_WIDTH = 16
 SCROLLBAR = 2
+CELL_PADDING = 1
 STATUS_STYLE = {"active": "green", "ended": "dim", "cancelled": "red"}
 ESCALATION_STYLE = {"open": "bold red", "claimed": "bold yellow"}
 HANDLER_STYLE = {"agent": "", "waiting": "bold red", "you": "bold magenta"}
 OTHER_OPERATOR_STYLE = "yellow"
 LAST_MESSAGE_STYLE = {"user": "", "agent": "dim", "operator": "magenta"}
 Action = Literal["open", "take_over", "hand_back"]
-_SORT_COLUMN: dict[SortKey, str] = {
-    "newest": "age",
-    "activity": "activity",
-    "user": "user",
-    "handler": "handler",
-    "status": "status",
-}  # the column whose change may move a row
-_TIMED = ("age", "activity", "handler")
 
 
 def fit_columns(columns: Iterable[Column], width: int, *, padding: int = 1) -> list[tuple[Column, int]]:
@@ -110,7 +112,7 @@ def handler_text(row: SessionRow, now: datetime) -> str:
     return row.handler
 
 
-class SessionsTable(DataTable[Cell]):
+class SessionsTable(ScrollView, can_focus=True):
     """Live sessions of the org, filterable and sortable from the keyboard.
 
     Args:
@@ -127,8 +129,36 @@ class SessionsTable(DataTable[Cell]):
         Binding("f", "cycle_status_filter", "Status", tooltip="Show all / active / escalated sessions"),
         Binding("s", "cycle_sort", "Sort", tooltip="Sort by newest, activity, user, handler, status"),
         Binding("S", "reverse_sort", "Reverse", show=False, tooltip="Reverse the sort order"),
-        *VIM_TABLE_BINDINGS,
+        Binding("j,down", "move(1)", "Down", show=False, tooltip="Next session (vim j)", group=MOVE),
+        Binding("k,up", "move(-1)", "Up", show=False, tooltip="Previous session (vim k)", group=MOVE),
+        Binding("g,home", "move_to(0)", "Top", show=False, tooltip="First session (vim g)", group=MOVE),
+        Binding("G,end", "move_to(-1)", "Bottom", show=False, tooltip="Last session (vim G)", group=MOVE),
+        Binding("pagedown,ctrl+d", "page(1)", "Page down", show=False, tooltip="A page down", group=MOVE),
+        Binding("pageup,ctrl+u", "page(-1)", "Page up", show=False, tooltip="A page up", group=MOVE),
     ]
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "sessions-table--header",
+        "sessions-table--cursor",
+        "sessions-table--even-row",
+    }
+    DEFAULT_CSS = """
+    SessionsTable {
+        background: $surface;
+        color: $foreground;
+        height: 1fr;
+        & > .sessions-table--header { text-style: bold; background: $panel; color: $foreground; }
+        & > .sessions-table--even-row { background: $surface-lighten-1 50%; }
+        & > .sessions-table--cursor {
+            background: $block-cursor-blurred-background;
+            color: $block-cursor-blurred-foreground;
+        }
+        &:focus > .sessions-table--cursor {
+            background: $block-cursor-background;
+            color: $block-cursor-foreground;
+            text-style: $block-cursor-text-style;
+        }
+    }
+    """
 
     class ActionRequested(Message):
         """The operator pressed a key on a session: open, take over or hand back its conversation."""
@@ -147,7 +177,7 @@ class SessionsTable(DataTable[Cell]):
     def __init__(
         self, *, rows: Callable[[], Iterable[SessionRow]], clock: Callable[[], datetime], id: str | None = None
     ) -> None:
-        super().__init__(id=id, cursor_type="row", zebra_stripes=True)
+        super().__init__(id=id)
         self._rows = rows
         self._clock = clock
         self.filter_text = ""
@@ -155,8 +185,12 @@ class SessionsTable(DataTable[Cell]):
         self.sort_key: SortKey = "newest"
         self.sort_reversed = False
         self._shown: dict[str, SessionRow] = {}
+        self._order: list[str] = []  # shown session ids, top to bottom
+        self._index: dict[str, int] = {}
+        self.cursor = 0
         self._columns: list[tuple[Column, int]] = []
         self._fitted_for = (-1, -1, False)  # (width, user width, several orgs) the columns were fitted for
+        self._text_console = Console(width=1000, color_system="truecolor", legacy_windows=False)
 
     # -- columns --------------------------------------------------------------
 
@@ -167,9 +201,8 @@ class SessionsTable(DataTable[Cell]):
 
     def _fit(self, rows: Iterable[SessionRow]) -> bool:
         """Choose the columns for the width and the rows; whether they changed."""
-        rows = list(rows)
         user_width = min(USER_WIDTH, max([len(r.session.user_id) for r in rows] + [COLUMNS[0].width]))
-        several_orgs = len({r.session.org_id for r in rows}) > 1
+        several_orgs = len({r.session.org_id for r in self._shown.values()}) > 1
         width = max(0, self.size.width - SCROLLBAR)
         key = (width, user_width, several_orgs)
         if key == self._fitted_for and self._columns:
@@ -180,15 +213,16 @@ class SessionsTable(DataTable[Cell]):
             for c in COLUMNS
             if c.key != "org" or several_orgs
         ]
-        fitted = fit_columns(columns, width, padding=self.cell_padding)
+        fitted = fit_columns(columns, width, padding=CELL_PADDING)
         if fitted == self._columns:
             return False
         self._columns = fitted
         return True
 
     def on_resize(self) -> None:
-        if self._fit(self._shown.values()):
-            self.show_rows()
+        self._fit(self._shown.values())
+        self._resize_virtual()
+        self.refresh()
 
     # -- rows -----------------------------------------------------------------
 
@@ -199,51 +233,42 @@ class SessionsTable(DataTable[Cell]):
         last = row.last_message
         handler_style = HANDLER_STYLE.get(row.handler, OTHER_OPERATOR_STYLE)
         return {
-            "user": Cell(s.user_id, (s.user_id, s.created_at, s.id)),
-            "title": Cell(" ".join(row.title.split()), (row.title, s.id))
+            "user": Cell(s.user_id),
+            "title": Cell(" ".join(row.title.split()))
             if s.thread_id
-            else Cell("no conversation yet", ("", s.id), "dim italic"),
-            "last": Cell(
-                last.line if last else "",
-                (last.at if last else s.created_at, s.id),
-                LAST_MESSAGE_STYLE.get(last.role, "") if last else "",
-            ),
-            "handler": Cell(handler_text(row, now), (row.handler, row.agent, s.created_at, s.id), handler_style),
+            else Cell("no conversation yet", style="dim italic"),
+            "last": Cell(last.line if last else "", style=LAST_MESSAGE_STYLE.get(last.role, "") if last else ""),
+            "handler": Cell(handler_text(row, now), style=handler_style),
             "escalation": Cell(
-                f"⚑ {row.escalation}" if row.escalation else "",
-                row.escalation,
-                ESCALATION_STYLE.get(row.escalation, ""),
+                f"⚑ {row.escalation}" if row.escalation else "", style=ESCALATION_STYLE.get(row.escalation, "")
             ),
-            "activity": Cell(f"{format_age(idle)} ago", (row.last_activity, s.id)),
-            "status": Cell(s.status, (s.status, s.created_at, s.id), STATUS_STYLE.get(s.status, "")),
-            "age": Cell(format_age(age), (s.created_at, s.id)),
+            "activity": Cell(f"{format_age(idle)} ago"),
+            "status": Cell(s.status, style=STATUS_STYLE.get(s.status, "")),
+            "age": Cell(format_age(age)),
             "channel": Cell(s.channel),
             "org": Cell(s.org_id),
         }
 
+    def get_cell(self, session_id: str, key: str) -> Cell:
+        """The cell of a shown session's column, as drawn now.
+
+        Raises:
+            KeyError: the session is not shown.
+        """
+        return self._cells(self._shown[session_id], self._clock())[key]
+
     def show_rows(self) -> None:
         """Replace every row (a fresh snapshot, a new filter, or a width that fits other columns)."""
+        selected = self.selected_session_id
         rows = [row for row in self._rows() if row.matches(self.filter_text, self.status_filter)]
-        cursor_key = self._cursor_key()
+        self._shown = {row.session.id: row for row in rows}
         self._fit(rows)
-        self.clear(columns=True)
-        for column, width in self._columns:
-            self.add_column(column.label, key=column.key, width=width)
-        self._shown = {}
-        now = self._clock()
-        keys = self.column_keys
-        for row in rows:
-            self._shown[row.session.id] = row
-            cells = self._cells(row, now)
-            self.add_row(*(cells[key] for key in keys), key=row.session.id)
-        self._sort()
-        if cursor_key is not None and cursor_key in self._shown:
-            self.move_cursor(row=self.get_row_index(cursor_key))
+        self._sort(keep=selected)
         self.post_message(self.ViewChanged())
         self.post_message(self.SelectionChanged())
 
     def upsert_row(self, row: SessionRow) -> None:
-        """Add, change or remove one session's row, touching only the cells that changed."""
+        """Add, change or remove one session's row."""
         session_id = row.session.id
         visible = row.matches(self.filter_text, self.status_filter)
         previous = self._shown.get(session_id)
@@ -252,74 +277,104 @@ class SessionsTable(DataTable[Cell]):
                 self._remove(session_id)
                 self.post_message(self.ViewChanged())
             return
-        cells = self._cells(row, self._clock())
         self._shown[session_id] = row
-        keys = self.column_keys
-        if previous is None:
-            self.add_row(*(cells[key] for key in keys), key=session_id)
-            self._sort()
-            self.post_message(self.ViewChanged())
-            return
-        sort_column = _SORT_COLUMN[self.sort_key]
-        resort = False
-        for key in keys:
-            cell = cells[key]
-            if self.get_cell(session_id, key).plain != cell.plain or key == sort_column:
-                self.update_cell(session_id, key, cell)
-                resort = resort or key == sort_column
-        if resort and self.sort_key != "newest":
-            self._sort()
+        if previous is None or previous.sort_value(self.sort_key) != row.sort_value(self.sort_key):
+            self._place(session_id, new=previous is None)
+            if previous is None:
+                self.post_message(self.ViewChanged())
+        else:
+            self._refresh_row(session_id)
         if session_id == self.selected_session_id:
             self.post_message(self.SelectionChanged())
 
+    def _place(self, session_id: str, *, new: bool) -> None:
+        """Put one row where the sort says, moving the others by one (not a full sort)."""
+        selected = self.selected_session_id
+        if not new and session_id in self._index:
+            self._order.pop(self._index[session_id])
+        key = self._key_function()
+        value: Any = key(session_id)
+        low, high = 0, len(self._order)
+        while low < high:  # bisect on the sorted order, by the sort's own key
+            middle = (low + high) // 2
+            if key(self._order[middle]) < value:
+                low = middle + 1
+            else:
+                high = middle
+        self._order.insert(low, session_id)
+        self._reindex(keep=selected)
+
     def _remove(self, session_id: str) -> None:
+        selected = self.selected_session_id
         self._shown.pop(session_id, None)
-        with contextlib.suppress(RowDoesNotExist):
-            self.remove_row(session_id)
+        if session_id in self._index:
+            self._order.pop(self._index[session_id])
+            self._reindex(keep=selected if selected != session_id else None)
 
     def refresh_times(self, *, waiting_only: bool = False) -> None:
-        """Update the cells that tell time whose text changed (a timer calls this).
+        """Redraw the cells that tell time (a timer calls this); only the lines on screen are drawn.
 
         Args:
-            waiting_only: Only the handler cells of sessions waiting for a person (they tick every second).
+            waiting_only: Only when a shown session waits for a person (their handler cells tick every second).
         """
-        now = self._clock()
-        keys = [key for key in _TIMED if key in self.column_keys]
-        for session_id, row in self._shown.items():
-            if waiting_only and row.waiting_since is None:
-                continue
-            cells = self._cells(row, now)
-            for key in ("handler",) if waiting_only else keys:
-                if self.get_cell(session_id, key).plain != cells[key].plain:
-                    self.update_cell(session_id, key, cells[key])
+        if not waiting_only:
+            self.refresh()
+            return
+        top = int(self.scroll_y)
+        for index in range(top, min(len(self._order), top + self.size.height)):
+            if self._shown[self._order[index]].waiting_since is not None:
+                self._refresh_index(index)
 
-    def _cursor_key(self) -> str | None:
-        if not self.row_count:
-            return None
-        try:
-            key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
-        except Exception:
-            return None
-        return key
+    # -- order ----------------------------------------------------------------
 
-    def _sort(self) -> None:
-        # By the rows' own values, so a sort holds whichever columns the width shows. The user
-        # column (always shown) carries the session id last in its sort key.
-        order = sorted(self._shown.values(), key=lambda r: r.sort_value(self.sort_key))
-        rank = {r.session.id: index for index, r in enumerate(order)}
+    def _key_function(self) -> Callable[[str], Any]:
         # Newest first and most recent activity first read naturally; the others A to Z.
-        descending = self.sort_key in ("newest", "activity")
-        self.sort("user", key=lambda cell: rank.get(cell.sort_key[-1], 0), reverse=descending != self.sort_reversed)
+        descending = (self.sort_key in ("newest", "activity")) != self.sort_reversed
+        shown, sort_key = self._shown, self.sort_key
+        if not descending:
+            return lambda session_id: shown[session_id].sort_value(sort_key)
+        return lambda session_id: _Reversed(shown[session_id].sort_value(sort_key))
+
+    def _sort(self, *, keep: str | None = None) -> None:
+        keep = keep if keep is not None else self.selected_session_id
+        self._order = sorted(self._shown, key=self._key_function())
+        self._reindex(keep=keep)
+
+    def _reindex(self, *, keep: str | None) -> None:
+        self._index = {session_id: index for index, session_id in enumerate(self._order)}
+        if keep is not None and keep in self._index:
+            self.cursor = self._index[keep]
+        self.cursor = max(0, min(self.cursor, len(self._order) - 1))
+        self._resize_virtual()
+        self._scroll_cursor_into_view()
+        self.refresh()
+
+    def _resize_virtual(self) -> None:
+        width = sum(w + 2 * CELL_PADDING for _c, w in self._columns)
+        self.virtual_size = Size(width, len(self._order) + 1)  # the header's line, then the rows
 
     @property
     def shown_ids(self) -> list[str]:
         """Session ids in display order."""
-        return [str(row.key.value) for row in self.ordered_rows]
+        return list(self._order)
+
+    def get_row_index(self, session_id: str) -> int:
+        """Where a shown session is, from the top."""
+        return self._index[session_id]
+
+    def move_cursor(self, *, row: int) -> None:
+        """Highlight the row at that index."""
+        before = self.selected_session_id
+        self.cursor = max(0, min(row, len(self._order) - 1))
+        self._scroll_cursor_into_view()
+        self.refresh()
+        if self.selected_session_id != before:
+            self.post_message(self.SelectionChanged())
 
     @property
     def selected_session_id(self) -> str | None:
         """The session under the cursor."""
-        return self._cursor_key()
+        return self._order[self.cursor] if self._order else None
 
     def shown_row(self, session_id: str) -> SessionRow | None:
         """A session's row as the table shows it (None: filtered out or unknown)."""
@@ -328,7 +383,7 @@ class SessionsTable(DataTable[Cell]):
     @property
     def selected_row(self) -> SessionRow | None:
         """The row under the cursor, as last shown."""
-        session_id = self._cursor_key()
+        session_id = self.selected_session_id
         return self._shown.get(session_id) if session_id is not None else None
 
     def describe_selected(self) -> Text:
@@ -348,6 +403,54 @@ class SessionsTable(DataTable[Cell]):
             last = row.last_message
             text.append(f"  {last.role}: ", "dim").append(last.line, LAST_MESSAGE_STYLE.get(last.role, ""))
         return text
+
+    # -- drawing --------------------------------------------------------------
+
+    def _scroll_cursor_into_view(self) -> None:
+        rows_on_screen = max(1, self.size.height - 1)
+        if self.cursor < self.scroll_y:
+            self.scroll_to(y=self.cursor, animate=False, immediate=True)
+        elif self.cursor >= self.scroll_y + rows_on_screen:
+            self.scroll_to(y=self.cursor - rows_on_screen + 1, animate=False, immediate=True)
+
+    def _refresh_index(self, index: int) -> None:
+        top = int(self.scroll_y)
+        if top <= index < top + self.size.height:  # rows off screen are drawn when they scroll in
+            self.refresh_line(index + 1)  # a virtual line: the header takes the first
+
+    def _refresh_row(self, session_id: str) -> None:
+        index = self._index.get(session_id)
+        if index is not None:
+            self._refresh_index(index)
+
+    def _line(self, cells: list[Text], style: Style) -> Strip:
+        line = Text(no_wrap=True, overflow="ellipsis", end="")
+        for cell, (_column, width) in zip(cells, self._columns, strict=True):
+            fitted = cell.copy()
+            fitted.truncate(width, overflow="ellipsis", pad=True)
+            line.append(" " * CELL_PADDING).append_text(fitted).append(" " * CELL_PADDING)
+        segments = list(line.render(self._text_console))
+        return Strip(Segment.apply_style(segments, post_style=style))
+
+    def render_line(self, y: int) -> Strip:
+        width = self.scrollable_content_region.width
+        scroll_x = int(self.scroll_x)
+        base = self.rich_style
+        if y == 0:
+            style = base + self.get_component_rich_style("sessions-table--header")
+            strip = self._line([Text(column.label) for column, _ in self._columns], style)
+            return strip.crop_extend(scroll_x, scroll_x + width, style)
+        index = int(self.scroll_y) + y - 1
+        if index >= len(self._order):
+            return Strip.blank(width, base)
+        cells = self._cells(self._shown[self._order[index]], self._clock())
+        style = base
+        if index % 2 == 1:
+            style += self.get_component_rich_style("sessions-table--even-row")
+        if index == self.cursor:
+            style += self.get_component_rich_style("sessions-table--cursor")
+        strip = self._line([cells[key] for key in self.column_keys], style)
+        return strip.crop_extend(scroll_x, scroll_x + width, style)
 
     # -- view -----------------------------------------------------------------
 
@@ -369,6 +472,15 @@ class SessionsTable(DataTable[Cell]):
         if session_id is not None:
             self.post_message(self.ActionRequested(action, session_id))
 
+    def action_move(self, step: int) -> None:
+        self.move_cursor(row=self.cursor + step)
+
+    def action_move_to(self, index: int) -> None:
+        self.move_cursor(row=index if index >= 0 else len(self._order) - 1)
+
+    def action_page(self, direction: int) -> None:
+        self.move_cursor(row=self.cursor + direction * max(1, self.size.height - 2))
+
     def action_cycle_status_filter(self) -> None:
         index = STATUS_FILTERS.index(self.status_filter)
         self.status_filter = STATUS_FILTERS[(index + 1) % len(STATUS_FILTERS)]
@@ -385,10 +497,31 @@ class SessionsTable(DataTable[Cell]):
         self._sort()
         self.post_message(self.ViewChanged())
 
-    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        event.stop()
-        self.post_message(self.SelectionChanged())
+    def on_click(self, event: events.Click) -> None:
+        """A click highlights a session; a click on the highlighted one (or a double click) opens it."""
+        if event.y < 1:
+            return
+        index = int(self.scroll_y) + event.y - 1
+        if not 0 <= index < len(self._order):
+            return
+        if index == self.cursor or event.chain > 1:
+            self.post_message(self.ActionRequested("open", self._order[index]))
+        else:
+            self.move_cursor(row=index)
 
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        event.stop()
-        self.post_message(self.ActionRequested("open", str(event.row_key.value)))
+
+class _Reversed:
+    """A sort key that sorts in reverse (so one ascending sort and bisect serve every order)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: tuple[object, ...]) -> None:
+        self.value = value
+
+    def __lt__(self, other: _Reversed) -> bool:
+        return other.value < self.value
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Reversed) and other.value == self.value
+
+    __hash__ = None  # type: ignore[assignment]
