@@ -10,11 +10,13 @@ same rules instead.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Protocol
 
 import grpc
+import jwt
 from chatkit.store import NotFoundError
 from chatkit.types import AssistantMessageItem, ThreadItem
 
@@ -26,6 +28,7 @@ from switchboard.errors import AlreadyExists, FailedPrecondition, NotFound, Unau
 from switchboard.grpc_client import error_from_rpc
 from switchboard.principal import Principal
 from switchboard.proto_convert import principal_to_proto
+from switchboard.service_auth import BearerCredentials
 from tui.data import (
     ACTIVE_RUN_STATES,
     EscalationInfo,
@@ -79,7 +82,62 @@ _AFTER_DECISION = {
 
 
 class SignInFailed(Unauthenticated):
-    """The operator token was refused, or is not an operator's: retrying will not help."""
+    """The operator token was refused, is not an operator's, or expired: retrying will not help."""
+
+
+RENEW_BEFORE_SECONDS = 60.0
+
+
+def token_expiry(token: str) -> float | None:
+    """When a JWT says it expires (read, not verified: the services verify it), or None."""
+    try:
+        exp = jwt.decode(token, options={"verify_signature": False}).get("exp")
+    except jwt.PyJWTError:
+        return None
+    return float(exp) if isinstance(exp, (int, float)) else None
+
+
+class OperatorToken:
+    """The operator's bearer token, sent with every call the console makes.
+
+    Decisions: a token the operator gave is used until it expires, and then every
+    call fails with ``SignInFailed`` (the console says to start again with a new
+    token; it never keeps working on an expired token). A development token (``renew``:
+    the console minted it from ``switchboard up``'s development secret) is minted
+    again a minute before it expires.
+
+    Args:
+        token: The token.
+        renew: Mints a new one (development tokens only).
+    """
+
+    def __init__(self, token: str, *, renew: Callable[[], str | None] | None = None) -> None:
+        self._token = token
+        self._renew = renew
+        self.expires_at = token_expiry(token)
+
+    @property
+    def renewable(self) -> bool:
+        """Whether a new token is minted before this one expires (a development token)."""
+        return self._renew is not None
+
+    def current(self) -> str:
+        """The token to send now.
+
+        Raises:
+            SignInFailed: it expired and cannot be renewed.
+        """
+        if self.expires_at is not None and time.time() >= self.expires_at - RENEW_BEFORE_SECONDS and self._renew:
+            fresh = self._renew()
+            if fresh:
+                self._token, self.expires_at = fresh, token_expiry(fresh)
+        if self.expires_at is not None and time.time() >= self.expires_at:
+            when = datetime.fromtimestamp(self.expires_at, UTC).strftime("%H:%M:%S UTC")
+            raise SignInFailed(
+                f"the operator token expired at {when}; start the console again with a new one"
+                " (--token, or SWITCHBOARD_OPERATOR_TOKEN)"
+            )
+        return self._token
 
 
 def decision_outcome(approve: bool, run_status: str) -> str:
@@ -99,6 +157,10 @@ class ConsoleBackend(Protocol):
 
     async def sign_in(self) -> Principal:
         """Authenticate the operator token; ``SignInFailed`` when it is not an operator's."""
+        ...
+
+    async def token_expired(self) -> None:
+        """Return (raising ``SignInFailed``) when the operator token expires for good; renew it meanwhile."""
         ...
 
     def watch_sessions(self) -> AsyncIterator[SessionChange]:
@@ -174,7 +236,8 @@ class GrpcConsoleBackend:
     """The console's backend over gRPC.
 
     Args:
-        token: The operator's bearer token.
+        token: The operator's bearer token (an ``OperatorToken`` to renew a development token); every
+            call to every service carries it.
         session_api: ``host:port`` of session_api.
         thread_store: ``host:port`` of thread_store.
         agent_runner: ``host:port`` of the agent runner (hand-offs, decisions on action cards; default: this host's).
@@ -184,18 +247,19 @@ class GrpcConsoleBackend:
     def __init__(
         self,
         *,
-        token: str,
+        token: str | OperatorToken,
         session_api: str,
         thread_store: str,
         agent_runner: str = DEFAULT_AGENT_RUNNER,
         timeout: float = 5.0,
     ) -> None:
-        self._token = token
+        self.token = token if isinstance(token, OperatorToken) else OperatorToken(token)
         # The status line follows the two services the console watches; the runner is called on demand.
         self._targets = {SESSION_API: session_api, THREAD_STORE: thread_store}
-        self.sessions = SessionApiClient(session_api, timeout=timeout)
-        self.threads = GrpcThreadStore(thread_store, timeout=timeout)
-        self.runner = AgentRunnerClient(agent_runner, timeout=timeout)
+        credentials = BearerCredentials(self.token.current)
+        self.sessions = SessionApiClient(session_api, timeout=timeout, credentials=credentials)
+        self.threads = GrpcThreadStore(thread_store, timeout=timeout, credentials=credentials)
+        self.runner = AgentRunnerClient(agent_runner, timeout=timeout, credentials=credentials)
         self._timeout = timeout
         self._principal: Principal | None = None
 
@@ -211,10 +275,25 @@ class GrpcConsoleBackend:
             raise RuntimeError("sign_in() first")
         return self._principal
 
+    async def token_expired(self) -> None:
+        """Sleep until the token is due for renewal (then renew it) or expires (then raise ``SignInFailed``):
+        a watch that began with a valid token would otherwise outlive it."""
+        while True:
+            expires = self.token.expires_at
+            if expires is None:
+                await asyncio.Event().wait()  # a token that never expires
+                continue
+            due = expires - (RENEW_BEFORE_SECONDS if self.token.renewable else 0.0)
+            await asyncio.sleep(max(0.05, due - time.time()))
+            self.token.current()  # renews a development token; raises once expired for good
+            if self.token.expires_at == expires:  # not renewed: wait for the end, then say so
+                await asyncio.sleep(max(0.05, expires - time.time()))
+                self.token.current()
+
     async def sign_in(self) -> Principal:
         """Authenticate the token with session_api and check it is an operator's."""
         try:
-            principal = await self.sessions.authenticate_principal(self._token)
+            principal = await self.sessions.authenticate_principal(self.token.current())
         except Unauthenticated as error:
             raise SignInFailed(f"session_api refused the operator token ({error.message})") from None
         if not principal.is_operator or not principal.org_id:

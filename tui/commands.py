@@ -89,12 +89,19 @@ def default_agent_runner() -> str:
 
 def _console(args: argparse.Namespace) -> int:
     from tui.app import ConsoleApp
-    from tui.backend import GrpcConsoleBackend
+    from tui.backend import GrpcConsoleBackend, OperatorToken
     from tui.logs import default_log_file
 
     token = resolve_token(args.token)
+    renew = None
+    if not args.token and not env_str("SWITCHBOARD_OPERATOR_TOKEN"):
+        directory = StorageConfig.from_env().data_dir
+        renew = lambda: development_operator_token(directory)  # noqa: E731 - a development token, minted again
     backend = GrpcConsoleBackend(
-        token=token, session_api=args.session_api, thread_store=args.thread_store, agent_runner=args.agent_runner
+        token=OperatorToken(token, renew=renew),
+        session_api=args.session_api,
+        thread_store=args.thread_store,
+        agent_runner=args.agent_runner,
     )
     ConsoleApp(backend, log_file=default_log_file()).run()
     return 0

@@ -62,6 +62,20 @@ async def _started(changes: AsyncIterator[SessionChange | ThreadChange], service
     return first.id
 
 
+async def _until_token_expires(backend: ConsoleBackend, feed: Awaitable[None]) -> None:
+    """Run a feed until it ends or the operator token expires for good (``SignInFailed``): a watch
+    started with a valid token would otherwise go on after it expired."""
+    running = asyncio.ensure_future(feed)
+    expiry = asyncio.ensure_future(backend.token_expired())
+    try:
+        done, _ = await asyncio.wait({running, expiry}, return_when=asyncio.FIRST_COMPLETED)
+        (running if running in done else expiry).result()
+    finally:
+        for task in (running, expiry):
+            task.cancel()
+        await asyncio.gather(running, expiry, return_exceptions=True)
+
+
 async def follow_sessions(backend: ConsoleBackend, post: Post, signed_in: asyncio.Event) -> None:
     """Sign in, then follow the org's sessions and escalations for as long as the app runs."""
 
@@ -89,12 +103,15 @@ async def follow_sessions(backend: ConsoleBackend, post: Post, signed_in: asynci
         raise Unavailable("session_api ended the watch")
 
     try:
-        await reconnecting(
-            follow,
-            name=SESSION_API,
-            retry_on=(Exception,),
-            fatal=(SignInFailed,),
-            on_lost=_on_lost(backend, post, SESSION_API),
+        await _until_token_expires(
+            backend,
+            reconnecting(
+                follow,
+                name=SESSION_API,
+                retry_on=(Exception,),
+                fatal=(SignInFailed,),
+                on_lost=_on_lost(backend, post, SESSION_API),
+            ),
         )
     except SignInFailed as error:
         post(ConnectionChanged(SESSION_API, "failed", error.message))
@@ -123,7 +140,19 @@ async def follow_threads(backend: ConsoleBackend, post: Post, signed_in: asyncio
             await changes.aclose()  # type: ignore[attr-defined]
         raise Unavailable("thread_store ended the change feed")
 
-    await reconnecting(follow, name=THREAD_STORE, retry_on=(Exception,), on_lost=_on_lost(backend, post, THREAD_STORE))
+    try:
+        await _until_token_expires(
+            backend,
+            reconnecting(
+                follow,
+                name=THREAD_STORE,
+                retry_on=(Exception,),
+                fatal=(SignInFailed,),
+                on_lost=_on_lost(backend, post, THREAD_STORE),
+            ),
+        )
+    except SignInFailed as error:  # the operator token expired: stop, saying so
+        post(ConnectionChanged(THREAD_STORE, "failed", error.message))
 
 
 async def poll_metrics(backend: ConsoleBackend, post: Post, signed_in: asyncio.Event, interval: float) -> None:

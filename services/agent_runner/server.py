@@ -113,10 +113,13 @@ async def build_agent_runner(
     sessions: SessionLinks | None = None,
     agents: AgentsFile | None = None,
     store: GrpcThreadStore | None = None,
+    users_session_api: str | None = None,
 ) -> tuple[GrpcServer, AgentRunnerService]:
     """Open pools and assemble the server (not started yet). Tests pass their own models, sinks and
     sessions; without session_api (and none passed) conversations are not tracked in sessions."""
-    auth = ServerAuth.from_env("agent_runner", users=users_verifier(config.session_api_target))
+    # End users' tokens on this API are verified by session_api (tests may name one without the
+    # runner using it for sessions and escalations).
+    auth = ServerAuth.from_env("agent_runner", users=users_verifier(users_session_api or config.session_api_target))
     agents = agents or load_agents_file(config.agents_file)
     env_models: EnvModels | None = None
     if models is None:

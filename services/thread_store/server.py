@@ -43,6 +43,8 @@ class ThreadStoreConfig:
         migrate: Apply pending migrations at start-up.
         redis_pools: Redis connections for commands and for watches (bounded; past them a call waits).
         limits: Size limits on stored objects.
+        session_api_target: ``host:port`` of session_api, which verifies end users' tokens on this
+            service's gRPC API (None: service tokens only).
     """
 
     database_url: str
@@ -54,6 +56,7 @@ class ThreadStoreConfig:
     pool_size: int = 10
     redis_pools: RedisPools = field(default_factory=RedisPools)
     limits: StoreLimits = field(default_factory=StoreLimits)
+    session_api_target: str | None = None
 
     @classmethod
     def from_env(cls, *, database_url: str, redis_url: str | None) -> ThreadStoreConfig:
@@ -67,6 +70,7 @@ class ThreadStoreConfig:
             pool_size=env_int("SWITCHBOARD_DB_POOL_SIZE", 10, minimum=1),
             redis_pools=RedisPools.from_env(),
             limits=StoreLimits.from_env(),
+            session_api_target=env_str("SWITCHBOARD_SESSION_API"),
         )
 
 
@@ -76,7 +80,7 @@ async def build_thread_store(config: ThreadStoreConfig) -> tuple[GrpcServer, Thr
     Raises:
         InvalidArgument: authentication is on and ``SWITCHBOARD_INTERNAL_SECRET`` is missing or short.
     """
-    auth = ServerAuth.from_env("thread_store", users=users_verifier(env_str("SWITCHBOARD_SESSION_API")))
+    auth = ServerAuth.from_env("thread_store", users=users_verifier(config.session_api_target))
     if config.migrate:
         await asyncio.to_thread(apply_migrations, config.database_url)
     pool = await create_pool(config.database_url, max_size=config.pool_size)

@@ -73,8 +73,11 @@ class RunningRunner:
     thread_store: RunningThreadStore
 
 
-async def start_runner(database_url: str, redis_url: str, thread_store: RunningThreadStore) -> RunningRunner:
-    """An agent runner on a free port, with a switchable model and in-memory escalations."""
+async def start_runner(
+    database_url: str, redis_url: str, thread_store: RunningThreadStore, *, users_session_api: str | None = None
+) -> RunningRunner:
+    """An agent runner on a free port, with a switchable model and in-memory escalations (end users'
+    tokens on its API verified by ``users_session_api``, if given)."""
     models = SwitchableModels()
     escalations = InMemoryEscalations()
     config = AgentRunnerConfig(
@@ -85,7 +88,9 @@ async def start_runner(database_url: str, redis_url: str, thread_store: RunningT
         # A hand-off keeps the user's stream open this long: short, so runs that escalate end soon.
         handoff=HandoffSettings(stream_seconds=2, timeout_seconds=600),
     )
-    server, service = await build_agent_runner(config, models=models, escalations=escalations)
+    server, service = await build_agent_runner(
+        config, models=models, escalations=escalations, users_session_api=users_session_api
+    )
     port = await server.start("127.0.0.1", 0)
     target = f"127.0.0.1:{port}"
     return RunningRunner(server, service, target, AgentRunnerClient(target), models, escalations, thread_store)

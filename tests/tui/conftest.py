@@ -99,7 +99,8 @@ class Stack:
 async def start_stack(database_url: str, redis_url: str, jwks_url: str) -> Stack:
     """Start both services on free ports."""
     session_api = await start_session_api(database_url, redis_url, auth_config(jwks_url))
-    thread_store = await start_thread_store(database_url, redis_url)
+    # The console calls thread_store with the operator's token, which thread_store asks session_api about.
+    thread_store = await start_thread_store(database_url, redis_url, session_api_target=session_api.target)
     return Stack(session_api=session_api, thread_store=thread_store)
 
 

@@ -189,7 +189,10 @@ async def test_typing_a_and_d_in_the_reply_box_decides_nothing() -> None:
 @pytest.fixture
 async def runner(database_url: str, redis_url: str, stack: Stack) -> AsyncIterator[RunningRunner]:
     """An agent runner (offline model) on the console tests' thread store."""
-    running = await start_runner(database_url, redis_url, stack.thread_store)
+    # The console calls the runner with the operator's token, which the runner asks session_api about.
+    running = await start_runner(
+        database_url, redis_url, stack.thread_store, users_session_api=stack.session_api.target
+    )
     running.models.use_offline()
     yield running
     await running.client.close()

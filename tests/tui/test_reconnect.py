@@ -34,7 +34,12 @@ async def test_the_console_reconnects_after_both_services_restart_on_the_same_po
 
     async def start_thread_store() -> GrpcServer:
         server, _service = await build_thread_store(
-            ThreadStoreConfig(database_url=database_url, redis_url=redis_url, migrate=False)
+            ThreadStoreConfig(
+                database_url=database_url,
+                redis_url=redis_url,
+                migrate=False,
+                session_api_target=f"127.0.0.1:{session_port}",
+            )
         )
         await server.start("127.0.0.1", thread_port)
         return server
