@@ -243,6 +243,8 @@ async def _verification_cost(
         calls: dict[str, Callable[[], Awaitable[Any]]] = {
             "on": partial(ThreadStoreStub(on).ListItems, request, metadata=metadata),
             "off": partial(ThreadStoreStub(off).ListItems, request),
+            # Where the difference goes: the same token sent to the server that does not check it.
+            "off, token sent": partial(ThreadStoreStub(off).ListItems, request, metadata=metadata),
         }
         samples = await sample_alternating(calls, blocks=SIDE_BY_SIDE_BLOCKS, block=SIDE_BY_SIDE_BLOCK)
     with_auth, without = median(samples["on"]), median(samples["off"])
@@ -252,6 +254,11 @@ async def _verification_cost(
         [
             ("authenticated (service token for the user)", ms(with_auth), ms(pct(samples["on"], 0.99))),
             ("SWITCHBOARD_GRPC_AUTH=off (trusts the body)", ms(without), ms(pct(samples["off"], 0.99))),
+            (
+                "  off, the same token sent anyway (its transport)",
+                ms(median(samples["off, token sent"])),
+                ms(pct(samples["off, token sent"], 0.99)),
+            ),
         ],
         ("server", "p50", "p99"),
     )
