@@ -990,7 +990,7 @@ class _LoggedChannels(LoopLocalChannels[Any]):
             stub = self._stub_of(channel)
             self._opened = (
                 channel,
-                AuthenticatedStub(stub, self.credentials) if self.credentials is not None else stub,
+                AuthenticatedStub(stub, self.credentials),
             )
         return self._opened[1]
 

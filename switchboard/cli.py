@@ -27,7 +27,10 @@ STORAGE_ENV = {
     "REDIS_URL": "Redis URL (unset: the embedded Redis)",
     "SWITCHBOARD_DATA_DIR": "where embedded servers keep their data (default ./.switchboard)",
 }
-LOG_ENV = {"SWITCHBOARD_LOG_LEVEL": "log level (default INFO)"}
+LOG_ENV = {
+    "SWITCHBOARD_LOG_LEVEL": "log level (default INFO)",
+    "SWITCHBOARD_LOG_FORMAT": "text (default) or json: one object per line with service, request_id, user_id",
+}
 JWT_ENV = {
     "SWITCHBOARD_JWT_SECRET": "HS256 secret tokens are signed with",
     "SWITCHBOARD_JWT_AUDIENCE": "the aud claim to write (the first of a comma-separated list)",
@@ -44,17 +47,12 @@ TARGET_ENV = {
 README_HINT = "Every setting is listed in README.md, section Configuration."
 
 
-def configure_logging() -> None:
-    """Log to stderr; ``SWITCHBOARD_LOG_LEVEL`` sets the level (default INFO)."""
-    import logging
+def configure_logging(command: str) -> None:
+    """Log to stderr as ``SWITCHBOARD_LOG_FORMAT`` (text or json) at ``SWITCHBOARD_LOG_LEVEL`` (default INFO),
+    each line naming the service (the subcommand) and, where known, the request, user and thread."""
+    from switchboard.observability import setup_logging
 
-    logging.basicConfig(
-        level=os.environ.get("SWITCHBOARD_LOG_LEVEL", "INFO").upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # pgserver narrates every pg_ctl call at INFO; its warnings still show.
-    logging.getLogger("pgserver").setLevel(logging.WARNING)
-    logging.getLogger("yoyo").setLevel(logging.WARNING)
+    setup_logging(command.replace("-", "_"))
 
 
 def version() -> str:
@@ -422,8 +420,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run a subcommand; errors a user can fix print one clear line and exit 2."""
     args = build_parser().parse_args(argv)
     _die_with_parent()
-    configure_logging()
     from switchboard.errors import SwitchboardError
+
+    try:
+        configure_logging(str(getattr(args, "command", "") or "switchboard"))
+    except SwitchboardError as error:
+        print(f"switchboard: {error.message}", file=sys.stderr)
+        return 2
 
     try:
         result = resolve_handler(args.handler)(args)

@@ -25,6 +25,7 @@ import grpc
 
 from switchboard.errors import SwitchboardError, Unavailable, error_for_status
 from switchboard.grpc_runtime import CHANNEL_OPTIONS, TlsConfig
+from switchboard.observability import REQUEST_ID_HEADER, current_request_id
 from switchboard.service_auth import CallCredentials, credentials_from_env
 
 log = logging.getLogger(__name__)
@@ -77,9 +78,10 @@ def open_sync_channel(target: str, tls: TlsConfig | None = None) -> grpc.Channel
 
 
 class AuthenticatedStub:
-    """A stub whose every method adds the credentials' metadata to the call."""
+    """A stub whose every method adds the credentials' metadata (if any) and the request id of
+    what is being served (``x-request-id``) to the call."""
 
-    def __init__(self, stub: Any, credentials: CallCredentials) -> None:
+    def __init__(self, stub: Any, credentials: CallCredentials | None) -> None:
         self._stub = stub
         self._credentials = credentials
 
@@ -88,7 +90,10 @@ class AuthenticatedStub:
         credentials = self._credentials
 
         def call(request: Any, *, metadata: Any = None, **kwargs: Any) -> Any:
-            added = credentials.metadata(request)
+            added = credentials.metadata(request) if credentials is not None else ()
+            request_id = current_request_id()
+            if request_id is not None:
+                added = (*added, (REQUEST_ID_HEADER, request_id))
             return method(request, metadata=(*added, *metadata) if metadata else added, **kwargs)
 
         setattr(self, name, call)  # built once per method
@@ -139,9 +144,7 @@ class LoopLocalChannels(Generic[StubT]):
         entry = self._by_loop.get(loop)
         if entry is None:
             channel = open_channel(self.target, self._tls)
-            stub: Any = self._make_stub(channel)
-            if self.credentials is not None:
-                stub = AuthenticatedStub(stub, self.credentials)
+            stub: Any = AuthenticatedStub(self._make_stub(channel), self.credentials)
             entry = (channel, stub)
             self._by_loop[loop] = entry
         return entry[1]

@@ -33,6 +33,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from switchboard.config import env_bool, env_str
 from switchboard.errors import InvalidArgument, SwitchboardError
+from switchboard.observability import REQUEST_ID_HEADER, accepted_request_id, bind
 from switchboard.service_auth import OPEN_PREFIXES, ServerAuth, set_current_credential
 
 log = logging.getLogger(__name__)
@@ -142,8 +143,20 @@ async def _refuse_unauthenticated(request: Any, context: ServicerContext) -> Non
 
 
 async def _authenticate(auth: ServerAuth | None, method: str, context: ServicerContext) -> None:
+    """Bind the call's request id (the caller's ``x-request-id``, else a new one) and, with
+    authentication, its credential and user for the handler's task (its log lines and calls)."""
+    metadata = context.invocation_metadata()
+    request_id = None
+    for key, value in metadata or ():
+        if key == REQUEST_ID_HEADER:
+            request_id = value if isinstance(value, str) else None
+            break
+    bind(request_id=accepted_request_id(request_id))
     if auth is not None:
-        set_current_credential(await auth.authenticate(method, context.invocation_metadata()))
+        credential = await auth.authenticate(method, metadata)
+        set_current_credential(credential)
+        if credential is not None and credential.principal is not None:
+            bind(user_id=credential.principal.user_id)
 
 
 # Postgres or Redis down, refusing, or out of connections: the one mapping of storage
@@ -168,6 +181,7 @@ STORAGE_DOWN: tuple[type[BaseException], ...] = (
 async def _abort_for(error: BaseException, context: ServicerContext, method: str) -> None:
     if isinstance(error, SwitchboardError):
         code = _status_of(error)
+        log.debug("%s %s: %s", method, code.name, error.message)
         GRPC_REQUESTS.labels(method, code.name).inc()
         await context.abort(code, error.message)
     if isinstance(error, NotFoundError):
@@ -200,6 +214,7 @@ def _wrap_unary(
         finally:
             GRPC_LATENCY.labels(method).observe(time.perf_counter() - started)
         GRPC_REQUESTS.labels(method, "OK").inc()
+        log.debug("%s OK in %.2f ms", method, (time.perf_counter() - started) * 1000)
         return response
 
     return wrapped

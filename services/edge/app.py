@@ -56,6 +56,7 @@ from services.session_api.client import SessionApiClient
 from services.thread_store.client import GrpcThreadStore
 from switchboard.errors import InvalidArgument, ResourceExhausted, SwitchboardError, Unauthenticated
 from switchboard.grpc_client import open_channel
+from switchboard.observability import accepted_request_id, bind
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +138,9 @@ class Metrics:
 
 
 class MetricsMiddleware:
-    """Counts requests and times them to the response head (pure ASGI: no extra task per request)."""
+    """Counts requests and times them to the response head, and names each request: its
+    ``X-Request-ID`` (the client's, else a new one) is bound for every log line and gRPC call made
+    while serving it, and sent back (pure ASGI: no extra task per request)."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
@@ -149,9 +152,13 @@ class MetricsMiddleware:
             return
         started = time.perf_counter()
         status = [500]
+        sent = next((v for k, v in scope.get("headers") or () if k == b"x-request-id"), b"")
+        request_id = accepted_request_id(sent.decode("latin-1"))
+        bind(request_id=request_id)
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), (b"x-request-id", request_id.encode())]
                 status[0] = message["status"]
                 route = scope.get("route")
                 path = getattr(route, "path", "unmatched")
@@ -213,6 +220,7 @@ class Edge:
             self.metrics.sign_in_refusals.labels("failed").inc()
             raise
         self.limiter.check(principal.user_id)
+        bind(user_id=principal.user_id)
         scope = request.headers.get("x-switchboard-scope") or None
         if scope is not None:
             check_scope(scope, "X-Switchboard-Scope")
