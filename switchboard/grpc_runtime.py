@@ -27,7 +27,7 @@ from chatkit.store import NotFoundError
 from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Histogram, start_http_server
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -451,8 +451,12 @@ class GrpcServer:
             await self._on_stop()
         log.info("%s stopped", self.name)
 
-    async def serve_until_signalled(self, host: str, port: int, grace: float = 5.0) -> None:
-        """Start, wait for SIGTERM or SIGINT, then stop gracefully."""
+    async def serve_until_signalled(self, host: str, port: int, grace: float = 5.0, *, metrics_port: int = 0) -> None:
+        """Start (with Prometheus metrics over HTTP on ``metrics_port``, unless 0), wait for SIGTERM
+        or SIGINT, then stop gracefully."""
+        if metrics_port:
+            start_http_server(metrics_port, addr=host)
+            log.info("%s: Prometheus metrics on http://%s:%d/metrics", self.name, host, metrics_port)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -190,4 +190,6 @@ async def build_agent_runner(
 async def serve(config: AgentRunnerConfig, *, host: str, port: int) -> None:
     """Run the agent runner until SIGTERM/SIGINT."""
     server, _service = await build_agent_runner(config)
-    await server.serve_until_signalled(host, port)
+    await server.serve_until_signalled(
+        host, port, metrics_port=env_int("SWITCHBOARD_AGENT_RUNNER_METRICS_PORT", 0, minimum=0)
+    )

@@ -6,8 +6,6 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
-from prometheus_client import start_http_server
-
 from services.session_api.auth import AuthConfig, TokenVerifier
 from services.session_api.feed import SessionFeed
 from services.session_api.liveness import SessionLiveness
@@ -119,7 +117,4 @@ async def build_session_api(config: SessionApiConfig) -> tuple[GrpcServer, Sessi
 async def serve(config: SessionApiConfig, *, host: str, port: int) -> None:
     """Run session_api until SIGTERM/SIGINT."""
     server, _service = await build_session_api(config)
-    if config.metrics_port:
-        start_http_server(config.metrics_port, addr=host)
-        log.info("Prometheus metrics on http://%s:%d/metrics", host, config.metrics_port)
-    await server.serve_until_signalled(host, port)
+    await server.serve_until_signalled(host, port, metrics_port=config.metrics_port)

@@ -125,4 +125,7 @@ async def build_thread_store(config: ThreadStoreConfig) -> tuple[GrpcServer, Thr
 async def serve(config: ThreadStoreConfig, *, host: str, port: int) -> None:
     """Run the thread store until SIGTERM/SIGINT."""
     server, _service = await build_thread_store(config)
-    await server.serve_until_signalled(host, port)
+    # RPC counts and latency, cache hits and misses, Redis fallbacks.
+    await server.serve_until_signalled(
+        host, port, metrics_port=env_int("SWITCHBOARD_THREAD_STORE_METRICS_PORT", 0, minimum=0)
+    )
