@@ -146,9 +146,6 @@ class GeneratedBackend:
     async def token_expired(self) -> None:
         await asyncio.Event().wait()  # the bench's operator never expires
 
-    async def token_expired(self) -> None:
-        await asyncio.Event().wait()  # the bench's operator never expires
-
     async def watch_sessions(self) -> AsyncIterator[SessionChange]:
         yield SessionChange(id="0-0", type="watch.started", at=START)
         await asyncio.Event().wait()

@@ -26,6 +26,7 @@ from tui.messages import (
     ConnectionChanged,
     LastMessagesLoaded,
     MetricsLoaded,
+    RunsLoaded,
     SessionChanged,
     SignedIn,
     SnapshotLoaded,
@@ -35,13 +36,16 @@ from tui.messages import (
 )
 from tui.screens.conversation import ConversationScreen
 from tui.screens.dashboard import DashboardScreen
-from tui.screens.dialogs import HandBackScreen, HelpScreen
+from tui.screens.dialogs import ConfirmScreen, HandBackScreen, HelpScreen
 from tui.screens.logs import LogScreen
-from tui.state import ConsoleState
+from tui.state import ConsoleState, WorkRow, threads_to_watch_for_runs, work_rows
 from tui.widgets.escalation_queue import EscalationQueue
+from tui.widgets.runs_table import RunsTable
 from tui.widgets.sessions_table import SessionsTable
 from tui.widgets.status_line import ServiceStatus, StatusLine
 from tui.widgets.transcript import Transcript
+
+RUNS_POLL_SECONDS = 2.0  # while the runs tab is shown
 
 
 def utc_now() -> datetime:
@@ -103,6 +107,7 @@ class ConsoleApp(App[None]):
         self.follow_sessions()
         self.follow_threads()
         self.poll_metrics()
+        self.set_interval(RUNS_POLL_SECONDS, self._poll_runs)
 
     async def on_unmount(self) -> None:
         try:
@@ -193,6 +198,78 @@ class ConsoleApp(App[None]):
     async def load_last_messages(self) -> None:
         """Read the last message of the sessions' threads the console has not seen one of yet."""
         await feeds.load_last_messages(self.backend, self.post_message, self.state.threads_without_last_message)
+
+    # -- the runs view --------------------------------------------------------
+    # The agent runner lists runs per thread (ListRuns), not per org: the view asks about the
+    # threads of active sessions with recent activity (tui.state.threads_to_watch_for_runs),
+    # and only while it is shown.
+
+    def _poll_runs(self) -> None:
+        if self.screen is self.dashboard and self.dashboard.active_tab == "runs":
+            self.load_runs()
+
+    def on_dashboard_screen_runs_shown(self, _message: DashboardScreen.RunsShown) -> None:
+        self.load_runs()
+
+    @work(exclusive=True, group="runs", exit_on_error=False)
+    async def load_runs(self) -> None:
+        """Read the active runs of the threads worth asking about."""
+        if self.principal is None:
+            return
+        threads = threads_to_watch_for_runs(self.state, self.clock())
+        try:
+            runs = await self.backend.load_runs(threads)
+        except Exception as error:
+            if isinstance(error, Unavailable):
+                await self.backend.reset(AGENT_RUNNER)
+            self.dashboard.say_runs(
+                f"cannot read the runs: {feeds.describe(error)} (is --agent-runner right?); "
+                f"trying again every {RUNS_POLL_SECONDS:.0f} s. Hand-offs below come from the thread feed."
+            )
+            self.dashboard.runs.show(work_rows(self.state, []))
+            return
+        self.post_message(RunsLoaded(runs, len(threads)))
+
+    def on_runs_loaded(self, message: RunsLoaded) -> None:
+        rows = work_rows(self.state, message.runs)
+        self.dashboard.runs.show(rows)
+        handoffs = sum(1 for row in rows if not row.run_id)
+        self.dashboard.say_runs(
+            f"{len(message.runs)} active runs, {handoffs} with a person · runs of the {message.watched} threads "
+            "active in the last 15 min · x cancels, enter opens"
+        )
+
+    def on_runs_table_action_requested(self, message: RunsTable.ActionRequested) -> None:
+        row = message.row
+        if message.action == "open":
+            self.push_screen(ConversationScreen(thread_id=row.thread_id, session_id=row.session_id))
+            return
+        if not row.run_id:
+            self.notify(
+                f"{row.user_id}'s conversation is with a person: there is no run to cancel (b hands it back)",
+                severity="warning",
+                markup=False,
+            )
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.cancel_run(row)
+
+        what = "answer" if row.state == "running" else "queued answer" if row.state == "queued" else "paused answer"
+        question = f"Cancel {row.user_id}'s {what} ({row.run_id})? The part already written stays."
+        self.push_screen(ConfirmScreen(question), answered)
+
+    @work(group="actions", exit_on_error=False)
+    async def cancel_run(self, row: WorkRow) -> None:
+        """Ask the agent runner to stop a run, then read the runs again."""
+        try:
+            stopped = await self.backend.cancel_run(row.run_id)
+        except Exception as error:
+            await self._runner_refused(f"could not cancel {row.user_id}'s run", error)
+            return
+        self.notify(f"cancelled {row.user_id}'s run ({', '.join(stopped) or row.run_id})", markup=False)
+        self.load_runs()
 
     def on_thread_feed_resumed(self, _message: ThreadFeedResumed) -> None:
         for screen in self._conversations():
@@ -399,6 +476,7 @@ class ConsoleApp(App[None]):
             ("Main screen", DashboardScreen),
             ("Sessions", SessionsTable),
             ("Escalation queue", EscalationQueue),
+            ("Runs", RunsTable),
             ("Conversation", ConversationScreen),
             ("Transcript", Transcript),
         ]

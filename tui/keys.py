@@ -57,9 +57,7 @@ def is_console_command(node: DOMNode, binding: Binding) -> bool:
     """Whether a binding is one of the console's own commands (declared in ``tui``, and not a move)."""
     if binding.system or not binding.description or binding.group == MOVE:
         return False
-    return any(
-        binding in _bindings(cls) for cls in type(node).__mro__ if cls.__module__.startswith(CONSOLE_PACKAGE)
-    )
+    return any(binding in _bindings(cls) for cls in type(node).__mro__ if cls.__module__.startswith(CONSOLE_PACKAGE))
 
 
 class KeyBindingsProvider(Provider):

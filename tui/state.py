@@ -15,10 +15,12 @@ from typing import Literal
 from services.agent_runner.client import Handoff
 from services.thread_store.client import item_from_json
 from tui.data import (
+    EPOCH,
     ITEM_WRITES,
     THREAD_HANDLER,
     EscalationInfo,
     LastMessage,
+    RunInfo,
     SessionChange,
     SessionInfo,
     ThreadChange,
@@ -305,6 +307,11 @@ class ConsoleState:
         pending = [e for e in self.escalations.values() if e.thread_id == thread_id]
         return min(pending, key=lambda e: (e.opened_at, e.id)) if pending else None
 
+    def last_activity(self, session_id: str) -> datetime:
+        """When the session or its thread last changed, as far as the console knows."""
+        session = self.sessions[session_id]
+        return self._activity.get(session_id, session.created_at)
+
     def session_of_thread(self, thread_id: str) -> str | None:
         """The id of the session a thread belongs to, if known."""
         return self._session_of_thread.get(thread_id)
@@ -361,3 +368,94 @@ def _message_of(item_json: bytes) -> LastMessage | None:
     except ValueError:
         return None
     return last_message_of(item)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkRow:
+    """One line of the runs view.
+
+    Attributes:
+        key: The run's id, or ``handoff:<thread id>`` for a conversation a person handles.
+        state: ``running``, ``queued``, ``waiting_approval``, ``waiting`` (for a person) or ``human``.
+        who: The agent of a run, or the operator holding the conversation.
+        run_id: '' for a hand-off (there is no run to cancel).
+    """
+
+    key: str
+    state: str
+    thread_id: str
+    session_id: str | None
+    user_id: str
+    who: str
+    title: str
+    since: datetime | None
+    run_id: str = ""
+
+
+# What the runs view asks the agent runner about (it lists runs per thread only: there is no org-wide list).
+RUNS_WINDOW_SECONDS = 15 * 60  # threads with activity this recent
+RUNS_MAX_THREADS = 100
+_URGENCY = {"waiting": 0, "waiting_approval": 1, "human": 2, "running": 3, "queued": 4}
+
+
+def threads_to_watch_for_runs(state: ConsoleState, now: datetime) -> list[str]:
+    """The threads whose runs the runs view reads: the sessions' threads that were active lately.
+
+    A run writes to its thread at least every second while it runs, and a run waiting for
+    an approval wrote its card when it paused; a paused run older than the window is missed
+    (the agent runner has no org-wide list of runs to ask instead).
+    """
+    recent = []
+    for session_id, session in state.sessions.items():
+        thread_id = session.thread_id
+        if thread_id is None:  # a run goes on when its session ends (the browser went away): any status
+            continue
+        at = state.last_activity(session_id)
+        if (now - at).total_seconds() <= RUNS_WINDOW_SECONDS:
+            recent.append((at, thread_id))
+    recent.sort(reverse=True)
+    return [thread_id for _at, thread_id in recent[:RUNS_MAX_THREADS]]
+
+
+def work_rows(state: ConsoleState, runs: list[RunInfo]) -> list[WorkRow]:
+    """The runs view's rows: active runs, and the conversations a person handles or is awaited in."""
+    rows: list[WorkRow] = []
+
+    def title_of(thread_id: str) -> str:
+        thread = state.threads.get(thread_id)
+        return thread.title if thread is not None else ""
+
+    for run in runs:
+        rows.append(
+            WorkRow(
+                key=run.id,
+                state=run.status,
+                thread_id=run.thread_id,
+                session_id=run.session_id or state.session_of_thread(run.thread_id),
+                user_id=run.user_id,
+                who=run.agent_id or "agent",
+                title=title_of(run.thread_id),
+                since=run.started_at or run.created_at,
+                run_id=run.id,
+            )
+        )
+    for session in state.sessions.values():
+        thread_id = session.thread_id
+        if thread_id is None:
+            continue
+        handoff = state.handler(thread_id)
+        if handoff.kind == "agent":
+            continue
+        rows.append(
+            WorkRow(
+                key=f"handoff:{thread_id}",
+                state="human" if handoff.kind == "human" else "waiting",
+                thread_id=thread_id,
+                session_id=session.id,
+                user_id=session.user_id,
+                who=handler_label(handoff, state.operator_id) if handoff.kind == "human" else "",
+                title=title_of(thread_id),
+                since=state.handoff_started(thread_id),
+            )
+        )
+    return sorted(rows, key=lambda r: (_URGENCY.get(r.state, 9), r.since is None, r.since or EPOCH, r.key))

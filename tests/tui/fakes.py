@@ -143,11 +143,22 @@ def demo_last_messages() -> dict[str, LastMessage]:
 
 
 def demo_runs() -> list[RunInfo]:
-    """Active runs of the demo org: Dave's answer waits for an approval, Erin's is being written."""
-    return [
-        RunInfo("run_dave1", "thr_dave", "dave", "ses_04", "sales", "waiting_approval", ago(5210), ago(5210), "r-1"),
-        RunInfo("run_erin1", "thr_erin", "erin", "ses_05", "support", "running", ago(12), ago(12), "r-2"),
-    ]
+    """Active runs of the demo org (none: ``with_runs`` adds two conversations the agent is answering)."""
+    return []
+
+
+def with_runs(backend: InMemoryBackend) -> InMemoryBackend:
+    """The demo org plus Gus, whose answer is being written, and Hana, whose answer waits for her approval."""
+    for sid, user, thread, title, status, age in (
+        ("ses_06", "gus", "thr_gus", "Change my delivery address", "running", 12),
+        ("ses_07", "hana", "thr_hana", "Delete my old tasks", "waiting_approval", 95),
+    ):
+        backend.sessions.append(
+            SessionInfo(sid, user, "acme", "support", "web", "active", ago(age + 5), thread_ids=(thread,))
+        )
+        backend.threads[thread] = ThreadSummary(thread, title, "triage", ago(age))
+        backend.runs.append(RunInfo(f"run_{user}", thread, user, sid, "triage", status, ago(age), ago(age), "r-1"))
+    return backend
 
 
 def handler_change(change_id: str, handoff: Handoff, *, at: datetime = NOW) -> ThreadChange:

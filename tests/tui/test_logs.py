@@ -24,7 +24,7 @@ def terminal(monkeypatch: pytest.MonkeyPatch) -> io.StringIO:
     monkeypatch.setattr(root, "handlers", [])
     monkeypatch.setattr(root, "level", root.level)
     monkeypatch.setattr("sys.stderr", screen)
-    configure_logging()
+    configure_logging("console")
     assert any(getattr(h, "stream", None) is screen for h in root.handlers)
     return screen
 

@@ -7,15 +7,18 @@ from datetime import datetime
 
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Static, TabbedContent, TabPane
 
 from tui.state import ConsoleState
 from tui.widgets.escalation_queue import EscalationQueue
 from tui.widgets.metrics_panel import MetricsPanel
+from tui.widgets.runs_table import RunsTable
 from tui.widgets.sessions_table import SessionsTable
 from tui.widgets.status_line import StatusLine
 
+RUNS_HELP = "Active runs and hand-offs, most urgent first; x cancels a run, enter opens its conversation."
 TICK_SECONDS = 1.0  # waiting times tick every second
 FULL_REFRESH_TICKS = 5  # ages and last activity (minutes) every fifth tick
 
@@ -35,6 +38,7 @@ class DashboardScreen(Screen[None]):
         Binding("1", "show_tab('sessions')", "Sessions", tooltip="Show the live sessions", group=TABS),
         Binding("2", "show_tab('escalations')", "Escalations", tooltip="Show the escalation queue", group=TABS),
         Binding("3", "show_tab('metrics')", "Metrics", tooltip="Show the metrics", group=TABS),
+        Binding("4", "show_tab('runs')", "Runs", tooltip="Show the active runs and hand-offs", group=TABS),
         Binding("slash", "filter", "Filter", key_display="/", tooltip="Filter the sessions by words"),
         Binding("escape", "close_filter", "Clear filter", show=False, tooltip="Clear and close the filter"),
     ]
@@ -61,8 +65,14 @@ class DashboardScreen(Screen[None]):
                 yield EscalationQueue(clock=self._clock, id="queue")
             with TabPane("Metrics", id="metrics"):
                 yield MetricsPanel(id="metrics-panel")
+            with TabPane("Runs", id="runs"):
+                yield Static(RUNS_HELP, id="runs-help")
+                yield RunsTable(clock=self._clock, id="runs-table")
         yield StatusLine(self._services, id="status")
         yield Footer(compact=True)
+
+    class RunsShown(Message):
+        """The runs tab was opened: read the runs now, not at the next poll."""
 
     def on_mount(self) -> None:
         self.query_one("#filter", Input).display = False
@@ -81,6 +91,20 @@ class DashboardScreen(Screen[None]):
         return self.query_one(EscalationQueue)
 
     @property
+    def runs(self) -> RunsTable:
+        """The runs view."""
+        return self.query_one(RunsTable)
+
+    @property
+    def active_tab(self) -> str:
+        """The tab shown: ``sessions``, ``escalations``, ``metrics`` or ``runs``."""
+        return self.query_one(TabbedContent).active
+
+    def say_runs(self, text: str) -> None:
+        """The line above the runs view: where its data comes from, and when it could not be read."""
+        self.query_one("#runs-help", Static).update(text)
+
+    @property
     def metrics(self) -> MetricsPanel:
         """The metrics panel."""
         return self.query_one(MetricsPanel)
@@ -89,6 +113,7 @@ class DashboardScreen(Screen[None]):
         self._ticks += 1
         self.sessions_table.refresh_times(waiting_only=self._ticks % FULL_REFRESH_TICKS != 0)
         self.queue.refresh_times()
+        self.runs.refresh_times()
 
     def _show_view(self) -> None:
         self.query_one("#view", Static).update(self.sessions_table.describe_view())
@@ -105,6 +130,8 @@ class DashboardScreen(Screen[None]):
             self.sessions_table.focus()
         elif tab == "escalations":
             self.queue.focus()
+        elif tab == "runs":
+            self.runs.focus()
 
     def action_filter(self) -> None:
         self.action_show_tab("sessions")
@@ -136,3 +163,6 @@ class DashboardScreen(Screen[None]):
             self.sessions_table.focus()
         elif pane == "escalations":
             self.queue.focus()
+        elif pane == "runs":
+            self.runs.focus()
+            self.post_message(self.RunsShown())

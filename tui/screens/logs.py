@@ -56,7 +56,8 @@ class LogScreen(Screen[None]):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        self._catch_up()
+        # After the first layout: written before it, lines would wrap at RichLog's minimum width.
+        self.call_after_refresh(self._catch_up)
         self.query_one(RichLog).focus()
         self.set_interval(POLL_SECONDS, self._catch_up)
 
