@@ -45,6 +45,8 @@ TARGET_ENV = {
     "SWITCHBOARD_AGENT_RUNNER": "where the agent runner is (host:port)",
 }
 README_HINT = "Every setting is listed in README.md, section Configuration."
+# The processes that trace when OTEL_EXPORTER_OTLP_ENDPOINT (or _TRACES_ENDPOINT) is set.
+TRACED_SERVICES = frozenset({"thread-store", "session-api", "agent-runner", "edge"})
 
 
 def configure_logging(command: str) -> None:
@@ -428,6 +430,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"switchboard: {error.message}", file=sys.stderr)
         return 2
 
+    traced = False
+    if args.command in TRACED_SERVICES:
+        from switchboard.tracing import setup_tracing
+
+        traced = setup_tracing(args.command.replace("-", "_"), http=args.command == "edge")
     try:
         result = resolve_handler(args.handler)(args)
     except SwitchboardError as error:
@@ -435,6 +442,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    finally:
+        if traced:
+            from switchboard.tracing import shutdown_tracing
+
+            shutdown_tracing()
     return int(result or 0)
 
 

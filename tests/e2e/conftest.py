@@ -86,8 +86,8 @@ def start_stack(data_dir: Path, ports: dict[str, int], database_url: str, redis_
         SWITCHBOARD_EDGE_RATE_BURST="200",
         SWITCHBOARD_LOG_LEVEL="WARNING",
         **{f"SWITCHBOARD_{name.upper()}_PORT": str(port) for name, port in ports.items()},
-        **extra_env,
     )
+    env.update(extra_env)  # a test's own settings win
     env.pop("OPENAI_API_KEY", None)
     env.pop("OPENAI_BASE_URL", None)
     proc = subprocess.Popen(
