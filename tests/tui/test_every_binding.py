@@ -64,6 +64,10 @@ async def _ready(pilot: Pilot[None], app: ConsoleApp) -> None:
     await wait_for(pilot, lambda: len(app.dashboard.sessions_table.shown_ids) == 7, what="the sessions")
 
 
+def _selected(table: SessionsTable, session_id: str) -> Callable[[], bool]:
+    return lambda: table.selected_session_id == session_id
+
+
 def _tab(app: ConsoleApp) -> str:
     return app.dashboard.query_one(TabbedContent).active
 
@@ -109,8 +113,7 @@ async def test_the_sessions_tables_keys() -> None:
         moves = [("j", 1), ("down", 2), ("k", 1), ("up", 0), ("G", 6), ("g", 0), ("end", 6), ("home", 0)]
         moves += [("pagedown", 6), ("pageup", 0), ("ctrl+d", 6), ("ctrl+u", 0)]
         for key, index in moves:
-            expected = order[index]
-            await keys.press(key, lambda expected=expected: table.selected_session_id == expected, what=key)
+            await keys.press(key, _selected(table, order[index]), what=key)
         await keys.press("f", lambda: table.status_filter == "active")
         await pilot.press("f", "f")
         await keys.press("s", lambda: table.sort_key == "activity")
