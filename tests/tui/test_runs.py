@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from textual.pilot import Pilot
 
+from services.agent_runner.tasks import TaskRepository
 from switchboard.errors import Unavailable
-from tests.tui.conftest import notices, wait_for
+from switchboard.principal import Principal
+from tests.agent_runner.conftest import RunningRunner
+from tests.agent_runner.conftest import user_message as runner_message
+from tests.tui.conftest import Stack, connected, notices, wait_for
 from tests.tui.fakes import InMemoryBackend, fixed_clock, with_runs
+from tests.tui.test_action_cards import runner  # noqa: F401 - the fixture is used through its name
 from tui.app import ConsoleApp
 from tui.backend import CANNOT_CANCEL
 from tui.screens.conversation import ConversationScreen
@@ -87,3 +94,34 @@ async def test_an_unreachable_agent_runner_is_said_on_the_runs_tab_and_hand_offs
         await wait_for(pilot, lambda: "cannot read the runs" in str(help_line.render()), what="the failure")
         assert "connection refused" in str(help_line.render())
         assert [row.user_id for row in app.dashboard.runs.shown] == ["alice", "bob"]
+
+
+async def test_a_real_agent_runners_paused_run_shows_and_its_refusal_of_an_operators_cancel_is_said(
+    stack: Stack,
+    runner: RunningRunner,
+    org: str,
+    new_user: Callable[[], Principal],  # noqa: F811
+) -> None:
+    user = new_user()
+    thread_id = await stack.user_thread(user, "hello")
+    await stack.sessions.create_session(user, thread_id=thread_id)
+    tasks: TaskRepository = runner.service.catalog._tasks
+    task_id = (await tasks.add_task(user_id=user.user_id, title="cancel the gym")).id
+    asked = runner.client.run(
+        user, thread_id=thread_id, user_message=runner_message(thread_id, f"delete task {task_id}")
+    )
+    _events = [event async for event in asked]
+    assert asked.status == "waiting_approval"
+
+    app = stack.console(org, operator=f"op-{org}", agent_runner=runner.target)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await connected(pilot, app)
+        await wait_for(pilot, lambda: len(app.dashboard.sessions_table.shown_ids) == 1, what="the session")
+        await pilot.press("4")
+        runs = app.dashboard.runs
+        await wait_for(pilot, lambda: [r.state for r in runs.shown] == ["waiting_approval"], what="the paused run")
+        assert runs.shown[0].user_id == user.user_id and runs.shown[0].thread_id == thread_id
+        await pilot.press("x", "y")
+        # The agent runner cancels only the caller's own runs (and not a paused one): the console says so.
+        await wait_for(pilot, lambda: any(CANNOT_CANCEL in n for n in notices(app)), what="the refusal")
+        assert asked.run_id and (await runner.client.get_run(user, asked.run_id)).status == "waiting_approval"
