@@ -231,3 +231,16 @@ async def test_a_click_highlights_a_session_and_a_second_click_opens_it() -> Non
         await pilot.click(table, offset=(3, 3))
         await wait_for(pilot, lambda: isinstance(app.screen, ConversationScreen), what="the conversation")
         assert isinstance(app.screen, ConversationScreen) and app.screen.session_id == "ses_01"
+
+
+async def test_each_item_shows_its_time_and_items_of_another_day_their_date() -> None:
+    backend = InMemoryBackend()
+    backend.transcripts["thr_alice"].insert(
+        0, user_says("thr_alice", "msg_0", "I wrote two days ago", at=NOW - timedelta(days=2))
+    )
+    app = ConsoleApp(backend, clock=fixed_clock, metrics_interval=60)
+    async with app.run_test(size=(100, 40)) as pilot:
+        screen = await _open_alice(pilot, app)
+        lines = screen.transcript.text.splitlines()
+        assert "Mar 12 15:09:26 user" in lines  # another day: with its date (UTC)
+        assert "15:02:16 user" in lines  # today: the time only

@@ -20,16 +20,19 @@ from textual.widgets.data_table import RowDoesNotExist
 from tui.data import format_wait
 from tui.state import WorkRow
 from tui.widgets.cells import Cell
+from tui.widgets.sessions_table import Column, fit_columns
 from tui.widgets.vim import VIM_TABLE_BINDINGS
 
+# Narrow terminals drop the run id, then the agent or person (the conversation's title shrinks first).
 COLUMNS = (
-    ("state", "State", 20),
-    ("for", "For", 8),
-    ("user", "User", 14),
-    ("agent", "Agent / person", 14),
-    ("title", "Conversation", 36),
-    ("run", "Run", 14),
+    Column("state", "State", 20),
+    Column("for", "For", 7),
+    Column("user", "User", 12),
+    Column("agent", "Agent / person", 14, drop=1),
+    Column("title", "Conversation", 14, flex=1),
+    Column("run", "Run", 16, drop=2),
 )
+SCROLLBAR = 2
 STATE_LABEL = {
     "running": "running",
     "queued": "queued",
@@ -72,31 +75,54 @@ class RunsTable(DataTable[Cell]):
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
         self._clock = clock
         self._shown: dict[str, WorkRow] = {}
+        self._rows: list[WorkRow] = []
+        self._fitted: list[tuple[Column, int]] = []
 
-    def on_mount(self) -> None:
-        for key, label, width in COLUMNS:
-            self.add_column(label, key=key, width=width)
+    def _fit(self) -> bool:
+        """Choose the columns for the width; whether they changed."""
+        fitted = fit_columns(COLUMNS, max(0, self.size.width - SCROLLBAR), padding=self.cell_padding)
+        if fitted == self._fitted:
+            return False
+        self._fitted = fitted
+        self.clear(columns=True)
+        for column, width in fitted:
+            self.add_column(column.label, key=column.key, width=width)
+        return True
 
-    def _cells(self, row: WorkRow, now: datetime) -> list[Cell]:
+    def on_resize(self) -> None:
+        if self._fit():
+            self.show(self._rows)
+
+    @property
+    def column_keys(self) -> list[str]:
+        """The keys of the columns shown now."""
+        return [column.key for column, _width in self._fitted]
+
+    def _cells(self, row: WorkRow, now: datetime) -> dict[str, Cell]:
         waited = format_wait((now - row.since).total_seconds()) if row.since else ""
-        return [
-            Cell(STATE_LABEL.get(row.state, row.state), style=STATE_STYLE.get(row.state, "")),
-            Cell(waited),
-            Cell(row.user_id),
-            Cell(row.who),
-            Cell(" ".join(row.title.split()) or row.thread_id),
-            Cell(row.run_id or "—", style="" if row.run_id else "dim"),
-        ]
+        return {
+            "state": Cell(STATE_LABEL.get(row.state, row.state), style=STATE_STYLE.get(row.state, "")),
+            "for": Cell(waited),
+            "user": Cell(row.user_id),
+            "agent": Cell(row.who),
+            "title": Cell(" ".join(row.title.split()) or row.thread_id),
+            "run": Cell(row.run_id or "—", style="" if row.run_id else "dim"),
+        }
 
     def show(self, rows: list[WorkRow]) -> None:
         """Show exactly these rows (in this order), keeping the cursor on the row it was on."""
         selected = self.selected
+        self._rows = list(rows)
+        if not self._fitted:
+            self._fit()
         self.clear()
         self._shown = {}
         now = self._clock()
+        keys = self.column_keys
         for row in rows:
             self._shown[row.key] = row
-            self.add_row(*self._cells(row, now), key=row.key)
+            cells = self._cells(row, now)
+            self.add_row(*(cells[key] for key in keys), key=row.key)
         if selected is not None and selected.key in self._shown:
             with contextlib.suppress(RowDoesNotExist):
                 self.move_cursor(row=self.get_row_index(selected.key))
@@ -105,7 +131,7 @@ class RunsTable(DataTable[Cell]):
         """Update the time each row has been in its state."""
         now = self._clock()
         for key, row in self._shown.items():
-            cell = self._cells(row, now)[1]
+            cell = self._cells(row, now)["for"]
             if self.get_cell(key, "for").plain != cell.plain:
                 self.update_cell(key, "for", cell)
 

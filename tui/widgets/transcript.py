@@ -20,7 +20,7 @@ import bisect
 import json
 import re
 import time
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from chatkit.types import ThreadItem
@@ -57,8 +57,11 @@ def _short(value: Any) -> str:
     return text if len(text) <= MAX_DETAIL else text[: MAX_DETAIL - 1] + "…"
 
 
-def _header(item: ThreadItem, label: str, style: str) -> Text:
-    return Text.assemble((item.created_at.strftime("%H:%M:%S "), "dim"), (label, style))
+def _header(item: ThreadItem, today: date | None, label: str, style: str) -> Text:
+    # Times are UTC (as the services keep them); an item of another day than the console's today gets its date.
+    at = _created(item)
+    shown = at.strftime("%H:%M:%S ") if today is None or at.date() == today else at.strftime("%b %d %H:%M:%S ")
+    return Text.assemble((shown, "dim"), (label, style))
 
 
 def _body(text: str, style: str = "") -> Padding:
@@ -100,11 +103,11 @@ _CARD_LOOKS: dict[CardState, tuple[str, str, str]] = {
 WAITING_FOR_APPROVAL = "waiting for approval"
 
 
-def _card(item: ThreadItem, card: ActionCard) -> RenderableType:
+def _card(item: ThreadItem, card: ActionCard, today: date | None) -> RenderableType:
     """An action card: what it says, then that it waits for approval, or what became of it."""
     state = card.state
     label, header_style, status_style = _CARD_LOOKS[state]
-    parts: list[RenderableType] = [_header(item, label, header_style)]
+    parts: list[RenderableType] = [_header(item, today, label, header_style)]
     if card.text:
         text = card.text if len(card.text) <= MAX_CARD_TEXT else card.text[: MAX_CARD_TEXT - 1] + "…"
         parts.append(Padding(Markdown(text), (0, 0, 0, 2)))
@@ -116,11 +119,12 @@ def _card(item: ThreadItem, card: ActionCard) -> RenderableType:
     return Group(*parts)
 
 
-def render_item(item: ThreadItem, *, during_handoff: bool = False) -> RenderableType | None:
+def render_item(item: ThreadItem, *, during_handoff: bool = False, today: date | None = None) -> RenderableType | None:
     """How one ChatKit item reads in the console (None: not shown).
 
     Args:
         item: The item.
+        today: The console's date (UTC): items of other days show their date (None: times only).
         during_handoff: A user message sent while a person handles (or is awaited in) the
             conversation: marked, since the agent will not answer it.
     """
@@ -129,18 +133,18 @@ def render_item(item: ThreadItem, *, during_handoff: bool = False) -> Renderable
         return None
     if kind == "user_message":
         text = " ".join(getattr(part, "text", "") for part in item.content)  # type: ignore[union-attr]
-        header = _header(item, "user", "bold cyan")
+        header = _header(item, today, "user", "bold cyan")
         if during_handoff:
             header.append("  ").append(DURING_HANDOFF, DURING_HANDOFF_STYLE)
         return Group(header, _body(text))
     if kind == "assistant_message":
         text = "".join(part.text for part in item.content)  # type: ignore[union-attr]
         if item.id.startswith(OPERATOR_ITEM_PREFIX):
-            return Group(_header(item, "operator", "bold magenta"), _markdown(text))
-        return Group(_header(item, "assistant", "bold green"), _markdown(text))
+            return Group(_header(item, today, "operator", "bold magenta"), _markdown(text))
+        return Group(_header(item, today, "assistant", "bold green"), _markdown(text))
     if kind == "task":
         mark, style, text = _task_line(item.task)  # type: ignore[union-attr]
-        return Group(_header(item, f"tool {mark}", style), _body(text, style if mark == "✗" else ""))
+        return Group(_header(item, today, f"tool {mark}", style), _body(text, style if mark == "✗" else ""))
     if kind == "client_tool_call":
         call: Any = item
         done = call.status == "completed"
@@ -149,18 +153,18 @@ def render_item(item: ThreadItem, *, during_handoff: bool = False) -> Renderable
         text = f"{call.name}({_short(call.arguments)})"
         if done:
             text += f" → {_short(call.output)}"
-        return Group(_header(item, f"client tool {mark}", style), _body(text))
+        return Group(_header(item, today, f"client tool {mark}", style), _body(text))
     if kind == "workflow":
         tasks = item.workflow.tasks  # type: ignore[union-attr]
         lines = [Text.assemble((f"{mark} ", style), text) for mark, style, text in map(_task_line, tasks)]
-        return Group(_header(item, "workflow", "bold blue"), *(Padding(line, (0, 0, 0, 2)) for line in lines))
+        return Group(_header(item, today, "workflow", "bold blue"), *(Padding(line, (0, 0, 0, 2)) for line in lines))
     if kind == "widget" and (card := action_card(item)) is not None:
-        return _card(item, card)
+        return _card(item, card, today)
     if kind == "widget":
         widget: Any = item
         summary = widget.copy_text or getattr(widget.widget, "type", "widget")
-        return Group(_header(item, "widget", "bold blue"), _body(_short(summary), "italic"))
-    return Group(_header(item, kind, "dim"), _body(f"[{kind}]", "dim"))
+        return Group(_header(item, today, "widget", "bold blue"), _body(_short(summary), "italic"))
+    return Group(_header(item, today, kind, "dim"), _body(f"[{kind}]", "dim"))
 
 
 def _created(item: ThreadItem) -> datetime:
@@ -455,7 +459,9 @@ class Transcript(ScrollView, can_focus=True):
 
     def _render_block(self, item: ThreadItem, width: int) -> list[Strip]:
         self.item_renders += 1
-        renderable = render_item(item, during_handoff=self.during_handoff(item))
+        clock = getattr(self.app, "clock", None)
+        today = clock().date() if callable(clock) else None
+        renderable = render_item(item, during_handoff=self.during_handoff(item), today=today)
         if renderable is None:
             return []
         console = self.app.console
