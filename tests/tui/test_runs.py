@@ -98,9 +98,9 @@ async def test_an_unreachable_agent_runner_is_said_on_the_runs_tab_and_hand_offs
 
 async def test_a_real_agent_runners_paused_run_shows_and_its_refusal_of_an_operators_cancel_is_said(
     stack: Stack,
-    runner: RunningRunner,
+    runner: RunningRunner,  # noqa: F811
     org: str,
-    new_user: Callable[[], Principal],  # noqa: F811
+    new_user: Callable[[], Principal],
 ) -> None:
     user = new_user()
     thread_id = await stack.user_thread(user, "hello")
