@@ -313,17 +313,34 @@ class Transcript(ScrollView, can_focus=True):
         """Add an item, or replace it (a streamed update) re-rendering that item alone."""
         following = self.max_scroll_y == 0 or self.scroll_y >= self.max_scroll_y
         previous = self._items.get(item.id)
-        if previous is not None and previous.created_at != item.created_at:
+        moved = previous is not None and previous.created_at != item.created_at
+        if previous is not None and moved:
             self._order.remove(_order_key(previous))
-            previous = None
-        if previous is None:
+        if previous is None or moved:
             bisect.insort(self._order, _order_key(item))
         self._items[item.id] = item
         if self._render_width:
             self._blocks[item.id] = self._render_block(item, self._render_width)
-        self._rebuild(render_all=False)
+        # The usual case, an item added at the end or the last one growing as it streams, changes
+        # only the last lines: no walk over the thread's other items.
+        last = self._order[-1][1] == item.id and not moved and (previous is None or item.id in self._starts)
+        if last and self.is_mounted and self._render_width == self._width():
+            self._replace_last(item.id)
+        else:
+            self._rebuild(render_all=False)
         if following:
             self.scroll_end(animate=False, immediate=False)
+
+    def _replace_last(self, item_id: str) -> None:
+        start = self._starts[item_id][0] if item_id in self._starts else len(self._lines)
+        block = self._blocks[item_id]
+        del self._lines[start:]
+        self._lines.extend(block)
+        self._starts[item_id] = (start, max(0, len(block) - 1))
+        if self._matches:
+            self._mark_matches()
+        self.virtual_size = Size(self._render_width, len(self._lines))
+        self.refresh()
 
     def remove_item(self, item_id: str) -> None:
         """Drop a deleted item."""
