@@ -281,6 +281,9 @@ class SessionsTable(ScrollView, can_focus=True):
         if previous is None or previous.sort_value(self.sort_key) != row.sort_value(self.sort_key):
             self._place(session_id, new=previous is None)
             if previous is None:
+                if self._fit(self._shown.values()):  # a longer user id, or a second org: refit the columns
+                    self._resize_virtual()
+                    self.refresh()
                 self.post_message(self.ViewChanged())
         else:
             self._refresh_row(session_id)
