@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 from textual import work
 from textual.app import App
 from textual.binding import Binding
+from textual.css.query import NoMatches
 from textual.widgets import Input
 
 from services.agent_runner.client import Handoff
@@ -231,6 +233,8 @@ class ConsoleApp(App[None]):
         self.post_message(RunsLoaded(runs, len(threads)))
 
     def on_runs_loaded(self, message: RunsLoaded) -> None:
+        if not self.dashboard.is_mounted:  # the console is closing
+            return
         rows = work_rows(self.state, message.runs)
         self.dashboard.runs.show(rows)
         handoffs = sum(1 for row in rows if not row.run_id)
@@ -277,7 +281,9 @@ class ConsoleApp(App[None]):
 
     def on_metrics_loaded(self, message: MetricsLoaded) -> None:
         active, escalations = self.state.counts()
-        self.dashboard.metrics.show(message.metrics, active=active, escalations=escalations)
+        # Figures that arrive while the console closes find the dashboard's widgets gone: dropped.
+        with contextlib.suppress(NoMatches):
+            self.dashboard.metrics.show(message.metrics, active=active, escalations=escalations)
 
     def _after_change(self) -> None:
         active, escalations = self.state.counts()
