@@ -90,7 +90,7 @@ def default_agent_runner() -> str:
 def _console(args: argparse.Namespace) -> int:
     from tui.app import ConsoleApp
     from tui.backend import GrpcConsoleBackend, OperatorToken
-    from tui.logs import default_log_file
+    from tui.logs import c_stderr_to, default_log_file
 
     token = resolve_token(args.token)
     renew = None
@@ -103,7 +103,9 @@ def _console(args: argparse.Namespace) -> int:
         thread_store=args.thread_store,
         agent_runner=args.agent_runner,
     )
-    ConsoleApp(backend, log_file=default_log_file()).run()
+    log_file = default_log_file()
+    with c_stderr_to(log_file):
+        ConsoleApp(backend, log_file=log_file).run()
     return 0
 
 

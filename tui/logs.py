@@ -7,13 +7,21 @@ that writes to a stream (the terminal; pytest's capture too) is set aside,
 records go to the log file (``SWITCHBOARD_CONSOLE_LOG``, default
 ``$SWITCHBOARD_DATA_DIR/console.log``) and to a ring buffer the log panel
 (``L``) shows, and the handlers are put back when the console exits.
+
+C libraries write to file descriptor 2 themselves, past Python's logging: gRPC's
+core prints a line when a server it talks to goes away, just when the console
+says "reconnecting". ``c_stderr_to`` points that descriptor at the log file for
+the console's run and gives Textual a copy of the terminal to draw on.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import sys
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -132,4 +140,40 @@ class ConsoleLogging:
             self._root_level = None
 
 
-__all__ = ["ConsoleLogging", "LogLine", "RecentLogs", "default_log_file"]
+@contextlib.contextmanager
+def c_stderr_to(log_file: Path) -> Iterator[None]:
+    """Point file descriptor 2 at ``log_file`` while the console draws on a copy of the terminal.
+
+    Textual draws on ``sys.__stderr__``; within this it (and ``sys.stderr``) is a new file on
+    a duplicate of descriptor 2 taken before the switch, so the screen and Python's own
+    writes are unchanged while whatever writes to descriptor 2 directly (gRPC's C core)
+    lands in the file. Everything is put back on exit. Without a writable log file it
+    changes nothing.
+    """
+    try:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        sink = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    except OSError:
+        yield  # the console says it cannot write the log (ConsoleLogging); the screen may then get C lines
+        return
+    for stream in (sys.stderr, sys.__stderr__):
+        if stream is not None:
+            stream.flush()
+    terminal = os.dup(2)
+    original, python_stderr = sys.__stderr__, sys.stderr
+    screen = os.fdopen(terminal, "w", encoding=getattr(original, "encoding", None) or "utf-8", errors="replace")
+    os.dup2(sink, 2)
+    os.close(sink)
+    # Python's own writes (a crash's traceback, printed as the console exits) still reach the terminal.
+    sys.__stderr__ = sys.stderr = screen  # type: ignore[misc]
+    try:
+        yield
+    finally:
+        screen.flush()
+        os.dup2(terminal, 2)
+        sys.__stderr__ = original  # type: ignore[misc]
+        sys.stderr = python_stderr
+        screen.close()
+
+
+__all__ = ["ConsoleLogging", "LogLine", "RecentLogs", "c_stderr_to", "default_log_file"]

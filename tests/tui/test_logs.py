@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import logging
+import os
+import sys
 import threading
 from pathlib import Path
 
@@ -13,6 +15,7 @@ from switchboard.cli import configure_logging
 from tests.tui.conftest import wait_for
 from tests.tui.fakes import InMemoryBackend, fixed_clock
 from tui.app import ConsoleApp
+from tui.logs import c_stderr_to
 from tui.screens.logs import LogScreen
 
 
@@ -75,3 +78,19 @@ async def test_a_log_file_that_cannot_be_written_is_said_and_the_panel_still_kee
         assert isinstance(screen, LogScreen)
         await wait_for(pilot, lambda: any("still kept" in line for line in screen.lines), what="the record")
     assert terminal.getvalue() == ""
+
+
+def test_c_libraries_writes_to_descriptor_2_go_to_the_log_file_while_the_screen_keeps_the_terminal(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    log_file = tmp_path / "console.log"
+    with c_stderr_to(log_file):
+        os.write(2, b"I1205 chttp2_transport.cc] Got goaway\n")  # as gRPC's core writes: past Python
+        assert sys.__stderr__ is not None
+        sys.__stderr__.write("drawn on the screen\n")  # what Textual draws
+        sys.__stderr__.flush()
+    os.write(2, b"after the console\n")
+    err = capfd.readouterr().err
+    assert "Got goaway" in log_file.read_text()
+    assert "Got goaway" not in err
+    assert "drawn on the screen" in err and "after the console" in err
