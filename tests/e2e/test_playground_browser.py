@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 
 from tests.e2e.conftest import Stack, new_user
@@ -183,3 +184,18 @@ def test_a_reload_mid_answer_joins_the_running_answer_and_stop_ends_one(
     expect(browser_page.get_by_test_id("stop")).to_be_disabled()  # the stream ended
     expect(browser_page.get_by_test_id("send")).to_be_enabled()
     assert "1999 2000." not in browser_page.get_by_test_id("assistant-message").last.inner_text()
+
+
+def test_an_operators_reply_appears_while_the_page_is_idle(page: tuple[Page, Offline], stack: Stack) -> None:
+    browser_page, _ = page
+    browser_page.goto("/")
+    sign_in(browser_page, stack.token(new_user()))
+    say(browser_page, "add task call the bank")
+    expect(browser_page.get_by_test_id("assistant-message").last).to_contain_text("call the bank")
+    thread_id = browser_page.evaluate("state.threadId")
+    operator = {"Authorization": f"Bearer {stack.token(f'op-{new_user()}', operator=True)}"}
+    with httpx.Client(base_url=stack.edge, headers=operator, timeout=10) as http:
+        assert http.post(f"/api/operator/threads/{thread_id}/takeover").status_code == 200
+        sent = http.post(f"/api/operator/threads/{thread_id}/messages", json={"text": "Hi, Sam from support here."})
+        assert sent.status_code == 201, sent.text
+    expect(browser_page.get_by_text("Hi, Sam from support here.")).to_be_visible()  # no reload, no message sent
