@@ -115,4 +115,3 @@ def migrate(args: argparse.Namespace) -> int:
         applied = apply_migrations(urls.database_url)
     print(f"applied {len(applied)} migration(s): {', '.join(applied)}" if applied else "database is up to date")
     return 0
-
