@@ -25,6 +25,8 @@ pytest.importorskip("playwright.sync_api", reason="playwright is not installed (
 from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
 
 TIMEOUT_MS = 20_000
+# The first test's set-up may install chromium (apt-get) on a fresh machine: minutes, past the suite's 120 s.
+pytestmark = pytest.mark.timeout(900)
 expect.set_options(timeout=TIMEOUT_MS)
 
 
