@@ -485,6 +485,7 @@ class ConsoleApp(App[None]):
             ("Runs", RunsTable),
             ("Conversation", ConversationScreen),
             ("Transcript", Transcript),
+            ("Log panel", LogScreen),
         ]
         self.push_screen(HelpScreen(owners))
 
