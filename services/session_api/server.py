@@ -12,6 +12,7 @@ from services.session_api.liveness import SessionLiveness
 from services.session_api.repository import QUERIES_DIR, SessionRepository
 from services.session_api.service import SessionLimits, SessionService
 from services.session_api.servicer import SessionApiServicer
+from services.session_api.webhooks import WebhookConfig, WebhookRepository, start_delivery
 from switchboard.api.v1 import session_api_pb2, session_api_pb2_grpc
 from switchboard.config import env_float, env_int
 from switchboard.grpc_runtime import GrpcServer
@@ -41,6 +42,7 @@ class SessionApiConfig:
         pool_size: Postgres connections.
         redis_pools: Redis connections for commands and for watches (bounded; past them a call waits).
         metrics_port: Serve Prometheus metrics over HTTP on this port (0: off).
+        webhooks: Outgoing webhooks: the deployment's endpoint and how this replica delivers.
     """
 
     database_url: str
@@ -52,6 +54,7 @@ class SessionApiConfig:
     pool_size: int = 10
     redis_pools: RedisPools = field(default_factory=RedisPools)
     metrics_port: int = 0
+    webhooks: WebhookConfig = field(default_factory=WebhookConfig)
 
     @classmethod
     def from_env(cls, *, database_url: str, redis_url: str | None) -> SessionApiConfig:
@@ -65,6 +68,7 @@ class SessionApiConfig:
             pool_size=env_int("SWITCHBOARD_DB_POOL_SIZE", 10, minimum=1),
             redis_pools=RedisPools.from_env(),
             metrics_port=env_int("SWITCHBOARD_SESSION_API_METRICS_PORT", 0),
+            webhooks=WebhookConfig.from_env(),
         )
 
 
@@ -78,7 +82,13 @@ async def build_session_api(config: SessionApiConfig) -> tuple[GrpcServer, Sessi
     if config.migrate:
         await asyncio.to_thread(apply_migrations, config.database_url)
     pool = await create_pool(config.database_url, max_size=config.pool_size)
-    repository = SessionRepository(pool, Queries.load(QUERIES_DIR))
+    queries = Queries.load(QUERIES_DIR)
+    repository = SessionRepository(pool, queries)
+    # Every replica delivers webhooks (SKIP LOCKED shares the work); see services/session_api/webhooks.py.
+    webhooks = WebhookRepository(pool, queries)
+    stop_webhooks = await start_delivery(
+        database_url=config.database_url, repository=webhooks, queries=queries, config=config.webhooks
+    )
     liveness = SessionLiveness(repository.session_status, active_ttl_seconds=config.session_status_ttl_seconds)
     verifier = TokenVerifier(config.auth, liveness.is_active)
     feed: SessionFeed | None = None
@@ -102,6 +112,7 @@ async def build_session_api(config: SessionApiConfig) -> tuple[GrpcServer, Sessi
     auth.users = user_principal
 
     async def close() -> None:
+        await stop_webhooks()
         if feed is not None:
             await feed.close()
         for c in clients:
