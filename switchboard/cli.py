@@ -245,6 +245,29 @@ def build_parser() -> argparse.ArgumentParser:
     threads.add_argument("--org", default=None, help="import: the org the threads belong to")
     threads.add_argument("--file", default="-", help="file to write or read ('-': stdout/stdin)")
 
+    webhooks = commands.add(
+        "webhooks",
+        "services.session_api.webhook_commands:webhooks_command",
+        "manage an org's webhook endpoints, their deliveries and redelivery",
+        "add, list, remove or test an org's webhook endpoints (Standard Webhooks signatures), list an\n"
+        "endpoint's deliveries with their attempts, send events again (one, or every dead-lettered one), or\n"
+        "print a new whsec_ secret. Calls session_api as an operator of --org (README: Webhooks).",
+        {"SWITCHBOARD_INTERNAL_SECRET": "the internal key (default: the one 'up' keeps in the data dir)"},
+        {"SWITCHBOARD_TOKEN": "else: an operator's token, or a service token with webhooks:admin"},
+        TARGET_ENV,
+    )
+    webhooks.add_argument("action", choices=["add", "list", "remove", "test", "deliveries", "redeliver", "secret"])
+    webhooks.add_argument("--org", default=None, help="the org whose endpoints these are")
+    webhooks.add_argument("--url", default=None, help="add: where events are POSTed")
+    webhooks.add_argument("--event", action="append", default=[], help="add: an event type (repeatable; none: all)")
+    webhooks.add_argument("--description", default="", help="add: what the endpoint is for")
+    webhooks.add_argument("--secret", default=None, help="add: a whsec_ secret to use (default: a new one)")
+    webhooks.add_argument("--endpoint", default=None, help="the endpoint id (see 'list')")
+    webhooks.add_argument("--event-id", default=None, help="redeliver: one event (default: every dead letter)")
+    webhooks.add_argument("--status", default=None, choices=["pending", "delivered", "dead"], help="deliveries: filter")
+    webhooks.add_argument("--limit", type=int, default=50, help="deliveries: how many (default %(default)s)")
+    webhooks.add_argument("--session-api", default=_target_default("session_api"), help="session_api host:port")
+
     console = commands.add(
         "console",
         "tui.commands:_console",
@@ -348,6 +371,7 @@ _SCOPE_AUDIENCE = {
     "escalations": "session_api",
     "runs": "agent_runner",
     "handoffs": "agent_runner",
+    "webhooks": "session_api",
 }
 
 

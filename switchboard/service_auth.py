@@ -104,6 +104,12 @@ METHOD_SCOPES: dict[str, dict[str, str]] = {
         "ListEscalations": "escalations:read",
         "ClaimEscalation": "escalations:write",
         "ResolveEscalation": "escalations:write",
+        "AddWebhookEndpoint": "webhooks:admin",
+        "ListWebhookEndpoints": "webhooks:admin",
+        "RemoveWebhookEndpoint": "webhooks:admin",
+        "TestWebhookEndpoint": "webhooks:admin",
+        "ListWebhookDeliveries": "webhooks:admin",
+        "RedeliverWebhooks": "webhooks:admin",
     },
     "agent_runner": {
         "Run": "runs:write",

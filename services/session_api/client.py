@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -237,6 +237,85 @@ class SessionApiClient:
             request.until.CopyFrom(timestamp(until))
         reply: pb.SessionMetrics = await self._call("GetMetrics", request)
         return reply
+
+    # -- webhooks -----------------------------------------------------------------
+
+    async def add_webhook_endpoint(
+        self,
+        principal: Principal,
+        *,
+        url: str,
+        org_id: str = "",
+        event_types: Sequence[str] = (),
+        description: str = "",
+        secret: str = "",
+    ) -> pb.WebhookEndpoint:
+        """Add an org's endpoint; the reply carries its secret (shown this once)."""
+        request = pb.AddWebhookEndpointRequest(
+            principal=principal_to_proto(principal),
+            org_id=org_id,
+            url=url,
+            event_types=list(event_types),
+            description=description,
+            secret=secret,
+        )
+        reply: pb.WebhookEndpoint = await self._call("AddWebhookEndpoint", request)
+        return reply
+
+    async def list_webhook_endpoints(
+        self, principal: Principal, *, org_id: str = ""
+    ) -> pb.ListWebhookEndpointsResponse:
+        """An org's endpoints (without their secrets)."""
+        request = pb.ListWebhookEndpointsRequest(principal=principal_to_proto(principal), org_id=org_id)
+        reply: pb.ListWebhookEndpointsResponse = await self._call("ListWebhookEndpoints", request)
+        return reply
+
+    async def remove_webhook_endpoint(self, principal: Principal, endpoint_id: str, *, org_id: str = "") -> None:
+        """Remove an endpoint and its pending deliveries."""
+        request = pb.RemoveWebhookEndpointRequest(
+            principal=principal_to_proto(principal), org_id=org_id, endpoint_id=endpoint_id
+        )
+        await self._call("RemoveWebhookEndpoint", request)
+
+    async def test_webhook_endpoint(self, principal: Principal, endpoint_id: str, *, org_id: str = "") -> str:
+        """Queue a ``webhook.test`` event for the endpoint; returns its ``webhook-id``."""
+        request = pb.TestWebhookEndpointRequest(
+            principal=principal_to_proto(principal), org_id=org_id, endpoint_id=endpoint_id
+        )
+        reply: pb.TestWebhookEndpointResponse = await self._call("TestWebhookEndpoint", request)
+        return reply.event_id
+
+    async def list_webhook_deliveries(
+        self,
+        principal: Principal,
+        endpoint_id: str,
+        *,
+        org_id: str = "",
+        status: str = "",
+        before: int = 0,
+        limit: int = 0,
+    ) -> pb.ListWebhookDeliveriesResponse:
+        """An endpoint's deliveries, newest first, with their attempts."""
+        request = pb.ListWebhookDeliveriesRequest(
+            principal=principal_to_proto(principal),
+            org_id=org_id,
+            endpoint_id=endpoint_id,
+            status=status,
+            before=before,
+            limit=limit,
+        )
+        reply: pb.ListWebhookDeliveriesResponse = await self._call("ListWebhookDeliveries", request)
+        return reply
+
+    async def redeliver_webhooks(
+        self, principal: Principal, endpoint_id: str, *, org_id: str = "", event_id: str = ""
+    ) -> int:
+        """Send one event again, or every dead-lettered one; returns how many."""
+        request = pb.RedeliverWebhooksRequest(
+            principal=principal_to_proto(principal), org_id=org_id, endpoint_id=endpoint_id, event_id=event_id
+        )
+        reply: pb.RedeliverWebhooksResponse = await self._call("RedeliverWebhooks", request)
+        return reply.count
 
     async def watch(
         self, principal: Principal, *, org: bool = False, session_id: str = "", since: str = ""

@@ -12,6 +12,7 @@ from services.session_api.liveness import SessionLiveness
 from services.session_api.repository import QUERIES_DIR, SessionRepository
 from services.session_api.service import SessionLimits, SessionService
 from services.session_api.servicer import SessionApiServicer
+from services.session_api.webhook_admin import WebhookAdmin
 from services.session_api.webhooks import WebhookConfig, WebhookRepository, start_delivery
 from switchboard.api.v1 import session_api_pb2, session_api_pb2_grpc
 from switchboard.config import env_float, env_int
@@ -119,8 +120,10 @@ async def build_session_api(config: SessionApiConfig) -> tuple[GrpcServer, Sessi
             await c.aclose()
         await pool.close()
 
+    servicer = SessionApiServicer(service, WebhookAdmin(webhooks, config.webhooks))
+
     def register(server: object) -> None:
-        session_api_pb2_grpc.add_SessionApiServicer_to_server(SessionApiServicer(service), server)
+        session_api_pb2_grpc.add_SessionApiServicer_to_server(servicer, server)
 
     return GrpcServer(name=SERVICE_NAME, register=register, on_stop=close, auth=auth), service
 

@@ -17,6 +17,8 @@ from services.session_api.domain import (
 )
 from services.session_api.feed import SessionChange
 from services.session_api.service import SessionService
+from services.session_api.webhook_admin import WebhookAdmin
+from services.session_api.webhook_servicer import WebhookRpcs
 from switchboard.api.v1 import session_api_pb2 as pb
 from switchboard.api.v1 import session_api_pb2_grpc
 from switchboard.errors import InvalidArgument
@@ -140,11 +142,12 @@ def change_to_proto(c: SessionChange) -> pb.SessionChange:
     return message
 
 
-class SessionApiServicer(session_api_pb2_grpc.SessionApiServicer):
-    """Converts between protobuf and ``SessionService``."""
+class SessionApiServicer(WebhookRpcs, session_api_pb2_grpc.SessionApiServicer):
+    """Converts between protobuf and ``SessionService`` (the webhook RPCs: ``WebhookRpcs``)."""
 
-    def __init__(self, service: SessionService) -> None:
+    def __init__(self, service: SessionService, webhooks: WebhookAdmin) -> None:
         self._service = service
+        self._webhooks = webhooks
 
     async def Authenticate(self, request: pb.AuthenticateRequest, context: ServicerContext) -> pb.AuthenticateResponse:
         verified = await self._service.authenticate(request.token)

@@ -415,3 +415,163 @@ class SessionChange(_message.Message):
     session: Session
     escalation: Escalation
     def __init__(self, id: _Optional[str] = ..., type: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., session: _Optional[_Union[Session, _Mapping]] = ..., escalation: _Optional[_Union[Escalation, _Mapping]] = ...) -> None: ...
+
+class WebhookEndpoint(_message.Message):
+    __slots__ = ("id", "org_id", "url", "secret", "event_types", "description", "created_by", "created_at")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    ORG_ID_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    SECRET_FIELD_NUMBER: _ClassVar[int]
+    EVENT_TYPES_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BY_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    org_id: str
+    url: str
+    secret: str
+    event_types: _containers.RepeatedScalarFieldContainer[str]
+    description: str
+    created_by: str
+    created_at: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., org_id: _Optional[str] = ..., url: _Optional[str] = ..., secret: _Optional[str] = ..., event_types: _Optional[_Iterable[str]] = ..., description: _Optional[str] = ..., created_by: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class AddWebhookEndpointRequest(_message.Message):
+    __slots__ = ("principal", "org_id", "url", "event_types", "description", "secret")
+    PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
+    ORG_ID_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    EVENT_TYPES_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    SECRET_FIELD_NUMBER: _ClassVar[int]
+    principal: _common_pb2.Principal
+    org_id: str
+    url: str
+    event_types: _containers.RepeatedScalarFieldContainer[str]
+    description: str
+    secret: str
+    def __init__(self, principal: _Optional[_Union[_common_pb2.Principal, _Mapping]] = ..., org_id: _Optional[str] = ..., url: _Optional[str] = ..., event_types: _Optional[_Iterable[str]] = ..., description: _Optional[str] = ..., secret: _Optional[str] = ...) -> None: ...
+
+class ListWebhookEndpointsRequest(_message.Message):
+    __slots__ = ("principal", "org_id")
+    PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
+    ORG_ID_FIELD_NUMBER: _ClassVar[int]
+    principal: _common_pb2.Principal
+    org_id: str
+    def __init__(self, principal: _Optional[_Union[_common_pb2.Principal, _Mapping]] = ..., org_id: _Optional[str] = ...) -> None: ...
+
+class ListWebhookEndpointsResponse(_message.Message):
+    __slots__ = ("endpoints",)
+    ENDPOINTS_FIELD_NUMBER: _ClassVar[int]
+    endpoints: _containers.RepeatedCompositeFieldContainer[WebhookEndpoint]
+    def __init__(self, endpoints: _Optional[_Iterable[_Union[WebhookEndpoint, _Mapping]]] = ...) -> None: ...
+
+class RemoveWebhookEndpointRequest(_message.Message):
+    __slots__ = ("principal", "org_id", "endpoint_id")
+    PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
+    ORG_ID_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINT_ID_FIELD_NUMBER: _ClassVar[int]
+    principal: _common_pb2.Principal
+    org_id: str
+    endpoint_id: str
+    def __init__(self, principal: _Optional[_Union[_common_pb2.Principal, _Mapping]] = ..., org_id: _Optional[str] = ..., endpoint_id: _Optional[str] = ...) -> None: ...
+
+class RemoveWebhookEndpointResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class TestWebhookEndpointRequest(_message.Message):
+    __slots__ = ("principal", "org_id", "endpoint_id")
+    PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
+    ORG_ID_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINT_ID_FIELD_NUMBER: _ClassVar[int]
+    principal: _common_pb2.Principal
+    org_id: str
+    endpoint_id: str
+    def __init__(self, principal: _Optional[_Union[_common_pb2.Principal, _Mapping]] = ..., org_id: _Optional[str] = ..., endpoint_id: _Optional[str] = ...) -> None: ...
+
+class TestWebhookEndpointResponse(_message.Message):
+    __slots__ = ("event_id",)
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    event_id: str
+    def __init__(self, event_id: _Optional[str] = ...) -> None: ...
+
+class WebhookAttempt(_message.Message):
+    __slots__ = ("attempted_at", "status_code", "error", "duration_ms")
+    ATTEMPTED_AT_FIELD_NUMBER: _ClassVar[int]
+    STATUS_CODE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    DURATION_MS_FIELD_NUMBER: _ClassVar[int]
+    attempted_at: _timestamp_pb2.Timestamp
+    status_code: int
+    error: str
+    duration_ms: int
+    def __init__(self, attempted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status_code: _Optional[int] = ..., error: _Optional[str] = ..., duration_ms: _Optional[int] = ...) -> None: ...
+
+class WebhookDelivery(_message.Message):
+    __slots__ = ("endpoint_id", "event_id", "event_seq", "type", "status", "attempts", "next_attempt_at", "last_error", "delivered_at", "event_created_at", "attempt_list")
+    ENDPOINT_ID_FIELD_NUMBER: _ClassVar[int]
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    EVENT_SEQ_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_ATTEMPT_AT_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    DELIVERED_AT_FIELD_NUMBER: _ClassVar[int]
+    EVENT_CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_LIST_FIELD_NUMBER: _ClassVar[int]
+    endpoint_id: str
+    event_id: str
+    event_seq: int
+    type: str
+    status: str
+    attempts: int
+    next_attempt_at: _timestamp_pb2.Timestamp
+    last_error: str
+    delivered_at: _timestamp_pb2.Timestamp
+    event_created_at: _timestamp_pb2.Timestamp
+    attempt_list: _containers.RepeatedCompositeFieldContainer[WebhookAttempt]
+    def __init__(self, endpoint_id: _Optional[str] = ..., event_id: _Optional[str] = ..., event_seq: _Optional[int] = ..., type: _Optional[str] = ..., status: _Optional[str] = ..., attempts: _Optional[int] = ..., next_attempt_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_error: _Optional[str] = ..., delivered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., event_created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., attempt_list: _Optional[_Iterable[_Union[WebhookAttempt, _Mapping]]] = ...) -> None: ...
+
+class ListWebhookDeliveriesRequest(_message.Message):
+    __slots__ = ("principal", "org_id", "endpoint_id", "status", "before", "limit")
+    PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
+    ORG_ID_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINT_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    BEFORE_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    principal: _common_pb2.Principal
+    org_id: str
+    endpoint_id: str
+    status: str
+    before: int
+    limit: int
+    def __init__(self, principal: _Optional[_Union[_common_pb2.Principal, _Mapping]] = ..., org_id: _Optional[str] = ..., endpoint_id: _Optional[str] = ..., status: _Optional[str] = ..., before: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ListWebhookDeliveriesResponse(_message.Message):
+    __slots__ = ("deliveries", "next_before")
+    DELIVERIES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    deliveries: _containers.RepeatedCompositeFieldContainer[WebhookDelivery]
+    next_before: int
+    def __init__(self, deliveries: _Optional[_Iterable[_Union[WebhookDelivery, _Mapping]]] = ..., next_before: _Optional[int] = ...) -> None: ...
+
+class RedeliverWebhooksRequest(_message.Message):
+    __slots__ = ("principal", "org_id", "endpoint_id", "event_id")
+    PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
+    ORG_ID_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINT_ID_FIELD_NUMBER: _ClassVar[int]
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    principal: _common_pb2.Principal
+    org_id: str
+    endpoint_id: str
+    event_id: str
+    def __init__(self, principal: _Optional[_Union[_common_pb2.Principal, _Mapping]] = ..., org_id: _Optional[str] = ..., endpoint_id: _Optional[str] = ..., event_id: _Optional[str] = ...) -> None: ...
+
+class RedeliverWebhooksResponse(_message.Message):
+    __slots__ = ("count",)
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    count: int
+    def __init__(self, count: _Optional[int] = ...) -> None: ...

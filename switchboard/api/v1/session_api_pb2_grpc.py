@@ -126,6 +126,36 @@ class SessionApiStub:
                 request_serializer=switchboard_dot_api_dot_v1_dot_session__api__pb2.WatchSessionsRequest.SerializeToString,
                 response_deserializer=switchboard_dot_api_dot_v1_dot_session__api__pb2.SessionChange.FromString,
                 _registered_method=True)
+        self.AddWebhookEndpoint = channel.unary_unary(
+                '/switchboard.api.v1.SessionApi/AddWebhookEndpoint',
+                request_serializer=switchboard_dot_api_dot_v1_dot_session__api__pb2.AddWebhookEndpointRequest.SerializeToString,
+                response_deserializer=switchboard_dot_api_dot_v1_dot_session__api__pb2.WebhookEndpoint.FromString,
+                _registered_method=True)
+        self.ListWebhookEndpoints = channel.unary_unary(
+                '/switchboard.api.v1.SessionApi/ListWebhookEndpoints',
+                request_serializer=switchboard_dot_api_dot_v1_dot_session__api__pb2.ListWebhookEndpointsRequest.SerializeToString,
+                response_deserializer=switchboard_dot_api_dot_v1_dot_session__api__pb2.ListWebhookEndpointsResponse.FromString,
+                _registered_method=True)
+        self.RemoveWebhookEndpoint = channel.unary_unary(
+                '/switchboard.api.v1.SessionApi/RemoveWebhookEndpoint',
+                request_serializer=switchboard_dot_api_dot_v1_dot_session__api__pb2.RemoveWebhookEndpointRequest.SerializeToString,
+                response_deserializer=switchboard_dot_api_dot_v1_dot_session__api__pb2.RemoveWebhookEndpointResponse.FromString,
+                _registered_method=True)
+        self.TestWebhookEndpoint = channel.unary_unary(
+                '/switchboard.api.v1.SessionApi/TestWebhookEndpoint',
+                request_serializer=switchboard_dot_api_dot_v1_dot_session__api__pb2.TestWebhookEndpointRequest.SerializeToString,
+                response_deserializer=switchboard_dot_api_dot_v1_dot_session__api__pb2.TestWebhookEndpointResponse.FromString,
+                _registered_method=True)
+        self.ListWebhookDeliveries = channel.unary_unary(
+                '/switchboard.api.v1.SessionApi/ListWebhookDeliveries',
+                request_serializer=switchboard_dot_api_dot_v1_dot_session__api__pb2.ListWebhookDeliveriesRequest.SerializeToString,
+                response_deserializer=switchboard_dot_api_dot_v1_dot_session__api__pb2.ListWebhookDeliveriesResponse.FromString,
+                _registered_method=True)
+        self.RedeliverWebhooks = channel.unary_unary(
+                '/switchboard.api.v1.SessionApi/RedeliverWebhooks',
+                request_serializer=switchboard_dot_api_dot_v1_dot_session__api__pb2.RedeliverWebhooksRequest.SerializeToString,
+                response_deserializer=switchboard_dot_api_dot_v1_dot_session__api__pb2.RedeliverWebhooksResponse.FromString,
+                _registered_method=True)
 
 
 class SessionApiServicer:
@@ -256,6 +286,49 @@ class SessionApiServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AddWebhookEndpoint(self, request, context):
+        """Webhook endpoints of an org (Standard Webhooks signatures). Operators of
+        the org, or a service token (scope webhooks:admin) naming the org.
+        Private, loopback and link-local URLs are INVALID_ARGUMENT unless the
+        deployment sets SWITCHBOARD_WEBHOOK_ALLOW_PRIVATE=true.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListWebhookEndpoints(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveWebhookEndpoint(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TestWebhookEndpoint(self, request, context):
+        """Queue a signed `webhook.test` event for one endpoint.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListWebhookDeliveries(self, request, context):
+        """An endpoint's deliveries, newest first, each with its attempts.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RedeliverWebhooks(self, request, context):
+        """Send one event again, or (no event_id) every dead-lettered one of the endpoint.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SessionApiServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -343,6 +416,36 @@ def add_SessionApiServicer_to_server(servicer, server):
                     servicer.Watch,
                     request_deserializer=switchboard_dot_api_dot_v1_dot_session__api__pb2.WatchSessionsRequest.FromString,
                     response_serializer=switchboard_dot_api_dot_v1_dot_session__api__pb2.SessionChange.SerializeToString,
+            ),
+            'AddWebhookEndpoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddWebhookEndpoint,
+                    request_deserializer=switchboard_dot_api_dot_v1_dot_session__api__pb2.AddWebhookEndpointRequest.FromString,
+                    response_serializer=switchboard_dot_api_dot_v1_dot_session__api__pb2.WebhookEndpoint.SerializeToString,
+            ),
+            'ListWebhookEndpoints': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWebhookEndpoints,
+                    request_deserializer=switchboard_dot_api_dot_v1_dot_session__api__pb2.ListWebhookEndpointsRequest.FromString,
+                    response_serializer=switchboard_dot_api_dot_v1_dot_session__api__pb2.ListWebhookEndpointsResponse.SerializeToString,
+            ),
+            'RemoveWebhookEndpoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveWebhookEndpoint,
+                    request_deserializer=switchboard_dot_api_dot_v1_dot_session__api__pb2.RemoveWebhookEndpointRequest.FromString,
+                    response_serializer=switchboard_dot_api_dot_v1_dot_session__api__pb2.RemoveWebhookEndpointResponse.SerializeToString,
+            ),
+            'TestWebhookEndpoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.TestWebhookEndpoint,
+                    request_deserializer=switchboard_dot_api_dot_v1_dot_session__api__pb2.TestWebhookEndpointRequest.FromString,
+                    response_serializer=switchboard_dot_api_dot_v1_dot_session__api__pb2.TestWebhookEndpointResponse.SerializeToString,
+            ),
+            'ListWebhookDeliveries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWebhookDeliveries,
+                    request_deserializer=switchboard_dot_api_dot_v1_dot_session__api__pb2.ListWebhookDeliveriesRequest.FromString,
+                    response_serializer=switchboard_dot_api_dot_v1_dot_session__api__pb2.ListWebhookDeliveriesResponse.SerializeToString,
+            ),
+            'RedeliverWebhooks': grpc.unary_unary_rpc_method_handler(
+                    servicer.RedeliverWebhooks,
+                    request_deserializer=switchboard_dot_api_dot_v1_dot_session__api__pb2.RedeliverWebhooksRequest.FromString,
+                    response_serializer=switchboard_dot_api_dot_v1_dot_session__api__pb2.RedeliverWebhooksResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -811,6 +914,168 @@ class SessionApi:
             '/switchboard.api.v1.SessionApi/Watch',
             switchboard_dot_api_dot_v1_dot_session__api__pb2.WatchSessionsRequest.SerializeToString,
             switchboard_dot_api_dot_v1_dot_session__api__pb2.SessionChange.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddWebhookEndpoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchboard.api.v1.SessionApi/AddWebhookEndpoint',
+            switchboard_dot_api_dot_v1_dot_session__api__pb2.AddWebhookEndpointRequest.SerializeToString,
+            switchboard_dot_api_dot_v1_dot_session__api__pb2.WebhookEndpoint.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWebhookEndpoints(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchboard.api.v1.SessionApi/ListWebhookEndpoints',
+            switchboard_dot_api_dot_v1_dot_session__api__pb2.ListWebhookEndpointsRequest.SerializeToString,
+            switchboard_dot_api_dot_v1_dot_session__api__pb2.ListWebhookEndpointsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveWebhookEndpoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchboard.api.v1.SessionApi/RemoveWebhookEndpoint',
+            switchboard_dot_api_dot_v1_dot_session__api__pb2.RemoveWebhookEndpointRequest.SerializeToString,
+            switchboard_dot_api_dot_v1_dot_session__api__pb2.RemoveWebhookEndpointResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TestWebhookEndpoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchboard.api.v1.SessionApi/TestWebhookEndpoint',
+            switchboard_dot_api_dot_v1_dot_session__api__pb2.TestWebhookEndpointRequest.SerializeToString,
+            switchboard_dot_api_dot_v1_dot_session__api__pb2.TestWebhookEndpointResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWebhookDeliveries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchboard.api.v1.SessionApi/ListWebhookDeliveries',
+            switchboard_dot_api_dot_v1_dot_session__api__pb2.ListWebhookDeliveriesRequest.SerializeToString,
+            switchboard_dot_api_dot_v1_dot_session__api__pb2.ListWebhookDeliveriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RedeliverWebhooks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchboard.api.v1.SessionApi/RedeliverWebhooks',
+            switchboard_dot_api_dot_v1_dot_session__api__pb2.RedeliverWebhooksRequest.SerializeToString,
+            switchboard_dot_api_dot_v1_dot_session__api__pb2.RedeliverWebhooksResponse.FromString,
             options,
             channel_credentials,
             insecure,
