@@ -114,7 +114,7 @@ async def test_a_long_transcript_opens_at_its_end_and_renders_its_older_items_in
         assert "message number 0" in transcript.text
 
 
-async def test_toasts_never_cover_the_reply_box_or_the_filter() -> None:
+async def test_toasts_never_cover_the_reply_box_the_filter_or_the_hand_back_note() -> None:
     app = ConsoleApp(InMemoryBackend(), clock=fixed_clock, metrics_interval=60)
     async with app.run_test(size=(80, 24), notifications=True) as pilot:
         await wait_for(pilot, lambda: len(app.dashboard.sessions_table.shown_ids) == 5, what="the sessions")
@@ -130,6 +130,11 @@ async def test_toasts_never_cover_the_reply_box_or_the_filter() -> None:
             app.notify(f"reply notice {n}: something the operator should read while typing a reply to the user")
         await pilot.pause(0.2)
         _assert_clear(app, app.screen.query_one("#reply", Input))
+        await pilot.press("escape", "b")  # the hand-back dialog's note
+        for n in range(6):
+            app.notify(f"hand-back notice {n}: something the operator should read while writing the note")
+        await pilot.pause(0.2)
+        _assert_clear(app, app.screen.query_one("#resolution", Input))
 
 
 def _assert_clear(app: ConsoleApp, box: Input) -> None:
