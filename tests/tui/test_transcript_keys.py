@@ -249,3 +249,18 @@ async def test_each_item_shows_its_time_and_items_of_another_day_their_date() ->
         lines = screen.transcript.text.splitlines()
         assert "Mar 12 15:09:26 user" in lines  # another day: with its date (UTC)
         assert "15:02:16 user" in lines  # today: the time only
+
+
+async def test_opening_the_reply_box_keeps_the_end_of_the_transcript_in_view() -> None:
+    backend = InMemoryBackend()
+    for i in range(20):
+        backend.transcripts["thr_alice"].append(user_says("thr_alice", f"msg_x{i:02d}", f"line {i}", at=ago(300 - i)))
+    app = ConsoleApp(backend, clock=fixed_clock, metrics_interval=60)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await _open_alice(pilot, app)
+        transcript = screen.transcript
+        await wait_for(pilot, lambda: transcript.scroll_y == transcript.max_scroll_y > 0, what="at the end")
+        await pilot.press("r")
+        await wait_for(pilot, lambda: screen.query_one("#reply", Input).has_focus, what="the reply box")
+        await pilot.pause()
+        assert transcript.scroll_y == transcript.max_scroll_y  # the newest message is not hidden by the box

@@ -518,6 +518,11 @@ class Transcript(ScrollView, can_focus=True):
     def on_resize(self) -> None:
         if self._width() != self._render_width:
             self._rebuild(render_all=True)
+        # A shorter view (the reply box opened) keeps showing what it showed: the end, or the selected item.
+        if self._follow_end:
+            self.scroll_end(animate=False, immediate=True)
+        elif self.selected_id is not None:
+            self.select(self.selected_id)
 
     def render_line(self, y: int) -> Strip:
         if self.painted_at is None:
