@@ -179,13 +179,13 @@ def test_a_reload_mid_answer_joins_the_running_answer_and_stop_ends_one(
     browser_page.reload()  # mid-answer
     expect(browser_page.get_by_test_id("assistant-message").last).to_contain_text("1999 2000.")
 
-    say(browser_page, "count to 2000")
+    say(browser_page, "count to 10000")  # the longest answer there is: stop lands well before its end
     second = browser_page.get_by_test_id("assistant-message").last
-    expect(second).to_contain_text("Counting to 2000: 1 2 3")
+    expect(second).to_contain_text("Counting to 10000: 1 2 3")
     browser_page.get_by_test_id("stop").click()
-    expect(browser_page.get_by_test_id("stop")).to_be_disabled()  # the stream ended
+    expect(browser_page.get_by_test_id("stop")).to_be_disabled(timeout=30_000)  # the stream ended
     expect(browser_page.get_by_test_id("send")).to_be_enabled()
-    assert "1999 2000." not in browser_page.get_by_test_id("assistant-message").last.inner_text()
+    assert "9999 10000." not in browser_page.get_by_test_id("assistant-message").last.inner_text()
 
 
 def test_an_operators_reply_appears_while_the_page_is_idle(page: tuple[Page, Offline], stack: Stack) -> None:
