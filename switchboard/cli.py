@@ -268,6 +268,29 @@ def build_parser() -> argparse.ArgumentParser:
     webhooks.add_argument("--limit", type=int, default=50, help="deliveries: how many (default %(default)s)")
     webhooks.add_argument("--session-api", default=_target_default("session_api"), help="session_api host:port")
 
+    retention = commands.add(
+        "retention",
+        "services.thread_store.retention_commands:retention_command",
+        "retention: sweep now (or --dry-run), set an org's policy, legal holds",
+        "sweep: delete threads inactive past retention (items, attachments, cache, feed; a thread.deleted\n"
+        "webhook each) and old audit events, or list them with --dry-run. policy: an org's days ('default'\n"
+        "follows the deployment, 0 keeps forever). hold/release/holds: legal holds on a thread or a user,\n"
+        "never swept. thread_store also sweeps by itself (README: Retention).",
+        STORAGE_ENV,
+        {
+            "SWITCHBOARD_RETENTION_THREAD_DAYS": "the default for threads (0: keep forever)",
+            "SWITCHBOARD_RETENTION_AUDIT_DAYS": "the default for audit events (0: keep forever)",
+        },
+    )
+    retention.add_argument("action", choices=["sweep", "policy", "policies", "hold", "release", "holds"])
+    retention.add_argument("--dry-run", action="store_true", help="sweep: list what would go, delete nothing")
+    retention.add_argument("--org", default=None, help="policy: the org")
+    retention.add_argument("--thread-days", default=None, help="policy: days, 0 (forever) or 'default'")
+    retention.add_argument("--audit-days", default=None, help="policy: days, 0 (forever) or 'default'")
+    retention.add_argument("--thread", default=None, help="hold/release: a thread id")
+    retention.add_argument("--user", default=None, help="hold/release: a user id")
+    retention.add_argument("--reason", default="", help="hold: why (kept with the hold)")
+
     console = commands.add(
         "console",
         "tui.commands:_console",

@@ -12,6 +12,7 @@ from services.session_api.client import users_verifier
 from services.thread_store.cache import RedisHealth, ThreadCache
 from services.thread_store.feed import ChangeFeed
 from services.thread_store.repository import QUERIES_DIR, ThreadRepository
+from services.thread_store.retention import RetentionConfig, RetentionSweeper
 from services.thread_store.service import StoreLimits, ThreadStoreService
 from services.thread_store.servicer import ThreadItemWireCodec, ThreadStoreServicer
 from switchboard.api.v1 import thread_store_pb2
@@ -45,6 +46,7 @@ class ThreadStoreConfig:
         limits: Size limits on stored objects.
         session_api_target: ``host:port`` of session_api, which verifies end users' tokens on this
             service's gRPC API (None: service tokens only).
+        retention: What the retention sweep deletes, and how often it runs here.
     """
 
     database_url: str
@@ -57,6 +59,7 @@ class ThreadStoreConfig:
     redis_pools: RedisPools = field(default_factory=RedisPools)
     limits: StoreLimits = field(default_factory=StoreLimits)
     session_api_target: str | None = None
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
 
     @classmethod
     def from_env(cls, *, database_url: str, redis_url: str | None) -> ThreadStoreConfig:
@@ -71,6 +74,7 @@ class ThreadStoreConfig:
             redis_pools=RedisPools.from_env(),
             limits=StoreLimits.from_env(),
             session_api_target=env_str("SWITCHBOARD_SESSION_API"),
+            retention=RetentionConfig.from_env(),
         )
 
 
@@ -84,7 +88,8 @@ async def build_thread_store(config: ThreadStoreConfig) -> tuple[GrpcServer, Thr
     if config.migrate:
         await asyncio.to_thread(apply_migrations, config.database_url)
     pool = await create_pool(config.database_url, max_size=config.pool_size)
-    repository = ThreadRepository(pool, Queries.load(QUERIES_DIR))
+    queries = Queries.load(QUERIES_DIR)
+    repository = ThreadRepository(pool, queries)
     cache: ThreadCache | None = None
     feed: ChangeFeed | None = None
     clients = []
@@ -106,8 +111,14 @@ async def build_thread_store(config: ThreadStoreConfig) -> tuple[GrpcServer, Thr
     else:
         log.warning("no REDIS_URL: the thread store runs without hot cache and change feed")
     service = ThreadStoreService(repository, cache, feed, config.limits)
+    # Every replica runs the retention sweep; an advisory lock lets one sweep at a time (retention.py).
+    sweeper = RetentionSweeper(pool, queries, config.retention, cache=cache, feed=feed)
+    sweeping = asyncio.create_task(sweeper.run_forever()) if config.retention.every_seconds > 0 else None
 
     async def close() -> None:
+        if sweeping is not None:
+            sweeping.cancel()
+            await asyncio.gather(sweeping, return_exceptions=True)
         if cache is not None:
             await cache.close()
         if feed is not None:

@@ -1,0 +1,101 @@
+-- name: retention_min_days
+-- The shortest retention in force ($1: the deployment default; 0 or less: none), or NULL when nothing expires.
+SELECT min(d) FROM (
+    SELECT thread_days AS d FROM retention_policies WHERE $2 = 'thread' AND thread_days > 0
+    UNION ALL SELECT audit_days FROM retention_policies WHERE $2 = 'audit' AND audit_days > 0
+    UNION ALL SELECT $1::integer WHERE $1 > 0
+) AS days;
+
+-- name: retention_thread_candidates
+-- Threads inactive past their org's retention (else the default $2), least recently active first,
+-- after the keyset cursor ($5, $6); $4: the shortest retention (bounds the index scan).
+-- Held threads, threads of held users and threads with an active run are left alone.
+SELECT t.id, t.user_id, t.org_id, t.updated_at
+FROM threads t
+LEFT JOIN retention_policies p ON p.org_id = t.org_id
+WHERE t.updated_at < $1::timestamptz - make_interval(days => $4::integer)
+  AND (t.updated_at, t.id COLLATE "C") > ($5::timestamptz, $6::text COLLATE "C")
+  AND coalesce(p.thread_days, $2::integer) > 0
+  AND t.updated_at < $1::timestamptz - make_interval(days => coalesce(p.thread_days, $2::integer))
+  AND NOT EXISTS (SELECT 1 FROM legal_holds h WHERE h.thread_id = t.id OR h.user_id = t.user_id)
+  AND NOT EXISTS (
+      SELECT 1 FROM runs r WHERE r.thread_id = t.id AND r.status IN ('queued', 'running', 'waiting_approval'))
+ORDER BY t.updated_at, t.id COLLATE "C"
+LIMIT $3;
+
+-- name: retention_lock_thread
+-- The thread, still untouched since it was found ($2) and not held, locked; nothing if it moved on.
+SELECT t.id, t.user_id, t.org_id, t.title, t.created_at, t.updated_at, t.revision
+FROM threads t
+WHERE t.id = $1 AND t.updated_at = $2
+  AND NOT EXISTS (SELECT 1 FROM legal_holds h WHERE h.thread_id = t.id OR h.user_id = t.user_id)
+FOR UPDATE SKIP LOCKED;
+
+-- name: retention_delete_attachments
+DELETE FROM attachments WHERE thread_id = $1 RETURNING coalesce(octet_length(content), 0) AS bytes;
+
+-- name: retention_delete_items
+DELETE FROM thread_items WHERE thread_id = $1 RETURNING 1;
+
+-- name: retention_delete_thread
+DELETE FROM threads WHERE id = $1;
+
+-- name: retention_thread_deleted_event
+SELECT webhook_enqueue('thread.deleted', $1, 'thread:' || $2, $3::jsonb);
+
+-- name: retention_audit_delete
+-- One batch of audit rows older than their org's retention (else the default $2); $3: the shortest
+-- retention; rows of held users, or of sessions of held threads, stay.
+WITH doomed AS (
+    SELECT e.id
+    FROM session_events e
+    JOIN sessions s ON s.id = e.session_id
+    LEFT JOIN retention_policies p ON p.org_id = s.org_id
+    WHERE e.created_at < $1::timestamptz - make_interval(days => $3::integer)
+      AND coalesce(p.audit_days, $2::integer) > 0
+      AND e.created_at < $1::timestamptz - make_interval(days => coalesce(p.audit_days, $2::integer))
+      AND NOT EXISTS (
+          SELECT 1 FROM legal_holds h WHERE h.user_id = s.user_id OR h.thread_id = ANY (s.thread_ids))
+    ORDER BY e.created_at
+    LIMIT $4
+)
+DELETE FROM session_events WHERE id IN (SELECT id FROM doomed) RETURNING id;
+
+-- name: retention_audit_count
+SELECT count(*)
+FROM session_events e
+JOIN sessions s ON s.id = e.session_id
+LEFT JOIN retention_policies p ON p.org_id = s.org_id
+WHERE e.created_at < $1::timestamptz - make_interval(days => $3::integer)
+  AND coalesce(p.audit_days, $2::integer) > 0
+  AND e.created_at < $1::timestamptz - make_interval(days => coalesce(p.audit_days, $2::integer))
+  AND NOT EXISTS (
+      SELECT 1 FROM legal_holds h WHERE h.user_id = s.user_id OR h.thread_id = ANY (s.thread_ids));
+
+-- name: retention_set_policy
+INSERT INTO retention_policies (org_id, thread_days, audit_days)
+VALUES ($1, $2, $3)
+ON CONFLICT (org_id) DO UPDATE
+SET thread_days = EXCLUDED.thread_days, audit_days = EXCLUDED.audit_days, updated_at = clock_timestamp()
+RETURNING *;
+
+-- name: retention_list_policies
+SELECT * FROM retention_policies ORDER BY org_id;
+
+-- name: retention_add_hold
+INSERT INTO legal_holds (thread_id, user_id, reason, created_by)
+VALUES ($1, $2, $3, $4)
+ON CONFLICT DO NOTHING
+RETURNING *;
+
+-- name: retention_release_hold
+DELETE FROM legal_holds
+WHERE ($1::text IS NOT NULL AND thread_id = $1) OR ($2::text IS NOT NULL AND user_id = $2)
+RETURNING id;
+
+-- name: retention_list_holds
+SELECT * FROM legal_holds ORDER BY created_at, id;
+
+-- name: retention_delete_runs
+-- The thread's finished runs go with it (a paused run's saved state holds the conversation).
+DELETE FROM runs WHERE thread_id = $1 RETURNING 1;
