@@ -68,6 +68,7 @@ EVENT_TYPES = frozenset(
         "run.cancelled",
         "run.waiting_for_approval",
         "approval.decided",
+        "feedback.given",
         "thread.deleted",
         "webhook.test",
     }

@@ -183,6 +183,10 @@ async def test_changes_enqueue_their_events_in_their_own_transaction(
         )
         await conn.execute("UPDATE runs SET lease_expires_at = now() WHERE id = 'r1'")  # not an event
         await conn.execute("UPDATE runs SET status = 'completed' WHERE id = 'r1'")
+        await conn.execute(
+            "INSERT INTO session_events (session_id, type, actor_user_id, payload) VALUES ('s1', 'feedback', 'u1',"
+            """ '{"thread_id": "t1", "item_ids": ["i1"], "kind": "negative"}')"""
+        )
         await conn.execute("UPDATE sessions SET status = 'ended', ended_at = now() WHERE id = 's1'")
         # A change that rolls back leaves no event.
         with pytest.raises(asyncpg.PostgresError):
@@ -199,6 +203,7 @@ async def test_changes_enqueue_their_events_in_their_own_transaction(
         ("handoff.ended", "thread:t1"),
         ("escalation.resolved", "thread:t1"),
         ("run.completed", "thread:t1"),
+        ("feedback.given", "thread:t1"),
         ("session.ended", "session:s1"),
     ]
 
