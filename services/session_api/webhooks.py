@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import ipaddress
 import json
 import logging
@@ -103,7 +102,7 @@ class WebhookConfig:
         backoff_base_seconds: The first retry's delay; each next one doubles, up to ``backoff_max_seconds``.
         backoff_max_seconds: The longest delay between attempts.
         workers: Concurrent deliveries per replica (each holds one Postgres connection while it POSTs).
-        poll_seconds: How often an idle deliverer looks for due deliveries (a NOTIFY wakes it sooner).
+        poll_seconds: How often an idle replica looks for due deliveries.
         keep_events_days: Outbox rows whose deliveries are all done are deleted after this many days.
     """
 
@@ -489,19 +488,18 @@ class WebhookDeliverer:
             transport=transport,
             headers={"user-agent": "Switchboard-Webhooks/1"},
         )
-        self._wake = asyncio.Event()
+        self._busy = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self._listener: asyncpg.Connection | None = None
 
     async def start(self) -> None:
-        """Start the workers, woken by ``NOTIFY webhook_outbox`` when an event is queued."""
-        try:
-            self._listener = await self._pool.acquire()
-            await self._listener.add_listener("webhook_outbox", self._notified)
-        except (OSError, asyncpg.PostgresError) as error:
-            log.warning("webhooks: no NOTIFY wake-ups (%s); polling every %ss", error, self._config.poll_seconds)
+        """Start the workers.
+
+        Decision: while nothing is due only the first worker polls (one connection per idle
+        replica, one cheap indexed query per ``poll_seconds``); the others wake when it
+        finds work, and all keep going until none is due.
+        """
         for n in range(self._config.workers):
-            self._tasks.append(asyncio.create_task(self._work(), name=f"webhook-deliverer-{n}"))
+            self._tasks.append(asyncio.create_task(self._work(n), name=f"webhook-deliverer-{n}"))
         if self._config.workers:
             self._tasks.append(asyncio.create_task(self._clean_up(), name="webhook-outbox-cleanup"))
 
@@ -517,25 +515,15 @@ class WebhookDeliverer:
                 log.warning("webhooks: could not delete finished outbox rows (%s)", error)
             await asyncio.sleep(0.1 if deleted else 600)
 
-    def _notified(self, *_args: object) -> None:
-        self._wake.set()
-
     async def stop(self) -> None:
         """Stop the workers; a POST in flight is abandoned and its delivery stays due."""
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
-        if self._listener is not None:
-            try:
-                await self._listener.remove_listener("webhook_outbox", self._notified)
-                await self._pool.release(self._listener)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-                pass
-            self._listener = None
         await self._client.aclose()
 
-    async def _work(self) -> None:
+    async def _work(self, n: int) -> None:
         failures = 0
         while True:
             try:
@@ -546,10 +534,13 @@ class WebhookDeliverer:
                 log.warning("webhooks: delivery failed before it was recorded (%s); trying again", error)
                 await asyncio.sleep(min(30.0, 0.5 * 2**failures))
                 continue
-            if not delivered:
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._config.poll_seconds)
+            if delivered:
+                self._busy.set()
+            elif n == 0:
+                await asyncio.sleep(self._config.poll_seconds)
+            else:
+                self._busy.clear()
+                await self._busy.wait()
 
     async def deliver_one(self) -> bool:
         """Attempt the oldest due delivery; False when none is due."""
@@ -644,8 +635,8 @@ async def start_delivery(
 ) -> Callable[[], Awaitable[None]]:
     """Configure the deployment's endpoint and start this replica's deliverer; returns its stop.
 
-    The deliverer gets a pool of its own (``workers`` + 2 connections) so that
-    slow endpoints never take a request's connection.
+    The deliverer gets a pool of its own (up to ``workers`` + 1 connections, none kept
+    beyond what it uses) so that slow endpoints never take a request's connection.
     """
     await repository.configure_deployment_endpoint(url=config.url, secret=config.secret)
     if not config.enabled or config.workers == 0:
@@ -655,7 +646,7 @@ async def start_delivery(
             return None
 
         return nothing
-    pool = await create_pool(database_url, min_size=1, max_size=config.workers + 2)
+    pool = await create_pool(database_url, min_size=0, max_size=config.workers + 1)
     deliverer = WebhookDeliverer(pool, queries, config)
     await deliverer.start()
 
