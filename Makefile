@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	@echo "==> [2/3] upgrading pip"
 	@$(BIN)/python -m pip install --quiet --upgrade pip
 	@echo "==> [3/3] installing switchboard and its pinned dependencies (about 150 packages on a first run)"
-	@set -o pipefail; $(BIN)/python -m pip install -e '.[dev]' | { grep --line-buffered -v '^Requirement already satisfied' || true; }
+	@set -o pipefail; $(BIN)/python -m pip install -e '.[dev,embedded]' | { grep --line-buffered -v '^Requirement already satisfied' || true; }
 	@touch $(STAMP)
 
 run: $(STAMP)  ## the whole stack, on embedded Postgres/Redis unless DATABASE_URL/REDIS_URL are set

