@@ -17,6 +17,7 @@ BENCHMARKS = [
     "bench.session_api",
     "bench.edge",
     "bench.handoff",
+    "bench.retention",
     "bench.tui",
     "bench.cli",
 ]
