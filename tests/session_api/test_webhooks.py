@@ -418,3 +418,21 @@ async def test_the_deployment_endpoint_gets_api_events_and_a_dead_endpoint_never
     payloads = [Webhook(secret).verify(r.body, r.headers) for r in receiver.received]
     assert {p["type"] for p in payloads} == {"session.created"}
     assert first.session.id in {p["data"]["session_id"] for p in payloads}
+
+
+def test_the_deployment_endpoint_settings_are_checked_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SWITCHBOARD_WEBHOOK_URL", "https://hooks.example.com/in")
+    monkeypatch.delenv("SWITCHBOARD_WEBHOOK_SECRET", raising=False)
+    with pytest.raises(InvalidArgument, match="SWITCHBOARD_WEBHOOK_SECRET"):
+        WebhookConfig.from_env()
+    monkeypatch.setenv("SWITCHBOARD_WEBHOOK_SECRET", "not-a-secret")
+    with pytest.raises(InvalidArgument, match="whsec_"):
+        WebhookConfig.from_env()
+    secret = generate_secret()
+    monkeypatch.setenv("SWITCHBOARD_WEBHOOK_SECRET", secret)
+    monkeypatch.setenv("SWITCHBOARD_WEBHOOK_URL", "http://10.0.0.5/in")
+    with pytest.raises(InvalidArgument, match="SWITCHBOARD_WEBHOOK_ALLOW_PRIVATE"):
+        WebhookConfig.from_env()
+    monkeypatch.setenv("SWITCHBOARD_WEBHOOK_ALLOW_PRIVATE", "true")
+    config = WebhookConfig.from_env()
+    assert (config.url, config.secret, config.allow_private) == ("http://10.0.0.5/in", secret, True)
