@@ -11,7 +11,8 @@ from typing import Any
 import jwt
 import pytest
 
-from tests.tui.conftest import AUDIENCE, HS_SECRET, ISSUER, Stack
+from tests.session_api.conftest import AUDIENCE, HS_SECRET, ISSUER
+from tests.tui.conftest import Stack
 from tui.backend import GrpcConsoleBackend, OperatorToken, SignInFailed
 from tui.feeds import follow_sessions
 from tui.messages import ConnectionChanged, SnapshotLoaded
