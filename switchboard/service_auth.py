@@ -41,7 +41,6 @@ import contextvars
 import logging
 import secrets
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -50,6 +49,7 @@ import jwt
 
 from switchboard.config import env_str
 from switchboard.errors import InvalidArgument, PermissionDenied, Unauthenticated
+from switchboard.expiring_cache import ExpiringCache
 from switchboard.principal import MAX_ID_LENGTH, Principal
 
 log = logging.getLogger(__name__)
@@ -325,13 +325,11 @@ class ServiceTokenVerifier:
     def __init__(self, secret: bytes, *, audience: str, max_entries: int = 10_000) -> None:
         self._secret = secret
         self.audience = audience
-        self._max_entries = max_entries
-        self._cache: OrderedDict[str, tuple[Credential, float]] = OrderedDict()
+        self._cache: ExpiringCache[str, Credential] = ExpiringCache(max_entries)
 
     def cached(self, token: str) -> Credential | None:
         """The credential of a token verified already and not expired (the hot path: one lookup)."""
-        cached = self._cache.get(token)
-        return cached[0] if cached is not None and cached[1] > time.time() else None
+        return self._cache.get(token)
 
     def verify(self, token: str) -> Credential:
         """The credential of a service token.
@@ -360,9 +358,7 @@ class ServiceTokenVerifier:
             log.info("service token refused: %s", error)
             raise Unauthenticated("the service token is invalid") from None
         credential = _credential(claims)
-        self._cache[token] = (credential, float(claims["exp"]))
-        if len(self._cache) > self._max_entries:
-            self._cache.popitem(last=False)
+        self._cache.put(token, credential, float(claims["exp"]))
         return credential
 
 
@@ -529,8 +525,7 @@ class InternalCredentials:
         self._secret = secret
         self._service = service
         self._audience = audience
-        self._max_entries = max_entries
-        self._held: OrderedDict[bytes, tuple[Metadata, float]] = OrderedDict()
+        self._held: ExpiringCache[bytes, Metadata] = ExpiringCache(max_entries)
         mint_service_token(secret, audience=audience, service=service, scopes=("*",))  # fail early on bad names
 
     def metadata(self, request: Any) -> Metadata:
@@ -539,10 +534,9 @@ class InternalCredentials:
         message = getattr(request, "principal", None)
         if message is not None and message.user_id:
             key = message.SerializeToString()
-        now = time.time()
         held = self._held.get(key)
-        if held is not None and held[1] > now:
-            return held[0]
+        if held is not None:
+            return held
         if message is not None and key:
             try:
                 principal = Principal.create(
@@ -557,9 +551,7 @@ class InternalCredentials:
             self._secret, audience=self._audience, service=self._service, principal=principal, scopes=("*",)
         )
         metadata: Metadata = (("authorization", f"Bearer {token}"),)
-        self._held[key] = (metadata, expires - (TOKEN_SECONDS - REUSE_SECONDS))
-        if len(self._held) > self._max_entries:
-            self._held.popitem(last=False)
+        self._held.put(key, metadata, expires - (TOKEN_SECONDS - REUSE_SECONDS))
         return metadata
 
 

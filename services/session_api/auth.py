@@ -25,7 +25,6 @@ import math
 import secrets
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -37,6 +36,7 @@ from prometheus_client import Counter
 
 from switchboard.config import env_float, env_int, env_str
 from switchboard.errors import InvalidArgument, Unauthenticated
+from switchboard.expiring_cache import ExpiringCache
 from switchboard.principal import Principal
 
 log = logging.getLogger(__name__)
@@ -271,28 +271,15 @@ class VerificationCache:
     """
 
     def __init__(self, max_entries: int) -> None:
-        self._max = max_entries
-        self._entries: OrderedDict[bytes, tuple[float, VerifiedToken]] = OrderedDict()
+        self._entries: ExpiringCache[bytes, VerifiedToken] = ExpiringCache(max_entries)
 
     def get(self, digest: bytes, now: float) -> VerifiedToken | None:
         """The cached verification, unless expired."""
-        entry = self._entries.get(digest)
-        if entry is None:
-            return None
-        if entry[0] <= now:
-            del self._entries[digest]
-            return None
-        self._entries.move_to_end(digest)
-        return entry[1]
+        return self._entries.get(digest, now)
 
     def put(self, digest: bytes, verified: VerifiedToken) -> None:
         """Remember a verification until its token expires."""
-        if self._max <= 0:
-            return
-        self._entries[digest] = (verified.expires_at.timestamp(), verified)
-        self._entries.move_to_end(digest)
-        while len(self._entries) > self._max:
-            self._entries.popitem(last=False)
+        self._entries.put(digest, verified, verified.expires_at.timestamp())
 
     def __len__(self) -> int:
         return len(self._entries)

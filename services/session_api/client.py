@@ -9,7 +9,6 @@ Switchboard error of their status (``Unauthenticated``, ``NotFound``, ...).
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -18,6 +17,7 @@ import grpc
 
 from switchboard.api.v1 import session_api_pb2 as pb
 from switchboard.api.v1.session_api_pb2_grpc import SessionApiStub
+from switchboard.expiring_cache import ExpiringCache
 from switchboard.grpc_client import FROM_ENV, LoopLocalChannels, error_from_rpc
 from switchboard.principal import Principal
 from switchboard.proto_convert import enum_value, principal_from_proto, principal_to_proto, timestamp
@@ -351,13 +351,11 @@ class TokenAuthenticator:
     def __init__(self, client: SessionApiClient, *, session_seconds: float = 5.0, max_entries: int = 10_000) -> None:
         self._client = client
         self._session_seconds = session_seconds
-        self._max_entries = max_entries
-        self._cache: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
+        self._cache: ExpiringCache[str, Principal] = ExpiringCache(max_entries)
 
     def cached(self, token: str) -> Principal | None:
         """The principal of a token verified already and not expired (no call made)."""
-        cached = self._cache.get(token)
-        return cached[0] if cached is not None and cached[1] > time.time() else None
+        return self._cache.get(token)
 
     async def verify(self, token: str) -> Principal:
         """The principal of a token.
@@ -366,18 +364,16 @@ class TokenAuthenticator:
             Unauthenticated: session_api refuses it (expired, forged, revoked).
         """
         now = time.time()
-        cached = self._cache.get(token)
-        if cached is not None and cached[1] > now:
-            return cached[0]
+        cached = self._cache.get(token, now)
+        if cached is not None:
+            return cached
         reply = await self._client.authenticate(token)
         principal = principal_from_proto(reply.principal)
         until = reply.expires_at.ToSeconds() if reply.HasField("expires_at") else now
         if reply.kind == pb.TOKEN_KIND_SESSION:
             until = min(until, now + self._session_seconds)
-        if self._max_entries and until > now:
-            self._cache[token] = (principal, until)
-            if len(self._cache) > self._max_entries:
-                self._cache.popitem(last=False)
+        if until > now:
+            self._cache.put(token, principal, until)
         return principal
 
 
