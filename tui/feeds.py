@@ -62,14 +62,21 @@ async def _started(changes: AsyncIterator[SessionChange | ThreadChange], service
     return first.id
 
 
-async def _until_token_expires(backend: ConsoleBackend, feed: Awaitable[None]) -> None:
-    """Run a feed until it ends or the operator token expires for good (``SignInFailed``): a watch
-    started with a valid token would otherwise go on after it expired."""
-    running = asyncio.ensure_future(feed)
+async def _follow(backend: ConsoleBackend, post: Post, name: str, follow: Callable[[Attempt], Awaitable[None]]) -> None:
+    """Follow a service's feed, reconnecting, until the operator token is refused or expires for good
+    (``SignInFailed``); then say so in the service's status. A watch started with a valid token
+    would otherwise go on after it expired."""
+    running = asyncio.ensure_future(
+        reconnecting(
+            follow, name=name, retry_on=(Exception,), fatal=(SignInFailed,), on_lost=_on_lost(backend, post, name)
+        )
+    )
     expiry = asyncio.ensure_future(backend.token_expired())
     try:
         done, _ = await asyncio.wait({running, expiry}, return_when=asyncio.FIRST_COMPLETED)
         (running if running in done else expiry).result()
+    except SignInFailed as error:
+        post(ConnectionChanged(name, "failed", error.message))
     finally:
         for task in (running, expiry):
             task.cancel()
@@ -102,19 +109,7 @@ async def follow_sessions(backend: ConsoleBackend, post: Post, signed_in: asynci
             await changes.aclose()  # type: ignore[attr-defined]
         raise Unavailable("session_api ended the watch")
 
-    try:
-        await _until_token_expires(
-            backend,
-            reconnecting(
-                follow,
-                name=SESSION_API,
-                retry_on=(Exception,),
-                fatal=(SignInFailed,),
-                on_lost=_on_lost(backend, post, SESSION_API),
-            ),
-        )
-    except SignInFailed as error:
-        post(ConnectionChanged(SESSION_API, "failed", error.message))
+    await _follow(backend, post, SESSION_API, follow)
 
 
 async def follow_threads(backend: ConsoleBackend, post: Post, signed_in: asyncio.Event) -> None:
@@ -140,19 +135,7 @@ async def follow_threads(backend: ConsoleBackend, post: Post, signed_in: asyncio
             await changes.aclose()  # type: ignore[attr-defined]
         raise Unavailable("thread_store ended the change feed")
 
-    try:
-        await _until_token_expires(
-            backend,
-            reconnecting(
-                follow,
-                name=THREAD_STORE,
-                retry_on=(Exception,),
-                fatal=(SignInFailed,),
-                on_lost=_on_lost(backend, post, THREAD_STORE),
-            ),
-        )
-    except SignInFailed as error:  # the operator token expired: stop, saying so
-        post(ConnectionChanged(THREAD_STORE, "failed", error.message))
+    await _follow(backend, post, THREAD_STORE, follow)
 
 
 async def poll_metrics(backend: ConsoleBackend, post: Post, signed_in: asyncio.Event, interval: float) -> None:
