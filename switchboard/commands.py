@@ -137,17 +137,9 @@ def health(args: argparse.Namespace) -> int:
         return 0 if status == 200 else 1
     if not target.startswith("grpc://"):
         raise InvalidArgument(f"{target!r}: use grpc://host:port or http://host:port/healthz")
-    import grpc
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    from switchboard.grpc_client import health_status
 
-    from switchboard.grpc_client import open_sync_channel
-
-    with open_sync_channel(target.removeprefix("grpc://")) as channel:
-        try:
-            reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=args.timeout)
-        except grpc.RpcError as error:
-            print(f"{target}: {error.code().name}", file=sys.stderr)
-            return 1
-    serving = reply.status == health_pb2.HealthCheckResponse.SERVING
-    print(f"{target}: {health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)}")
-    return 0 if serving else 1
+    said = health_status(target.removeprefix("grpc://"), timeout=args.timeout)
+    answered = said in ("SERVING", "NOT_SERVING", "SERVICE_UNKNOWN", "UNKNOWN")  # else the call failed
+    print(f"{target}: {said}", file=sys.stdout if answered else sys.stderr)
+    return 0 if said == "SERVING" else 1

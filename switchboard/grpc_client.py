@@ -77,6 +77,19 @@ def open_sync_channel(target: str, tls: TlsConfig | None = None) -> grpc.Channel
     return grpc.insecure_channel(target, options=CHANNEL_OPTIONS)
 
 
+def health_status(target: str, *, timeout: float) -> str:
+    """What a server's gRPC health service says (``SERVING``, ``NOT_SERVING``...), or the status
+    code of the failed check (``UNAVAILABLE``...). Blocking; TLS as the environment says."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    with open_sync_channel(target) as channel:
+        try:
+            reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=timeout)
+        except grpc.RpcError as error:
+            return str(error.code().name)
+    return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
+
+
 class AuthenticatedStub:
     """A stub whose every method adds the credentials' metadata (if any) and the request id of
     what is being served (``x-request-id``) to the call."""

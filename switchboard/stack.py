@@ -266,15 +266,10 @@ def probe_http(target: str) -> bool:
 
 def probe_grpc(target: str) -> bool:
     """The gRPC health service answers SERVING. Never raises."""
-    import grpc
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    from switchboard.grpc_client import health_status
 
     try:
-        with grpc.insecure_channel(target) as channel:
-            reply = health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(service=""), timeout=PROBE_TIMEOUT
-            )
-        return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+        return health_status(target, timeout=PROBE_TIMEOUT) == "SERVING"
     except Exception:
         return False
 
