@@ -26,12 +26,12 @@ from fastapi.responses import Response
 from google.protobuf.timestamp_pb2 import Timestamp
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.edge.auth import RequestContext
+from services.edge.auth import RequestContext, bearer_token
 from services.edge.config import EdgeConfig
 from switchboard.api.v1 import agent_runner_pb2 as apb
 from switchboard.api.v1 import session_api_pb2 as spb
 from switchboard.config import env_str
-from switchboard.errors import InvalidArgument, NotFound, PermissionDenied
+from switchboard.errors import InvalidArgument, NotFound, PermissionDenied, Unauthenticated
 from switchboard.principal import Principal
 from switchboard.proto_convert import enum_name
 from switchboard.service_auth import ServiceTokenVerifier, check_secret, is_service_token
@@ -306,7 +306,10 @@ def build_router(edge: Edge, config: EdgeConfig) -> APIRouter:
         (None: the thread's own user). A service token for the edge (audience ``edge``) acts for
         the user it names, or as a service with ``runs:write`` bound to an org; anything else
         authenticates as every request does (an operator reaches the threads of their org)."""
-        token = (request.headers.get("authorization") or "").partition(" ")[2].strip()
+        try:
+            token = bearer_token(request.headers.get("authorization"))
+        except Unauthenticated:
+            token = ""  # refused below, as every request is (and counted against the address)
         if service_tokens is not None and token and is_service_token(token):
             credential = service_tokens.verify(token)
             if credential.kind == "on_behalf" and credential.principal is not None:
