@@ -178,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
         {
             "OPENAI_API_KEY / OPENAI_BASE_URL": "the model server (unset: the offline model)",
             "SWITCHBOARD_MODEL": "the agents' default model (openai:<model> or offline)",
-            "SWITCHBOARD_AGENTS_FILE": "the agents (default services/agent_runner/agents.toml)",
+            "SWITCHBOARD_AGENTS_FILE": "the agents (default switchboard/agents.toml)",
         },
         {k: v for k, v in TARGET_ENV.items() if "AGENT_RUNNER" not in k},
         LOG_ENV,

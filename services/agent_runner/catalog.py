@@ -25,7 +25,7 @@ from chatkit.types import ThreadItemDoneEvent
 from mcp.client._memory import InMemoryTransport
 from mcp.server.mcpserver import MCPServer as McpSdkServer
 
-from services.agent_runner.agents_file import AgentsFile, AgentSpec, McpServerSpec
+from switchboard.agents_file import AgentsFile, AgentSpec, McpServerSpec
 from services.agent_runner.handoff import Handoffs
 from services.agent_runner.models import ModelSource
 from services.agent_runner.tasks import TASK_USER, TaskRepository, build_task_server

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from services.agent_runner.agents_file import AgentsFile, load_agents_file
+from switchboard.agents_file import AgentsFile, load_agents_file
 from services.agent_runner.catalog import AgentCatalog
 from services.agent_runner.escalation import Escalations, InMemoryEscalations, SessionApiEscalations
 from services.agent_runner.handoff import Handoffs, HandoffSettings
