@@ -22,6 +22,7 @@ import contextlib
 import inspect
 import logging
 import re
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -204,6 +205,21 @@ class Breaker(Protocol):
 FieldValue = str | bytes | int
 
 
+@dataclass(frozen=True, slots=True)
+class FeedBacklog:
+    """What a feed owes Redis: entries committed (Postgres has them) but not yet appended.
+
+    Attributes:
+        entries: Entries waiting for the background retry.
+        oldest_seconds: How long the oldest of them has waited (0 when none): how far live views are behind.
+        dropped: Entries given up since start (the queue was full): watchers never saw them.
+    """
+
+    entries: int
+    oldest_seconds: float
+    dropped: int
+
+
 class StreamFeed:
     """Appends entries to Redis streams and follows them.
 
@@ -235,13 +251,25 @@ class StreamFeed:
         self._reader = reader
         self._breaker = breaker
         self._backoff = backoff
-        self._pending: deque[tuple[Sequence[Stream], Mapping[str, FieldValue]]] = deque(maxlen=max_pending)
+        # Each entry with the monotonic time it was queued, for backlog().
+        self._pending: deque[tuple[Sequence[Stream], Mapping[str, FieldValue], float]] = deque(maxlen=max_pending)
+        self._dropped = 0
         self._retry_task: asyncio.Task[None] | None = None
 
     @property
     def pending(self) -> int:
         """Entries waiting for the background retry."""
         return len(self._pending)
+
+    def backlog(self) -> FeedBacklog:
+        """Entries waiting for Redis and the age of the oldest (safe to call from another thread: a scrape)."""
+        try:
+            queued_at = self._pending[0][2]
+        except IndexError:
+            return FeedBacklog(entries=0, oldest_seconds=0.0, dropped=self._dropped)
+        return FeedBacklog(
+            entries=len(self._pending), oldest_seconds=max(0.0, time.monotonic() - queued_at), dropped=self._dropped
+        )
 
     async def append(self, streams: Sequence[Stream], fields: Mapping[str, FieldValue]) -> None:
         """Append one entry to each of ``streams``, in one round trip (never raises).
@@ -261,7 +289,8 @@ class StreamFeed:
                 return
         if len(self._pending) == self._pending.maxlen:
             log.warning("%s: %d entries wait for Redis; dropping the oldest", self.name, len(self._pending))
-        self._pending.append((streams, fields))
+            self._dropped += 1
+        self._pending.append((streams, fields, time.monotonic()))
         if self._retry_task is None or self._retry_task.done():
             self._retry_task = asyncio.get_running_loop().create_task(self._drain(), name=f"{self.name}-retry")
 
@@ -276,7 +305,7 @@ class StreamFeed:
     async def _drain(self) -> None:
         async def flush(attempt: Attempt) -> None:
             while self._pending:
-                streams, fields = self._pending[0]
+                streams, fields, _queued_at = self._pending[0]
                 try:
                     await self._append(streams, fields)
                 except REDIS_ERRORS as error:

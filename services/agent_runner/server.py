@@ -12,6 +12,7 @@ from switchboard.agents_file import AgentsFile, load_agents_file
 from services.agent_runner.catalog import AgentCatalog
 from services.agent_runner.escalation import Escalations, InMemoryEscalations, SessionApiEscalations
 from services.agent_runner.handoff import Handoffs, HandoffSettings
+from services.agent_runner.metrics import runs_collector
 from services.agent_runner.models import EnvModels, ModelConfig, ModelSource
 from services.agent_runner.runs import RunLog, RunRepository, replica_id
 from services.agent_runner.service import AgentRunnerService, DoubleText, RunnerLimits
@@ -26,6 +27,7 @@ from switchboard.errors import InvalidArgument
 from switchboard.grpc_runtime import GrpcServer
 from switchboard.migrate import apply_migrations
 from switchboard.redis_client import create_redis
+from switchboard.scrape_metrics import register_collectors
 from switchboard.service_auth import ServerAuth
 from switchboard.sql import create_pool
 
@@ -190,6 +192,7 @@ async def build_agent_runner(
 async def serve(config: AgentRunnerConfig, *, host: str, port: int) -> None:
     """Run the agent runner until SIGTERM/SIGINT."""
     server, _service = await build_agent_runner(config)
+    register_collectors(runs_collector(config.database_url))  # runs by status, counted at scrape time
     await server.serve_until_signalled(
         host, port, metrics_port=env_int("SWITCHBOARD_AGENT_RUNNER_METRICS_PORT", 0, minimum=0)
     )

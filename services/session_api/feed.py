@@ -25,7 +25,7 @@ import redis
 import redis.asyncio as aioredis
 
 from services.session_api.domain import Escalation, Session
-from switchboard.streams import WATCH_STARTED, Attempt, Stream, StreamFeed, reconnecting
+from switchboard.streams import WATCH_STARTED, Attempt, FeedBacklog, Stream, StreamFeed, reconnecting
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +136,10 @@ class SessionFeed:
                 yield SessionChange(id=entry.id, type=WATCH_STARTED, at=datetime.now(UTC))
             elif (change := _change(entry.id, entry.fields)) is not None:
                 yield change
+
+    def backlog(self) -> FeedBacklog:
+        """Changes committed but not yet in Redis (Prometheus reads it at scrape time)."""
+        return self._streams.backlog()
 
     async def close(self) -> None:
         """Stop the revocation listener and the background retry."""

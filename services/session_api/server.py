@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from services.session_api.auth import AuthConfig, TokenVerifier
 from services.session_api.feed import SessionFeed
 from services.session_api.liveness import SessionLiveness
+from services.session_api.metrics import session_api_collectors
 from services.session_api.repository import QUERIES_DIR, SessionRepository
 from services.session_api.service import SessionLimits, SessionService
 from services.session_api.servicer import SessionApiServicer
@@ -20,6 +21,7 @@ from switchboard.grpc_runtime import GrpcServer
 from switchboard.migrate import apply_migrations
 from switchboard.principal import Principal
 from switchboard.redis_client import RedisPools, create_service_redis
+from switchboard.scrape_metrics import register_collectors
 from switchboard.service_auth import ServerAuth
 from switchboard.sql import Queries, create_pool
 
@@ -130,5 +132,7 @@ async def build_session_api(config: SessionApiConfig) -> tuple[GrpcServer, Sessi
 
 async def serve(config: SessionApiConfig, *, host: str, port: int) -> None:
     """Run session_api until SIGTERM/SIGINT."""
-    server, _service = await build_session_api(config)
+    server, service = await build_session_api(config)
+    # Escalations waiting and the session feed's lag, read at scrape time.
+    register_collectors(*session_api_collectors(config.database_url, service.feed))
     await server.serve_until_signalled(host, port, metrics_port=config.metrics_port)

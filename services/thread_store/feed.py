@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 import redis.asyncio as aioredis
 
 from services.thread_store.cache import RedisHealth, thread_key
-from switchboard.streams import WATCH_STARTED, FieldValue, Stream, StreamFeed
+from switchboard.streams import WATCH_STARTED, FeedBacklog, FieldValue, Stream, StreamFeed
 
 THREAD_STREAM_LENGTH = 1000
 ORG_STREAM_LENGTH = 100_000
@@ -113,6 +113,10 @@ class ChangeFeed:
         """
         async for entry in self._streams.watch(stream, since=since):
             yield ChangeEvent.started(entry.id) if entry.started else _event(entry.id, entry.fields)
+
+    def backlog(self) -> FeedBacklog:
+        """Changes committed but not yet in Redis (Prometheus reads it at scrape time)."""
+        return self._streams.backlog()
 
     async def close(self) -> None:
         """Stop the background retry."""

@@ -11,6 +11,7 @@ import grpc
 from services.session_api.client import users_verifier
 from services.thread_store.cache import RedisHealth, ThreadCache
 from services.thread_store.feed import ChangeFeed
+from services.thread_store.metrics import thread_store_collectors
 from services.thread_store.repository import QUERIES_DIR, ThreadRepository
 from services.thread_store.retention import RetentionConfig, RetentionSweeper
 from services.thread_store.service import StoreLimits, ThreadStoreService
@@ -20,6 +21,7 @@ from switchboard.config import env_bool, env_float, env_int, env_str
 from switchboard.grpc_runtime import GrpcServer, add_servicer
 from switchboard.migrate import apply_migrations
 from switchboard.redis_client import RedisPools, create_service_redis
+from switchboard.scrape_metrics import register_collectors
 from switchboard.service_auth import ServerAuth
 from switchboard.sql import Queries, create_pool
 
@@ -135,8 +137,9 @@ async def build_thread_store(config: ThreadStoreConfig) -> tuple[GrpcServer, Thr
 
 async def serve(config: ThreadStoreConfig, *, host: str, port: int) -> None:
     """Run the thread store until SIGTERM/SIGINT."""
-    server, _service = await build_thread_store(config)
-    # RPC counts and latency, cache hits and misses, Redis fallbacks.
+    server, service = await build_thread_store(config)
+    # RPC counts and latency, cache hits and misses, Redis fallbacks; the change feed's lag at scrape time.
+    register_collectors(*thread_store_collectors(service.feed))
     await server.serve_until_signalled(
         host, port, metrics_port=env_int("SWITCHBOARD_THREAD_STORE_METRICS_PORT", 0, minimum=0)
     )
