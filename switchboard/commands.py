@@ -72,13 +72,17 @@ def check_redis_url(url: str, *, timeout: float = CONNECT_TIMEOUT) -> None:
     """
     import redis
 
+    from switchboard.redis_client import cluster_seed_url
+
     shown = redact_url(url)
     try:
-        client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+        # A cluster is checked at the node its URL names (any node answers PING).
+        seed = cluster_seed_url(url) or url
+        client = redis.Redis.from_url(seed, socket_timeout=timeout, socket_connect_timeout=timeout)
     except ValueError as error:
         raise InvalidArgument(
             f"REDIS_URL={shown!r} is not a Redis URL ({_reason(error)}): write it as redis://host:6379/0 "
-            "(or rediss://, unix://), or unset it to use the embedded Redis"
+            "(or rediss://, unix://, redis+cluster://), or unset it to use the embedded Redis"
         ) from None
     try:
         client.ping()

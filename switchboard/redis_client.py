@@ -1,29 +1,68 @@
 """The one way Switchboard opens Redis: short timeouts, so a slow Redis degrades to Postgres, and
-bounded pools, so a burst waits for a connection instead of failing with "Too many connections"."""
+bounded pools, so a burst waits for a connection instead of failing with "Too many connections".
+
+A Redis Cluster is named by its URL's scheme: ``redis+cluster://host:port`` (or
+``rediss+cluster://`` for TLS), any node of the cluster as the seed; the client
+learns the others from it. Every key Switchboard writes carries a hash tag (the
+user's or the org's id in braces), and every script and transaction touches the
+keys of one tag only, so each runs on one node; pipelines without a transaction
+may mix tags (the cluster client sends each node its share). Pub/sub channels
+are not keys: a cluster carries a PUBLISH to the subscribers of every node.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as aioredis
+from redis.asyncio.client import PubSub
+from redis.asyncio.cluster import RedisCluster
 
 from switchboard.config import env_float, env_int
+from switchboard.errors import InvalidArgument
+
+CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
+
+
+def cluster_seed_url(url: str) -> str | None:
+    """The plain URL of the seed node when ``url`` names a Redis Cluster, else None.
+
+    Raises:
+        InvalidArgument: a cluster URL with a database other than 0 or a Unix socket
+            (a cluster has neither).
+    """
+    scheme, sep, rest = url.partition("://")
+    plain = CLUSTER_SCHEMES.get(scheme.lower()) if sep else None
+    if plain is None:
+        return None
+    path = rest.partition("?")[0].partition("/")[2]
+    if path not in ("", "0"):
+        raise InvalidArgument(f"a Redis Cluster has only database 0, not /{path}: write {scheme}://host:port")
+    return f"{plain}://{rest}"
 
 
 def create_redis(
     url: str, *, timeout: float | None = None, pool_size: int | None = None, pool_wait: float = 5.0
 ) -> aioredis.Redis:
-    """Open an asyncio Redis client.
+    """Open an asyncio Redis client (a cluster client for ``redis+cluster://``).
+
+    The cluster client answers the same commands, so it is typed as ``aioredis.Redis``
+    for its callers; the Redis Cluster suite (``tests/e2e/test_redis_cluster.py``) runs
+    every service against a real cluster to hold that.
 
     Args:
-        url: A redis-py URL (``redis://``, ``rediss://`` or ``unix://``).
+        url: A redis-py URL (``redis://``, ``rediss://`` or ``unix://``), or
+            ``redis+cluster://`` / ``rediss+cluster://`` and any node of a cluster.
         timeout: Seconds before a command is abandoned; defaults to
             ``SWITCHBOARD_REDIS_TIMEOUT`` (0.25 s). Callers treat a timeout as
             "Redis is down" and fall back to Postgres.
         pool_size: With a size, at most that many connections, and a caller past
             it waits up to ``pool_wait`` seconds for one (backpressure) instead of
-            failing with "Too many connections"; None keeps redis-py's pool.
+            failing with "Too many connections"; None keeps redis-py's pool. On a
+            cluster the bound is per node, and a caller past it fails at once
+            (redis-py's cluster client has no waiting pool): the error every caller
+            takes for Redis being down.
         pool_wait: Seconds to wait for a free connection of a sized pool.
     """
     seconds = timeout if timeout is not None else env_float("SWITCHBOARD_REDIS_TIMEOUT", 0.25)
@@ -32,11 +71,26 @@ def create_redis(
         "socket_connect_timeout": seconds,
         "health_check_interval": 30,
     }
+    seed = cluster_seed_url(url)
+    if seed is not None:
+        cluster = RedisCluster.from_url(seed, max_connections=pool_size or 100, **options)
+        return cast(aioredis.Redis, cluster)
     if pool_size is not None:
         pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=pool_size, timeout=pool_wait, **options)
         return aioredis.Redis(connection_pool=pool)
     client: aioredis.Redis = aioredis.Redis.from_url(url, **options)
     return client
+
+
+async def open_pubsub(client: aioredis.Redis) -> PubSub:
+    """A pub/sub of ``client`` (of a cluster client, once it knows the cluster's slots).
+
+    Raises:
+        RedisError, OSError: Redis (every node of a cluster) is unreachable.
+    """
+    if isinstance(client, RedisCluster):
+        await client.initialize()  # its pub/sub picks a node by slot and cannot learn them itself
+    return client.pubsub()
 
 
 @dataclass(frozen=True)

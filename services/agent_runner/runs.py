@@ -36,6 +36,7 @@ from redis.exceptions import RedisError
 
 from switchboard.errors import FailedPrecondition, InvalidArgument, NotFound
 from switchboard.pages import Page, make_page
+from switchboard.redis_client import open_pubsub
 from switchboard.sql import Queries
 from switchboard.streams import Attempt, reconnecting
 
@@ -391,13 +392,13 @@ class RunSignals:
         assert subscriber is not None
 
         async def follow(attempt: Attempt) -> None:
-            pubsub = subscriber.pubsub(ignore_subscribe_messages=True)
+            pubsub = await open_pubsub(subscriber)
             try:
                 await pubsub.subscribe(SIGNAL_CHANNEL)
                 self._subscribed.set()
                 attempt.live()
                 while True:
-                    message = await pubsub.get_message(timeout=1.0)
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                     if message is not None:
                         self._dispatch(message.get("data"))
             finally:

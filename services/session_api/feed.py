@@ -25,6 +25,7 @@ import redis
 import redis.asyncio as aioredis
 
 from services.session_api.domain import Escalation, Session
+from switchboard.redis_client import open_pubsub
 from switchboard.streams import WATCH_STARTED, Attempt, FeedBacklog, Stream, StreamFeed, reconnecting
 
 log = logging.getLogger(__name__)
@@ -111,7 +112,7 @@ class SessionFeed:
 
     async def _listen(self, on_revoked: Callable[[str], None], on_reconnect: Callable[[], None]) -> None:
         async def follow(attempt: Attempt) -> None:
-            async with self._blocking.pubsub() as pubsub:
+            async with await open_pubsub(self._blocking) as pubsub:
                 await pubsub.subscribe(REVOKED_CHANNEL)
                 if attempt.failures:
                     on_reconnect()
