@@ -19,6 +19,23 @@ threads, so requests never wait on a sweep (Postgres readers never wait on a
 delete; writers of *that* thread would, for the one transaction). It also
 sweeps session_api's audit rows, which live in the same database, so one
 sweeper applies one policy.
+
+How gently (decision): the sweep deletes in small chunks and paces itself by a
+duty cycle. A thread's items go ``chunk`` (250) rows per statement, in
+primary-key order from where the last chunk stopped (an index range scan that
+starts past the rows this transaction already deleted, instead of stepping over
+their dead tuples again), all in the thread's one transaction: a reader sees the
+whole thread until the commit and nothing after it, never half of it, and a
+sweep that fails midway rolls back to the whole thread. Audit events go
+``chunk`` rows per transaction. After each chunk the sweep rests
+``duty_cycle`` (0.05) of the way: having worked w seconds since it last
+rested, it rests w x (1 - duty_cycle) / duty_cycle (at least ``pause_seconds``),
+so it never takes more than about 5% of the time of the database and of its
+own process, and it slows down by itself when the machine is busy (its chunks
+take longer, so it rests longer). The price: a thread's transaction lasts
+about its items / ``chunk`` x (chunk time / duty_cycle) (0.1 s for 1,000
+items), and a write to a thread being swept, which has been untouched for the
+whole retention, waits for it and then finds the thread gone.
 """
 
 from __future__ import annotations
@@ -44,11 +61,17 @@ log = logging.getLogger(__name__)
 
 SWEEP_LOCK = 0x5357_5245_5445_4E  # pg advisory lock key: one replica sweeps at a time
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_CHUNK = 10_000
+MAX_PAUSE_SECONDS = 60.0
 
 DELETED = Counter(
     "switchboard_retention_deleted_total",
     "What retention sweeps deleted: threads, items, attachments, attachment_bytes, runs, audit_events.",
     ["kind"],
+)
+RESTED = Counter(
+    "switchboard_retention_rest_seconds_total",
+    "How long retention sweeps rested between chunks to keep to their duty cycle.",
 )
 SWEEP_SECONDS = Histogram(
     "switchboard_retention_sweep_seconds",
@@ -65,15 +88,34 @@ class RetentionConfig:
         thread_days: Delete threads inactive this long (0: keep forever), unless their org says otherwise.
         audit_days: Delete audit events older than this (0: keep forever), unless their org says otherwise.
         every_seconds: How often a replica tries to sweep (0: never; ``switchboard retention sweep`` still can).
-        batch: Threads looked up per query, audit rows deleted per transaction.
-        pause_seconds: Rest between two deleted threads or audit batches.
+        batch: Threads looked up per query.
+        chunk: Rows deleted per statement: a thread's items (or runs) per statement of its
+            transaction, audit events per transaction.
+        duty_cycle: The most of the time the sweep works (0 < duty_cycle <= 1): after each chunk
+            it rests (1 - duty_cycle) / duty_cycle times as long as it worked since it last rested.
+        pause_seconds: The least it rests after a chunk.
     """
 
     thread_days: int = 0
     audit_days: int = 0
     every_seconds: float = 3600.0
     batch: int = 100
-    pause_seconds: float = 0.02
+    chunk: int = 250
+    duty_cycle: float = 0.05
+    pause_seconds: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.chunk <= MAX_CHUNK:
+            raise InvalidArgument(f"SWITCHBOARD_RETENTION_CHUNK must be 1 to {MAX_CHUNK} rows, not {self.chunk}")
+        if not 0 < self.duty_cycle <= 1:
+            raise InvalidArgument(
+                f"SWITCHBOARD_RETENTION_DUTY_CYCLE must be above 0 and at most 1 (the most of the time a sweep"
+                f" works, e.g. 0.05), not {self.duty_cycle}"
+            )
+        if not 0 <= self.pause_seconds <= MAX_PAUSE_SECONDS:
+            raise InvalidArgument(
+                f"SWITCHBOARD_RETENTION_PAUSE_SECONDS must be 0 to {MAX_PAUSE_SECONDS}, not {self.pause_seconds}"
+            )
 
     @classmethod
     def from_env(cls) -> RetentionConfig:
@@ -83,8 +125,43 @@ class RetentionConfig:
             audit_days=env_int("SWITCHBOARD_RETENTION_AUDIT_DAYS", 0),
             every_seconds=env_float("SWITCHBOARD_RETENTION_SWEEP_SECONDS", cls.every_seconds),
             batch=env_int("SWITCHBOARD_RETENTION_BATCH", cls.batch, minimum=1),
+            chunk=env_int("SWITCHBOARD_RETENTION_CHUNK", cls.chunk, minimum=1),
+            duty_cycle=env_float("SWITCHBOARD_RETENTION_DUTY_CYCLE", cls.duty_cycle),
             pause_seconds=env_float("SWITCHBOARD_RETENTION_PAUSE_SECONDS", cls.pause_seconds),
         )
+
+
+class DutyCycle:
+    """Rests so that work takes at most ``fraction`` of the time.
+
+    ``rest()`` after each chunk of work sleeps the time worked since the last rest times
+    ``(1 - fraction) / fraction`` (at least ``floor``): at 0.05, 19 times as long as it worked.
+
+    Args:
+        fraction: The most of the time spent working (0 < fraction <= 1).
+        floor: The least rest, in seconds.
+    """
+
+    def __init__(self, fraction: float, floor: float = 0.0) -> None:
+        self._rest_per_work = (1 - fraction) / fraction
+        self._floor = floor
+        self._since = time.monotonic()
+        self.worked = 0.0
+        self.rested = 0.0
+
+    def restart(self) -> None:
+        """Count work from now (after waiting on something that is not work)."""
+        self._since = time.monotonic()
+
+    async def rest(self) -> None:
+        """Rest in proportion to the work done since the last rest."""
+        worked = time.monotonic() - self._since
+        seconds = max(self._floor, worked * self._rest_per_work)
+        await asyncio.sleep(seconds)
+        self.worked += worked
+        self.rested += seconds
+        RESTED.inc(seconds)
+        self._since = time.monotonic()
 
 
 @dataclass
@@ -222,8 +299,9 @@ class RetentionSweeper:
         now = now or datetime.now(UTC)
         report = SweepReport(dry_run=dry_run)
         started = time.perf_counter()
-        await self._sweep_threads(now, report)
-        await self._sweep_audit(now, report)
+        pace = DutyCycle(self._config.duty_cycle, self._config.pause_seconds)
+        await self._sweep_threads(now, report, pace)
+        await self._sweep_audit(now, report, pace)
         if not dry_run:
             SWEEP_SECONDS.observe(time.perf_counter() - started)
         return report
@@ -232,7 +310,7 @@ class RetentionSweeper:
         value: int | None = await self._pool.fetchval(self._q.retention_min_days, default, kind)
         return value
 
-    async def _sweep_threads(self, now: datetime, report: SweepReport) -> None:
+    async def _sweep_threads(self, now: datetime, report: SweepReport, pace: DutyCycle) -> None:
         min_days = await self._min_days(self._config.thread_days, "thread")
         if min_days is None:
             return
@@ -253,18 +331,34 @@ class RetentionSweeper:
                 if report.dry_run:
                     report.threads.append(row["id"])
                     continue
-                await self._delete_thread(row, report)
-                await asyncio.sleep(self._config.pause_seconds)
+                await self._delete_thread(row, report, pace)
+                await pace.rest()
 
-    async def _delete_thread(self, candidate: asyncpg.Record, report: SweepReport) -> None:
+    async def _delete_thread(self, candidate: asyncpg.Record, report: SweepReport, pace: DutyCycle) -> None:
+        """Delete one thread in one transaction, its items and runs ``chunk`` rows per statement with rests
+        between (others see the whole thread until the commit: see the module's docstring)."""
+        chunk = self._config.chunk
         async with self._pool.acquire() as conn, conn.transaction():
             thread = await conn.fetchrow(self._q.retention_lock_thread, candidate["id"], candidate["updated_at"])
             if thread is None:
                 report.skipped += 1
                 return
+            items, after = 0, ""
+            while True:
+                deleted = await conn.fetchrow(self._q.retention_delete_items_chunk, thread["id"], after, chunk)
+                items += deleted["deleted"]
+                if deleted["deleted"] < chunk:
+                    break
+                after = deleted["last"]
+                await pace.rest()
+            runs = 0
+            while True:
+                deleted_runs: int = await conn.fetchval(self._q.retention_delete_runs_chunk, thread["id"], chunk)
+                runs += deleted_runs
+                if deleted_runs < chunk:
+                    break
+                await pace.rest()
             attachments = await conn.fetch(self._q.retention_delete_attachments, thread["id"])
-            items = len(await conn.fetch(self._q.retention_delete_items, thread["id"]))
-            runs = len(await conn.fetch(self._q.retention_delete_runs, thread["id"]))
             await conn.execute(self._q.retention_delete_thread, thread["id"])
             data = {
                 "thread_id": thread["id"],
@@ -298,7 +392,7 @@ class RetentionSweeper:
                 revision=thread["revision"],
             )
 
-    async def _sweep_audit(self, now: datetime, report: SweepReport) -> None:
+    async def _sweep_audit(self, now: datetime, report: SweepReport, pace: DutyCycle) -> None:
         min_days = await self._min_days(self._config.audit_days, "audit")
         if min_days is None:
             return
@@ -311,16 +405,14 @@ class RetentionSweeper:
             async with self._pool.acquire() as conn, conn.transaction():
                 # The audit trail's trigger lets this transaction, and only it, delete.
                 await conn.execute("SET LOCAL switchboard.retention_sweep = 'on'")
-                deleted = len(
-                    await conn.fetch(
-                        self._q.retention_audit_delete, now, self._config.audit_days, min_days, self._config.batch * 10
-                    )
+                deleted: int = await conn.fetchval(
+                    self._q.retention_audit_delete, now, self._config.audit_days, min_days, self._config.chunk
                 )
             report.audit_events += deleted
             DELETED.labels("audit_events").inc(deleted)
-            if deleted < self._config.batch * 10:
+            if deleted < self._config.chunk:
                 return
-            await asyncio.sleep(self._config.pause_seconds)
+            await pace.rest()
 
     # -- the periodic task ----------------------------------------------------------
 

@@ -34,8 +34,17 @@ FOR UPDATE SKIP LOCKED;
 -- name: retention_delete_attachments
 DELETE FROM attachments WHERE thread_id = $1 RETURNING coalesce(octet_length(content), 0) AS bytes;
 
--- name: retention_delete_items
-DELETE FROM thread_items WHERE thread_id = $1 RETURNING 1;
+-- name: retention_delete_items_chunk
+-- Up to $3 of the thread's items after the key $2, in primary-key order: an index range scan that starts
+-- past what the earlier chunks of this transaction deleted (their dead index entries are not stepped over
+-- again). How many went, and the last key (where the next chunk starts).
+WITH doomed AS (
+    DELETE FROM thread_items
+    WHERE thread_id = $1
+      AND id IN (SELECT i.id FROM thread_items i WHERE i.thread_id = $1 AND i.id > $2 ORDER BY i.id LIMIT $3)
+    RETURNING id
+)
+SELECT count(*)::integer AS deleted, max(id) AS last FROM doomed;
 
 -- name: retention_delete_thread
 DELETE FROM threads WHERE id = $1;
@@ -58,8 +67,10 @@ WITH doomed AS (
           SELECT 1 FROM legal_holds h WHERE h.user_id = s.user_id OR h.thread_id = ANY (s.thread_ids))
     ORDER BY e.created_at
     LIMIT $4
+), deleted AS (
+    DELETE FROM session_events WHERE id IN (SELECT id FROM doomed) RETURNING 1
 )
-DELETE FROM session_events WHERE id IN (SELECT id FROM doomed) RETURNING id;
+SELECT count(*)::integer FROM deleted;
 
 -- name: retention_audit_count
 SELECT count(*)
@@ -96,6 +107,12 @@ RETURNING id;
 -- name: retention_list_holds
 SELECT * FROM legal_holds ORDER BY created_at, id;
 
--- name: retention_delete_runs
--- The thread's finished runs go with it (a paused run's saved state holds the conversation).
-DELETE FROM runs WHERE thread_id = $1 RETURNING 1;
+-- name: retention_delete_runs_chunk
+-- Up to $2 of the thread's runs (finished: active ones kept the thread from being a candidate); they go with
+-- it, since a paused run's saved state holds the conversation. How many went.
+WITH doomed AS (
+    DELETE FROM runs
+    WHERE id IN (SELECT r.id FROM runs r WHERE r.thread_id = $1 ORDER BY r.created_at, r.id COLLATE "C" LIMIT $2)
+    RETURNING 1
+)
+SELECT count(*)::integer FROM doomed;
