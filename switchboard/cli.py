@@ -139,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
         {
             "SWITCHBOARD_JWT_SECRET / _JWKS_URL": "your identity provider (unset: a development secret)",
             "SWITCHBOARD_PLAYGROUND": "the chat page at / (default on under 'up')",
+            "SWITCHBOARD_<SERVICE>_METRICS_PORT": "Prometheus port of a gRPC service (unset: a free one, printed)",
         },
         LOG_ENV,
     )

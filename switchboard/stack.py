@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import http.client
+import json
 import os
 import secrets
 import signal
@@ -70,6 +71,8 @@ class Child:
     restarts: int = 0
     next_start: float = 0.0
     started_at: float = field(default=0.0)
+    # Where Prometheus scrapes a gRPC service (0 until ``up`` picks one); the edge serves /metrics itself.
+    metrics_port: int = 0
 
     @property
     def target(self) -> str:
@@ -86,34 +89,96 @@ class Child:
         """The environment variable that sets its port."""
         return f"SWITCHBOARD_{self.name.upper()}_PORT"
 
+    @property
+    def metrics_variable(self) -> str:
+        """The environment variable that sets its metrics port (gRPC services)."""
+        return f"SWITCHBOARD_{self.name.upper()}_METRICS_PORT"
+
+    @property
+    def metrics_url(self) -> str:
+        """Where Prometheus scrapes it."""
+        port = self.port if self.http else self.metrics_port
+        return f"http://127.0.0.1:{port}/metrics"
+
 
 # In start-up order: the agent runner and the edge call the other two.
 SERVICES = ("thread_store", "session_api", "agent_runner", "edge")
 
 
+def _port_setting(variable: str, default: int) -> int:
+    raw = env_str(variable, str(default)) or str(default)
+    if not raw.isdigit() or not 1 <= int(raw) <= 65535:
+        raise InvalidArgument(f"{variable}={raw!r} is not a port number (1-65535)")
+    return int(raw)
+
+
 def stack_children() -> list[Child]:
-    """The services of the stack, with ports from ``SWITCHBOARD_<NAME>_PORT``.
+    """The services of the stack, with ports from ``SWITCHBOARD_<NAME>_PORT`` and the gRPC services'
+    metrics ports from ``SWITCHBOARD_<NAME>_METRICS_PORT`` (unset: ``assign_metrics_ports`` picks free ones).
 
     Raises:
         InvalidArgument: a port setting is not a port number, or two services were given the same port.
     """
     children = []
     for name, color in zip(SERVICES, COLORS, strict=True):
-        command, default = name.replace("_", "-"), DEFAULT_PORTS[name]
-        variable = f"SWITCHBOARD_{name.upper()}_PORT"
-        raw = env_str(variable, str(default)) or str(default)
-        if not raw.isdigit() or not 1 <= int(raw) <= 65535:
-            raise InvalidArgument(f"{variable}={raw!r} is not a port number (1-65535)")
-        children.append(Child(name, command, int(raw), http=name == "edge", color=color))
-    seen: dict[int, Child] = {}
+        child = Child(name, name.replace("_", "-"), 0, http=name == "edge", color=color)
+        child.port = _port_setting(child.port_variable, DEFAULT_PORTS[name])
+        if not child.http and env_str(child.metrics_variable):
+            child.metrics_port = _port_setting(child.metrics_variable, 0)
+        children.append(child)
+    seen: dict[int, str] = {}
     for child in children:
-        if child.port in seen:
-            other = seen[child.port]
-            raise InvalidArgument(
-                f"{other.port_variable} and {child.port_variable} are both {child.port}: give each service its own port"
-            )
-        seen[child.port] = child
+        for port, variable in _ports_of(child):
+            if port in seen:
+                raise InvalidArgument(f"{seen[port]} and {variable} are both {port}: give each service its own port")
+            seen[port] = variable
     return children
+
+
+def _ports_of(child: Child) -> list[tuple[int, str]]:
+    """The ports a child listens on, each with the setting that chose it."""
+    ports = [(child.port, child.port_variable)]
+    if child.metrics_port:
+        ports.append((child.metrics_port, child.metrics_variable))
+    return ports
+
+
+def assign_metrics_ports(children: list[Child], host: str) -> None:
+    """Give each gRPC service without a ``SWITCHBOARD_<NAME>_METRICS_PORT`` a free port for its metrics.
+
+    Decision: free ports rather than fixed defaults, so several stacks (and test suites) run side by side;
+    ``up`` prints them and writes them for Prometheus (``write_prometheus_targets``), and a deployment that
+    wants fixed ones sets the variables.
+    """
+    taken = {port for child in children for port, _ in _ports_of(child)}
+    for child in children:
+        if child.http or child.metrics_port:
+            continue
+        while not child.metrics_port or child.metrics_port in taken:
+            with socket.socket() as probe:
+                probe.bind((host, 0))
+                child.metrics_port = int(probe.getsockname()[1])
+        taken.add(child.metrics_port)
+
+
+def write_prometheus_targets(children: list[Child], data_dir: Path) -> Path:
+    """Write where every process serves its metrics as a Prometheus ``file_sd_configs`` file (rewritten
+    by each ``up``; Prometheus rereads it when it changes).
+
+    Returns:
+        The file's path.
+    """
+    targets = [
+        {
+            "targets": [child.metrics_url.removeprefix("http://").removesuffix("/metrics")],
+            "labels": {"service": child.name},
+        }
+        for child in children
+    ]
+    path = data_dir / "prometheus-targets.json"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(targets, indent=2) + "\n")
+    return path
 
 
 # --- ports -------------------------------------------------------------------------------------------------------
@@ -150,22 +215,23 @@ def check_ports_free(children: list[Child], host: str) -> None:
     """
     problems = []
     for child in children:
-        try:
-            family, kind, proto, _, address = socket.getaddrinfo(host, child.port, type=socket.SOCK_STREAM)[0]
-        except socket.gaierror as error:
-            raise InvalidArgument(f"--host {host!r} is not an address of this machine ({error.strerror})") from None
-        with socket.socket(family, kind, proto) as probe:
-            # SO_REUSEADDR as the servers set it: a port in TIME_WAIT is free, one with a listener is not.
-            # No SO_REUSEPORT: a gRPC server of another stack (which sets it) must make this bind fail.
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        for port, variable in _ports_of(child):
             try:
-                probe.bind(address)
-            except OSError as error:
-                holder = port_holder(child.port)
-                problems.append(
-                    f"port {child.port} ({child.name}) is taken by {holder}: stop it, or set "
-                    f"{child.port_variable} to a free port ({error.strerror})"
-                )
+                family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+            except socket.gaierror as error:
+                raise InvalidArgument(f"--host {host!r} is not an address of this machine ({error.strerror})") from None
+            with socket.socket(family, kind, proto) as probe:
+                # SO_REUSEADDR as the servers set it: a port in TIME_WAIT is free, one with a listener is not.
+                # No SO_REUSEPORT: a gRPC server of another stack (which sets it) must make this bind fail.
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    probe.bind(address)
+                except OSError as error:
+                    holder = port_holder(port)
+                    problems.append(
+                        f"port {port} ({child.name}) is taken by {holder}: stop it, or set "
+                        f"{variable} to a free port ({error.strerror})"
+                    )
     if problems:
         raise FailedPrecondition("\n  ".join(problems))
 
@@ -189,6 +255,8 @@ def child_environment(urls: EmbeddedUrls, children: list[Child], data_dir: Path)
     for child in children:
         if not child.http:
             env.setdefault(f"SWITCHBOARD_{child.name.upper()}", child.target)
+            if child.metrics_port:
+                env[child.metrics_variable] = str(child.metrics_port)
     env.setdefault("SWITCHBOARD_PLAYGROUND", "on")
     env["PYTHONUNBUFFERED"] = "1"  # lines reach the relay as they are written
     env[DIE_WITH_PARENT_ENV] = str(os.getpid())
@@ -397,6 +465,7 @@ def run_stack(*, host: str = "127.0.0.1") -> int:
 
     children = stack_children()
     check_ports_free(children, host)
+    assign_metrics_ports(children, host)
     up = False
     with _interruptible():
         try:
@@ -406,7 +475,9 @@ def run_stack(*, host: str = "127.0.0.1") -> int:
 
                 print("==> applying migrations", flush=True)
                 apply_migrations(urls.database_url)
-                env = child_environment(urls, children, StorageConfig.from_env().data_dir)
+                data_dir = StorageConfig.from_env().data_dir
+                env = child_environment(urls, children, data_dir)
+                targets = write_prometheus_targets(children, data_dir)
                 tokens = _mint_tokens(env) if uses_development_secret(dict(os.environ)) else None
                 if tokens is not None:
                     env.setdefault("SWITCHBOARD_PLAYGROUND_TOKEN", tokens.user)
@@ -415,7 +486,7 @@ def run_stack(*, host: str = "127.0.0.1") -> int:
                     for child in children:
                         _start(child, env, host)
                     _wait_healthy(children)
-                    _print_ready(children, tokens)
+                    _print_ready(children, tokens, targets)
                     up = True
                     while True:
                         _supervise(children, env, host)
@@ -434,9 +505,10 @@ def run_stack(*, host: str = "127.0.0.1") -> int:
     return 0
 
 
-def _print_ready(children: list[Child], tokens: DevelopmentTokens | None) -> None:
+def _print_ready(children: list[Child], tokens: DevelopmentTokens | None, targets: Path) -> None:
     for child in children:
-        print(f"  {child.name:<13} {child.url}")
+        print(f"  {child.name:<13} {child.url:<24} metrics {child.metrics_url}")
+    print(f"Prometheus targets (file_sd_configs): {targets}")
     edge = next(c for c in children if c.name == "edge")
     print(f"\nChatKit endpoint: {edge.url}/chatkit   (API docs: {edge.url}/docs)")
     if env_bool("SWITCHBOARD_PLAYGROUND", True):
