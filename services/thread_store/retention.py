@@ -335,30 +335,18 @@ class RetentionSweeper:
                 await pace.rest()
 
     async def _delete_thread(self, candidate: asyncpg.Record, report: SweepReport, pace: DutyCycle) -> None:
-        """Delete one thread in one transaction, its items and runs ``chunk`` rows per statement with rests
-        between (others see the whole thread until the commit: see the module's docstring)."""
-        chunk = self._config.chunk
+        """Delete one thread in one transaction: its items, runs and attachments ``chunk`` rows per statement
+        with rests between (others see the whole thread until the commit: see the module's docstring)."""
         async with self._pool.acquire() as conn, conn.transaction():
             thread = await conn.fetchrow(self._q.retention_lock_thread, candidate["id"], candidate["updated_at"])
             if thread is None:
                 report.skipped += 1
                 return
-            items, after = 0, ""
-            while True:
-                deleted = await conn.fetchrow(self._q.retention_delete_items_chunk, thread["id"], after, chunk)
-                items += deleted["deleted"]
-                if deleted["deleted"] < chunk:
-                    break
-                after = deleted["last"]
-                await pace.rest()
-            runs = 0
-            while True:
-                deleted_runs: int = await conn.fetchval(self._q.retention_delete_runs_chunk, thread["id"], chunk)
-                runs += deleted_runs
-                if deleted_runs < chunk:
-                    break
-                await pace.rest()
-            attachments = await conn.fetch(self._q.retention_delete_attachments, thread["id"])
+            items, _ = await self._delete_in_chunks(conn, self._q.retention_delete_items_chunk, thread["id"], pace)
+            runs, _ = await self._delete_in_chunks(conn, self._q.retention_delete_runs_chunk, thread["id"], pace)
+            attachments, n_bytes = await self._delete_in_chunks(
+                conn, self._q.retention_delete_attachments_chunk, thread["id"], pace
+            )
             await conn.execute(self._q.retention_delete_thread, thread["id"])
             data = {
                 "thread_id": thread["id"],
@@ -367,16 +355,15 @@ class RetentionSweeper:
                 "reason": "retention",
                 "last_activity_at": thread["updated_at"].isoformat(),
                 "items": items,
-                "attachments": len(attachments),
+                "attachments": attachments,
             }
             await conn.execute(self._q.retention_thread_deleted_event, thread["org_id"], thread["id"], json.dumps(data))
-        n_bytes = sum(a["bytes"] for a in attachments)
         report.threads.append(thread["id"])
         report.items += items
-        report.attachments += len(attachments)
+        report.attachments += attachments
         report.attachment_bytes += n_bytes
         report.runs += runs
-        for kind, n in (("threads", 1), ("items", items), ("attachments", len(attachments))):
+        for kind, n in (("threads", 1), ("items", items), ("attachments", attachments)):
             DELETED.labels(kind).inc(n)
         DELETED.labels("attachment_bytes").inc(n_bytes)
         DELETED.labels("runs").inc(runs)
@@ -391,6 +378,21 @@ class RetentionSweeper:
                 thread_id=thread["id"],
                 revision=thread["revision"],
             )
+
+    async def _delete_in_chunks(
+        self, conn: asyncpg.Connection, query: str, thread_id: str, pace: DutyCycle
+    ) -> tuple[int, int]:
+        """Run a chunk query ($1: the thread, $2: after this key, $3: at most this many rows) until a chunk
+        comes back short, resting after each full one. How many rows went, and their bytes."""
+        rows, n_bytes, after = 0, 0, ""
+        while True:
+            deleted = await conn.fetchrow(query, thread_id, after, self._config.chunk)
+            rows += deleted["deleted"]
+            n_bytes += deleted["bytes"]
+            if deleted["deleted"] < self._config.chunk:
+                return rows, n_bytes
+            after = deleted["last"]
+            await pace.rest()
 
     async def _sweep_audit(self, now: datetime, report: SweepReport, pace: DutyCycle) -> None:
         min_days = await self._min_days(self._config.audit_days, "audit")

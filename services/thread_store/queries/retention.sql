@@ -31,20 +31,30 @@ WHERE t.id = $1 AND t.updated_at = $2
   AND NOT EXISTS (SELECT 1 FROM legal_holds h WHERE h.thread_id = t.id OR h.user_id = t.user_id)
 FOR UPDATE SKIP LOCKED;
 
--- name: retention_delete_attachments
-DELETE FROM attachments WHERE thread_id = $1 RETURNING coalesce(octet_length(content), 0) AS bytes;
+-- name: retention_delete_attachments_chunk
+-- Up to $3 of the thread's attachments after the id $2 (attachments_thread's order), rows and bytes:
+-- how many went, their bytes, and the last id (where the next chunk starts).
+WITH doomed AS (
+    DELETE FROM attachments
+    WHERE id = ANY (ARRAY(
+        SELECT a.id FROM attachments a WHERE a.thread_id = $1 AND a.id > $2 ORDER BY a.id LIMIT $3))
+    RETURNING id, coalesce(octet_length(content), 0) AS bytes
+)
+SELECT count(*)::integer AS deleted, coalesce(sum(bytes), 0)::bigint AS bytes, max(id) AS last FROM doomed;
 
 -- name: retention_delete_items_chunk
 -- Up to $3 of the thread's items after the key $2, in primary-key order: an index range scan that starts
 -- past what the earlier chunks of this transaction deleted (their dead index entries are not stepped over
--- again). How many went, and the last key (where the next chunk starts).
+-- again), then a primary-key lookup per row (= ANY of an array: not a scan of all the thread's items, which
+-- `IN (subquery)` plans as a hash join). How many went, and the last key (where the next chunk starts).
 WITH doomed AS (
     DELETE FROM thread_items
     WHERE thread_id = $1
-      AND id IN (SELECT i.id FROM thread_items i WHERE i.thread_id = $1 AND i.id > $2 ORDER BY i.id LIMIT $3)
+      AND id = ANY (ARRAY(
+          SELECT i.id FROM thread_items i WHERE i.thread_id = $1 AND i.id > $2 ORDER BY i.id LIMIT $3))
     RETURNING id
 )
-SELECT count(*)::integer AS deleted, max(id) AS last FROM doomed;
+SELECT count(*)::integer AS deleted, 0::bigint AS bytes, max(id) AS last FROM doomed;
 
 -- name: retention_delete_thread
 DELETE FROM threads WHERE id = $1;
@@ -108,11 +118,12 @@ RETURNING id;
 SELECT * FROM legal_holds ORDER BY created_at, id;
 
 -- name: retention_delete_runs_chunk
--- Up to $2 of the thread's runs (finished: active ones kept the thread from being a candidate); they go with
--- it, since a paused run's saved state holds the conversation. How many went.
+-- Up to $3 of the thread's runs after the id $2 (finished: an active one kept the thread from being a
+-- candidate); they go with it, since a paused run's saved state holds the conversation. How many went,
+-- and the last id.
 WITH doomed AS (
     DELETE FROM runs
-    WHERE id IN (SELECT r.id FROM runs r WHERE r.thread_id = $1 ORDER BY r.created_at, r.id COLLATE "C" LIMIT $2)
-    RETURNING 1
+    WHERE id = ANY (ARRAY(SELECT r.id FROM runs r WHERE r.thread_id = $1 AND r.id > $2 ORDER BY r.id LIMIT $3))
+    RETURNING id
 )
-SELECT count(*)::integer FROM doomed;
+SELECT count(*)::integer AS deleted, 0::bigint AS bytes, max(id) AS last FROM doomed;
