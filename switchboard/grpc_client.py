@@ -55,10 +55,16 @@ def process_tls() -> TlsConfig:
     return TlsConfig.from_env()
 
 
+# Calls are spread over every address a target resolves to, not sent down the first connection:
+# with a `dns:///name:port` target naming a headless Kubernetes Service, that is every replica's pod
+# (deploy/helm). A target of one address behaves as with gRPC's default (pick_first).
+BALANCING = ("grpc.lb_policy_name", "round_robin")
+
+
 def _channel_options(tls: TlsConfig) -> list[tuple[str, Any]]:
     if tls.enabled and tls.server_name:
-        return [*CHANNEL_OPTIONS, ("grpc.ssl_target_name_override", tls.server_name)]
-    return list(CHANNEL_OPTIONS)
+        return [*CHANNEL_OPTIONS, BALANCING, ("grpc.ssl_target_name_override", tls.server_name)]
+    return [*CHANNEL_OPTIONS, BALANCING]
 
 
 def open_channel(target: str, tls: TlsConfig | None = None) -> grpc.aio.Channel:
@@ -66,7 +72,7 @@ def open_channel(target: str, tls: TlsConfig | None = None) -> grpc.aio.Channel:
     tls = tls if tls is not None else process_tls()
     if tls.enabled:
         return grpc.aio.secure_channel(target, tls.channel_credentials(), options=_channel_options(tls))
-    return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+    return grpc.aio.insecure_channel(target, options=_channel_options(tls))
 
 
 def open_sync_channel(target: str, tls: TlsConfig | None = None) -> grpc.Channel:

@@ -31,7 +31,7 @@ from prometheus_client import Counter, Histogram, start_http_server
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from switchboard.config import env_bool, env_str
+from switchboard.config import env_bool, env_int, env_str
 from switchboard.errors import InvalidArgument, SwitchboardError
 from switchboard.observability import REQUEST_ID_HEADER, accepted_request_id, bind
 from switchboard.service_auth import OPEN_PREFIXES, ServerAuth, set_current_credential
@@ -70,6 +70,15 @@ CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
 ]
+
+
+def connection_age_options() -> list[tuple[str, int]]:
+    """``SWITCHBOARD_GRPC_MAX_CONNECTION_AGE_SECONDS`` (0, the default: never): past that age a
+    connection is asked to close (GOAWAY) once its calls end, so clients resolve the target's name
+    again and spread over replicas added since (a round-robin client keeps its connections for ever
+    otherwise). Calls in flight, streams included, are never cut."""
+    seconds = env_int("SWITCHBOARD_GRPC_MAX_CONNECTION_AGE_SECONDS", 0, minimum=0)
+    return [("grpc.max_connection_age_ms", seconds * 1000)] if seconds else []
 
 
 def _status_of(error: SwitchboardError) -> grpc.StatusCode:
@@ -413,7 +422,9 @@ class GrpcServer:
         Raises:
             RuntimeError: the address cannot be bound.
         """
-        server = grpc.aio.server(interceptors=[DomainErrorInterceptor(self.auth)], options=SERVER_OPTIONS)
+        server = grpc.aio.server(
+            interceptors=[DomainErrorInterceptor(self.auth)], options=[*SERVER_OPTIONS, *connection_age_options()]
+        )
         self._register(server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         names = [self.name, health.SERVICE_NAME, reflection.SERVICE_NAME, REFLECTION_V1]

@@ -26,7 +26,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -37,6 +37,7 @@ from services.edge.auth import (
     RateLimited,
     RateLimiter,
     RequestContext,
+    SharedRateLimiter,
     SignInThrottle,
     check_scope,
 )
@@ -57,9 +58,13 @@ from services.thread_store.client import GrpcThreadStore
 from switchboard.errors import InvalidArgument, ResourceExhausted, SwitchboardError, Unauthenticated
 from switchboard.grpc_client import open_channel
 from switchboard.observability import accepted_request_id, bind
+from switchboard.redis_client import create_redis
 
 log = logging.getLogger(__name__)
 
+# Connections of the shared rate limiter: one short script per request, so a few dozen keep a
+# replica's event loop busy; past them a request waits for one (then limits on its own).
+LIMITER_POOL_SIZE = 32
 THREAD_ID = re.compile(r"^[A-Za-z0-9_\-]{1,128}$")
 # Headers that keep proxies (nginx, Cloudflare, CDNs) from buffering the stream.
 SSE_HEADERS = {"Cache-Control": "no-cache, no-transform", "X-Accel-Buffering": "no", "Connection": "keep-alive"}
@@ -129,6 +134,11 @@ class Metrics:
             ["type"],
             registry=self.registry,
         )
+        self.rate_limit_shared = Gauge(
+            "switchboard_edge_rate_limit_shared",
+            "1 while users' rate limits are shared through Redis, 0 while this replica limits on its own",
+            registry=self.registry,
+        )
         self.sign_in_refusals = Counter(
             "switchboard_edge_sign_in_refusals_total",
             "Requests refused before a principal was known: failed (401) or address over its failure budget (429)",
@@ -195,7 +205,11 @@ class Edge:
         self.auth = Authenticator(
             self.sessions, session_seconds=config.session_auth_seconds, max_entries=config.auth_cache_size
         )
-        self.limiter = RateLimiter(per_second=config.rate_per_second, burst=config.rate_burst)
+        self.limiter = SharedRateLimiter(
+            create_redis(config.redis_url, pool_size=LIMITER_POOL_SIZE, pool_wait=1.0) if config.redis_url else None,
+            per_second=config.rate_per_second,
+            burst=config.rate_burst,
+        )
         self.addresses = ClientAddresses(config.trusted_proxies)
         failures = None
         if config.auth_failures_per_minute:
@@ -206,6 +220,7 @@ class Edge:
             )
         self.sign_in = SignInThrottle(self.auth, failures)
         self.metrics = Metrics()
+        self.metrics.rate_limit_shared.set_function(lambda: 1.0 if self.limiter.shared else 0.0)
 
     async def context(self, request: Request) -> RequestContext:
         """Authenticate and rate-limit a request; its ChatKit store context."""
@@ -219,7 +234,7 @@ class Edge:
         except Unauthenticated:
             self.metrics.sign_in_refusals.labels("failed").inc()
             raise
-        self.limiter.check(principal.user_id)
+        await self.limiter.check(principal.user_id)
         bind(user_id=principal.user_id)
         scope = request.headers.get("x-switchboard-scope") or None
         if scope is not None:
@@ -228,7 +243,7 @@ class Edge:
 
     async def close(self) -> None:
         """Close every channel."""
-        await asyncio.gather(self.sessions.close(), self.runner.close(), self.store.close())
+        await asyncio.gather(self.sessions.close(), self.runner.close(), self.store.close(), self.limiter.close())
         if self.transcriber is not None:
             await self.transcriber.close()
 

@@ -1,5 +1,5 @@
-"""Who is calling: bearer tokens checked by session_api, remembered here; per-user rate limits;
-failed sign-ins limited per client address.
+"""Who is calling: bearer tokens checked by session_api, remembered here; per-user rate limits, shared
+by every replica through Redis; failed sign-ins limited per client address.
 
 Every request's token goes to session_api's ``Authenticate`` once; the edge then
 reuses the principal until the token expires (identity-provider JWTs), or for a
@@ -15,15 +15,21 @@ its token is looked at.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
 
 from services.edge.config import IpNetwork
 from services.session_api.client import TokenAuthenticator
 from switchboard.errors import InvalidArgument, ResourceExhausted, Unauthenticated
 from switchboard.principal import Principal
+
+log = logging.getLogger(__name__)
 
 MAX_SCOPE_LENGTH = 200
 
@@ -108,8 +114,10 @@ class Authenticator(TokenAuthenticator):
 
 
 class RateLimiter:
-    """A token bucket per key (a user, a client address), on this replica (decision: no Redis
-    round trip per request; with N replicas behind a balancer a user gets up to N times the rate).
+    """A token bucket per key (a user, a client address), on this replica alone: the failed
+    sign-ins of an address (``SignInThrottle``, no Redis round trip for a request that will be
+    refused anyway), and the fallback of ``SharedRateLimiter`` while Redis is down (then, with N
+    replicas behind a balancer, a user gets up to N times the rate).
 
     Args:
         per_second: Sustained requests per second.
@@ -191,6 +199,108 @@ class RateLimiter:
 
     def _refusal(self, tokens: float) -> RateLimited:
         return RateLimited(retry_after=(1.0 - tokens) / self._rate, message=self._message)
+
+
+# A token bucket in one hash (tokens, and when they were counted), on Redis's clock so that
+# every replica counts the same time. ARGV: rate per second, burst. Returns {1, tokens left}
+# when the request is taken, {0, tokens} when it is refused (nothing is written then).
+# Numbers travel as strings: Redis truncates a Lua number in a reply to an integer.
+_TAKE = """
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens = burst
+if state[1] and state[2] then
+  tokens = math.min(burst, tonumber(state[1]) + math.max(0, now - tonumber(state[2])) * rate)
+end
+if tokens < 1 then return {0, string.format('%.6f', tokens)} end
+tokens = tokens - 1
+redis.call('HSET', KEYS[1], 'tokens', string.format('%.6f', tokens), 'at', string.format('%.6f', now))
+redis.call('PEXPIRE', KEYS[1], math.ceil((burst - tokens) / rate * 1000) + 1000)
+return {1, string.format('%.6f', tokens)}
+"""
+
+
+def rate_limit_key(user_id: str) -> str:
+    """The Redis key of a user's bucket (the user's hash tag, like every key of the user)."""
+    return f"chat:user:{{{user_id}}}:rate"
+
+
+class SharedRateLimiter:
+    """A token bucket per user shared by every edge replica: one Lua script in Redis takes a
+    request atomically (a user gets the configured rate however many replicas serve them).
+
+    When Redis fails (or there is none) each replica limits with its own ``RateLimiter``
+    instead, so limits still hold per replica; Redis is then left alone for ``cooldown``
+    seconds, so an outage costs one timeout per cooldown rather than one per request. The
+    switch to per-replica limits and back is logged once each way, and ``shared`` says
+    which holds now (the edge's ``switchboard_edge_rate_limit_shared`` gauge).
+
+    Args:
+        redis: Redis, or None for per-replica limits only.
+        per_second: Sustained requests per second.
+        burst: Requests allowed at once.
+        cooldown: Seconds Redis is left alone after a failure.
+        message: What a refused request is told, before "; retry in N s".
+    """
+
+    def __init__(
+        self,
+        redis: aioredis.Redis | None,
+        *,
+        per_second: float,
+        burst: int,
+        cooldown: float = 1.0,
+        message: str = "too many requests",
+    ) -> None:
+        self._redis = redis
+        self._rate = per_second
+        self._burst = burst
+        self._cooldown = cooldown
+        self._message = message
+        self._take = redis.register_script(_TAKE) if redis is not None else None
+        self._local = RateLimiter(per_second=per_second, burst=burst, message=message)
+        self._down_until = 0.0
+        self._shared = redis is not None
+
+    @property
+    def shared(self) -> bool:
+        """Whether limits are shared through Redis right now (False: this replica's own buckets)."""
+        return self._shared
+
+    async def check(self, user_id: str) -> None:
+        """Take one request from the user's bucket.
+
+        Raises:
+            RateLimited: the user is over the limit (the message says when to retry).
+        """
+        if self._take is None or time.monotonic() < self._down_until:
+            self._local.check(user_id)
+            return
+        try:
+            reply: Any = await self._take(keys=[rate_limit_key(user_id)], args=[self._rate, self._burst])
+        except Exception as error:  # any Redis failure: limit on this replica
+            self._down_until = time.monotonic() + self._cooldown
+            if self._shared:
+                self._shared = False
+                log.warning(
+                    "rate limits are per replica until Redis answers again (%s: %s)", type(error).__name__, error
+                )
+            self._local.check(user_id)
+            return
+        if not self._shared:
+            self._shared = True
+            log.info("rate limits are shared through Redis again")
+        if reply[0] != 1:
+            tokens = float(reply[1])
+            raise RateLimited(retry_after=(1.0 - tokens) / self._rate, message=self._message)
+
+    async def close(self) -> None:
+        """Close the Redis client."""
+        if self._redis is not None:
+            await self._redis.aclose()
 
 
 class RateLimited(ResourceExhausted):

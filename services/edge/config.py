@@ -46,6 +46,8 @@ class EdgeConfig:
         threads_order: How ChatKit's ``threads.list`` orders threads: ``recent``
             (last activity first, what a sidebar needs) or ``created`` (creation time, the SDK's).
         transcription: Dictation (``input.transcribe``).
+        redis_url: Redis (``REDIS_URL``), where every replica shares users' rate limits;
+            None: each replica limits on its own.
     """
 
     thread_store: str = "127.0.0.1:50051"
@@ -64,11 +66,12 @@ class EdgeConfig:
     on_disconnect: OnDisconnect = "continue"
     threads_order: ThreadsOrder = "recent"
     transcription: TranscriptionConfig = field(default_factory=TranscriptionConfig)
+    redis_url: str | None = None
 
     @classmethod
     def from_env(cls) -> EdgeConfig:
-        """Read ``SWITCHBOARD_THREAD_STORE``, ``SWITCHBOARD_SESSION_API``, ``SWITCHBOARD_AGENT_RUNNER``
-        and the ``SWITCHBOARD_EDGE_*`` variables (see the README)."""
+        """Read ``SWITCHBOARD_THREAD_STORE``, ``SWITCHBOARD_SESSION_API``, ``SWITCHBOARD_AGENT_RUNNER``,
+        ``REDIS_URL`` and the ``SWITCHBOARD_EDGE_*`` variables (see the README)."""
         origins = tuple(o.strip() for o in (env_str("SWITCHBOARD_EDGE_CORS_ORIGINS") or "").split(",") if o.strip())
         for origin in origins:
             if origin != "*" and not origin.startswith(("http://", "https://")):
@@ -94,6 +97,7 @@ class EdgeConfig:
             on_disconnect=_on_disconnect(env_str("SWITCHBOARD_ON_DISCONNECT") or "continue"),
             threads_order=_threads_order(env_str("SWITCHBOARD_THREADS_ORDER") or "recent"),
             transcription=TranscriptionConfig.from_env(),
+            redis_url=env_str("REDIS_URL"),
         )
 
 
