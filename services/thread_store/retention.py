@@ -140,28 +140,25 @@ class DutyCycle:
     Args:
         fraction: The most of the time spent working (0 < fraction <= 1).
         floor: The least rest, in seconds.
+
+    Attributes:
+        rested: Seconds rested so far.
     """
 
     def __init__(self, fraction: float, floor: float = 0.0) -> None:
         self._rest_per_work = (1 - fraction) / fraction
         self._floor = floor
         self._since = time.monotonic()
-        self.worked = 0.0
         self.rested = 0.0
-
-    def restart(self) -> None:
-        """Count work from now (after waiting on something that is not work)."""
-        self._since = time.monotonic()
 
     async def rest(self) -> None:
         """Rest in proportion to the work done since the last rest."""
-        worked = time.monotonic() - self._since
-        seconds = max(self._floor, worked * self._rest_per_work)
-        await asyncio.sleep(seconds)
-        self.worked += worked
-        self.rested += seconds
-        RESTED.inc(seconds)
+        started = time.monotonic()
+        await asyncio.sleep(max(self._floor, (started - self._since) * self._rest_per_work))
         self._since = time.monotonic()
+        rested = self._since - started
+        self.rested += rested
+        RESTED.inc(rested)
 
 
 @dataclass
@@ -176,6 +173,8 @@ class SweepReport:
     runs: int = 0
     audit_events: int = 0
     skipped: int = 0  # threads that moved on (touched, held, locked) between finding and deleting
+    seconds: float = 0.0  # how long the sweep took, rests included
+    rested_seconds: float = 0.0  # how much of it was rest, to keep to the duty cycle
 
     def summary(self) -> str:
         """One line for people."""
@@ -185,6 +184,7 @@ class SweepReport:
             text += (
                 f" ({self.items} items, {self.attachments} attachments of {self.attachment_bytes} bytes,"
                 f" {self.runs} runs; {self.skipped} threads changed meanwhile and were kept)"
+                f" in {self.seconds:.1f} s, {self.rested_seconds:.1f} s of it resting"
             )
         return text
 
@@ -302,8 +302,10 @@ class RetentionSweeper:
         pace = DutyCycle(self._config.duty_cycle, self._config.pause_seconds)
         await self._sweep_threads(now, report, pace)
         await self._sweep_audit(now, report, pace)
+        report.seconds = time.perf_counter() - started
+        report.rested_seconds = pace.rested
         if not dry_run:
-            SWEEP_SECONDS.observe(time.perf_counter() - started)
+            SWEEP_SECONDS.observe(report.seconds)
         return report
 
     async def _min_days(self, default: int, kind: str) -> int | None:

@@ -1,5 +1,6 @@
 """Retention sweeps: what is and is not swept, legal holds, a dry run, the cache and feed cleaned,
-a thread.deleted webhook per thread, and ``switchboard retention``. Each test has a database of its own."""
+a thread.deleted webhook per thread, ``switchboard retention``, and the sweep's pace (a big thread in
+chunks, never half-deleted to a reader; the duty cycle; its settings). Each test has a database of its own."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from chatkit.store import NotFoundError
 
 from services.thread_store.feed import org_stream
 from services.thread_store.repository import QUERIES_DIR
-from services.thread_store.retention import RetentionConfig, RetentionSweeper
+from services.thread_store.retention import DutyCycle, RetentionConfig, RetentionSweeper
 from switchboard.errors import InvalidArgument, NotFound
 from switchboard.migrate import apply_migrations
 from switchboard.sql import Queries, create_pool
@@ -253,3 +254,125 @@ async def test_the_retention_command_sweeps_dry_and_for_real(
     assert await count(pool, "SELECT count(*) FROM threads WHERE id = $1", old) == 0
     code, _, err = await cli("policy", "--org", "org-cli", "--thread-days", "soon")
     assert code == 2 and "number of days" in err
+
+
+async def big_thread(pool: asyncpg.Pool, *, items: int, runs: int, attachments: int) -> str:
+    """A thread of ``items`` items, ``runs`` finished runs and ``attachments`` attachments of 50 bytes,
+    last active 400 days ago."""
+    thread = f"big-{uuid.uuid4().hex[:8]}"
+    old = NOW - timedelta(days=400)
+    await pool.execute(
+        "INSERT INTO threads (id, user_id, org_id, data, created_at, updated_at)"
+        " VALUES ($1, 'ivan', 'org-big', '{}', $2, $2)",
+        thread,
+        old,
+    )
+    await pool.execute(
+        "INSERT INTO thread_items (thread_id, id, user_id, author, type, data, created_at)"
+        " SELECT $1, 'item-' || n, 'ivan', 'ivan', 'user_message', '{}', $2 FROM generate_series(1, $3) AS n",
+        thread,
+        old,
+        items,
+    )
+    await pool.execute(
+        "INSERT INTO runs (id, thread_id, user_id, org_id, status)"
+        " SELECT $1 || '-run-' || n, $1, 'ivan', 'org-big', 'completed' FROM generate_series(1, $2) AS n",
+        thread,
+        runs,
+    )
+    await pool.execute(
+        "INSERT INTO attachments (id, user_id, org_id, thread_id, mime_type, data, content)"
+        " SELECT $1 || '-att-' || n, 'ivan', 'org-big', $1, 'text/plain', '{}', decode(repeat('ab', 50), 'hex')"
+        " FROM generate_series(1, $2) AS n",
+        thread,
+        attachments,
+    )
+    return thread
+
+
+# One statement, so one snapshot: the thread's rows as a reader sees them, and whether a sweep is resting in the
+# middle of a transaction that has already deleted something (it has an xid).
+SEEN = """
+SELECT (SELECT count(*) FROM threads WHERE id = $1) AS threads,
+       (SELECT count(*) FROM thread_items WHERE thread_id = $1) AS items,
+       (SELECT count(*) FROM runs WHERE thread_id = $1) AS runs,
+       (SELECT count(*) FROM attachments WHERE thread_id = $1) AS attachments,
+       (SELECT pid FROM pg_stat_activity
+        WHERE datname = current_database() AND state = 'idle in transaction' AND backend_xid IS NOT NULL
+        LIMIT 1) AS sweeping_pid
+"""
+
+
+async def test_a_big_thread_goes_in_chunks_and_readers_see_all_of_it_until_the_commit(pool: asyncpg.Pool) -> None:
+    thread = await big_thread(pool, items=1000, runs=250, attachments=150)
+    config = RetentionConfig(thread_days=30, every_seconds=0, chunk=100, duty_cycle=0.5, pause_seconds=0.02)
+    sweep = asyncio.create_task(RetentionSweeper(pool, QUERIES, config).sweep(now=NOW))
+    seen: set[tuple[int, int, int, int]] = set()
+    seen_mid_thread = 0
+    while not sweep.done():
+        row = await pool.fetchrow(SEEN, thread)
+        seen.add((row["threads"], row["items"], row["runs"], row["attachments"]))
+        seen_mid_thread += row["sweeping_pid"] is not None
+        await asyncio.sleep(0.005)
+    report = sweep.result()
+
+    assert seen <= {(1, 1000, 250, 150), (0, 0, 0, 0)}, "a reader saw a half-deleted thread"
+    assert seen_mid_thread > 0, "the sweep never rested inside the thread's transaction"
+    assert report.threads == [thread]
+    assert (report.items, report.runs, report.attachments, report.attachment_bytes) == (1000, 250, 150, 150 * 50)
+    assert tuple((await pool.fetchrow(SEEN, thread))[:4]) == (0, 0, 0, 0)
+    # A rest of at least pause_seconds after each full chunk (10 of items, 2 of runs, 1 of attachments) and the thread.
+    assert report.rested_seconds >= 14 * 0.02 * 0.99
+
+
+async def test_a_sweep_that_fails_in_the_middle_of_a_thread_leaves_the_whole_thread(pool: asyncpg.Pool) -> None:
+    thread = await big_thread(pool, items=600, runs=0, attachments=0)
+    config = RetentionConfig(thread_days=30, every_seconds=0, chunk=100, duty_cycle=0.5, pause_seconds=0.05)
+    sweep = asyncio.create_task(RetentionSweeper(pool, QUERIES, config).sweep(now=NOW))
+    while (row := await pool.fetchrow(SEEN, thread))["sweeping_pid"] is None:
+        assert not sweep.done(), "the sweep ended before it was seen in the middle of the thread"
+        await asyncio.sleep(0.005)
+    assert await pool.fetchval("SELECT pg_terminate_backend($1)", row["sweeping_pid"])
+    with pytest.raises((asyncpg.PostgresError, asyncpg.InterfaceError, ConnectionError)):
+        await sweep
+    assert tuple((await pool.fetchrow(SEEN, thread))[:4]) == (1, 600, 0, 0)
+    assert (await RetentionSweeper(pool, QUERIES, config).sweep(now=NOW)).items == 600
+    assert await count(pool, "SELECT count(*) FROM thread_items WHERE thread_id = $1", thread) == 0
+
+
+async def test_the_duty_cycle_rests_in_proportion_to_the_work() -> None:
+    pace = DutyCycle(0.25)
+    await asyncio.sleep(0.04)  # work: all the time since the last rest counts, waiting on Postgres too
+    await pace.rest()
+    assert pace.rested >= 3 * 0.04 * 0.99
+    pace = DutyCycle(1.0, floor=0.03)
+    await pace.rest()
+    assert 0.03 * 0.99 <= pace.rested < 1.0
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("SWITCHBOARD_RETENTION_DUTY_CYCLE", "0", "above 0 and at most 1"),
+        ("SWITCHBOARD_RETENTION_DUTY_CYCLE", "1.5", "above 0 and at most 1"),
+        ("SWITCHBOARD_RETENTION_DUTY_CYCLE", "often", "not a number"),
+        ("SWITCHBOARD_RETENTION_CHUNK", "0", "at least 1"),
+        ("SWITCHBOARD_RETENTION_CHUNK", "100000", "1 to 10000 rows"),
+        ("SWITCHBOARD_RETENTION_PAUSE_SECONDS", "-1", "at least 0"),
+    ],
+)
+def test_the_sweeps_pace_settings_are_checked_at_start(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, message: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(InvalidArgument, match=message) as raised:
+        RetentionConfig.from_env()
+    assert variable in str(raised.value)
+
+
+def test_the_sweeps_pace_settings_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SWITCHBOARD_RETENTION_DUTY_CYCLE", "0.1")
+    monkeypatch.setenv("SWITCHBOARD_RETENTION_CHUNK", "500")
+    config = RetentionConfig.from_env()
+    assert (config.duty_cycle, config.chunk) == (0.1, 500)
+    assert (RetentionConfig().duty_cycle, RetentionConfig().chunk) == (0.05, 250)
