@@ -9,7 +9,9 @@
 - ``GrpcThreadStore.load_thread_items`` (hot, parsed into ChatKit items) beside a
   ChatKit ``Store`` running in this process on asyncpg that reads the same rows
   with one query and parses them in one pass: what a team writes by hand instead
-  of running the thread store.
+  of running the thread store. The client runs as a service of the deployment
+  does (it holds the thread store's Redis URL): a page it holds is revalidated
+  in Redis; the same client revalidating with a ``ListItems`` call is beside it.
 
 Each server is its own process, as in production; this process is the client.
 """
@@ -46,6 +48,7 @@ from bench.common import (
     wait_healthy,
 )
 from services.thread_store.client import GrpcThreadStore
+from services.thread_store.versions import ThreadVersions
 from switchboard.api.v1 import common_pb2
 from switchboard.api.v1 import thread_store_pb2 as pb
 from switchboard.api.v1.thread_store_pb2_grpc import ThreadStoreStub
@@ -230,7 +233,7 @@ async def _measure(ports: dict[str, int], redis_url: str, database_url: str) -> 
     print(f"  goal: hot >= 3x faster than remote-like PG -> {remote / hot:4.2f}x  {remote_verdict}")
     print(f"  hot vs cache-off throughput                -> {rates['hot'] / rates['local']:4.2f}x")
     await _verification_cost(f"127.0.0.1:{ports['hot']}", f"127.0.0.1:{ports['unauthenticated']}", request, ctx)
-    await _side_by_side(f"127.0.0.1:{ports['hot']}", database_url, thread.id, ctx)
+    await _side_by_side(f"127.0.0.1:{ports['hot']}", database_url, redis_url, thread.id, ctx)
 
 
 async def _verification_cost(
@@ -266,9 +269,11 @@ async def _verification_cost(
     print(f"\n  goal: authenticated / unauthenticated p50 <= 1.10 -> {with_auth / without:4.2f}x  {verdict}")
 
 
-async def _side_by_side(target: str, database_url: str, thread_id: str, ctx: Principal) -> None:
+async def _side_by_side(target: str, database_url: str, redis_url: str, thread_id: str, ctx: Principal) -> None:
     """``GrpcThreadStore`` (hot) beside an in-process asyncpg ``Store`` of the same rows."""
-    grpc_store = GrpcThreadStore(target)
+    grpc_store = GrpcThreadStore(target, revalidate_in=redis_url)
+    by_call = GrpcThreadStore(target, revalidate_in=None)
+    versions = ThreadVersions(redis_url)
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
     local_store = InProcessItemStore(pool)
     try:
@@ -276,18 +281,23 @@ async def _side_by_side(target: str, database_url: str, thread_id: str, ctx: Pri
         in_process = await local_store.load_thread_items(thread_id, None, ITEMS, "asc", ctx)
         assert len(over_grpc.data) == ITEMS, f"expected {ITEMS} items, got {len(over_grpc.data)}"
         assert over_grpc == in_process, "the two stores disagree about the page"
+        assert await grpc_store.load_thread_items(thread_id, None, ITEMS, "asc", ctx) == in_process
+        assert await by_call.load_thread_items(thread_id, None, ITEMS, "asc", ctx) == in_process
         raw = await grpc_store.load_thread_items_raw(thread_id, None, ITEMS, "asc", ctx)
         assert raw.version, "a hot page carries its version"
         revalidate = pb.ListItemsRequest(
             principal=principal_to_proto(ctx), thread_id=thread_id, limit=ITEMS, if_none_match=raw.version
         )
         assert (await grpc_store.stub.ListItems(revalidate)).not_modified
+        assert await versions.current(user_id=ctx.user_id, thread_id=thread_id) == raw.version
         joined = b"[" + b",".join(i.json for i in raw.items) + b"]"
         health = health_pb2_grpc.HealthStub(grpc_store._channels.channel())  # the same channel
         calls: dict[str, Callable[[], Awaitable[Any]]] = {
             "grpc": partial(grpc_store.load_thread_items, thread_id, None, ITEMS, "asc", ctx),
             "in-process": partial(local_store.load_thread_items, thread_id, None, ITEMS, "asc", ctx),
+            "by call": partial(by_call.load_thread_items, thread_id, None, ITEMS, "asc", ctx),
             # Where the time goes: each store's trip without the parse, and the parse.
+            "version": partial(versions.current, user_id=ctx.user_id, thread_id=thread_id),
             "grpc call": partial(grpc_store.load_thread_items_raw, thread_id, None, ITEMS, "asc", ctx),
             "revalidate": partial(grpc_store.stub.ListItems, revalidate),
             "empty": partial(health.Check, health_pb2.HealthCheckRequest(service="")),
@@ -297,13 +307,17 @@ async def _side_by_side(target: str, database_url: str, thread_id: str, ctx: Pri
         samples = await sample_alternating(calls, blocks=SIDE_BY_SIDE_BLOCKS, block=SIDE_BY_SIDE_BLOCK)
     finally:
         await grpc_store.close()
+        await by_call.close()
+        await versions.close()
         await pool.close()
     over, local = median(samples["grpc"]), median(samples["in-process"])
     labels = {
-        "grpc": "GrpcThreadStore (hot)",
+        "grpc": "GrpcThreadStore (hot; held page revalidated in Redis)",
         "in-process": "in-process asyncpg Store, same rows",
+        "by call": "GrpcThreadStore (hot; revalidated by a ListItems call)",
+        "version": "  the version check in Redis (what a hot read sends)",
         "grpc call": "  ListItems call, full page, unparsed",
-        "revalidate": "  ListItems call, 'not modified' (what a hot read sends)",
+        "revalidate": "  ListItems call, 'not modified'",
         "empty": "  an empty gRPC call (health check)",
         "query": "  asyncpg query, unparsed",
         "parse": "  parsing the page (both stores pay it)",
@@ -316,6 +330,7 @@ async def _side_by_side(target: str, database_url: str, thread_id: str, ctx: Pri
     )
     verdict = "MET" if over <= local else "MISSED"
     print(f"\n  goal: grpc / in-process p50 <= 1.0          -> {over / local:4.2f}x  {verdict}")
+    print(f"  without Redis (revalidated by call)         -> {median(samples['by call']) / local:4.2f}x")
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ import asyncio
 import json
 import logging
 import time
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
@@ -33,14 +32,15 @@ import redis.asyncio as aioredis
 from prometheus_client import Counter
 
 from services.thread_store.domain import AGENT, EncodedItems, Handler, ItemRecord, Order, ThreadRecord
+from services.thread_store.versions import VERSION_LUA, thread_key
 from switchboard.errors import InvalidArgument
+from switchboard.redis_health import RedisHealth
 
 log = logging.getLogger(__name__)
 
 CACHE_LOOKUPS = Counter("switchboard_thread_cache_lookups_total", "Thread cache lookups.", ["kind", "result"])
 _ITEMS_HIT = CACHE_LOOKUPS.labels("items", "hit")
 _ITEMS_MISS = CACHE_LOOKUPS.labels("items", "miss")
-REDIS_FAILURES = Counter("switchboard_redis_failures_total", "Redis calls that failed and fell back.", ["op"])
 
 # A tombstone: larger than any real revision, so no fill is accepted after a delete.
 TOMBSTONE_REVISION = 2**53 - 1
@@ -48,11 +48,12 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # A page, with the version of the thread it reflects; {-2} alone when that
 # version is ARGV[5] (the caller's page is current: a conditional read).
-_PAGE = """
+_PAGE = (
+    """
 if redis.call('HGET', KEYS[1], 'loaded') ~= ARGV[4] then return nil end
-local state = redis.call('HMGET', KEYS[1], 'rev', 'meta')
-local version = ''
-if state[1] and state[2] then version = state[1] .. ':' .. redis.sha1hex(state[2]) end
+"""
+    + VERSION_LUA
+    + """
 if version ~= '' and ARGV[5] == version then return {-2} end
 local n = tonumber(ARGV[2])
 local start = 0
@@ -77,6 +78,7 @@ local out = {more, ids[#ids], version}
 for i = 1, #vals do out[i + 3] = vals[i] end
 return out
 """
+)
 
 _FILL = """
 local cur = tonumber(redis.call('HGET', KEYS[1], 'rev'))
@@ -134,11 +136,6 @@ redis.call('HSET', KEYS[1], 'rev', ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
 """
-
-
-def thread_key(user_id: str, thread_id: str, part: str) -> str:
-    """The Redis key of one part of a user's thread."""
-    return f"chat:user:{{{user_id}}}:thread:{thread_id}:{part}"
 
 
 def _micros(moment: datetime) -> int:
@@ -224,32 +221,6 @@ def decode_thread(raw: bytes) -> ThreadRecord:
         revision=h["revision"],
         handler=_decode_handler(h.get("handler")),
     )
-
-
-@dataclass
-class RedisHealth:
-    """A small circuit breaker shared by everything that talks to Redis.
-
-    After a failure Redis is skipped for ``cooldown`` seconds, so a dead Redis
-    costs one timeout, not one per request.
-    """
-
-    cooldown: float = 1.0
-    down_until: float = 0.0
-    failures: int = field(default=0)
-
-    @property
-    def available(self) -> bool:
-        """Whether Redis may be tried now."""
-        return time.monotonic() >= self.down_until
-
-    def failed(self, op: str, error: BaseException) -> None:
-        """Record a failure and open the breaker."""
-        self.failures += 1
-        REDIS_FAILURES.labels(op).inc()
-        if self.available:
-            log.warning("Redis %s failed (%s: %s); serving from Postgres", op, type(error).__name__, error)
-        self.down_until = time.monotonic() + self.cooldown
 
 
 ItemOp = Literal["put", "del", "none"]

@@ -27,15 +27,17 @@ from chatkit.types import Attachment, Page, ThreadItem, ThreadMetadata, UserMess
 from pydantic import TypeAdapter
 
 from services.thread_store.domain import HANDLER_METADATA_KEY, Handler, HandlerKind
+from services.thread_store.versions import ThreadVersions
 from switchboard.api.v1 import common_pb2
 from switchboard.api.v1 import thread_store_pb2 as pb
 from switchboard.api.v1.thread_store_pb2_grpc import ThreadStoreStub
+from switchboard.config import env_str
 from switchboard.errors import NotFound, SwitchboardError
 from switchboard.grpc_client import FROM_ENV, LoopLocalChannels, error_from_rpc
 from switchboard.ids import new_id
 from switchboard.principal import Caller
 from switchboard.proto_convert import from_timestamp, principal_to_proto
-from switchboard.service_auth import CallCredentials
+from switchboard.service_auth import CallCredentials, InternalCredentials
 
 ITEM_ADAPTER: TypeAdapter[ThreadItem] = TypeAdapter(ThreadItem)
 ITEM_LIST_ADAPTER: TypeAdapter[list[ThreadItem]] = TypeAdapter(list[ThreadItem])
@@ -195,16 +197,37 @@ class GrpcThreadStore(Store[Caller]):
     and ``ValueError``); threads and items created at the same instant keep
     one order, by id (the reference's cursor skips such ties).
 
+    Pages of items are read conditionally (see ``load_thread_items``): the
+    client keeps each hot page's JSON and its version, and asks whether it is
+    still current. A service of the deployment (a process holding the internal
+    key, so its calls may act for any user anyway) asks the thread store's
+    Redis directly, one small script on one key, instead of calling the thread
+    store (``revalidate_in``).
+
     Args:
         target: ``host:port`` of the thread store.
         timeout: Seconds per call.
         credentials: What each call carries (default: service tokens when this process holds
             ``SWITCHBOARD_INTERNAL_SECRET``, else ``SWITCHBOARD_TOKEN``; see ``switchboard.service_auth``).
+        revalidate_in: The Redis URL of the thread store's cache, where held pages are
+            revalidated without a call; None: every read calls the thread store. By
+            default ``REDIS_URL`` when the credentials are service tokens of the internal key.
     """
 
-    def __init__(self, target: str, *, timeout: float = 10.0, credentials: CallCredentials | None = FROM_ENV) -> None:
+    def __init__(
+        self,
+        target: str,
+        *,
+        timeout: float = 10.0,
+        credentials: CallCredentials | None = FROM_ENV,
+        revalidate_in: str | None = FROM_ENV,
+    ) -> None:
         self._channels = LoopLocalChannels(target, ThreadStoreStub, audience="thread_store", credentials=credentials)
         self._timeout = timeout
+        if revalidate_in is FROM_ENV:
+            trusted = isinstance(self._channels.credentials, InternalCredentials)
+            revalidate_in = (env_str("REDIS_URL") or None) if trusted else None
+        self._versions = ThreadVersions(revalidate_in) if revalidate_in else None
         # Pages for conditional reads: (principal, thread, after, limit, order) -> the last page.
         self._held: OrderedDict[tuple[bytes, str, str, int, str], _HeldPage] = OrderedDict()
 
@@ -222,9 +245,16 @@ class GrpcThreadStore(Store[Caller]):
         """The raw stub for the running loop (for calls the Store interface lacks)."""
         return self._channels.stub()
 
+    @property
+    def revalidate_in(self) -> str | None:
+        """The Redis URL where held pages are revalidated without a call, if any."""
+        return self._versions.url if self._versions is not None else None
+
     async def close(self) -> None:
-        """Close this loop's channel."""
+        """Close this loop's channel (and Redis client)."""
         await self._channels.close()
+        if self._versions is not None:
+            await self._versions.close()
 
     async def _call(self, method: str, request: Any, *, not_found: bool = True, missing: str | None = None) -> Any:
         """Call ``method``; NOT_FOUND is the SDK's ``NotFoundError`` (saying ``missing``) unless ``not_found``."""
@@ -324,10 +354,26 @@ class GrpcThreadStore(Store[Caller]):
         An ``after`` that is no item of the thread is ``InvalidArgument``
         (decision: a bad cursor is the caller's bad input, a 400 at the edge;
         the reference store raises ``NotFoundError`` there).
+
+        A page read before is revalidated, never trusted: in the thread store's
+        Redis when this client has it (``revalidate_in``: no call when the page
+        is current), else with a conditional ``ListItems``. Either way it is
+        served only when the thread's version is the one the page was read at,
+        which any write acknowledged before this call has changed, on whichever
+        replica it was made.
         """
         principal = principal_to_proto(context)
         key = (principal.SerializeToString(deterministic=True), thread_id, after or "", limit, order)
         held = self._held.pop(key, None)
+        # The question the thread store would answer, asked of its Redis: the same
+        # script on the same key (``services.thread_store.versions``), one round trip.
+        if (
+            held is not None
+            and self._versions is not None
+            and await self._versions.current(user_id=principal.user_id, thread_id=thread_id) == held.version
+        ):
+            self._hold(key, held)
+            return Page(data=ITEM_LIST_ADAPTER.validate_json(held.items_json), has_more=held.has_more, after=held.after)
         request = pb.ListItemsRequest(
             principal=principal,
             thread_id=thread_id,

@@ -16,7 +16,8 @@ from datetime import UTC, datetime
 
 import redis.asyncio as aioredis
 
-from services.thread_store.cache import RedisHealth, thread_key
+from services.thread_store.versions import thread_key
+from switchboard.redis_health import RedisHealth
 from switchboard.streams import WATCH_STARTED, FeedBacklog, FieldValue, Stream, StreamFeed
 
 THREAD_STREAM_LENGTH = 1000

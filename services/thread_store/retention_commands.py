@@ -8,13 +8,14 @@ import argparse
 import asyncio
 import getpass
 
-from services.thread_store.cache import RedisHealth, ThreadCache
+from services.thread_store.cache import ThreadCache
 from services.thread_store.feed import ChangeFeed
 from services.thread_store.repository import QUERIES_DIR
 from services.thread_store.retention import RetentionConfig, RetentionSweeper
 from services.thread_store.servicer import ThreadItemWireCodec
 from switchboard.errors import InvalidArgument
 from switchboard.redis_client import RedisPools, create_service_redis
+from switchboard.redis_health import RedisHealth
 from switchboard.sql import Queries, create_pool
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import grpc
 
 from services.session_api.client import users_verifier
-from services.thread_store.cache import RedisHealth, ThreadCache
+from services.thread_store.cache import ThreadCache
 from services.thread_store.feed import ChangeFeed
 from services.thread_store.metrics import thread_store_collectors
 from services.thread_store.repository import QUERIES_DIR, ThreadRepository
@@ -21,6 +21,7 @@ from switchboard.config import env_bool, env_float, env_int, env_str
 from switchboard.grpc_runtime import GrpcServer, add_servicer
 from switchboard.migrate import apply_migrations
 from switchboard.redis_client import RedisPools, create_service_redis
+from switchboard.redis_health import RedisHealth
 from switchboard.scrape_metrics import register_collectors
 from switchboard.service_auth import ServerAuth
 from switchboard.sql import Queries, create_pool
