@@ -215,8 +215,12 @@ def _wrap_unary(
             await _authenticate(auth, method, context)
             _refuse_undecodable(request)
             response = await behavior(request, context)
+        except asyncio.CancelledError:
+            # The caller cancelled or its deadline passed: counted, so the rate holds every call.
+            GRPC_REQUESTS.labels(method, "CANCELLED").inc()
+            raise
         except (SwitchboardError, Exception) as error:
-            if isinstance(error, asyncio.CancelledError) or _is_abort(error):
+            if _is_abort(error):
                 raise
             await _abort_for(error, context, method)
             raise  # unreachable: abort raises
@@ -239,6 +243,9 @@ def _wrap_stream(
             _refuse_undecodable(request)
             async for response in behavior(request, context):
                 yield response
+        except asyncio.CancelledError:
+            GRPC_REQUESTS.labels(method, "CANCELLED").inc()
+            raise
         except (SwitchboardError, Exception) as error:
             if _is_abort(error):
                 raise
