@@ -70,10 +70,10 @@ class Cluster:
         """A synchronous cluster client (for the test's own checks)."""
         return RedisCluster(host="127.0.0.1", port=self.ports[0])
 
-    def command_counts(self) -> dict[str, int]:
-        """Calls per command name, summed over the masters (``INFO commandstats``)."""
+    def command_counts(self, ports: list[int] | None = None) -> dict[str, int]:
+        """Calls per command name, summed over the masters (or those on ``ports``) (``INFO commandstats``)."""
         counts: dict[str, int] = {}
-        for port in self.ports:
+        for port in ports if ports is not None else self.ports:
             node = redis.Redis(port=port)
             try:
                 stats = node.info("commandstats")
