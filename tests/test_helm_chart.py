@@ -64,6 +64,9 @@ EXISTING_SECRETS = {
 }
 
 
+GRPC_TLS = {"grpcTls": {"existingSecret": "switchboard-grpc-tls", "serverName": "switchboard.internal"}}
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
     """YAML that refuses a key given twice in one mapping (PyYAML keeps the last silently; the API
     server's strict decoding refuses it)."""
@@ -103,7 +106,9 @@ def containers(documents: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str,
                 yield name, container
 
 
-@pytest.mark.parametrize("values", [None, CUSTOM, EXISTING_SECRETS], ids=["defaults", "custom", "existing-secrets"])
+@pytest.mark.parametrize(
+    "values", [None, CUSTOM, EXISTING_SECRETS, GRPC_TLS], ids=["defaults", "custom", "existing-secrets", "grpc-tls"]
+)
 def test_every_manifest_validates_against_the_kubernetes_schemas(values: dict[str, Any] | None) -> None:
     documents = render(values)
     assert len(documents) >= 12
@@ -303,3 +308,37 @@ async def test_grpc_clients_spread_calls_over_every_address_of_a_target() -> Non
         await channel.close()
         for server in servers:
             await server.stop(None)
+
+
+def test_grpc_tls_mounts_the_certificates_and_probes_from_inside_the_pod() -> None:
+    documents = render(GRPC_TLS)
+    for name, deployment in of_kind(documents, "Deployment").items():
+        pod = deployment["spec"]["template"]["spec"]
+        assert {"name": "grpc-tls", "secret": {"secretName": "switchboard-grpc-tls", "defaultMode": 0o440}} in pod[
+            "volumes"
+        ]
+        (container,) = pod["containers"]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["SWITCHBOARD_GRPC_TLS_CERT"] == "/etc/switchboard/tls/tls.crt"
+        assert env["SWITCHBOARD_GRPC_TLS_KEY"] == "/etc/switchboard/tls/tls.key"
+        assert env["SWITCHBOARD_GRPC_TLS_CA"] == "/etc/switchboard/tls/ca.crt"
+        assert env["SWITCHBOARD_GRPC_MTLS"] == "true"
+        assert env["SWITCHBOARD_GRPC_TLS_SERVER_NAME"] == "switchboard.internal"
+        assert {"name": "grpc-tls", "mountPath": "/etc/switchboard/tls", "readOnly": True} in container["volumeMounts"]
+        if name.endswith("-edge"):
+            assert "httpGet" in container["readinessProbe"]
+            continue
+        port = next(p["containerPort"] for p in container["ports"] if p["name"] == "grpc")
+        for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+            # Kubernetes's gRPC probes cannot speak TLS: the pod checks itself with its own certificate.
+            assert container[probe]["exec"]["command"] == [
+                "switchboard",
+                "health",
+                "--target",
+                f"grpc://127.0.0.1:{port}",
+            ]
+
+
+def test_grpc_tls_without_the_name_its_certificate_carries_is_refused() -> None:
+    with pytest.raises(helm.HelmError, match=r"grpcTls\.serverName"):
+        render({"grpcTls": {"existingSecret": "switchboard-grpc-tls"}})

@@ -90,6 +90,16 @@ app.kubernetes.io/instance: {{ (index . 0).Release.Name }}
 - name: SWITCHBOARD_GRPC_MAX_CONNECTION_AGE_SECONDS
   value: {{ $root.Values.grpcMaxConnectionAgeSeconds | quote }}
 {{- end }}
+{{- with $root.Values.grpcTls.existingSecret }}
+{{- range $part, $file := dict "CERT" "tls.crt" "KEY" "tls.key" "CA" "ca.crt" }}
+- name: SWITCHBOARD_GRPC_TLS_{{ $part }}
+  value: /etc/switchboard/tls/{{ $file }}
+{{- end }}
+- name: SWITCHBOARD_GRPC_MTLS
+  value: {{ $root.Values.grpcTls.mutual | quote }}
+- name: SWITCHBOARD_GRPC_TLS_SERVER_NAME
+  value: {{ required "grpcTls.serverName: the name the certificate in grpcTls.existingSecret carries" $root.Values.grpcTls.serverName | quote }}
+{{- end }}
 {{- with $root.Values.auth.jwksUrl }}
 - name: SWITCHBOARD_JWKS_URL
   value: {{ . | quote }}
@@ -106,4 +116,18 @@ app.kubernetes.io/instance: {{ (index . 0).Release.Name }}
 - name: {{ $key }}
   value: {{ $value | toString | quote }}
 {{- end }}
+{{- end -}}
+
+{{/* A gRPC service's probe: Kubernetes's own gRPC probe, or (under TLS, which it cannot speak)
+     `switchboard health` in the pod. Call with (list $ port service). */}}
+{{- define "switchboard.grpcProbe" -}}
+{{- $root := index . 0 -}}
+{{- if $root.Values.grpcTls.existingSecret -}}
+exec:
+  command: ["switchboard", "health", "--target", {{ printf "grpc://127.0.0.1:%v" (index . 1) | quote }}]
+{{- else -}}
+grpc:
+  port: {{ index . 1 }}
+  service: {{ index . 2 | quote }}
+{{- end -}}
 {{- end -}}
