@@ -15,8 +15,10 @@ at exactly the previous revision; otherwise the cached items are dropped. A
 fill (after a miss) is refused when the cache already reflects a newer
 revision. A delete leaves a tombstone revision so that a slow fill cannot bring
 the thread back. When Redis fails during a write, the thread is remembered and
-invalidated as soon as Redis answers again; until then this replica reads from
-Postgres only. Redis never holds anything Postgres lacks.
+invalidated as soon as Redis answers again (tried every ``REPAIR_INTERVAL``);
+until then this replica reads from Postgres only, while other readers of the
+same Redis (other replicas, ``GrpcThreadStore`` revalidating a held page) may
+still see the state before the write. Redis never holds anything Postgres lacks.
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
@@ -42,6 +43,8 @@ CACHE_LOOKUPS = Counter("switchboard_thread_cache_lookups_total", "Thread cache 
 _ITEMS_HIT = CACHE_LOOKUPS.labels("items", "hit")
 _ITEMS_MISS = CACHE_LOOKUPS.labels("items", "miss")
 
+# Seconds between tries of invalidating what failed cache writes left in Redis.
+REPAIR_INTERVAL = 0.1
 # A tombstone: larger than any real revision, so no fill is accepted after a delete.
 TOMBSTONE_REVISION = 2**53 - 1
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -393,7 +396,9 @@ class ThreadCache:
 
     async def _repair(self) -> None:
         while self._pending:
-            await asyncio.sleep(max(0.05, self._health.down_until - time.monotonic()))
+            # Not the breaker's cool-down: until the repair lands, every other reader of this
+            # Redis (other replicas, clients revalidating held pages) sees what the failed write left.
+            await asyncio.sleep(REPAIR_INTERVAL)
             for (user_id, thread_id), revision in list(self._pending.items()):
                 try:
                     await self._invalidate(

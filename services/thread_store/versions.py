@@ -25,7 +25,7 @@ import weakref
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
-from switchboard.redis_client import create_redis
+from switchboard.redis_client import RedisPools, create_redis
 from switchboard.redis_health import RedisHealth
 
 VERSION_LUA = """
@@ -65,7 +65,8 @@ class ThreadVersions:
         loop = asyncio.get_running_loop()
         entry = self._by_loop.get(loop)
         if entry is None:
-            client = create_redis(self.url)
+            pools = RedisPools.from_env()  # bounded, as the services' own: a burst waits for a connection
+            client = create_redis(self.url, pool_size=pools.size, pool_wait=pools.wait_seconds)
             entry = self._by_loop[loop] = (client, client.register_script(_CURRENT))
         return entry[1]
 
