@@ -73,13 +73,28 @@ def create_redis(
     }
     seed = cluster_seed_url(url)
     if seed is not None:
-        cluster = RedisCluster.from_url(seed, max_connections=pool_size or 100, **options)
+        cluster = _RedisCluster.from_url(seed, max_connections=pool_size or 100, **options)
         return cast(aioredis.Redis, cluster)
     if pool_size is not None:
         pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=pool_size, timeout=pool_wait, **options)
         return aioredis.Redis(connection_pool=pool)
     client: aioredis.Redis = aioredis.Redis.from_url(url, **options)
     return client
+
+
+class _RedisCluster(RedisCluster):
+    """redis-py's cluster client, which learns the cluster's slots before its first command runs.
+
+    redis-py decides where a command goes before it initializes: commands that start
+    together on a new client go to one node, are redirected (MOVED), and enough
+    redirections make it rebuild its nodes under commands in flight, which then fail
+    or are sent twice. Initializing first (once, under redis-py's own lock) routes
+    every command by its slot from the start.
+    """
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        await self.initialize()  # at once when done: redis-py checks a flag first
+        return await super().execute_command(*args, **kwargs)
 
 
 async def open_pubsub(client: aioredis.Redis) -> PubSub:
