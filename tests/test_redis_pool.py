@@ -7,15 +7,18 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from services.thread_store.cache import RedisHealth, ThreadCache
 from services.thread_store.servicer import ThreadItemWireCodec
+from switchboard.errors import InvalidArgument
 from switchboard.grpc_runtime import STORAGE_DOWN
-from switchboard.redis_client import RedisPools, create_redis, create_service_redis
+from switchboard.redis_client import RedisPools, cluster_seed_url, create_redis, create_service_redis
 from switchboard.streams import REDIS_ERRORS, Stream, StreamFeed
 
 BURST = 50
@@ -93,3 +96,27 @@ def test_the_pool_sizes_come_from_the_environment(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("SWITCHBOARD_REDIS_POOL_SIZE", "8")
     monkeypatch.setenv("SWITCHBOARD_REDIS_WATCH_POOL_SIZE", "16")
     assert RedisPools.from_env() == RedisPools(size=8, watch_size=16, wait_seconds=2.0)
+
+
+def test_a_cluster_is_named_by_its_urls_scheme_and_any_other_url_is_a_single_server() -> None:
+    assert cluster_seed_url("redis+cluster://10.0.0.5:7000") == "redis://10.0.0.5:7000"
+    assert cluster_seed_url("rediss+cluster://:secret@redis.example.com:6380/0") == (
+        "rediss://:secret@redis.example.com:6380/0"
+    )
+    assert cluster_seed_url("REDIS+CLUSTER://host:7000?ssl_cert_reqs=none") == "redis://host:7000?ssl_cert_reqs=none"
+    for single in ("redis://127.0.0.1:6379/0", "rediss://host:6380/2", "unix:///tmp/redis.sock", "host:6379"):
+        assert cluster_seed_url(single) is None
+
+
+def test_a_cluster_url_with_a_database_other_than_0_is_refused_saying_why() -> None:
+    with pytest.raises(InvalidArgument, match="only database 0"):
+        cluster_seed_url("redis+cluster://host:7000/3")
+    with pytest.raises(InvalidArgument, match="only database 0"):
+        create_redis("redis+cluster://host:7000/1")
+
+
+def test_a_cluster_url_opens_redis_pys_cluster_client_bounded_per_node() -> None:
+    client: Any = create_redis("redis+cluster://127.0.0.1:7000", pool_size=8)  # connects on first use only
+    assert isinstance(client, RedisCluster)
+    assert client.get_connection_kwargs()["socket_timeout"] == pytest.approx(0.25)
+    assert [(node.name, node.max_connections) for node in client.startup_nodes] == [("127.0.0.1:7000", 8)]
