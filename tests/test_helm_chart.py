@@ -342,3 +342,18 @@ def test_grpc_tls_mounts_the_certificates_and_probes_from_inside_the_pod() -> No
 def test_grpc_tls_without_the_name_its_certificate_carries_is_refused() -> None:
     with pytest.raises(helm.HelmError, match=r"grpcTls\.serverName"):
         render({"grpcTls": {"existingSecret": "switchboard-grpc-tls"}})
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"services": {"thread-store": {"port": 50051}}},  # the keys are the process names with underscores
+        {"metrics": {"port": "9090"}},
+        {"services": {"edge": {"autoscaling": {"minReplicas": 0}}}},
+        {"postgres": {"uri": "postgresql://db/sb"}},
+    ],
+    ids=["misspelt-service", "port-as-text", "no-replicas", "misspelt-key"],
+)
+def test_values_the_chart_does_not_know_are_refused_before_rendering(values: dict[str, Any]) -> None:
+    with pytest.raises(helm.HelmError, match="schema"):
+        render(values)
