@@ -39,6 +39,7 @@ from tui.app import ConsoleApp
 from tui.backend import SESSION_API, THREAD_STORE
 from tui.data import (
     EscalationInfo,
+    HostedConversation,
     LastMessage,
     MetricsSnapshot,
     RunInfo,
@@ -174,6 +175,9 @@ class GeneratedBackend:
 
     async def load_transcript(self, thread_id: str) -> list[ThreadItem]:
         return list(self.transcript)
+
+    async def load_hosted_conversations(self, session_id: str) -> list[HostedConversation]:
+        return []  # the generated sessions are self-hosted
 
     async def load_metrics(self) -> MetricsSnapshot:
         return MetricsSnapshot(at=START)

@@ -9,6 +9,8 @@ turns them into gRPC statuses, clients turn statuses back into them
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 
 class SwitchboardError(Exception):
     """Base class of every error a client may be shown.
@@ -76,10 +78,30 @@ class ResourceExhausted(SwitchboardError):
 
 
 class Unavailable(SwitchboardError):
-    """A dependency is down; retrying later may succeed."""
+    """A dependency is down; retrying later may succeed.
+
+    Attributes:
+        retry_after: Seconds the caller should wait, when the dependency said (None: soon).
+    """
 
     status = "UNAVAILABLE"
     http_status = 503
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class UpstreamRefused(SwitchboardError):
+    """A service Switchboard calls for the deployment (OpenAI's API) refused the request:
+    its configuration (an API key, a workflow id) needs fixing, so retrying will not help.
+
+    Over gRPC it is FAILED_PRECONDITION marked with ``switchboard-error: upstream_refused``
+    in the trailers (gRPC has no "bad gateway"); the edge answers 502.
+    """
+
+    status = "FAILED_PRECONDITION"
+    http_status = 502
 
 
 # gRPC status name -> the error a client raises for it. A deadline that ran out
@@ -100,6 +122,35 @@ _BY_STATUS: dict[str, type[SwitchboardError]] = {
 _BY_STATUS["DEADLINE_EXCEEDED"] = Unavailable
 
 
-def error_for_status(status: str, message: str) -> SwitchboardError:
-    """The typed error of a gRPC status name (INTERNAL and unknown ones: ``SwitchboardError``)."""
-    return _BY_STATUS.get(status, SwitchboardError)(message)
+# What a status name alone cannot say travels in the call's trailing metadata.
+ERROR_KIND_KEY = "switchboard-error"
+RETRY_AFTER_KEY = "retry-after"
+_BY_KIND: dict[str, type[SwitchboardError]] = {"upstream_refused": UpstreamRefused}
+
+
+def error_trailers(error: SwitchboardError) -> tuple[tuple[str, str], ...]:
+    """The trailing metadata that carries what ``error``'s status does not (its kind, a retry time)."""
+    trailers: list[tuple[str, str]] = []
+    for kind, cls in _BY_KIND.items():
+        if type(error) is cls:
+            trailers.append((ERROR_KIND_KEY, kind))
+    if isinstance(error, Unavailable) and error.retry_after is not None:
+        trailers.append((RETRY_AFTER_KEY, f"{error.retry_after:.3f}"))
+    return tuple(trailers)
+
+
+def error_for_status(status: str, message: str, trailers: Mapping[str, str] | None = None) -> SwitchboardError:
+    """The typed error of a gRPC status name and its trailers (INTERNAL and unknown ones:
+    ``SwitchboardError``)."""
+    trailers = trailers or {}
+    kind = _BY_KIND.get(trailers.get(ERROR_KIND_KEY, ""))
+    if kind is not None and kind.status == status:
+        return kind(message)
+    cls = _BY_STATUS.get(status, SwitchboardError)
+    if cls is Unavailable:
+        try:
+            retry_after = float(trailers[RETRY_AFTER_KEY])
+        except (KeyError, ValueError):
+            retry_after = None
+        return Unavailable(message, retry_after=retry_after)
+    return cls(message)

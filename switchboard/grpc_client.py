@@ -18,8 +18,8 @@ import functools
 import logging
 import re
 import weakref
-from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from collections.abc import Callable, Iterable
+from typing import Any, Generic, TypeVar, cast
 
 import grpc
 
@@ -38,14 +38,19 @@ StubT = TypeVar("StubT")
 def error_from_rpc(error: grpc.aio.AioRpcError, *, service: str) -> SwitchboardError:
     """The typed error for a failed call."""
     details = error.details() or error.code().name
-    typed = error_for_status(error.code().name, details)
+    trailers: dict[str, str] = {}
+    # grpc.aio's Metadata iterates as (key, value) pairs, as the tuples of the sync API do.
+    for key, value in cast("Iterable[tuple[Any, Any]]", error.trailing_metadata() or ()):
+        if isinstance(key, str) and isinstance(value, str):
+            trailers[key] = value
+    typed = error_for_status(error.code().name, details, trailers)
     if isinstance(typed, Unavailable):
         if _TRANSPORT_DETAIL.search(details):
             # Transport details name internal addresses: they go to the log, not to a client.
             log.warning("%s unreachable: %s", service, details)
             typed = Unavailable(f"{service} is unavailable; is it running? Retry in a moment")
         else:
-            typed = Unavailable(f"{service} is unavailable ({details})")
+            typed = Unavailable(f"{service} is unavailable ({details})", retry_after=typed.retry_after)
     return typed
 
 

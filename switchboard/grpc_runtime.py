@@ -32,7 +32,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from switchboard.config import env_bool, env_int, env_str
-from switchboard.errors import InvalidArgument, SwitchboardError
+from switchboard.errors import InvalidArgument, SwitchboardError, error_trailers
 from switchboard.observability import REQUEST_ID_HEADER, accepted_request_id, bind
 from switchboard.service_auth import OPEN_PREFIXES, ServerAuth, set_current_credential
 
@@ -192,7 +192,7 @@ async def _abort_for(error: BaseException, context: ServicerContext, method: str
         code = _status_of(error)
         log.debug("%s %s: %s", method, code.name, error.message)
         GRPC_REQUESTS.labels(method, code.name).inc()
-        await context.abort(code, error.message)
+        await context.abort(code, error.message, trailing_metadata=error_trailers(error))
     if isinstance(error, NotFoundError):
         # The ChatKit Store interface's own not-found (raised by GrpcThreadStore): not a server fault.
         GRPC_REQUESTS.labels(method, "NOT_FOUND").inc()

@@ -92,6 +92,8 @@ METHOD_SCOPES: dict[str, dict[str, str]] = {
         "GetSession": "sessions:read",
         "ListSessions": "sessions:read",
         "RefreshSession": "sessions:write",
+        "ListHostedThreads": "sessions:read",
+        "ListHostedItems": "sessions:read",
         "AttachThread": "sessions:write",
         "CancelSession": "sessions:write",
         "EndSession": "sessions:write",

@@ -343,16 +343,23 @@ def fake_openai() -> Iterator[FakeOpenAI]:
         ]
     )
     app.state.fake = fake
+    with serve_app(app, port, "fake-openai"):
+        yield fake
+
+
+@contextmanager
+def serve_app(app: Starlette, port: int, name: str) -> Iterator[None]:
+    """Serve a Starlette app of a test's fake on ``port`` (in a thread of its own) while the block runs."""
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, name="fake-openai", daemon=True)
+    thread = threading.Thread(target=server.run, name=name, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
     while not server.started:
         if time.monotonic() > deadline:
-            raise AssertionError("the fake OpenAI server did not start")
+            raise AssertionError(f"the {name} server did not start")
         time.sleep(0.02)
     try:
-        yield fake
+        yield
     finally:
         server.should_exit = True
         thread.join(timeout=10)

@@ -39,6 +39,7 @@ from tui.messages import (
 from tui.screens.conversation import ConversationScreen
 from tui.screens.dashboard import DashboardScreen
 from tui.screens.dialogs import ConfirmScreen, HandBackScreen, HelpScreen
+from tui.screens.hosted import HostedConversationScreen
 from tui.screens.logs import LogScreen
 from tui.state import ConsoleState, WorkRow, threads_to_watch_for_runs, work_rows
 from tui.widgets.escalation_queue import EscalationQueue
@@ -315,6 +316,12 @@ class ConsoleApp(App[None]):
         thread_id = session.thread_id
         if message.action == "open":
             self.open_session(session.id)
+        elif session.hosted:
+            self.notify(
+                f"{session.user_id}'s session is hosted by OpenAI: its conversation can be read, not taken over",
+                severity="warning",
+                markup=False,
+            )
         elif thread_id is None:
             self.notify(f"{session.user_id}'s session has no conversation yet", severity="warning", markup=False)
         elif message.action == "take_over":
@@ -325,7 +332,9 @@ class ConsoleApp(App[None]):
     def open_session(self, session_id: str) -> None:
         """Open a session's conversation (from the table, or the command palette)."""
         session = self.state.sessions.get(session_id)
-        if session is not None:
+        if session is not None and session.hosted:
+            self.push_screen(HostedConversationScreen(session_id=session.id, user_id=session.user_id))
+        elif session is not None:
             self.push_screen(ConversationScreen(thread_id=session.thread_id, session_id=session.id))
 
     def on_escalation_queue_action_requested(self, message: EscalationQueue.ActionRequested) -> None:

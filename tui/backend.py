@@ -10,6 +10,7 @@ same rules instead.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -32,6 +33,7 @@ from switchboard.service_auth import BearerCredentials
 from tui.data import (
     ACTIVE_RUN_STATES,
     EscalationInfo,
+    HostedConversation,
     LastMessage,
     MetricsSnapshot,
     RunInfo,
@@ -51,6 +53,7 @@ MAX_ESCALATIONS = 1000
 MAX_TRANSCRIPT = 10_000
 RECENT_SESSIONS = 100
 PAGE = 200
+HOSTED_THREADS = 20  # a hosted session's conversations read at once (its user's newest at OpenAI)
 MAX_THREADS = MAX_SESSIONS  # thread summaries loaded at once (the org's most recently active)
 LAST_MESSAGE_LOOKBACK = 8  # newest items read to find a thread's last message (tool calls come between)
 CALLS_AT_ONCE = 8  # per-thread calls in flight together (last messages, runs)
@@ -197,6 +200,10 @@ class ConsoleBackend(Protocol):
 
     async def load_transcript(self, thread_id: str) -> list[ThreadItem]:
         """A thread's items, oldest first."""
+        ...
+
+    async def load_hosted_conversations(self, session_id: str) -> list[HostedConversation]:
+        """A hosted session's conversations at OpenAI, newest first, read-only."""
         ...
 
     async def load_metrics(self) -> MetricsSnapshot:
@@ -423,6 +430,15 @@ class GrpcConsoleBackend:
                 break
             after = page.after
         return items
+
+    async def load_hosted_conversations(self, session_id: str) -> list[HostedConversation]:
+        """A hosted session's conversations (its user's newest 20 threads at OpenAI), read-only."""
+        threads = await self.sessions.list_hosted_threads(self.principal, session_id, limit=HOSTED_THREADS)
+        conversations = []
+        for thread in json.loads(threads.threads_json):
+            items = await self.sessions.list_hosted_items(self.principal, session_id, thread["id"], limit=100)
+            conversations.append(HostedConversation.from_openai(thread, json.loads(items.items_json)))
+        return conversations
 
     async def load_metrics(self) -> MetricsSnapshot:
         """The org's figures now."""

@@ -60,6 +60,7 @@ class SessionInfo:
     created_at: datetime
     ended_at: datetime | None = None
     thread_ids: tuple[str, ...] = ()
+    hosted: bool = False  # an OpenAI-hosted ChatKit workflow's session: read-only, through OpenAI
 
     @property
     def thread_id(self) -> str | None:
@@ -79,7 +80,36 @@ class SessionInfo:
             created_at=_when(s.created_at) or EPOCH,
             ended_at=_when(s.ended_at, present=s.HasField("ended_at")),
             thread_ids=tuple(s.thread_ids),
+            hosted=s.mode == "hosted",
         )
+
+
+@dataclass(frozen=True, slots=True)
+class HostedConversation:
+    """A hosted session's conversation as OpenAI's ChatKit threads API returns it, read-only.
+
+    Attributes:
+        messages: (who, text) per item, oldest first: ``user``, ``agent``, or the item's type
+            for what is not a message (widgets, tasks), with what text it has.
+    """
+
+    id: str
+    title: str
+    messages: tuple[tuple[str, str], ...]
+
+    @classmethod
+    def from_openai(cls, thread: dict[str, Any], items: list[dict[str, Any]]) -> HostedConversation:
+        """Convert OpenAI's ChatKit thread and thread items (JSON objects)."""
+        messages = []
+        for item in items:
+            kind = str(item.get("type", ""))
+            parts = [p.get("text", "") for p in item.get("content") or [] if isinstance(p, dict)]
+            text = " ".join(str(t) for t in parts if t) or str(item.get("text") or "")
+            who = {"chatkit.user_message": "user", "chatkit.assistant_message": "agent"}.get(
+                kind, kind.removeprefix("chatkit.")
+            )
+            messages.append((who, text))
+        return cls(id=str(thread.get("id", "")), title=str(thread.get("title") or "Untitled"), messages=tuple(messages))
 
 
 @dataclass(frozen=True, slots=True)

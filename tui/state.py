@@ -35,6 +35,7 @@ STATUS_FILTERS: tuple[StatusFilter, ...] = ("all", "active", "escalated")
 SortKey = Literal["newest", "activity", "user", "handler", "status"]
 SORT_KEYS: tuple[SortKey, ...] = ("newest", "activity", "user", "handler", "status")
 DEFAULT_AGENT = "default"
+HOSTED_HANDLER = "OpenAI (hosted)"
 
 
 def handler_label(handoff: Handoff, operator_id: str | None) -> str:
@@ -262,7 +263,9 @@ class ConsoleState:
         agent = session.agent_id if session.agent_id != DEFAULT_AGENT else ""
         title = ""
         last = None
-        if thread_id is not None:
+        if session.hosted:
+            handler = HOSTED_HANDLER  # OpenAI runs the conversation; the console reads it only
+        elif thread_id is not None:
             handoff = self.handler(thread_id)
             handler = handler_label(handoff, self.operator_id)
             if handoff.kind == "waiting":

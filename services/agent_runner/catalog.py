@@ -25,11 +25,12 @@ from chatkit.types import ThreadItemDoneEvent
 from mcp.client._memory import InMemoryTransport
 from mcp.server.mcpserver import MCPServer as McpSdkServer
 
-from switchboard.agents_file import AgentsFile, AgentSpec, McpServerSpec
 from services.agent_runner.handoff import Handoffs
 from services.agent_runner.models import ModelSource
 from services.agent_runner.tasks import TASK_USER, TaskRepository, build_task_server
 from services.agent_runner.tool_items import RunState, record_mcp_error, record_tool_failure
+from switchboard.agents_file import AgentsFile, AgentSpec, McpServerSpec
+from switchboard.errors import FailedPrecondition
 from switchboard.principal import Principal
 
 log = logging.getLogger(__name__)
@@ -191,8 +192,19 @@ class AgentCatalog:
         self._external_server = external_server
 
     def spec(self, agent_id: str | None) -> AgentSpec:
-        """The spec of an agent (None: the default)."""
-        return self.agents.agent(agent_id)
+        """The spec of an agent (None: the default).
+
+        Raises:
+            InvalidArgument: there is no such agent.
+            FailedPrecondition: the agent is an OpenAI-hosted workflow (its turns run at OpenAI).
+        """
+        spec = self.agents.agent(agent_id)
+        if spec.workflow is not None:
+            raise FailedPrecondition(
+                f"agent {spec.id!r} is an OpenAI-hosted ChatKit workflow: its conversations run at OpenAI "
+                "(start a hosted session with POST /chatkit/sessions), not in agent_runner"
+            )
+        return spec
 
     async def build(
         self, spec: AgentSpec, principal: Principal, stack: AsyncExitStack, *, announce_offline: bool

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from switchboard.agents_file import AgentsFile, load_agents_file
 from services.agent_runner.catalog import AgentCatalog
 from services.agent_runner.escalation import Escalations, InMemoryEscalations, SessionApiEscalations
 from services.agent_runner.handoff import Handoffs, HandoffSettings
@@ -21,6 +20,7 @@ from services.agent_runner.sessions import SessionApiLinks, SessionLinks
 from services.agent_runner.tasks import TaskRepository
 from services.session_api.client import SessionApiClient, users_verifier
 from services.thread_store.client import GrpcThreadStore
+from switchboard.agents_file import AgentsFile, load_agents_file
 from switchboard.api.v1 import agent_runner_pb2, agent_runner_pb2_grpc
 from switchboard.config import env_bool, env_float, env_int, env_str
 from switchboard.errors import InvalidArgument

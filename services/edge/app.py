@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import re
 import time
 from collections.abc import AsyncIterator
@@ -55,7 +56,7 @@ from services.edge.transcription import transcriber_from
 from services.edge.turns import StartedTurn, Turns, starts_a_turn
 from services.session_api.client import SessionApiClient
 from services.thread_store.client import GrpcThreadStore
-from switchboard.errors import InvalidArgument, ResourceExhausted, SwitchboardError, Unauthenticated
+from switchboard.errors import InvalidArgument, ResourceExhausted, SwitchboardError, Unauthenticated, Unavailable
 from switchboard.grpc_client import open_channel
 from switchboard.observability import accepted_request_id, bind
 from switchboard.redis_client import create_redis
@@ -89,7 +90,10 @@ def switchboard_error_response(error: SwitchboardError) -> JSONResponse:
         return error_response(401, "unauthenticated", f"please sign in again ({error.message})")
     if status >= 500:
         log.warning("%s: %s", error.status, error.message)
-    headers = {"Retry-After": "1"} if status == 503 else None
+    headers = None
+    if isinstance(error, Unavailable):
+        wait = error.retry_after if error.retry_after is not None else 1.0
+        headers = {"Retry-After": str(max(1, math.ceil(wait)))}
     return error_response(status, error.status.lower(), error.message, headers)
 
 

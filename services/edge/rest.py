@@ -91,6 +91,16 @@ class RecordEvent(BaseModel):
     payload: dict[str, Any] = Field(default_factory=dict)
 
 
+class HostedOut(BaseModel):
+    """A hosted session's OpenAI side: its current OpenAI ChatKit session."""
+
+    openai_session_id: str
+    workflow_id: str
+    status: Literal["active", "expired", "cancelled"]
+    expires_at: datetime
+    openai_user: str = Field(description="the stable, opaque id OpenAI knows the user by")
+
+
 class SessionOut(BaseModel):
     """A chat session."""
 
@@ -104,6 +114,8 @@ class SessionOut(BaseModel):
     ended_at: datetime | None
     metadata: dict[str, Any]
     thread_ids: list[str]
+    mode: Literal["self_hosted", "hosted"] = "self_hosted"
+    hosted: HostedOut | None = None
 
 
 class ClientSecretOut(BaseModel):
@@ -114,10 +126,23 @@ class ClientSecretOut(BaseModel):
 
 
 class CreatedSession(BaseModel):
-    """A new session and its client secret."""
+    """A new session and its client secret.
+
+    ``mode`` "hosted": the agent is an OpenAI ChatKit workflow; the client secret is OpenAI's,
+    for ChatKit's ``api.getClientSecret`` against OpenAI (not this edge's ``/chatkit``).
+    """
 
     session: SessionOut
     client_secret: ClientSecretOut
+    mode: Literal["self_hosted", "hosted"] = "self_hosted"
+
+
+class HostedPageOut(BaseModel):
+    """A page of a hosted session's ChatKit objects, as OpenAI's ChatKit API returned them."""
+
+    data: list[dict[str, Any]]
+    has_more: bool
+    after: str | None
 
 
 class EventOut(BaseModel):
@@ -221,6 +246,16 @@ def session_out(s: spb.Session) -> SessionOut:
         ended_at=_time(s.ended_at) if s.HasField("ended_at") else None,
         metadata=json.loads(s.metadata_json) if s.metadata_json else {},
         thread_ids=list(s.thread_ids),
+        mode="hosted" if s.mode == "hosted" else "self_hosted",
+        hosted=HostedOut(
+            openai_session_id=s.hosted.openai_session_id,
+            workflow_id=s.hosted.workflow_id,
+            status=s.hosted.status,  # type: ignore[arg-type]
+            expires_at=_time(s.hosted.expires_at),
+            openai_user=s.hosted.openai_user,
+        )
+        if s.HasField("hosted")
+        else None,
     )
 
 
@@ -261,7 +296,8 @@ def build_router(edge: Edge, config: EdgeConfig) -> APIRouter:
             thread_id=body.thread_id,
         )
         secret = ClientSecretOut(token=reply.client_secret.token, expires_at=_time(reply.client_secret.expires_at))
-        return CreatedSession(session=session_out(reply.session), client_secret=secret)
+        session = session_out(reply.session)
+        return CreatedSession(session=session, client_secret=secret, mode=session.mode)
 
     @router.get("/chatkit/sessions/{session_id}", tags=["sessions"], summary="A session of the caller")
     async def get_session(session_id: SessionId, context: Context) -> SessionOut:
@@ -280,6 +316,41 @@ def build_router(edge: Edge, config: EdgeConfig) -> APIRouter:
     async def refresh_session(session_id: SessionId, context: Context) -> ClientSecretOut:
         secret = await edge.sessions.refresh_session(context.principal, session_id)
         return ClientSecretOut(token=secret.token, expires_at=_time(secret.expires_at))
+
+    @router.get(
+        "/chatkit/sessions/{session_id}/hosted/threads",
+        tags=["sessions"],
+        summary="A hosted session's conversations at OpenAI (read-only)",
+        description="The session's user's ChatKit threads, newest first, through OpenAI's ChatKit threads API. "
+        "The session's user or an operator of its org; 409 for a self-hosted session (use /api/threads).",
+    )
+    async def hosted_threads(
+        session_id: SessionId,
+        context: Context,
+        limit: Annotated[int, Query(ge=1, le=100)] = 20,
+        after: Annotated[str, Query(pattern=r"^[A-Za-z0-9_\-]{0,255}$")] = "",
+    ) -> HostedPageOut:
+        reply = await edge.sessions.list_hosted_threads(context.principal, session_id, limit=limit, after=after)
+        return HostedPageOut(
+            data=json.loads(reply.threads_json), has_more=reply.has_more, after=reply.next_after or None
+        )
+
+    @router.get(
+        "/chatkit/sessions/{session_id}/hosted/threads/{thread_id}/items",
+        tags=["sessions"],
+        summary="The items of a hosted conversation (read-only)",
+    )
+    async def hosted_items(
+        session_id: SessionId,
+        thread_id: ThreadId,
+        context: Context,
+        limit: Annotated[int, Query(ge=1, le=100)] = 100,
+        after: Annotated[str, Query(pattern=r"^[A-Za-z0-9_\-]{0,255}$")] = "",
+    ) -> HostedPageOut:
+        reply = await edge.sessions.list_hosted_items(
+            context.principal, session_id, thread_id, limit=limit, after=after
+        )
+        return HostedPageOut(data=json.loads(reply.items_json), has_more=reply.has_more, after=reply.next_after or None)
 
     @router.post("/chatkit/sessions/{session_id}/cancel", tags=["sessions"], summary="Cancel a session")
     async def cancel_session(session_id: SessionId, context: Context, body: CancelSession | None = None) -> SessionOut:

@@ -126,6 +126,27 @@ class SessionApiClient:
         reply: pb.ClientSecret = await self._call("RefreshSession", request)
         return reply
 
+    async def list_hosted_threads(
+        self, principal: Principal, session_id: str, *, limit: int = 0, after: str = ""
+    ) -> pb.ListHostedThreadsResponse:
+        """A hosted session's ChatKit threads at OpenAI (``threads_json``: a JSON array), newest first."""
+        request = pb.ListHostedThreadsRequest(
+            principal=principal_to_proto(principal), session_id=session_id, limit=limit, after=after
+        )
+        reply: pb.ListHostedThreadsResponse = await self._call("ListHostedThreads", request)
+        return reply
+
+    async def list_hosted_items(
+        self, principal: Principal, session_id: str, thread_id: str, *, limit: int = 0, after: str = ""
+    ) -> pb.ListHostedItemsResponse:
+        """The items of one of those threads (``items_json``: a JSON array), oldest first."""
+        request = pb.ListHostedItemsRequest(
+            principal=principal_to_proto(principal), session_id=session_id, thread_id=thread_id, limit=limit,
+            after=after,
+        )  # fmt: skip
+        reply: pb.ListHostedItemsResponse = await self._call("ListHostedItems", request)
+        return reply
+
     async def attach_thread(self, principal: Principal, session_id: str, thread_id: str) -> pb.Session:
         """Record that the session used a thread."""
         request = pb.AttachThreadRequest(

@@ -37,6 +37,45 @@ AGENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
 
 
 @dataclass(frozen=True, slots=True)
+class HostedLink:
+    """A hosted session's side at OpenAI: the workflow, and the OpenAI session whose client
+    secret the user holds now (each refresh makes a new one)."""
+
+    workflow_id: str
+    openai_user: str
+    openai_session_id: str
+    expires_at: datetime
+    cancelled: bool = False
+
+    def status(self, now: datetime) -> str:
+        """``active``, ``expired`` (past its expiry: refresh makes a new one) or ``cancelled``."""
+        if self.cancelled:
+            return "cancelled"
+        return "expired" if now >= self.expires_at else "active"
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able form, for the change feed."""
+        return {
+            "workflow_id": self.workflow_id,
+            "openai_user": self.openai_user,
+            "openai_session_id": self.openai_session_id,
+            "expires_at": self.expires_at.isoformat(),
+            "cancelled": self.cancelled,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> HostedLink:
+        """The inverse of ``to_dict``."""
+        return cls(
+            workflow_id=data["workflow_id"],
+            openai_user=data["openai_user"],
+            openai_session_id=data["openai_session_id"],
+            expires_at=datetime.fromisoformat(data["expires_at"]),
+            cancelled=bool(data["cancelled"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Session:
     """A chat session from start to end."""
 
@@ -50,6 +89,12 @@ class Session:
     ended_at: datetime | None
     metadata_json: bytes
     thread_ids: tuple[str, ...] = field(default_factory=tuple)
+    hosted: HostedLink | None = None
+
+    @property
+    def mode(self) -> str:
+        """``hosted`` (an OpenAI ChatKit workflow) or ``self_hosted``."""
+        return "hosted" if self.hosted is not None else "self_hosted"
 
     @property
     def is_active(self) -> bool:
@@ -69,6 +114,7 @@ class Session:
             "ended_at": self.ended_at.isoformat() if self.ended_at else None,
             "metadata": self.metadata_json.decode(),
             "thread_ids": list(self.thread_ids),
+            "hosted": self.hosted.to_dict() if self.hosted else None,
         }
 
     @classmethod
@@ -85,6 +131,7 @@ class Session:
             ended_at=datetime.fromisoformat(data["ended_at"]) if data["ended_at"] else None,
             metadata_json=data["metadata"].encode(),
             thread_ids=tuple(data["thread_ids"]),
+            hosted=HostedLink.from_dict(data["hosted"]) if data.get("hosted") else None,
         )
 
 

@@ -18,6 +18,7 @@ from services.session_api.domain import (
     DurationStats,
     Escalation,
     EscalationStatus,
+    HostedLink,
     Session,
     SessionEvent,
     SessionMetrics,
@@ -32,6 +33,15 @@ T = TypeVar("T")
 
 
 def _session(row: asyncpg.Record) -> Session:
+    hosted = None
+    if row["workflow_id"] is not None:
+        hosted = HostedLink(
+            workflow_id=row["workflow_id"],
+            openai_user=row["hosted_user"],
+            openai_session_id=row["hosted_session_id"],
+            expires_at=row["hosted_expires_at"],
+            cancelled=row["hosted_status"] == "cancelled",
+        )
     return Session(
         id=row["id"],
         user_id=row["user_id"],
@@ -43,6 +53,7 @@ def _session(row: asyncpg.Record) -> Session:
         ended_at=row["ended_at"],
         metadata_json=row["metadata"].encode(),
         thread_ids=tuple(row["thread_ids"]),
+        hosted=hosted,
     )
 
 
@@ -101,8 +112,10 @@ class SessionRepository:
         metadata_json: bytes,
         thread_ids: list[str],
         event_payload: bytes,
+        hosted: HostedLink | None = None,
     ) -> Session:
-        """Create a session and its ``session_created`` event in one transaction."""
+        """Create a session and its ``session_created`` event (and, hosted, its link to the
+        OpenAI session) in one transaction."""
         async with self._pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(
                 self._q.insert_session,
@@ -113,9 +126,32 @@ class SessionRepository:
                 agent_id,
                 metadata_json.decode(),
                 thread_ids,
+                hosted.workflow_id if hosted else None,
+                hosted.openai_user if hosted else None,
+                hosted.openai_session_id if hosted else None,
+                hosted.expires_at if hosted else None,
             )
+            if hosted is not None:
+                await conn.execute(
+                    self._q.insert_hosted_session, hosted.openai_session_id, session_id, hosted.expires_at
+                )
             await conn.execute(self._q.insert_event, session_id, "session_created", user_id, event_payload.decode())
         return _session(row)
+
+    async def link_hosted_session(self, *, session_id: str, openai_session_id: str, expires_at: datetime) -> bool:
+        """Make a new OpenAI session the hosted session's current one (a refresh); False when
+        the session is no longer active (nothing is changed then)."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            updated = await conn.fetchval(self._q.set_current_hosted_session, session_id, openai_session_id, expires_at)
+            if not updated:
+                return False
+            await conn.execute(self._q.insert_hosted_session, openai_session_id, session_id, expires_at)
+        return True
+
+    async def live_hosted_sessions(self, session_id: str) -> list[str]:
+        """The OpenAI sessions of a session that are neither cancelled nor expired, oldest first."""
+        rows = await self._pool.fetch(self._q.live_hosted_sessions, session_id)
+        return [row["id"] for row in rows]
 
     async def get_session(self, *, session_id: str, user_id: str, operator_org: str | None) -> Session:
         """A session the caller owns or (operators) one of their org.
@@ -187,9 +223,10 @@ class SessionRepository:
         thread_id: str,
         reason: str,
         opened_by: str,
-        event_payload: bytes,
+        event_payload: bytes | None,
     ) -> tuple[Escalation, bool]:
-        """Open an escalation (and record ``hitl_escalation``), or find the pending one.
+        """Open an escalation (and record ``hitl_escalation`` with ``event_payload`` unless it is
+        None), or find the pending one.
 
         Returns:
             The escalation and whether it was opened now.
@@ -210,7 +247,10 @@ class SessionRepository:
                 if pending is not None:
                     return _escalation(pending), False
                 raise NotFound("the pending escalation was resolved meanwhile; open it again")
-            await conn.execute(self._q.insert_event, session.id, "hitl_escalation", opened_by, event_payload.decode())
+            if event_payload is not None:
+                await conn.execute(
+                    self._q.insert_event, session.id, "hitl_escalation", opened_by, event_payload.decode()
+                )
         return _escalation(row), True
 
     async def get_escalation(self, *, escalation_id: str, user_id: str, operator_org: str | None) -> Escalation:

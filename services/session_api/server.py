@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from services.session_api.auth import AuthConfig, TokenVerifier
 from services.session_api.feed import SessionFeed
+from services.session_api.hosted import HostedChatKit, HostedWorkflows
 from services.session_api.liveness import SessionLiveness
 from services.session_api.metrics import session_api_collectors
 from services.session_api.repository import QUERIES_DIR, SessionRepository
@@ -15,8 +17,9 @@ from services.session_api.service import SessionLimits, SessionService
 from services.session_api.servicer import SessionApiServicer
 from services.session_api.webhook_admin import WebhookAdmin
 from services.session_api.webhooks import WebhookConfig, WebhookRepository, start_delivery
+from switchboard.agents_file import load_agents_file
 from switchboard.api.v1 import session_api_pb2, session_api_pb2_grpc
-from switchboard.config import env_float, env_int
+from switchboard.config import env_float, env_int, env_str
 from switchboard.grpc_runtime import GrpcServer
 from switchboard.migrate import apply_migrations
 from switchboard.principal import Principal
@@ -46,6 +49,8 @@ class SessionApiConfig:
         redis_pools: Redis connections for commands and for watches (bounded; past them a call waits).
         metrics_port: Serve Prometheus metrics over HTTP on this port (0: off).
         webhooks: Outgoing webhooks: the deployment's endpoint and how this replica delivers.
+        agents_file: The agents file (``SWITCHBOARD_AGENTS_FILE``; None: the default set), read for
+            the agents that are OpenAI-hosted ChatKit workflows.
     """
 
     database_url: str
@@ -58,6 +63,7 @@ class SessionApiConfig:
     redis_pools: RedisPools = field(default_factory=RedisPools)
     metrics_port: int = 0
     webhooks: WebhookConfig = field(default_factory=WebhookConfig)
+    agents_file: Path | None = None
 
     @classmethod
     def from_env(cls, *, database_url: str, redis_url: str | None) -> SessionApiConfig:
@@ -72,6 +78,7 @@ class SessionApiConfig:
             redis_pools=RedisPools.from_env(),
             metrics_port=env_int("SWITCHBOARD_SESSION_API_METRICS_PORT", 0),
             webhooks=WebhookConfig.from_env(),
+            agents_file=Path(agents_file) if (agents_file := env_str("SWITCHBOARD_AGENTS_FILE")) else None,
         )
 
 
@@ -106,7 +113,10 @@ async def build_session_api(config: SessionApiConfig) -> tuple[GrpcServer, Sessi
             "no REDIS_URL: session_api runs without the live watch, and a cancelled session's client secret "
             "may still pass on other replicas for SWITCHBOARD_SESSION_STATUS_TTL_SECONDS"
         )
-    service = SessionService(repository, verifier, liveness, feed, config.limits)
+    # Hosted sessions: which agents OpenAI runs, and OpenAI's ChatKit API (OPENAI_API_KEY).
+    workflows = HostedWorkflows.from_agents(load_agents_file(config.agents_file), HostedWorkflows.default_from_env())
+    hosted = HostedChatKit.from_env()
+    service = SessionService(repository, verifier, liveness, feed, config.limits, workflows=workflows, hosted=hosted)
 
     async def user_principal(token: str) -> Principal:
         # session_api is the one place that knows sessions: it verifies users' tokens itself.
@@ -116,6 +126,8 @@ async def build_session_api(config: SessionApiConfig) -> tuple[GrpcServer, Sessi
 
     async def close() -> None:
         await stop_webhooks()
+        if hosted is not None:
+            await hosted.close()
         if feed is not None:
             await feed.close()
         for c in clients:

@@ -20,6 +20,7 @@ from services.session_api.domain import (
     MAX_TEXT_LENGTH,
     Escalation,
     EscalationStatus,
+    HostedLink,
     Session,
     SessionEvent,
     SessionMetrics,
@@ -31,10 +32,25 @@ from services.session_api.domain import (
     parse_json_object,
 )
 from services.session_api.feed import SessionChange, SessionFeed, org_stream, user_stream
+from services.session_api.hosted import (
+    HostedChatKit,
+    HostedPage,
+    HostedWorkflows,
+    check_page,
+    hosted_user,
+)
 from services.session_api.liveness import SessionLiveness
 from services.session_api.repository import SessionRepository
+from switchboard.agents_file import HostedWorkflow
 from switchboard.config import env_int
-from switchboard.errors import FailedPrecondition, InvalidArgument, PermissionDenied, ResourceExhausted, Unavailable
+from switchboard.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    PermissionDenied,
+    ResourceExhausted,
+    Unavailable,
+    UpstreamRefused,
+)
 from switchboard.pages import Page, check_limit
 from switchboard.principal import Principal
 from switchboard.streams import WATCH_STARTED, check_stream_id
@@ -97,6 +113,8 @@ class SessionService:
         liveness: The per-replica cache of session statuses.
         feed: The Redis change feed, or None without Redis (no watch).
         limits: Size limits.
+        workflows: Which agents are OpenAI-hosted ChatKit workflows (None: none are).
+        hosted: OpenAI's ChatKit API (None: no ``OPENAI_API_KEY``; hosted sessions are refused).
     """
 
     def __init__(
@@ -106,12 +124,16 @@ class SessionService:
         liveness: SessionLiveness,
         feed: SessionFeed | None,
         limits: SessionLimits | None = None,
+        workflows: HostedWorkflows | None = None,
+        hosted: HostedChatKit | None = None,
     ) -> None:
         self.repository = repository
         self.verifier = verifier
         self.liveness = liveness
         self.feed = feed
         self.limits = limits or SessionLimits()
+        self.workflows = workflows or HostedWorkflows(agents={})
+        self.hosted = hosted
 
     # -- authentication ---------------------------------------------------------------
 
@@ -129,6 +151,11 @@ class SessionService:
         agent_id = check_agent_id(agent_id)
         metadata = parse_json_object(metadata_json, "metadata_json", max_bytes=self.limits.max_metadata_bytes)
         thread_id = check_text(thread_id, "thread_id", required=False)
+        workflow = self.workflows.for_agent(agent_id)
+        if workflow is not None:
+            return await self._create_hosted(
+                principal, workflow, channel=channel, agent_id=agent_id, metadata=metadata, thread_id=thread_id
+            )
         session = await self.repository.insert_session(
             session_id=f"sess_{uuid.uuid4().hex}",
             user_id=principal.user_id,
@@ -144,6 +171,64 @@ class SessionService:
         telemetry.SESSIONS_STARTED.labels(channel, agent_id).inc()
         await self._publish("session.created", session)
         return CreatedSession(session=session, client_secret=token, expires_at=expires_at)
+
+    def _hosted_api(self) -> HostedChatKit:
+        if self.hosted is None:
+            raise UpstreamRefused(
+                "this agent is an OpenAI-hosted ChatKit workflow, but session_api has no OPENAI_API_KEY: set it"
+            )
+        return self.hosted
+
+    async def _create_hosted(
+        self,
+        principal: Principal,
+        workflow: HostedWorkflow,
+        *,
+        channel: str,
+        agent_id: str,
+        metadata: bytes,
+        thread_id: str,
+    ) -> CreatedSession:
+        """Create the session at OpenAI first, then record it; nothing is recorded that OpenAI
+        did not create, and an OpenAI session that could not be recorded is cancelled again."""
+        api = self._hosted_api()
+        user = hosted_user(principal)
+        remote = await api.create_session(user=user, workflow=workflow)
+        link = HostedLink(
+            workflow_id=workflow.id, openai_user=user, openai_session_id=remote.id, expires_at=remote.expires_at
+        )
+        try:
+            session = await self.repository.insert_session(
+                session_id=f"sess_{uuid.uuid4().hex}",
+                user_id=principal.user_id,
+                org_id=principal.org_id,
+                channel=channel,
+                agent_id=agent_id,
+                metadata_json=metadata,
+                thread_ids=[thread_id] if thread_id else [],
+                event_payload=_payload(
+                    channel=channel,
+                    agent_id=agent_id,
+                    mode="hosted",
+                    workflow_id=workflow.id,
+                    openai_session_id=remote.id,
+                ),
+                hosted=link,
+            )
+        except BaseException:
+            await self._cancel_quietly(api, remote.id)
+            raise
+        self.liveness.mark_active(session.id)
+        telemetry.SESSIONS_STARTED.labels(channel, agent_id).inc()
+        await self._publish("session.created", session)
+        return CreatedSession(session=session, client_secret=remote.client_secret, expires_at=remote.expires_at)
+
+    @staticmethod
+    async def _cancel_quietly(api: HostedChatKit, openai_session_id: str) -> None:
+        try:
+            await api.cancel_session(openai_session_id)
+        except Exception:  # the original failure is what the caller must see
+            log.warning("could not cancel unrecorded OpenAI session %s; it expires by itself", openai_session_id)
 
     async def get_session(self, principal: Principal, session_id: str) -> Session:
         """A session of the principal or (operators) of its org."""
@@ -185,7 +270,29 @@ class SessionService:
             raise PermissionDenied("only the session's own user can refresh its client secret")
         if not session.is_active:
             raise FailedPrecondition(f"session {session.id} is {session.status}; start a new session")
-        return self.verifier.mint_session_token(principal, session.id)
+        if session.hosted is None:
+            return self.verifier.mint_session_token(principal, session.id)
+        # OpenAI has no refresh: a new OpenAI session of the same workflow, linked to this one.
+        # The previous one is left to expire (cancelling it would cut a request in flight).
+        workflow = self.workflows.for_agent(session.agent_id)
+        if workflow is None or workflow.id != session.hosted.workflow_id:
+            raise FailedPrecondition(
+                f"session {session.id}'s workflow is no longer configured for agent {session.agent_id!r}; "
+                "start a new session"
+            )
+        api = self._hosted_api()
+        remote = await api.create_session(user=session.hosted.openai_user, workflow=workflow)
+        try:
+            linked = await self.repository.link_hosted_session(
+                session_id=session.id, openai_session_id=remote.id, expires_at=remote.expires_at
+            )
+        except BaseException:
+            await self._cancel_quietly(api, remote.id)
+            raise
+        if not linked:
+            await self._cancel_quietly(api, remote.id)
+            raise FailedPrecondition(f"session {session.id} ended while refreshing; start a new session")
+        return remote.client_secret, remote.expires_at
 
     async def attach_thread(self, principal: Principal, session_id: str, thread_id: str) -> Session:
         """Record that an active session used a thread."""
@@ -218,6 +325,12 @@ class SessionService:
     ) -> Session:
         session = await self.get_session(principal, session_id)
         finished = None
+        if session.is_active and session.hosted is not None:
+            # OpenAI first: the record never says cancelled while an OpenAI client secret of
+            # the session still works. OpenAI unreachable: the session stays active (retry).
+            api = self._hosted_api()
+            for openai_session_id in await self.repository.live_hosted_sessions(session.id):
+                await api.cancel_session(openai_session_id)
         if session.is_active:
             finished = await self.repository.finish_session(
                 session_id=session.id, status=status, actor=principal.user_id, event_type=event_type,
@@ -241,10 +354,52 @@ class SessionService:
         """Append a UI event to a session's audit trail."""
         type = check_event_type(type)
         payload = parse_json_object(payload_json, "payload_json", max_bytes=self.limits.max_event_payload_bytes)
+        escalation: tuple[str, str] | None = None
+        if type == "hitl_escalation":
+            # A human-in-the-loop request from the UI (a hosted workflow's, say) opens an
+            # escalation in the same queue as the agent's escalate_to_human; the event recorded
+            # here is its audit entry (decision: the UI's own payload, not a second event).
+            fields = json.loads(payload)
+            reason = fields.get("reason") if isinstance(fields.get("reason"), str) else ""
+            thread_id = fields.get("thread_id") if isinstance(fields.get("thread_id"), str) else ""
+            escalation = (
+                check_text(thread_id, "payload.thread_id", required=False),
+                check_text(reason or "the user asked for a person", "payload.reason", max_length=MAX_TEXT_LENGTH),
+            )
         session = await self.get_session(principal, session_id)
-        return await self.repository.insert_event(
+        event = await self.repository.insert_event(
             session_id=session.id, type=type, actor=principal.user_id, payload_json=payload
         )
+        if escalation is not None and session.is_active:
+            await self.open_escalation(
+                principal, session.id, thread_id=escalation[0], reason=escalation[1], audit=False
+            )
+        return event
+
+    # -- hosted conversations -----------------------------------------------------------
+
+    async def list_hosted_threads(self, principal: Principal, session_id: str, *, limit: int, after: str) -> HostedPage:
+        """A hosted session's user's ChatKit threads at OpenAI, newest first (read-only)."""
+        limit, after = check_page(limit, default=20, after=after)
+        link = await self._hosted_link(principal, session_id)
+        return await self._hosted_api().list_threads(user=link.openai_user, limit=limit, after=after)
+
+    async def list_hosted_items(
+        self, principal: Principal, session_id: str, *, thread_id: str, limit: int, after: str
+    ) -> HostedPage:
+        """The items of one of those threads, oldest first (read-only)."""
+        thread_id = check_text(thread_id, "thread_id")
+        limit, after = check_page(limit, default=100, after=after)
+        link = await self._hosted_link(principal, session_id)
+        return await self._hosted_api().list_items(user=link.openai_user, thread_id=thread_id, limit=limit, after=after)
+
+    async def _hosted_link(self, principal: Principal, session_id: str) -> HostedLink:
+        session = await self.get_session(principal, session_id)
+        if session.hosted is None:
+            raise FailedPrecondition(
+                f"session {session.id} is self-hosted: read its threads from thread_store (GET /api/threads)"
+            )
+        return session.hosted
 
     async def list_events(
         self, principal: Principal, session_id: str, *, limit: int, after: int, type: str
@@ -260,9 +415,12 @@ class SessionService:
     # -- escalations ------------------------------------------------------------------
 
     async def open_escalation(
-        self, principal: Principal, session_id: str, *, thread_id: str, reason: str
+        self, principal: Principal, session_id: str, *, thread_id: str, reason: str, audit: bool = True
     ) -> Escalation:
-        """Hand a session's thread to a human (or return the escalation already pending for it)."""
+        """Hand a session's thread to a human (or return the escalation already pending for it).
+
+        ``audit``: record the ``hitl_escalation`` event (False: the caller recorded it).
+        """
         reason = check_text(reason, "reason", max_length=MAX_TEXT_LENGTH)
         thread_id = check_text(thread_id, "thread_id", required=False)
         session = await self.get_session(principal, session_id)
@@ -275,7 +433,7 @@ class SessionService:
             thread_id=thread_id,
             reason=reason,
             opened_by=principal.user_id,
-            event_payload=_payload(escalation_id=escalation_id, thread_id=thread_id, reason=reason),
+            event_payload=_payload(escalation_id=escalation_id, thread_id=thread_id, reason=reason) if audit else None,
         )
         if not opened:
             return escalation

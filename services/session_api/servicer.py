@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import cast
 
 from services.session_api.domain import (
@@ -62,9 +63,20 @@ def session_to_proto(s: Session) -> pb.Session:
         created_at=timestamp(s.created_at),
         metadata_json=s.metadata_json,
         thread_ids=list(s.thread_ids),
+        mode=s.mode,
     )
     if s.ended_at is not None:
         message.ended_at.CopyFrom(timestamp(s.ended_at))
+    if s.hosted is not None:
+        message.hosted.CopyFrom(
+            pb.HostedSession(
+                openai_session_id=s.hosted.openai_session_id,
+                workflow_id=s.hosted.workflow_id,
+                status=s.hosted.status(datetime.now(UTC)),
+                expires_at=timestamp(s.hosted.expires_at),
+                openai_user=s.hosted.openai_user,
+            )
+        )
     return message
 
 
@@ -193,6 +205,28 @@ class SessionApiServicer(WebhookRpcs, session_api_pb2_grpc.SessionApiServicer):
         principal = request_principal(request)
         token, expires_at = await self._service.refresh_session(principal, request.session_id)
         return pb.ClientSecret(token=token, expires_at=timestamp(expires_at))
+
+    async def ListHostedThreads(
+        self, request: pb.ListHostedThreadsRequest, context: ServicerContext
+    ) -> pb.ListHostedThreadsResponse:
+        principal = request_principal(request)
+        page = await self._service.list_hosted_threads(
+            principal, request.session_id, limit=request.limit, after=request.after
+        )
+        return pb.ListHostedThreadsResponse(
+            threads_json=json.dumps(page.data).encode(), has_more=page.has_more, next_after=page.next_after
+        )
+
+    async def ListHostedItems(
+        self, request: pb.ListHostedItemsRequest, context: ServicerContext
+    ) -> pb.ListHostedItemsResponse:
+        principal = request_principal(request)
+        page = await self._service.list_hosted_items(
+            principal, request.session_id, thread_id=request.thread_id, limit=request.limit, after=request.after
+        )
+        return pb.ListHostedItemsResponse(
+            items_json=json.dumps(page.data).encode(), has_more=page.has_more, next_after=page.next_after
+        )
 
     async def AttachThread(self, request: pb.AttachThreadRequest, context: ServicerContext) -> pb.Session:
         principal = request_principal(request)

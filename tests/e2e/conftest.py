@@ -87,9 +87,9 @@ def start_stack(data_dir: Path, ports: dict[str, int], database_url: str, redis_
         SWITCHBOARD_LOG_LEVEL="WARNING",
         **{f"SWITCHBOARD_{name.upper()}_PORT": str(port) for name, port in ports.items()},
     )
-    env.update(extra_env)  # a test's own settings win
-    env.pop("OPENAI_API_KEY", None)
+    env.pop("OPENAI_API_KEY", None)  # never the machine's key; a test may pass a fake server's
     env.pop("OPENAI_BASE_URL", None)
+    env.update(extra_env)  # a test's own settings win
     proc = subprocess.Popen(
         [sys.executable, "-m", "switchboard.cli", "up"],
         env=env,

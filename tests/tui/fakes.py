@@ -40,6 +40,7 @@ from tui.data import (
     THREAD_HANDLER,
     Durations,
     EscalationInfo,
+    HostedConversation,
     LastMessage,
     MetricsSnapshot,
     RunInfo,
@@ -283,6 +284,7 @@ class InMemoryBackend:
         self.escalations = {e.id: e for e in demo_escalations()}
         self.handlers = demo_handlers()
         self.transcripts: dict[str, list[ThreadItem]] = {"thr_alice": demo_transcript()}
+        self.hosted: dict[str, list[HostedConversation]] = {}  # hosted session id -> its conversations at OpenAI
         self.authors: dict[str, str] = {}  # item id -> the operator who wrote it
         self._ids = itertools.count(1)
         self.session_changes: asyncio.Queue[SessionChange] = asyncio.Queue()
@@ -370,6 +372,11 @@ class InMemoryBackend:
 
     async def load_transcript(self, thread_id: str) -> list[ThreadItem]:
         return list(self.transcripts.get(thread_id, []))
+
+    async def load_hosted_conversations(self, session_id: str) -> list[HostedConversation]:
+        if session_id not in self.hosted:
+            raise FailedPrecondition(f"session {session_id} is self-hosted")
+        return list(self.hosted[session_id])
 
     async def load_metrics(self) -> MetricsSnapshot:
         return demo_metrics()

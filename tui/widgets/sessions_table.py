@@ -34,7 +34,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from tui.data import format_age, format_wait
-from tui.state import SORT_KEYS, STATUS_FILTERS, SessionRow, SortKey, StatusFilter
+from tui.state import HOSTED_HANDLER, SORT_KEYS, STATUS_FILTERS, SessionRow, SortKey, StatusFilter
 from tui.widgets.cells import Cell
 from tui.widgets.vim import MOVE
 
@@ -73,7 +73,7 @@ SCROLLBAR = 2
 CELL_PADDING = 1
 STATUS_STYLE = {"active": "green", "ended": "dim", "cancelled": "red"}
 ESCALATION_STYLE = {"open": "bold red", "claimed": "bold yellow"}
-HANDLER_STYLE = {"agent": "", "waiting": "bold red", "you": "bold magenta"}
+HANDLER_STYLE = {"agent": "", "waiting": "bold red", "you": "bold magenta", HOSTED_HANDLER: "cyan"}
 OTHER_OPERATOR_STYLE = "yellow"
 LAST_MESSAGE_STYLE = {"user": "", "agent": "dim", "operator": "magenta"}
 Action = Literal["open", "take_over", "hand_back"]

@@ -59,7 +59,7 @@ class AuthenticateResponse(_message.Message):
     def __init__(self, principal: _Optional[_Union[_common_pb2.Principal, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., kind: _Optional[_Union[TokenKind, str]] = ...) -> None: ...
 
 class Session(_message.Message):
-    __slots__ = ("id", "user_id", "org_id", "channel", "agent_id", "status", "created_at", "ended_at", "metadata_json", "thread_ids")
+    __slots__ = ("id", "user_id", "org_id", "channel", "agent_id", "status", "created_at", "ended_at", "metadata_json", "thread_ids", "mode", "hosted")
     ID_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     ORG_ID_FIELD_NUMBER: _ClassVar[int]
@@ -70,6 +70,8 @@ class Session(_message.Message):
     ENDED_AT_FIELD_NUMBER: _ClassVar[int]
     METADATA_JSON_FIELD_NUMBER: _ClassVar[int]
     THREAD_IDS_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    HOSTED_FIELD_NUMBER: _ClassVar[int]
     id: str
     user_id: str
     org_id: str
@@ -80,7 +82,23 @@ class Session(_message.Message):
     ended_at: _timestamp_pb2.Timestamp
     metadata_json: bytes
     thread_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, id: _Optional[str] = ..., user_id: _Optional[str] = ..., org_id: _Optional[str] = ..., channel: _Optional[str] = ..., agent_id: _Optional[str] = ..., status: _Optional[_Union[SessionStatus, str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ended_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., metadata_json: _Optional[bytes] = ..., thread_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    mode: str
+    hosted: HostedSession
+    def __init__(self, id: _Optional[str] = ..., user_id: _Optional[str] = ..., org_id: _Optional[str] = ..., channel: _Optional[str] = ..., agent_id: _Optional[str] = ..., status: _Optional[_Union[SessionStatus, str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ended_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., metadata_json: _Optional[bytes] = ..., thread_ids: _Optional[_Iterable[str]] = ..., mode: _Optional[str] = ..., hosted: _Optional[_Union[HostedSession, _Mapping]] = ...) -> None: ...
+
+class HostedSession(_message.Message):
+    __slots__ = ("openai_session_id", "workflow_id", "status", "expires_at", "openai_user")
+    OPENAI_SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    WORKFLOW_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    OPENAI_USER_FIELD_NUMBER: _ClassVar[int]
+    openai_session_id: str
+    workflow_id: str
+    status: str
+    expires_at: _timestamp_pb2.Timestamp
+    openai_user: str
+    def __init__(self, openai_session_id: _Optional[str] = ..., workflow_id: _Optional[str] = ..., status: _Optional[str] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., openai_user: _Optional[str] = ...) -> None: ...
 
 class ClientSecret(_message.Message):
     __slots__ = ("token", "expires_at")
@@ -153,6 +171,52 @@ class RefreshSessionRequest(_message.Message):
     principal: _common_pb2.Principal
     session_id: str
     def __init__(self, principal: _Optional[_Union[_common_pb2.Principal, _Mapping]] = ..., session_id: _Optional[str] = ...) -> None: ...
+
+class ListHostedThreadsRequest(_message.Message):
+    __slots__ = ("principal", "session_id", "limit", "after")
+    PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    principal: _common_pb2.Principal
+    session_id: str
+    limit: int
+    after: str
+    def __init__(self, principal: _Optional[_Union[_common_pb2.Principal, _Mapping]] = ..., session_id: _Optional[str] = ..., limit: _Optional[int] = ..., after: _Optional[str] = ...) -> None: ...
+
+class ListHostedThreadsResponse(_message.Message):
+    __slots__ = ("threads_json", "has_more", "next_after")
+    THREADS_JSON_FIELD_NUMBER: _ClassVar[int]
+    HAS_MORE_FIELD_NUMBER: _ClassVar[int]
+    NEXT_AFTER_FIELD_NUMBER: _ClassVar[int]
+    threads_json: bytes
+    has_more: bool
+    next_after: str
+    def __init__(self, threads_json: _Optional[bytes] = ..., has_more: _Optional[bool] = ..., next_after: _Optional[str] = ...) -> None: ...
+
+class ListHostedItemsRequest(_message.Message):
+    __slots__ = ("principal", "session_id", "thread_id", "limit", "after")
+    PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    THREAD_ID_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    principal: _common_pb2.Principal
+    session_id: str
+    thread_id: str
+    limit: int
+    after: str
+    def __init__(self, principal: _Optional[_Union[_common_pb2.Principal, _Mapping]] = ..., session_id: _Optional[str] = ..., thread_id: _Optional[str] = ..., limit: _Optional[int] = ..., after: _Optional[str] = ...) -> None: ...
+
+class ListHostedItemsResponse(_message.Message):
+    __slots__ = ("items_json", "has_more", "next_after")
+    ITEMS_JSON_FIELD_NUMBER: _ClassVar[int]
+    HAS_MORE_FIELD_NUMBER: _ClassVar[int]
+    NEXT_AFTER_FIELD_NUMBER: _ClassVar[int]
+    items_json: bytes
+    has_more: bool
+    next_after: str
+    def __init__(self, items_json: _Optional[bytes] = ..., has_more: _Optional[bool] = ..., next_after: _Optional[str] = ...) -> None: ...
 
 class AttachThreadRequest(_message.Message):
     __slots__ = ("principal", "session_id", "thread_id")

@@ -81,6 +81,16 @@ class SessionApiStub:
                 request_serializer=switchboard_dot_api_dot_v1_dot_session__api__pb2.EndSessionRequest.SerializeToString,
                 response_deserializer=switchboard_dot_api_dot_v1_dot_session__api__pb2.Session.FromString,
                 _registered_method=True)
+        self.ListHostedThreads = channel.unary_unary(
+                '/switchboard.api.v1.SessionApi/ListHostedThreads',
+                request_serializer=switchboard_dot_api_dot_v1_dot_session__api__pb2.ListHostedThreadsRequest.SerializeToString,
+                response_deserializer=switchboard_dot_api_dot_v1_dot_session__api__pb2.ListHostedThreadsResponse.FromString,
+                _registered_method=True)
+        self.ListHostedItems = channel.unary_unary(
+                '/switchboard.api.v1.SessionApi/ListHostedItems',
+                request_serializer=switchboard_dot_api_dot_v1_dot_session__api__pb2.ListHostedItemsRequest.SerializeToString,
+                response_deserializer=switchboard_dot_api_dot_v1_dot_session__api__pb2.ListHostedItemsResponse.FromString,
+                _registered_method=True)
         self.RecordEvent = channel.unary_unary(
                 '/switchboard.api.v1.SessionApi/RecordEvent',
                 request_serializer=switchboard_dot_api_dot_v1_dot_session__api__pb2.RecordEventRequest.SerializeToString,
@@ -177,7 +187,12 @@ class SessionApiServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CreateSession(self, request, context):
-        """Start a session; the reply carries its short-lived client_secret.
+        """Start a session; the reply carries its short-lived client_secret. For an
+        agent that is an OpenAI-hosted ChatKit workflow, the session is created
+        through OpenAI's ChatKit API first (mode "hosted"): OpenAI refusing (bad
+        key, unknown workflow) is FAILED_PRECONDITION with trailer
+        switchboard-error=upstream_refused, OpenAI rate-limiting or unreachable is
+        UNAVAILABLE (trailer retry-after when OpenAI said); nothing is recorded then.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -197,6 +212,7 @@ class SessionApiServicer:
 
     def RefreshSession(self, request, context):
         """A fresh client_secret for an active session (FAILED_PRECONDITION otherwise).
+        Hosted: a new OpenAI session linked to the same session (OpenAI has no refresh).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -211,6 +227,8 @@ class SessionApiServicer:
 
     def CancelSession(self, request, context):
         """Cancel or end an active session; its client_secret stops working at once.
+        Hosted: every OpenAI session of it is cancelled at OpenAI first; when OpenAI
+        cannot be reached the session stays active (UNAVAILABLE: retry).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -222,8 +240,24 @@ class SessionApiServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListHostedThreads(self, request, context):
+        """A hosted session's conversations and their items, read-only, through
+        OpenAI's ChatKit threads API (the session's user's threads). The session's
+        user or operators of its org; FAILED_PRECONDITION for a self-hosted session.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListHostedItems(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def RecordEvent(self, request, context):
         """Append a UI event (button_click, hitl_escalation, cancel, or a custom type).
+        hitl_escalation (payload: reason, thread_id) also opens an escalation.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -371,6 +405,16 @@ def add_SessionApiServicer_to_server(servicer, server):
                     servicer.EndSession,
                     request_deserializer=switchboard_dot_api_dot_v1_dot_session__api__pb2.EndSessionRequest.FromString,
                     response_serializer=switchboard_dot_api_dot_v1_dot_session__api__pb2.Session.SerializeToString,
+            ),
+            'ListHostedThreads': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListHostedThreads,
+                    request_deserializer=switchboard_dot_api_dot_v1_dot_session__api__pb2.ListHostedThreadsRequest.FromString,
+                    response_serializer=switchboard_dot_api_dot_v1_dot_session__api__pb2.ListHostedThreadsResponse.SerializeToString,
+            ),
+            'ListHostedItems': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListHostedItems,
+                    request_deserializer=switchboard_dot_api_dot_v1_dot_session__api__pb2.ListHostedItemsRequest.FromString,
+                    response_serializer=switchboard_dot_api_dot_v1_dot_session__api__pb2.ListHostedItemsResponse.SerializeToString,
             ),
             'RecordEvent': grpc.unary_unary_rpc_method_handler(
                     servicer.RecordEvent,
@@ -671,6 +715,60 @@ class SessionApi:
             '/switchboard.api.v1.SessionApi/EndSession',
             switchboard_dot_api_dot_v1_dot_session__api__pb2.EndSessionRequest.SerializeToString,
             switchboard_dot_api_dot_v1_dot_session__api__pb2.Session.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListHostedThreads(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchboard.api.v1.SessionApi/ListHostedThreads',
+            switchboard_dot_api_dot_v1_dot_session__api__pb2.ListHostedThreadsRequest.SerializeToString,
+            switchboard_dot_api_dot_v1_dot_session__api__pb2.ListHostedThreadsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListHostedItems(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchboard.api.v1.SessionApi/ListHostedItems',
+            switchboard_dot_api_dot_v1_dot_session__api__pb2.ListHostedItemsRequest.SerializeToString,
+            switchboard_dot_api_dot_v1_dot_session__api__pb2.ListHostedItemsResponse.FromString,
             options,
             channel_credentials,
             insecure,
