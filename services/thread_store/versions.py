@@ -15,6 +15,12 @@ version is the current one; ``GrpcThreadStore`` may ask Redis the same
 question itself (``ThreadVersions``) and skip the call. Both read the same
 hash with the same script, so a page current for one is current for the other:
 a write acknowledged by any replica before the check has changed the version.
+
+One exception, shared with every replica of the thread store: when Redis fails
+during a write (down, hung, cut off from that replica), the replica reads from
+Postgres until its repair has invalidated the thread in Redis (it retries every
+``cache.REPAIR_INTERVAL`` once Redis answers it again); meanwhile other
+replicas, and clients checking here, may see the version from before the write.
 """
 
 from __future__ import annotations
