@@ -2,28 +2,33 @@
 
 A thread store runs in its own process. One hot thread (50 items) is read through
 ``ListItems`` in a loop while another process sweeps 100 threads of 1,000 items each
-that were last active 400 days ago (as another replica's background sweep would, with
-the deployment's settings: ``SWITCHBOARD_RETENTION_CHUNK``/``_DUTY_CYCLE``/``_PAUSE_SECONDS``
-from the environment, else the defaults), once served from the hot cache and once
-from Postgres alone. Each of ``ROUNDS`` rounds reads alone for ``ALONE_SECONDS``, during
-a sweep, and alone again for ``ALONE_SECONDS``: the reads during the sweep are compared
-with the reads alone on either side of it (side by side, so a machine that gets busier
-or quieter over the run moves both). Goal: the p99 during a sweep at most 20% above the
-p99 alone; the median over the rounds is what counts on a noisy machine.
+that were last active 400 days ago, as another replica's background sweep would, with
+the deployment's settings (``SWITCHBOARD_RETENTION_CHUNK``/``_DUTY_CYCLE``/``_PAUSE_SECONDS``
+from the environment, else the defaults); once served from the hot cache and once from
+Postgres alone. For scale, the same sweep at full speed (``SWITCHBOARD_RETENTION_DUTY_CYCLE=1``,
+never resting) is measured the same way first.
+
+Side by side: the one sweep is held, at its next rest, every other ``WINDOW_SECONDS``, so
+windows of reads during the sweep alternate with windows of reads alone all through it.
+A machine that gets busier or quieter over the minute a sweep takes moves both sides
+alike, which reads alone before and after a sweep cannot promise. The held windows'
+time is not the sweep's: it counts only the time it was let run. Goal: the p99 of the
+reads during the sweep at most 20% above the p99 of the reads alone.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
-import statistics
 import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 
@@ -50,36 +55,74 @@ from tests.thread_store.helpers import new_thread, times, user_message
 OLD_THREADS = 100
 ITEMS_PER_OLD_THREAD = 1000
 HOT_ITEMS = 50
-ROUNDS = 3
-ALONE_SECONDS = 4.0
+WINDOW_SECONDS = 0.5
 GOAL = 0.20
+# The sweeper: `go` starts the sweep; `hold` holds it at its next rest (it says `held` when it
+# is), `run` lets it go on; it prints `done <summary>` at the end. A held sweep counts none of
+# the held time as its work (it would otherwise rest 19 times as long after it).
 SWEEPER = """
-import asyncio, dataclasses, os, sys
+import asyncio, dataclasses, json, os, sys, time
+from services.thread_store import retention
 from services.thread_store.repository import QUERIES_DIR
-from services.thread_store.retention import RetentionConfig, RetentionSweeper
 from switchboard.sql import Queries, create_pool
+
+may_run = asyncio.Event()
+held = 0.0
+rest = retention.DutyCycle.rest
+
+async def rest_or_hold(self):
+    global held
+    await rest(self)
+    if not may_run.is_set():
+        print("held", flush=True)
+        started = time.monotonic()
+        await may_run.wait()
+        self._since = time.monotonic()
+        held += self._since - started
+
+retention.DutyCycle.rest = rest_or_hold
 
 async def main():
     pool = await create_pool(os.environ["DATABASE_URL"], max_size=2)
-    config = dataclasses.replace(RetentionConfig.from_env(), thread_days=30, every_seconds=0)
-    sweeper = RetentionSweeper(pool, Queries.load(QUERIES_DIR), config)
+    config = dataclasses.replace(retention.RetentionConfig.from_env(), thread_days=30, every_seconds=0)
+    sweeper = retention.RetentionSweeper(pool, Queries.load(QUERIES_DIR), config)
+    loop = asyncio.get_running_loop()
+    stdin = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
     print("ready", flush=True)
-    sys.stdin.readline()
-    print((await sweeper.sweep()).summary(), flush=True)
+    assert (await stdin.readline()).strip() == b"go"
+    may_run.set()
+    sweep = asyncio.create_task(sweeper.sweep())
+    while not sweep.done():
+        line = asyncio.create_task(stdin.readline())
+        await asyncio.wait([sweep, line], return_when=asyncio.FIRST_COMPLETED)
+        if not line.done():
+            line.cancel()
+        elif (word := line.result().strip()) == b"hold":
+            may_run.clear()
+        else:
+            may_run.set()
+            if not word:  # the bench is gone: finish
+                await sweep
+    report = sweep.result()
+    print("done", json.dumps(
+        {"summary": report.summary(), "seconds": report.seconds, "rested": report.rested_seconds, "held": held}
+    ), flush=True)
     await pool.close()
 
 asyncio.run(main())
 """
 
+Reader = Callable[[Callable[[], bool]], Awaitable[list[float]]]
+
 
 @dataclass(frozen=True)
-class Round:
+class Sweep:
     """One sweep beside the reads."""
 
     alone: list[float]
     during: list[float]
-    sweep_seconds: float
-    summary: str
+    report: dict[str, Any]
 
     @property
     def rise(self) -> float:
@@ -88,13 +131,14 @@ class Round:
 
 
 async def main() -> None:
-    """Print, per mode, each round's p50/p99 alone and during the sweep, and the median p99 rise."""
+    """Print, per mode, the reads' p50/p99 alone and during each sweep, and the p99's rise against the goal."""
     config = RetentionConfig.from_env()
     print(
-        f"sweep settings: chunk {config.chunk} rows, duty cycle {config.duty_cycle:g},"
-        f" least rest {config.pause_seconds:g} s; {ROUNDS} rounds per mode"
+        f"the paced sweep: chunk {config.chunk} rows, duty cycle {config.duty_cycle:g}, least rest"
+        f" {config.pause_seconds:g} s; beside it, for scale, the same sweep at full speed (duty cycle 1);"
+        f" windows of {WINDOW_SECONDS:g} s, alternately sweeping and held"
     )
-    rises: dict[str, list[float]] = {}
+    rises: dict[str, float] = {}
     for label, cache in (("hot cache", "on"), ("Postgres only (SWITCHBOARD_CACHE=off)", "off")):
         with bench_storage() as (database_url, redis_url), contextlib.ExitStack() as stack:
             port = free_port()
@@ -106,34 +150,32 @@ async def main() -> None:
             }
             stack.enter_context(child_process(switchboard_command("thread-store", "--port", str(port)), env))
             await wait_healthy(f"127.0.0.1:{port}")
-            rounds = await _measure(f"127.0.0.1:{port}", database_url)
-        rises[label] = [r.rise for r in rounds]
-        _print_mode(label, rounds)
-    print(f"\nmedian p99 rise over {ROUNDS} rounds (goal: at most {GOAL:+.0%}):")
-    for label, values in rises.items():
-        rise = statistics.median(values)
-        verdict = "meets the goal" if rise <= GOAL else "misses the goal"
-        print(f"  {label}: {rise:+.0%} ({verdict}; rounds {', '.join(f'{v:+.0%}' for v in values)})")
+            sweeps = await _measure(f"127.0.0.1:{port}", database_url)
+        rises[label] = sweeps["paced"].rise
+        print(f"\n{label}: each sweep {sweeps['paced'].report['summary'].rsplit(' in ', 1)[0]}")
+        for name, sweep in sweeps.items():
+            r = sweep.report
+            ran = r["seconds"] - r["held"]
+            print(
+                f"{name}: ran {ran:.1f} s (held {r['held']:.1f} s more), resting {r['rested']:.1f} s of it:"
+                f" worked {(ran - r['rested']) / ran:.0%} of the time"
+            )
+        print("| ListItems (50 items) | reads | p50 | p99 | p99 rise |")
+        print("| --- | --- | --- | --- | --- |")
+        for name, sweep in sweeps.items():
+            for side, samples, shown in (
+                (f"alone, beside the {name} sweep", sweep.alone, ""),
+                (f"during the {name} sweep", sweep.during, f"{sweep.rise:+.0%}"),
+            ):
+                print(f"| {side} | {len(samples)} | {ms(pct(samples, 0.5))} | {ms(pct(samples, 0.99))} | {shown} |")
+    print(f"\np99 rise during the paced sweep against alone (goal: at most {GOAL:+.0%}):")
+    for label, rise in rises.items():
+        print(f"  {label}: {rise:+.0%} ({'meets' if rise <= GOAL else 'misses'} the goal)")
     print(f"at {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
 
 
-def _print_mode(label: str, rounds: list[Round]) -> None:
-    print(f"\n{label}")
-    print(f"{rounds[0].summary}, each round; sweep took {', '.join(f'{r.sweep_seconds:.1f} s' for r in rounds)}")
-    print("| ListItems (50 items) | reads | p50 | p99 | p99 rise |")
-    print("| --- | --- | --- | --- | --- |")
-    for n, r in enumerate(rounds, 1):
-        print(
-            f"| round {n} alone (before and after) | {len(r.alone)} | {ms(pct(r.alone, 0.5))}"
-            f" | {ms(pct(r.alone, 0.99))} | |"
-        )
-        print(
-            f"| round {n} during the sweep | {len(r.during)} | {ms(pct(r.during, 0.5))} | {ms(pct(r.during, 0.99))}"
-            f" | {r.rise:+.0%} |"
-        )
-
-
-async def _measure(target: str, database_url: str) -> list[Round]:
+async def _measure(target: str, database_url: str) -> dict[str, Sweep]:
+    """One sweep at full speed, then one paced as configured, each of a fresh 100,000 old items."""
     user = f"bench-{uuid.uuid4().hex[:8]}"
     ctx = Principal(user_id=user)
     store = GrpcThreadStore(target)
@@ -145,28 +187,36 @@ async def _measure(target: str, database_url: str) -> list[Round]:
 
     request = pb.ListItemsRequest(principal=common_pb2.Principal(user_id=user), thread_id=thread.id, limit=HOT_ITEMS)
     metadata = service_metadata("thread_store", ctx)
-    pool = await create_pool(database_url, max_size=4)
-    rounds: list[Round] = []
-    try:
-        async with grpc_channel(target) as channel:
-            stub = ThreadStoreStub(channel)
+    sweeps: dict[str, Sweep] = {}
+    async with grpc_channel(target) as channel:
+        stub = ThreadStoreStub(channel)
 
-            async def read_for(seconds: float) -> list[float]:
-                out: list[float] = []
-                deadline = time.perf_counter() + seconds
-                while time.perf_counter() < deadline:
-                    started = time.perf_counter()
-                    await stub.ListItems(request, metadata=metadata)
-                    out.append(time.perf_counter() - started)
-                return out
+        async def read_until(stop: Callable[[], bool]) -> list[float]:
+            out: list[float] = []
+            while not stop():
+                started = time.perf_counter()
+                await stub.ListItems(request, metadata=metadata)
+                out.append(time.perf_counter() - started)
+            return out
 
-            await read_for(1.0)  # warm-up
-            for n in range(ROUNDS):
-                await _insert_old_threads(pool, f"old-{n}-")
-                rounds.append(await _one_round(read_for, database_url))
-    finally:
-        await pool.close()
-    return rounds
+        for name, env in (("full-speed", {"SWITCHBOARD_RETENTION_DUTY_CYCLE": "1"}), ("paced", {})):
+            pool = await create_pool(database_url, max_size=2)
+            try:
+                await _insert_old_threads(pool, f"old-{name}-")
+            finally:
+                await pool.close()
+            await read_until(_after(2.0))  # warm-up (and the inserts' after-effects)
+            sweeps[name] = await _sweep_beside(read_until, {**os.environ, **env, "DATABASE_URL": database_url})
+    return sweeps
+
+
+def _after(seconds: float) -> Callable[[], bool]:
+    deadline = time.perf_counter() + seconds
+    return lambda: time.perf_counter() >= deadline
+
+
+def _either(first: Callable[[], bool], second: Callable[[], bool]) -> Callable[[], bool]:
+    return lambda: first() or second()
 
 
 async def _insert_old_threads(pool: asyncpg.Pool, prefix: str) -> None:
@@ -194,30 +244,52 @@ async def _insert_old_threads(pool: asyncpg.Pool, prefix: str) -> None:
     await pool.execute("CHECKPOINT")  # the inserts' dirty pages are not written out during the sweep
 
 
-async def _one_round(read_for: Callable[[float], Awaitable[list[float]]], database_url: str) -> Round:
+async def _sweep_beside(read_until: Reader, env: dict[str, str]) -> Sweep:
     # The sweep runs in a process of its own, as another replica's would (not in this event
     # loop), started and ready before the clock starts (its imports are not the sweep's cost).
-    sweep = await asyncio.create_subprocess_exec(
+    process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-c",
         SWEEPER,
-        env={**os.environ, "DATABASE_URL": database_url},
+        env=env,
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
     )
-    assert sweep.stdin is not None and sweep.stdout is not None
-    assert (await sweep.stdout.readline()).strip() == b"ready"
-    before = await read_for(ALONE_SECONDS)
-    started = time.perf_counter()
-    sweep.stdin.write(b"go\n")
-    await sweep.stdin.drain()
-    waited = asyncio.create_task(sweep.communicate())
+    assert process.stdin is not None and process.stdout is not None
+    stdin, stdout = process.stdin, process.stdout
+    assert (await stdout.readline()).strip() == b"ready"
+    said: list[str] = []
+
+    async def listen() -> None:
+        while line := await stdout.readline():
+            said.append(line.decode().strip())
+
+    listening = asyncio.create_task(listen())
+
+    def done() -> bool:
+        return any(s.startswith("done") for s in said)
+
+    async def tell(word: str) -> None:
+        stdin.write(word.encode() + b"\n")
+        await stdin.drain()
+
+    alone: list[float] = []
     during: list[float] = []
-    while not waited.done():
-        during += await read_for(0.05)
-    out, _ = await waited
-    sweep_seconds = time.perf_counter() - started
-    if sweep.returncode != 0:
-        raise RuntimeError(f"the sweep failed: {out.decode()}")
-    after = await read_for(ALONE_SECONDS)
-    return Round(before + after, during, sweep_seconds, out.decode().strip())
+    await tell("go")
+    while not done():
+        during += await read_until(_either(done, _after(WINDOW_SECONDS)))
+        if done():
+            break
+        await tell("hold")
+        during += await read_until(_either(done, lambda: "held" in said))  # it works until its next rest
+        if done():
+            break
+        said.remove("held")
+        alone += await read_until(_after(WINDOW_SECONDS))
+        await tell("run")
+    stdin.close()
+    await listening
+    if await process.wait() != 0:
+        raise RuntimeError(f"the sweep failed: {said}")
+    report = json.loads(next(s for s in said if s.startswith("done")).removeprefix("done "))
+    return Sweep(alone, during, report)
