@@ -14,28 +14,31 @@ Where it runs (decision): a background task of every thread_store replica,
 since thread_store owns threads, items, attachments, the cache and the feed.
 A session-level advisory lock lets one replica sweep at a time; each thread
 is deleted in its own short transaction, rows locked with SKIP LOCKED and
-re-checked (still untouched, not held) under the lock, with a pause between
-threads, so requests never wait on a sweep (Postgres readers never wait on a
+re-checked (still untouched, not held) under the lock, with rests (below),
+so requests never wait on a sweep (Postgres readers never wait on a
 delete; writers of *that* thread would, for the one transaction). It also
 sweeps session_api's audit rows, which live in the same database, so one
 sweeper applies one policy.
 
-How gently (decision): the sweep deletes in small chunks and paces itself by a
-duty cycle. A thread's items go ``chunk`` (250) rows per statement, in
-primary-key order from where the last chunk stopped (an index range scan that
-starts past the rows this transaction already deleted, instead of stepping over
-their dead tuples again), all in the thread's one transaction: a reader sees the
-whole thread until the commit and nothing after it, never half of it, and a
-sweep that fails midway rolls back to the whole thread. Audit events go
-``chunk`` rows per transaction. After each chunk the sweep rests
-``duty_cycle`` (0.05) of the way: having worked w seconds since it last
-rested, it rests w x (1 - duty_cycle) / duty_cycle (at least ``pause_seconds``),
-so it never takes more than about 5% of the time of the database and of its
-own process, and it slows down by itself when the machine is busy (its chunks
-take longer, so it rests longer). The price: a thread's transaction lasts
-about its items / ``chunk`` x (chunk time / duty_cycle) (0.1 s for 1,000
-items), and a write to a thread being swept, which has been untouched for the
-whole retention, waits for it and then finds the thread gone.
+How gently (decision): in small chunks, paced by a duty cycle. A thread's
+items, then its runs, then its attachments go ``chunk`` (250) rows per
+statement, each chunk in primary-key order from where the last one stopped (an
+index range scan that starts past the rows this transaction already deleted,
+instead of stepping over their dead tuples again), all in the thread's one
+transaction: a reader sees the whole thread until the commit and nothing after
+it, never half of it, and a sweep that fails midway leaves the whole thread.
+Audit events go ``chunk`` rows per transaction. After each chunk the sweep
+rests so that it works at most ``duty_cycle`` (0.05) of the time: having worked
+w seconds since it last rested (its own code and its waits on Postgres alike),
+it rests w x (1 - duty_cycle) / duty_cycle, at least ``pause_seconds``. So it
+keeps a Postgres backend and its own event loop busy about 5% of the time, in
+bursts of one chunk (a few milliseconds), and when the machine is busy its
+chunks take longer and it rests longer by itself. The price: a sweep takes
+about 1 / duty_cycle times its work (100,000 items: under a minute instead of
+about 2 s), a thread's transaction lasts about its items / ``chunk`` x chunk
+time / duty_cycle (a few tenths of a second for 1,000 items), and a write to a
+thread being swept, which has been untouched for the whole retention, waits for
+it and then finds the thread gone.
 """
 
 from __future__ import annotations
