@@ -365,15 +365,17 @@ class GrpcThreadStore(Store[Caller]):
         principal = principal_to_proto(context)
         key = (principal.SerializeToString(deterministic=True), thread_id, after or "", limit, order)
         held = self._held.pop(key, None)
-        # The question the thread store would answer, asked of its Redis: the same
-        # script on the same key (``services.thread_store.versions``), one round trip.
-        if (
-            held is not None
-            and self._versions is not None
-            and await self._versions.current(user_id=principal.user_id, thread_id=thread_id) == held.version
-        ):
-            self._hold(key, held)
-            return Page(data=ITEM_LIST_ADAPTER.validate_json(held.items_json), has_more=held.has_more, after=held.after)
+        if held is not None and self._versions is not None:
+            # The question the thread store would answer, asked of its Redis: the same
+            # script on the same key (``services.thread_store.versions``), one round trip.
+            current = await self._versions.current(user_id=principal.user_id, thread_id=thread_id)
+            if current == held.version:
+                self._hold(key, held)
+                return Page(
+                    data=ITEM_LIST_ADAPTER.validate_json(held.items_json), has_more=held.has_more, after=held.after
+                )
+            if current is not None:
+                held = None  # changed (versions never repeat): read the page, parse nothing ahead
         request = pb.ListItemsRequest(
             principal=principal,
             thread_id=thread_id,
