@@ -123,3 +123,22 @@ def test_only_a_service_of_the_deployment_revalidates_in_redis_by_default(
     assert GrpcThreadStore(thread_store.target, revalidate_in=None).revalidate_in is None
     monkeypatch.delenv("REDIS_URL")
     assert GrpcThreadStore(thread_store.target).revalidate_in is None
+
+
+async def test_a_held_page_is_never_served_to_another_user(
+    thread_store: RunningThreadStore, redis_url: str, user_id: str
+) -> None:
+    owner, stranger = Ctx(user_id=user_id), Ctx(user_id=f"other-{user_id}")
+    reader = GrpcThreadStore(thread_store.target, revalidate_in=redis_url)
+    try:
+        thread = new_thread()
+        await reader.save_thread(thread, owner)
+        message = user_message(thread.id, "private", at=times(1)[0])
+        await reader.add_thread_item(thread.id, message, owner)
+        for _ in range(2):  # read, then served from the held page
+            assert (await reader.load_thread_items(thread.id, None, 10, "asc", owner)).data == [message]
+        assert (await reader.load_thread_items(thread.id, None, 10, "asc", stranger)).data == []
+        operator = Ctx(user_id=user_id, roles=("operator",))  # the same user id, another principal
+        assert (await reader.load_thread_items(thread.id, None, 10, "asc", operator)).data == [message]
+    finally:
+        await reader.close()
