@@ -18,6 +18,7 @@ BENCHMARKS = [
     "bench.edge",
     "bench.handoff",
     "bench.retention",
+    "bench.metrics",
     "bench.tui",
     "bench.cli",
 ]

@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily, Metric
 
-from services.agent_runner.metrics import RUN_STATUSES, runs_collector
+from services.agent_runner.metrics import RUN_STATUSES, RunCounts, runs_collector
 from services.session_api.metrics import session_api_collectors
 from switchboard.migrate import apply_migrations
 from switchboard.scrape_metrics import FeedBacklogCollector, Fetch, PostgresCollector
@@ -51,7 +51,7 @@ def _insert_run(conn: psycopg.Connection, status: str, *, age_seconds: float = 0
 
 
 def test_runs_are_counted_by_status_with_every_status_reported(fresh_database: str) -> None:
-    collector = runs_collector(fresh_database)
+    collector = runs_collector(fresh_database, finished_every=0)
     registry = _registry(collector)
     try:
         assert registry.get_sample_value("switchboard_runs", {"status": "completed"}) == 0
@@ -75,6 +75,31 @@ def test_runs_are_counted_by_status_with_every_status_reported(fresh_database: s
         assert oldest is not None and 30 <= oldest < 120
         assert registry.get_sample_value("switchboard_metrics_query_up", {"query": "runs"}) == 1
         assert registry.get_sample_value("switchboard_metrics_query_failures_total", {"query": "runs"}) == 0
+    finally:
+        collector.close()
+
+
+def test_finished_runs_are_recounted_once_a_window_and_active_ones_every_scrape(fresh_database: str) -> None:
+    now = [0.0]
+    collector = PostgresCollector(
+        query="runs-window",
+        database_url=fresh_database,
+        read=RunCounts(finished_every=60, clock=lambda: now[0]),
+        describe=lambda: [],
+    )
+    registry = _registry(collector)
+    try:
+        completed = registry.get_sample_value("switchboard_runs", {"status": "completed"})
+        running = registry.get_sample_value("switchboard_runs", {"status": "running"})
+        assert completed is not None and running is not None
+        with psycopg.connect(fresh_database, autocommit=True) as conn:
+            _insert_run(conn, "completed")
+            _insert_run(conn, "running")
+        now[0] = 59.0
+        assert registry.get_sample_value("switchboard_runs", {"status": "running"}) == running + 1
+        assert registry.get_sample_value("switchboard_runs", {"status": "completed"}) == completed  # the last count
+        now[0] = 60.0
+        assert registry.get_sample_value("switchboard_runs", {"status": "completed"}) == completed + 1
     finally:
         collector.close()
 
