@@ -16,6 +16,7 @@ BENCHMARKS = [
     "bench.agent_runner",
     "bench.session_api",
     "bench.edge",
+    "bench.rate_limit",
     "bench.handoff",
     "bench.retention",
     "bench.metrics",
