@@ -1,4 +1,4 @@
--- depends: 0011.webhook_no_notify
+-- depends: 0012.hosted_sessions
 -- A thread's attachments by thread: the retention sweep deletes them a chunk at a
 -- time in id order, and deleting a thread sets its remaining attachments' thread_id
 -- to NULL through the foreign key. Without this index each was a scan of every
