@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,9 @@ import pytest
 from prometheus_client.core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
+from switchboard.errors import FailedPrecondition, InvalidArgument
+from switchboard.stack import assign_metrics_ports, check_ports_free, stack_children
+from tests.conftest import free_port
 from tests.e2e.conftest import (
     Stack,
     assistant_text,
@@ -140,3 +144,44 @@ async def test_up_serves_every_metric_the_dashboard_uses_with_sane_values(stack:
         carried = set().union(*(labels_of[m] for m in metrics if m in labels_of))
         if any(m in labels_of for m in metrics):
             assert labels <= carried, f"{expr}: no such label {sorted(labels - carried)}"
+
+
+def test_a_taken_metrics_port_is_refused_naming_its_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in SERVICES:
+        monkeypatch.setenv(f"SWITCHBOARD_{name.upper()}_PORT", str(free_port()))
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        taken = holder.getsockname()[1]
+        monkeypatch.setenv("SWITCHBOARD_SESSION_API_METRICS_PORT", str(taken))
+        children = stack_children()
+        with pytest.raises(
+            FailedPrecondition, match=f"port {taken} \\(session_api\\).*SWITCHBOARD_SESSION_API_METRICS_PORT"
+        ):
+            check_ports_free(children, "127.0.0.1")
+
+
+def test_a_metrics_port_is_never_another_services_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    edge = free_port()
+    monkeypatch.setenv("SWITCHBOARD_EDGE_PORT", str(edge))
+    monkeypatch.setenv("SWITCHBOARD_AGENT_RUNNER_METRICS_PORT", str(edge))
+    with pytest.raises(InvalidArgument, match="SWITCHBOARD_AGENT_RUNNER_METRICS_PORT and SWITCHBOARD_EDGE_PORT"):
+        stack_children()
+    monkeypatch.setenv("SWITCHBOARD_AGENT_RUNNER_METRICS_PORT", "metrics")
+    with pytest.raises(InvalidArgument, match="not a port number"):
+        stack_children()
+
+
+def test_unset_metrics_ports_are_free_ones_distinct_from_every_other_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in SERVICES:
+        monkeypatch.setenv(f"SWITCHBOARD_{name.upper()}_PORT", str(free_port()))
+        monkeypatch.delenv(f"SWITCHBOARD_{name.upper()}_METRICS_PORT", raising=False)
+    fixed = free_port()
+    monkeypatch.setenv("SWITCHBOARD_THREAD_STORE_METRICS_PORT", str(fixed))
+    children = stack_children()
+    assign_metrics_ports(children, "127.0.0.1")
+    by_name = {c.name: c for c in children}
+    assert by_name["thread_store"].metrics_port == fixed
+    assert by_name["edge"].metrics_url == f"http://127.0.0.1:{by_name['edge'].port}/metrics"
+    ports = [c.port for c in children] + [c.metrics_port for c in children if not c.http]
+    assert len(set(ports)) == len(ports) == 7 and all(ports)
