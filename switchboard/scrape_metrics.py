@@ -8,7 +8,7 @@ waiting for a person) or in a feed's memory (changes not yet in Redis). A
   of its own (psycopg, from the metrics server's thread), so a scrape never
   takes a connection from the service's pool and still answers when the
   service's event loop is busy. Each query is bounded (``statement_timeout``,
-  default 2 s, ``SWITCHBOARD_METRICS_QUERY_TIMEOUT_SECONDS``); when it fails or
+  default 2 s, ``SWITCHBOARD_METRICS_QUERY_TIMEOUT_SECONDS``, in a read-only transaction); when it fails or
   times out its gauges are left out of that scrape (absent, not a stale or made-up
   value) and ``switchboard_metrics_query_up{query}`` says 0, so an alert can tell
   "no escalations waiting" from "could not count them".
@@ -97,7 +97,16 @@ class PostgresCollector(Collector):
         up = 1
         with self._lock:
             try:
-                families = self._read(self._fetch)
+                connection = self._connect()
+                # One read-only transaction per scrape, its bounds set inside it (SET LOCAL, not startup
+                # options: a transaction-pooling PgBouncer refuses those and would pass a session SET on).
+                with connection.transaction():
+                    timeout_ms = max(1, int(self._timeout * 1000))
+                    connection.execute(
+                        f"SET LOCAL statement_timeout = {timeout_ms}; SET LOCAL lock_timeout = {timeout_ms};"
+                        " SET LOCAL transaction_read_only = on".encode()
+                    )
+                    families = self._read(self._fetch)
                 self._failing = 0
             except Exception as error:
                 up = 0
@@ -111,20 +120,18 @@ class PostgresCollector(Collector):
         yield from self._health(up=up, seconds=time.perf_counter() - started)
 
     def _fetch(self, sql: str) -> Rows:
-        connection = self._connect()
-        with connection.cursor() as cursor:
+        assert self._connection is not None  # collect() connected
+        with self._connection.cursor() as cursor:
             cursor.execute(sql.encode())
             return list(cursor.fetchall())
 
     def _connect(self) -> psycopg.Connection[Any]:
         if self._connection is None or self._connection.closed:
-            timeout_ms = max(1, int(self._timeout * 1000))
             self._connection = psycopg.connect(
                 self._database_url,
                 autocommit=True,
                 # libpq counts whole seconds, at least 2.
                 connect_timeout=max(2, round(self._timeout)),
-                options=f"-c statement_timeout={timeout_ms} -c lock_timeout={timeout_ms}",
                 application_name=f"switchboard-metrics-{self.query}",
             )
         return self._connection
