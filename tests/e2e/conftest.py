@@ -230,7 +230,8 @@ def runner_behind_edge(stack: Stack, **runner_env: str) -> Iterator[EdgeReplica]
 
 @pytest.fixture(scope="session")
 def second_edge(stack: Stack) -> Iterator[EdgeReplica]:
-    """A second edge replica (its own rate limits: see ``SECOND_EDGE_RATE_*``)."""
+    """A second edge replica with its own rate and burst (``SECOND_EDGE_RATE_*``), which it applies to
+    the user's bucket that every edge shares in Redis."""
     replica = start_edge(
         stack,
         free_port(),
