@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily, Metric
 
-from services.agent_runner.metrics import RUN_STATUSES, RunCounts, runs_collector
+from services.agent_runner.metrics import QUERIES, RUN_STATUSES, RunCounts, runs_collector
 from services.session_api.metrics import session_api_collectors
 from switchboard.migrate import apply_migrations
 from switchboard.scrape_metrics import FeedBacklogCollector, Fetch, PostgresCollector
@@ -102,6 +102,26 @@ def test_finished_runs_are_recounted_once_a_window_and_active_ones_every_scrape(
         assert registry.get_sample_value("switchboard_runs", {"status": "completed"}) == completed + 1
     finally:
         collector.close()
+
+
+def test_a_finished_count_past_the_timeout_fails_one_scrape_and_the_next_report_active_runs() -> None:
+    now = [0.0]
+    counts = RunCounts(finished_every=60, clock=lambda: now[0])
+
+    def fetch(sql: str) -> list[tuple[object, ...]]:
+        if sql == QUERIES.finished_runs:
+            raise psycopg.errors.QueryCanceled("canceling statement due to statement timeout")
+        return [("running", 2, 5.0)]
+
+    with pytest.raises(psycopg.errors.QueryCanceled):
+        counts(fetch)
+    now[0] = 30.0
+    (runs, _oldest) = counts(fetch)
+    reported = {s.labels["status"]: s.value for s in runs.samples}
+    assert reported == {"queued": 0, "running": 2, "waiting_approval": 0}  # no made-up finished counts
+    now[0] = 60.0
+    with pytest.raises(psycopg.errors.QueryCanceled):
+        counts(fetch)  # tried again once the window passed
 
 
 def test_escalations_waiting_and_claimed_are_counted(fresh_database: str) -> None:

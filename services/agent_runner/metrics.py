@@ -21,7 +21,9 @@ QUERIES = Queries.load(Path(__file__).parent / "queries")
 FINISHED_COUNT_SECONDS = 60.0
 # Every status the runs table allows (0004/0005 migrations): each is reported, 0 when no run has it,
 # so a dashboard or an alert sees 0 rather than no data.
-RUN_STATUSES = ("queued", "running", "waiting_approval", "completed", "cancelled", "failed", "interrupted")
+ACTIVE_STATUSES = ("queued", "running", "waiting_approval")
+FINISHED_STATUSES = ("completed", "cancelled", "failed", "interrupted")
+RUN_STATUSES = ACTIVE_STATUSES + FINISHED_STATUSES
 
 
 def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
@@ -51,22 +53,27 @@ class RunCounts:
         self._finished_every = finished_every
         self._clock = clock
         self._finished: dict[str, int] | None = None
-        self._counted_at = 0.0
+        self._counted_at: float | None = None
 
     def __call__(self, fetch: Fetch) -> list[Metric]:
         """The families of one scrape."""
         runs, oldest_queued = _families()
-        counts = dict.fromkeys(RUN_STATUSES, 0)
+        counts = dict.fromkeys(ACTIVE_STATUSES, 0)
         queued_age = 0.0
         for status, count, oldest_seconds in fetch(QUERIES.active_runs):
             counts[str(status)] = int(count)
             if status == "queued":
                 queued_age = float(oldest_seconds)
         now = self._clock()
-        if self._finished is None or now - self._counted_at >= self._finished_every:
-            self._finished = {str(status): int(count) for status, count in fetch(QUERIES.finished_runs)}
+        if self._counted_at is None or now - self._counted_at >= self._finished_every:
+            # Noted before the count: a count past the time-out fails this scrape alone, and the next ones
+            # in the window report the active runs (and the last finished count, if any) rather than
+            # failing on it again.
             self._counted_at = now
-        counts.update(self._finished)
+            finished = dict.fromkeys(FINISHED_STATUSES, 0)
+            finished.update({str(status): int(count) for status, count in fetch(QUERIES.finished_runs)})
+            self._finished = finished
+        counts.update(self._finished or {})
         for status, count in counts.items():
             runs.add_metric([status], count)
         oldest_queued.add_metric([], queued_age)
