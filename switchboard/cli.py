@@ -493,7 +493,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command in TRACED_SERVICES:
         from switchboard.tracing import setup_tracing
 
-        traced = setup_tracing(args.command.replace("-", "_"), http=args.command == "edge")
+        traced = setup_tracing(
+            args.command.replace("-", "_"), http=args.command == "edge", agents=args.command == "agent-runner"
+        )
     try:
         result = resolve_handler(args.handler)(args)
     except SwitchboardError as error:

@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import openai
-from agents import MaxTurnsExceeded, ModelBehaviorError, RunConfig, RunContextWrapper, Runner
+from agents import MaxTurnsExceeded, ModelBehaviorError, RunContextWrapper, Runner
 from agents import RunState as PausedRun
 from agents.exceptions import AgentsException, UserError
 from chatkit.agents import AgentContext, stream_agent_response
@@ -110,6 +110,7 @@ from switchboard.errors import (
 )
 from switchboard.pages import check_limit
 from switchboard.principal import Principal
+from switchboard.tracing import agents_run_config
 
 log = logging.getLogger(__name__)
 
@@ -889,7 +890,7 @@ class AgentRunnerService:
                         context=state,
                         hooks=hooks,
                         max_turns=self.limits.max_turns,
-                        run_config=RunConfig(tracing_disabled=True),
+                        run_config=agents_run_config(),
                     )
                     stopper = asyncio.create_task(run.wait_stopped())
                     stopper.add_done_callback(_canceller(result))

@@ -14,9 +14,10 @@ import asyncio
 import logging
 import re
 
-from agents import Agent, ModelSettings, RunConfig, Runner
+from agents import Agent, ModelSettings, Runner
 
 from services.agent_runner.models import ModelSource
+from switchboard.tracing import agents_run_config
 
 log = logging.getLogger(__name__)
 
@@ -85,9 +86,7 @@ async def model_title(
     try:
         model = models.model_for(model_name, announce_offline=False)
         result = await asyncio.wait_for(
-            Runner.run(
-                title_agent().clone(model=model), text, max_turns=1, run_config=RunConfig(tracing_disabled=True)
-            ),
+            Runner.run(title_agent().clone(model=model), text, max_turns=1, run_config=agents_run_config()),
             timeout=timeout,
         )
     except asyncio.CancelledError:

@@ -1,6 +1,7 @@
 """One request, one trace: a stack exporting OTLP to a receiver this test runs shows the edge,
 session_api, thread_store, agent_runner, Postgres and Redis spans of one ChatKit request under one
-trace id; and the request id is in the log lines of every service it crossed."""
+trace id, with the agent run's own spans (the agent, MCP tool listing, the tool call) and none of
+the conversation's content; and the request id is in the log lines of every service it crossed."""
 
 from __future__ import annotations
 
@@ -119,6 +120,18 @@ async def test_one_request_is_one_trace_across_every_service_and_the_storage(tra
         "/switchboard.api.v1.AgentRunner/Run" in grpc_calls
         and "/switchboard.api.v1.ThreadStore/BeginTurn" in grpc_calls
     )
+
+    # The agent run: the Agents SDK's spans (the agent, the MCP tool listing, the tool call) are
+    # OpenTelemetry spans of the same trace, without the conversation's content.
+    agent_spans = [
+        s for s in in_trace if s.service == "switchboard-agent_runner" and "openinference.span.kind" in s.attributes
+    ]
+    kinds = {s.attributes["openinference.span.kind"] for s in agent_spans}
+    assert {"AGENT", "TOOL"} <= kinds, sorted(
+        {(s.name, s.attributes.get("openinference.span.kind")) for s in agent_spans}
+    )
+    assert "add_task" in {s.name for s in agent_spans}
+    assert not [s for s in agent_spans if any("buy milk" in str(v) for v in s.attributes.values())]
 
     # The request id, in the log lines of every service the request crossed.
     output = stop_stack(traced)
