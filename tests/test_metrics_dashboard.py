@@ -1,4 +1,5 @@
-"""The Grafana dashboard (deploy/grafana/switchboard.json) queries only metrics the services export:
+"""The Grafana dashboard (deploy/grafana/switchboard.json) and the alerting rules
+(deploy/prometheus/alerts.yaml) query only metrics the services export:
 renaming a metric without the dashboard fails here (tests/test_metrics_stack.py checks the same
 against a running stack's scrapes, labels included)."""
 
@@ -10,10 +11,12 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import yaml
 from prometheus_client import REGISTRY
 from prometheus_client.core import Metric
 
 DASHBOARD = Path(__file__).resolve().parent.parent / "deploy" / "grafana" / "switchboard.json"
+ALERTS = Path(__file__).resolve().parent.parent / "deploy" / "prometheus" / "alerts.yaml"
 METRIC = re.compile(r"\bswitchboard_[a-z0-9_]+\b")
 
 
@@ -31,6 +34,16 @@ def _panels(panels: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
     for panel in panels:
         yield panel
         yield from _panels(panel.get("panels", []))
+
+
+def alert_rules() -> list[dict[str, Any]]:
+    """The alerting rules."""
+    return [rule for group in yaml.safe_load(ALERTS.read_text())["groups"] for rule in group["rules"]]
+
+
+def queried_metric_names() -> set[str]:
+    """The metric names the dashboard and the alerts query."""
+    return dashboard_metric_names() | {name for rule in alert_rules() for name in METRIC.findall(rule["expr"])}
 
 
 def dashboard_metric_names() -> set[str]:
@@ -70,10 +83,11 @@ def exported_metric_names() -> set[str]:
 PROMETHEUS_LABELS = frozenset({"job", "instance", "le"})  # added by Prometheus, or a histogram's own
 
 
-def dashboard_label_uses() -> list[tuple[str, set[str], set[str]]]:
-    """Each expression with the metrics it names and the labels it groups or filters by (but Prometheus's own)."""
+def query_label_uses() -> list[tuple[str, set[str], set[str]]]:
+    """Each expression of the dashboard and the alerts with the metrics it names and the labels it groups
+    or filters by (but Prometheus's own)."""
     uses = []
-    for _title, expr in dashboard_expressions():
+    for expr in [expr for _title, expr in dashboard_expressions()] + [rule["expr"] for rule in alert_rules()]:
         labels = set()
         for group in re.findall(r"\bby \(([^)]*)\)", expr):
             labels.update(label.strip() for label in group.split(",") if label.strip())
@@ -112,3 +126,16 @@ def test_every_metric_the_dashboard_queries_is_exported() -> None:
     exported = exported_metric_names()
     missing = dashboard_metric_names() - exported
     assert not missing, f"the dashboard queries metrics no service exports: {sorted(missing)}"
+
+
+def test_every_alert_is_complete_and_queries_exported_metrics() -> None:
+    rules = alert_rules()
+    assert len(rules) >= 5
+    assert len({rule["alert"] for rule in rules}) == len(rules)
+    exported = exported_metric_names()
+    for rule in rules:
+        assert rule["labels"]["severity"] in ("warning", "critical"), rule["alert"]
+        assert rule["annotations"]["summary"] and rule["annotations"]["description"], rule["alert"]
+        names = set(METRIC.findall(rule["expr"]))
+        assert names, f"{rule['alert']} names no switchboard metric"
+        assert names <= exported, f"{rule['alert']} queries metrics no service exports: {sorted(names - exported)}"

@@ -29,7 +29,7 @@ from tests.e2e.conftest import (
     stream_events,
 )
 from tests.test_metrics_collectors import fresh_database  # noqa: F401 (a fixture: counts of this stack alone)
-from tests.test_metrics_dashboard import dashboard_label_uses, dashboard_metric_names, sample_names
+from tests.test_metrics_dashboard import queried_metric_names, query_label_uses, sample_names
 
 SERVICES = ("thread_store", "session_api", "agent_runner", "edge")
 READY_LINE = re.compile(r"^\s+(?P<name>\w+)\s+(?P<url>\S+)\s+metrics (?P<metrics>http://\S+/metrics)\s*$")
@@ -129,18 +129,18 @@ async def test_up_serves_every_metric_the_dashboard_uses_with_sane_values(stack:
     assert _total(store, "switchboard_thread_cache_lookups_total") >= 1
     assert _total(edge, "switchboard_edge_requests_total", route="/chatkit") >= 2
 
-    # Every metric the Grafana dashboard queries is really exported by some process of the stack.
+    # Every metric the Grafana dashboard and the alerts query is really exported by some process of the stack.
     # (A labelled metric nothing has counted yet, such as Redis fallbacks, has its family but no sample.)
     exported = {name for samples in scraped.values() for name, _labels in samples}
     exported |= {name for families in families_of.values() for name in sample_names(families)}
-    missing = dashboard_metric_names() - exported
-    assert not missing, f"the dashboard queries metrics no process serves: {sorted(missing)}"
+    missing = queried_metric_names() - exported
+    assert not missing, f"the dashboard or the alerts query metrics no process serves: {sorted(missing)}"
     # ... and groups or filters them only by labels they carry.
     labels_of: dict[str, set[str]] = {}
     for samples in scraped.values():
         for name, labels in samples:
             labels_of.setdefault(name, set()).update(key for key, _value in labels)
-    for expr, metrics, labels in dashboard_label_uses():
+    for expr, metrics, labels in query_label_uses():
         carried = set().union(*(labels_of[m] for m in metrics if m in labels_of))
         if any(m in labels_of for m in metrics):
             assert labels <= carried, f"{expr}: no such label {sorted(labels - carried)}"
