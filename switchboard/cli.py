@@ -166,6 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
             "SWITCHBOARD_JWT_SECRET": "HS256 secret of your identity provider",
             "SWITCHBOARD_JWKS_URL": "or a JWKS URL (RS256, ES256, EdDSA)",
             "SWITCHBOARD_JWT_AUDIENCE / _ISSUER": "accepted aud / required iss",
+            "SWITCHBOARD_CHATKIT_WORKFLOW_ID / _VERSION": "an OpenAI-hosted workflow for sessions naming no agent",
+            "OPENAI_API_KEY": "OpenAI's ChatKit API, for agents that are hosted workflows",
         },
         LOG_ENV,
     )
