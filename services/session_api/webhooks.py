@@ -46,8 +46,13 @@ from standardwebhooks.webhooks import Webhook
 from switchboard.config import env_bool, env_float, env_int, env_str
 from switchboard.errors import InvalidArgument, NotFound
 from switchboard.sql import Queries, create_pool
+from switchboard.streams import Attempt, Backoff, reconnecting
 
 log = logging.getLogger(__name__)
+
+# Between a deliverer's tries after a failure it could not record (Postgres down): 1 s at most at
+# first, doubling up to 30 s, never under 0.5 s.
+DELIVERER_BACKOFF = Backoff(first=1.0, limit=30.0, floor=0.5)
 
 DEPLOYMENT_ENDPOINT_ID = "deployment"
 SECRET_PREFIX = "whsec_"
@@ -524,23 +529,21 @@ class WebhookDeliverer:
         await self._client.aclose()
 
     async def _work(self, n: int) -> None:
-        failures = 0
-        while True:
-            try:
+        async def deliver(attempt: Attempt) -> None:
+            while True:
                 delivered = await self.deliver_one()
-                failures = 0
-            except Exception as error:  # a worker never dies; the delivery stays due
-                failures += 1
-                log.warning("webhooks: delivery failed before it was recorded (%s); trying again", error)
-                await asyncio.sleep(min(30.0, 0.5 * 2**failures))
-                continue
-            if delivered:
-                self._busy.set()
-            elif n == 0:
-                await asyncio.sleep(self._config.poll_seconds)
-            else:
-                self._busy.clear()
-                await self._busy.wait()
+                attempt.live()
+                if delivered:
+                    self._busy.set()
+                elif n == 0:
+                    await asyncio.sleep(self._config.poll_seconds)
+                else:
+                    self._busy.clear()
+                    await self._busy.wait()
+
+        # A worker never dies: a failure before the delivery was recorded leaves it due, and the
+        # worker tries again after the one back-off policy (jittered, so replicas spread out).
+        await reconnecting(deliver, name=f"webhook deliverer {n}", retry_on=(Exception,), backoff=DELIVERER_BACKOFF)
 
     async def deliver_one(self) -> bool:
         """Attempt the oldest due delivery; False when none is due."""

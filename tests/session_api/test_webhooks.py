@@ -256,6 +256,33 @@ def test_back_off_doubles_with_jitter_up_to_its_cap() -> None:
     assert backoff_seconds(50, base=5, cap=3600, rng=lambda: 1.0) == 3600
 
 
+async def test_a_deliverer_that_fails_before_recording_keeps_working_and_delivers(
+    pool: asyncpg.Pool, receiver: WebhookReceiver
+) -> None:
+    await add_endpoint(pool, receiver.url)
+    event_id = await enqueue(pool, "run.failed", "thread:t", 1)
+
+    class LosesItsConnection(WebhookDeliverer):
+        """The first two tries fail as a lost Postgres connection does, before anything is recorded."""
+
+        failures_left = 2
+
+        async def deliver_one(self) -> bool:
+            if self.failures_left:
+                self.failures_left -= 1
+                raise asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed in the middle of operation")
+            return await super().deliver_one()
+
+    deliverer = LosesItsConnection(pool, QUERIES, FAST.__class__(**{**FAST.__dict__, "workers": 1}))
+    await deliverer.start()
+    try:
+        await wait_until(lambda: _is_delivered(pool, event_id), timeout=15)
+    finally:
+        await deliverer.stop()
+    assert deliverer.failures_left == 0
+    assert {r.headers["webhook-id"] for r in receiver.received} == {event_id}
+
+
 async def test_a_threads_events_arrive_in_order_while_other_threads_go_on(
     pool: asyncpg.Pool, receiver: WebhookReceiver
 ) -> None:
