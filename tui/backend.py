@@ -16,7 +16,6 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Protocol
 
-import grpc
 import jwt
 from chatkit.store import NotFoundError
 from chatkit.types import AssistantMessageItem, ThreadItem
@@ -24,11 +23,8 @@ from chatkit.types import AssistantMessageItem, ThreadItem
 from services.agent_runner.client import AgentRunnerClient, Handoff
 from services.session_api.client import SessionApiClient
 from services.thread_store.client import GrpcThreadStore, item_from_json
-from switchboard.api.v1 import thread_store_pb2 as tpb
 from switchboard.errors import AlreadyExists, FailedPrecondition, NotFound, Unauthenticated
-from switchboard.grpc_client import error_from_rpc
 from switchboard.principal import Principal
-from switchboard.proto_convert import principal_to_proto
 from switchboard.service_auth import BearerCredentials
 from tui.data import (
     ACTIVE_RUN_STATES,
@@ -349,20 +345,10 @@ class GrpcConsoleBackend:
     async def load_threads(self) -> list[ThreadSummary]:
         """The org's most recently active threads (up to 2,000), read in pages of 200."""
         found: list[ThreadSummary] = []
-        after = ""
+        after: str | None = None
         while len(found) < MAX_THREADS:
-            request = tpb.ListThreadsRequest(
-                principal=principal_to_proto(self.principal),
-                limit=PAGE,
-                after=after,
-                org_wide=True,
-                sort=tpb.THREAD_SORT_RECENT_ACTIVITY,
-            )
-            try:
-                page = await self.threads.stub.ListThreads(request, timeout=self._timeout)
-            except grpc.aio.AioRpcError as error:
-                raise error_from_rpc(error, service=THREAD_STORE) from None
-            found += [ThreadSummary.from_proto(t) for t in page.threads]
+            page = await self.threads.load_org_threads(self.principal, limit=PAGE, after=after)
+            found += [ThreadSummary.from_thread(t) for t in page.data]
             if not page.has_more:
                 break
             after = page.after

@@ -16,6 +16,7 @@ from chatkit.types import ThreadItem
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.agent_runner.client import Handoff
+from services.thread_store.client import HandledThread
 from switchboard.api.v1 import agent_runner_pb2 as apb
 from switchboard.api.v1 import session_api_pb2 as spb
 from switchboard.api.v1 import thread_store_pb2 as tpb
@@ -212,26 +213,26 @@ class ThreadSummary:
     handler: Handoff | None = None
 
     @classmethod
-    def from_proto(cls, t: tpb.Thread) -> ThreadSummary:
-        """Convert a ``Thread`` message (an org-wide listing's)."""
-        title, agent_id = _title_and_agent(t.json)
+    def from_thread(cls, t: HandledThread) -> ThreadSummary:
+        """Summarize a thread of the org-wide listing (``GrpcThreadStore.load_org_threads``)."""
+        agent_id = t.thread.metadata.get("agent_id")
         handler = None
         # Only a person's involvement is taken from the listing: "agent" is what the console assumes
         # anyway, and until a hand-off says otherwise a pending escalation stands for the thread.
-        if t.HasField("handler") and t.handler.kind in ("waiting", "human"):
+        if t.handler.kind in ("waiting", "human"):
             handler = Handoff(
-                thread_id=t.id,
+                thread_id=t.thread.id,
                 kind=t.handler.kind,
-                operator_id=t.handler.operator_id or None,
-                escalation_id=t.handler.escalation_id or None,
-                since=_when(t.handler.since),
-                until=_when(t.handler.until),
+                operator_id=t.handler.operator_id,
+                escalation_id=t.handler.escalation_id,
+                since=t.handler.since,
+                until=t.handler.until,
             )
         return cls(
-            id=t.id,
-            title=t.title or title,
-            agent_id=agent_id,
-            updated_at=_when(t.updated_at) or EPOCH,
+            id=t.thread.id,
+            title=t.thread.title or "",
+            agent_id=agent_id if isinstance(agent_id, str) else "",
+            updated_at=t.updated_at,
             handler=handler,
         )
 

@@ -72,14 +72,16 @@ class _HeldPage:
 
 @dataclass(frozen=True, slots=True)
 class HandledThread:
-    """A thread after a hand-off change: what ``set_handler`` and ``expire_waiting`` return.
+    """A stored thread and who answers it: what ``set_handler``, ``expire_waiting`` and
+    ``load_org_threads`` return.
 
     Attributes:
         thread: The thread's ChatKit metadata (with ``metadata["handler"]`` unless it is the agent's).
         user_id: The thread's owner.
         org_id: The thread's org, if any.
-        revision: The thread's revision after the change.
+        revision: The thread's revision (after the change, for a hand-off change).
         handler: Who answers it now.
+        updated_at: Its last activity (the last write to it or its items).
     """
 
     thread: ThreadMetadata
@@ -87,6 +89,7 @@ class HandledThread:
     org_id: str | None
     revision: int
     handler: Handler
+    updated_at: datetime
 
 
 def handler_from_proto(message: pb.Handler) -> Handler:
@@ -126,6 +129,7 @@ def _handled(message: pb.Thread) -> HandledThread:
         org_id=message.org_id or None,
         revision=message.revision,
         handler=handler_from_proto(message.handler),
+        updated_at=from_timestamp(message.updated_at),
     )
 
 
@@ -314,18 +318,27 @@ class GrpcThreadStore(Store[Caller]):
             after=reply.after or None,
         )
 
-    async def org_thread_activity(self, context: Caller, *, limit: int = 200) -> dict[str, datetime]:
-        """The last activity of the org's most recently active threads (operators: the console)."""
+    async def load_org_threads(
+        self, context: Caller, *, limit: int = 200, after: str | None = None
+    ) -> Page[HandledThread]:
+        """A page of the threads of the operator's org, most recently active first (the console).
+
+        Raises:
+            PermissionDenied: the caller is no operator of an org.
+            InvalidArgument: ``limit`` is out of range, or ``after`` is no thread of the listing.
+        """
         reply = await self._call(
             "ListThreads",
             pb.ListThreadsRequest(
                 principal=principal_to_proto(context),
                 limit=limit,
+                after=after or "",
                 org_wide=True,
                 sort=pb.THREAD_SORT_RECENT_ACTIVITY,
             ),
+            not_found=False,
         )
-        return {t.id: from_timestamp(t.updated_at) for t in reply.threads}
+        return Page(data=[_handled(t) for t in reply.threads], has_more=reply.has_more, after=reply.after or None)
 
     async def delete_thread(self, thread_id: str, context: Caller) -> None:
         """Delete one of the caller's threads and its items; nothing happens when there is none.

@@ -545,10 +545,8 @@ async def test_thread_reads_and_listings_carry_the_handler(
 
     page = await store.load_threads_page(limit=50, after=None, order="desc", context=owner)
     assert [handler_of(t) for t in page.data if t.id == thread_id] == [held]
-    listing: pb.ListThreadsResponse = await store.stub.ListThreads(
-        pb.ListThreadsRequest(principal=_principal(sam), org_wide=True, limit=200)
-    )
-    [listed] = [t for t in listing.threads if t.id == thread_id]
+    [listed] = [t for t in (await store.load_org_threads(sam)).data if t.thread.id == thread_id]
+    assert listed.handler == held and handler_of(listed.thread) == held
     assert (listed.handler.kind, listed.handler.operator_id, listed.handler.escalation_id) == (
         "human",
         sam.user_id,

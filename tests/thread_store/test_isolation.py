@@ -10,8 +10,6 @@ from __future__ import annotations
 import pytest
 from chatkit.store import NotFoundError
 
-from switchboard.api.v1 import common_pb2
-from switchboard.api.v1 import thread_store_pb2 as pb
 from switchboard.errors import PermissionDenied
 from tests.thread_store.conftest import RunningThreadStore
 from tests.thread_store.helpers import Ctx, new_thread, times, user_message
@@ -67,13 +65,28 @@ async def test_an_operator_reads_threads_of_its_own_org(
     assert (await store.load_thread(thread_id, operator)).title == "alice's plans"
     page = await store.load_thread_items(thread_id, None, 10, "asc", operator)
     assert [i.content[0].text for i in page.data] == ["secret"]  # type: ignore[union-attr]
-    reply = await store.stub.ListThreads(
-        pb.ListThreadsRequest(
-            principal=common_pb2.Principal(user_id=operator.user_id, org_id=alice.org_id, roles=["operator"]),
-            org_wide=True,
-        )
-    )
-    assert thread_id in [t.id for t in reply.threads]
+    listed = {t.thread.id: t for t in (await store.load_org_threads(operator)).data}
+    assert listed[thread_id].thread.title == "alice's plans"
+    assert (listed[thread_id].user_id, listed[thread_id].org_id) == (alice.user_id, alice.org_id)
+
+
+async def test_the_org_listing_pages_from_the_most_recently_active_thread(
+    thread_store: RunningThreadStore, user_id: str, unique_org: str
+) -> None:
+    store = thread_store.store
+    owner = Ctx(user_id=user_id, org_id=unique_org)
+    operator = Ctx(user_id="op-" + user_id, org_id=unique_org, roles=("operator",))
+    ids = []
+    for n in range(3):
+        thread = new_thread(title=f"thread {n}")
+        await store.save_thread(thread, owner)
+        ids.append(thread.id)
+    await store.add_thread_item(ids[0], user_message(ids[0], "the oldest is active again", at=times(1)[0]), owner)
+    first = await store.load_org_threads(operator, limit=2)
+    assert [t.thread.id for t in first.data] == [ids[0], ids[2]] and first.has_more and first.after == ids[2]
+    rest = await store.load_org_threads(operator, limit=2, after=first.after)
+    assert [t.thread.id for t in rest.data] == [ids[1]] and not rest.has_more and rest.after is None
+    assert first.data[0].updated_at > first.data[1].updated_at > rest.data[0].updated_at
 
 
 async def test_an_operator_of_another_org_sees_nothing(
@@ -103,7 +116,4 @@ async def test_a_user_without_the_operator_role_cannot_list_the_org(
 ) -> None:
     alice, _thread_id = alices_thread
     with pytest.raises(PermissionDenied):
-        await thread_store.store._call(
-            "ListThreads",
-            pb.ListThreadsRequest(principal=common_pb2.Principal(user_id="x", org_id=alice.org_id), org_wide=True),
-        )
+        await thread_store.store.load_org_threads(Ctx(user_id="x", org_id=alice.org_id))
