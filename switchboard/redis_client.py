@@ -18,6 +18,9 @@ from typing import Any, cast
 import redis.asyncio as aioredis
 from redis.asyncio.client import PubSub
 from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from switchboard.config import env_float, env_int
 from switchboard.errors import InvalidArgument
@@ -43,7 +46,12 @@ def cluster_seed_url(url: str) -> str | None:
 
 
 def create_redis(
-    url: str, *, timeout: float | None = None, pool_size: int | None = None, pool_wait: float = 5.0
+    url: str,
+    *,
+    timeout: float | None = None,
+    pool_size: int | None = None,
+    pool_wait: float = 5.0,
+    resend_on_dropped: bool = False,
 ) -> aioredis.Redis:
     """Open an asyncio Redis client (a cluster client for ``redis+cluster://``).
 
@@ -64,6 +72,10 @@ def create_redis(
             (redis-py's cluster client has no waiting pool): the error every caller
             takes for Redis being down.
         pool_wait: Seconds to wait for a free connection of a sized pool.
+        resend_on_dropped: A command whose connection turns out dropped (Redis restarted
+            since it was opened) is sent once more on a new connection, instead of failing:
+            for callers that would rather run a command twice, at worst, than count a
+            restarted Redis as down (a sized pool otherwise fails once per stale connection).
     """
     seconds = timeout if timeout is not None else env_float("SWITCHBOARD_REDIS_TIMEOUT", 0.25)
     options: dict[str, Any] = {
@@ -71,6 +83,8 @@ def create_redis(
         "socket_connect_timeout": seconds,
         "health_check_interval": 30,
     }
+    if resend_on_dropped:
+        options["retry"] = Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))
     seed = cluster_seed_url(url)
     if seed is not None:
         cluster = _RedisCluster.from_url(seed, max_connections=pool_size or 100, **options)

@@ -19,6 +19,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import grpc
+import redis.asyncio as aioredis
 from chatkit.server import StreamingResult
 from chatkit.store import NotFoundError
 from chatkit.types import ItemsListReq
@@ -210,7 +211,7 @@ class Edge:
             self.sessions, session_seconds=config.session_auth_seconds, max_entries=config.auth_cache_size
         )
         self.limiter = SharedRateLimiter(
-            create_redis(config.redis_url, pool_size=LIMITER_POOL_SIZE, pool_wait=1.0) if config.redis_url else None,
+            _limiter_redis(config.redis_url),
             per_second=config.rate_per_second,
             burst=config.rate_burst,
         )
@@ -260,6 +261,14 @@ class Edge:
         }
         results = await asyncio.gather(*(_health(target) for target in targets.values()))
         return dict(zip(targets, results, strict=True))
+
+
+def _limiter_redis(url: str | None) -> aioredis.Redis | None:
+    """The shared rate limiter's Redis: a restarted Redis's dropped connections are replaced at
+    once (a request charged twice at worst), so limits are shared again with its first answer."""
+    if url is None:
+        return None
+    return create_redis(url, pool_size=LIMITER_POOL_SIZE, pool_wait=1.0, resend_on_dropped=True)
 
 
 async def _health(target: str) -> str:

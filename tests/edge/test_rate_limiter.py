@@ -162,3 +162,23 @@ async def test_without_redis_the_limit_is_this_replicas_own(user_id: str) -> Non
     await limiter.check(user_id)
     with pytest.raises(RateLimited):
         await limiter.check(user_id)
+
+
+async def test_after_redis_restarts_the_first_checks_are_shared_again_despite_dropped_connections(
+    private_redis: PrivateRedis, user_id: str
+) -> None:
+    # The edge's client: a sized pool whose connections all die with the server.
+    client = create_redis(private_redis.url, pool_size=8, resend_on_dropped=True)
+    limiter = SharedRateLimiter(client, per_second=0.1, burst=3, cooldown=0.0)
+    try:
+        await asyncio.gather(*(limiter.check(f"{user_id}-{n}") for n in range(8)))  # eight pooled connections
+        private_redis.stop()
+        private_redis.start()
+        # Each of these gets a connection the restart dropped: each is sent again on a new one.
+        await asyncio.gather(*(limiter.check(user_id) for _ in range(3)))
+        assert limiter.shared
+        assert await client.exists(rate_limit_key(user_id)) == 1  # taken in the restarted Redis
+        with pytest.raises(RateLimited):
+            await limiter.check(user_id)
+    finally:
+        await client.aclose()
