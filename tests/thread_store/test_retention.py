@@ -376,3 +376,14 @@ def test_the_sweeps_pace_settings_are_read_from_the_environment(monkeypatch: pyt
     config = RetentionConfig.from_env()
     assert (config.duty_cycle, config.chunk) == (0.1, 500)
     assert (RetentionConfig().duty_cycle, RetentionConfig().chunk) == (0.05, 250)
+
+
+async def test_old_audit_events_go_a_chunk_per_transaction_until_none_is_left(pool: asyncpg.Pool) -> None:
+    for _ in range(7):
+        await audit_event(pool, user="judy", org="org-audit", days_old=100)
+    await audit_event(pool, user="judy", org="org-audit", days_old=10)
+    config = RetentionConfig(audit_days=90, every_seconds=0, chunk=3, duty_cycle=1.0, pause_seconds=0.01)
+    report = await RetentionSweeper(pool, QUERIES, config).sweep(now=NOW)
+    assert report.audit_events == 7
+    assert await count(pool, "SELECT count(*) FROM session_events") == 1
+    assert report.rested_seconds >= 2 * 0.01 * 0.99, "it rested after each full chunk (3 and 3, then 1)"
