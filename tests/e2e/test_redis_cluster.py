@@ -23,8 +23,17 @@ from tests.e2e.replicas import (
 )
 from tests.redis_cluster import Cluster, redis_cluster
 
-# What a service logs when a Redis call fails and it falls back (cache, feeds, limiter).
-FALLBACK_LINES = ("serving from Postgres", "CROSSSLOT", "RedisClusterException", "per replica until Redis")
+# What a service logs when a Redis call fails and it falls back: the cache's breaker, the feeds'
+# appends, the run signals, the rate limiter; and any cluster refusal wherever it is logged.
+FALLBACK_LINES = (
+    "; falling back",
+    "serving from Postgres",
+    "entries wait for Redis",
+    "could not signal other replicas",
+    "per replica until Redis",
+    "CROSSSLOT",
+    "RedisClusterException",
+)
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +48,7 @@ def pair(tmp_path_factory: pytest.TempPathFactory, database_url: str, cluster: C
     """Replicas A and B with ``REDIS_URL=redis+cluster://``; after the suite, neither logged a Redis fallback."""
     with two_replicas(tmp_path_factory.mktemp("replicas"), database_url, cluster.url) as started:
         yield started
+    assert len(started.outputs) == 2 and all("Switchboard is up." in output for output in started.outputs)
     for output in started.outputs:
         fallbacks = [line for line in output.splitlines() if any(m in line for m in FALLBACK_LINES)]
         assert not fallbacks, "\n".join(fallbacks)
