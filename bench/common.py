@@ -12,22 +12,19 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import grpc
 import httpx
-import psycopg
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from switchboard.embedded import embedded_postgres, embedded_redis
-from switchboard.migrate import apply_migrations
 from switchboard.principal import Principal
 from switchboard.service_auth import mint_service_token
+from tests.conftest import migrated_database
 
 # The run's internal key: every child server authenticates its gRPC calls with it (as in
 # production), and the bench's own clients mint their service tokens with it.
@@ -58,17 +55,8 @@ def bench_storage() -> Iterator[tuple[str, str]]:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="switchboard-bench-")))
         server_url = os.environ.get("DATABASE_URL") or stack.enter_context(embedded_postgres(tmp))
         redis_url = os.environ.get("REDIS_URL") or stack.enter_context(embedded_redis(tmp))
-        name = f"sbbench_{uuid.uuid4().hex[:10]}"
-        with psycopg.connect(server_url, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        parts = urlsplit(server_url)
-        url = urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
-        apply_migrations(url)
-        try:
-            yield url, redis_url
-        finally:
-            with psycopg.connect(server_url, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        url = stack.enter_context(migrated_database(server_url, "sbbench"))
+        yield url, redis_url
 
 
 @contextlib.contextmanager

@@ -16,23 +16,16 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 
 from services.agent_runner.metrics import QUERIES, RUN_STATUSES, RunCounts, runs_collector
 from services.session_api.metrics import session_api_collectors
-from switchboard.migrate import apply_migrations
 from switchboard.scrape_metrics import FeedBacklogCollector, Fetch, PostgresCollector
 from switchboard.streams import Backoff, Stream, StreamFeed
-from tests.conftest import PrivateRedis, _with_database, free_port
+from tests.conftest import PrivateRedis, free_port, migrated_database
 
 
 @pytest.fixture(scope="module")
 def fresh_database(server_database_url: str) -> Iterator[str]:
     """A migrated database no other test writes to."""
-    name = f"sbmetrics_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server_database_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = _with_database(server_database_url, name)
-    apply_migrations(url)
-    yield url
-    with psycopg.connect(server_database_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with migrated_database(server_database_url, "sbmetrics") as url:
+        yield url
 
 
 def _registry(*collectors: object) -> CollectorRegistry:

@@ -36,12 +36,12 @@ from services.session_api.hosted import (
     HostedChatKit,
     HostedPage,
     HostedWorkflows,
+    OpenAISession,
     check_page,
     hosted_user,
 )
 from services.session_api.liveness import SessionLiveness
 from services.session_api.repository import SessionRepository
-from switchboard.agents_file import HostedWorkflow
 from switchboard.config import env_int
 from switchboard.errors import (
     FailedPrecondition,
@@ -152,22 +152,42 @@ class SessionService:
         metadata = parse_json_object(metadata_json, "metadata_json", max_bytes=self.limits.max_metadata_bytes)
         thread_id = check_text(thread_id, "thread_id", required=False)
         workflow = self.workflows.for_agent(agent_id)
+        event = _payload(channel=channel, agent_id=agent_id)
+        hosted: tuple[HostedChatKit, OpenAISession, HostedLink] | None = None
         if workflow is not None:
-            return await self._create_hosted(
-                principal, workflow, channel=channel, agent_id=agent_id, metadata=metadata, thread_id=thread_id
+            # Hosted: OpenAI first, then the record; nothing is recorded that OpenAI did not
+            # create, and an OpenAI session that could not be recorded is cancelled again.
+            api = self._hosted_api()
+            user = hosted_user(principal)
+            remote = await api.create_session(user=user, workflow=workflow)
+            link = HostedLink(
+                workflow_id=workflow.id, openai_user=user, openai_session_id=remote.id, expires_at=remote.expires_at
             )
-        session = await self.repository.insert_session(
-            session_id=f"sess_{uuid.uuid4().hex}",
-            user_id=principal.user_id,
-            org_id=principal.org_id,
-            channel=channel,
-            agent_id=agent_id,
-            metadata_json=metadata,
-            thread_ids=[thread_id] if thread_id else [],
-            event_payload=_payload(channel=channel, agent_id=agent_id),
-        )
+            hosted = (api, remote, link)
+            event = _payload(
+                channel=channel, agent_id=agent_id, mode="hosted", workflow_id=workflow.id, openai_session_id=remote.id
+            )
+        try:
+            session = await self.repository.insert_session(
+                session_id=f"sess_{uuid.uuid4().hex}",
+                user_id=principal.user_id,
+                org_id=principal.org_id,
+                channel=channel,
+                agent_id=agent_id,
+                metadata_json=metadata,
+                thread_ids=[thread_id] if thread_id else [],
+                event_payload=event,
+                hosted=hosted[2] if hosted else None,
+            )
+        except BaseException:
+            if hosted is not None:
+                await self._cancel_quietly(hosted[0], hosted[1].id)
+            raise
         self.liveness.mark_active(session.id)
-        token, expires_at = self.verifier.mint_session_token(principal, session.id)
+        if hosted is None:
+            token, expires_at = self.verifier.mint_session_token(principal, session.id)
+        else:
+            token, expires_at = hosted[1].client_secret, hosted[1].expires_at
         telemetry.SESSIONS_STARTED.labels(channel, agent_id).inc()
         await self._publish("session.created", session)
         return CreatedSession(session=session, client_secret=token, expires_at=expires_at)
@@ -178,50 +198,6 @@ class SessionService:
                 "this agent is an OpenAI-hosted ChatKit workflow, but session_api has no OPENAI_API_KEY: set it"
             )
         return self.hosted
-
-    async def _create_hosted(
-        self,
-        principal: Principal,
-        workflow: HostedWorkflow,
-        *,
-        channel: str,
-        agent_id: str,
-        metadata: bytes,
-        thread_id: str,
-    ) -> CreatedSession:
-        """Create the session at OpenAI first, then record it; nothing is recorded that OpenAI
-        did not create, and an OpenAI session that could not be recorded is cancelled again."""
-        api = self._hosted_api()
-        user = hosted_user(principal)
-        remote = await api.create_session(user=user, workflow=workflow)
-        link = HostedLink(
-            workflow_id=workflow.id, openai_user=user, openai_session_id=remote.id, expires_at=remote.expires_at
-        )
-        try:
-            session = await self.repository.insert_session(
-                session_id=f"sess_{uuid.uuid4().hex}",
-                user_id=principal.user_id,
-                org_id=principal.org_id,
-                channel=channel,
-                agent_id=agent_id,
-                metadata_json=metadata,
-                thread_ids=[thread_id] if thread_id else [],
-                event_payload=_payload(
-                    channel=channel,
-                    agent_id=agent_id,
-                    mode="hosted",
-                    workflow_id=workflow.id,
-                    openai_session_id=remote.id,
-                ),
-                hosted=link,
-            )
-        except BaseException:
-            await self._cancel_quietly(api, remote.id)
-            raise
-        self.liveness.mark_active(session.id)
-        telemetry.SESSIONS_STARTED.labels(channel, agent_id).inc()
-        await self._publish("session.created", session)
-        return CreatedSession(session=session, client_secret=remote.client_secret, expires_at=remote.expires_at)
 
     @staticmethod
     async def _cancel_quietly(api: HostedChatKit, openai_session_id: str) -> None:

@@ -6,6 +6,7 @@ SDK's own ``ThreadStreamEvent`` type.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -398,3 +399,47 @@ async def read_until_text(events: AsyncIterator[SseEvent], containing: str) -> l
             if containing in text:
                 return seen
     raise AssertionError(f"the stream ended before {containing!r}")
+
+
+# -- long answers, joined from another edge --------------------------------------------------
+
+LONG = "count to 3000"  # about 1,000 deltas at 5 ms with the offline model: several seconds of answer
+
+
+async def new_thread(http: httpx.AsyncClient, token: str) -> str:
+    """A thread with one answered message; its id."""
+    events = await stream_events(http, token, create_request("hi"))
+    return events[0].thread.id  # type: ignore[union-attr]
+
+
+async def drain(events: AsyncIterator[SseEvent]) -> list[SseEvent]:
+    """Every remaining event of a stream."""
+    return [sse async for sse in events]
+
+
+async def two_open_streams(
+    http_a: httpx.AsyncClient, http_b: httpx.AsyncClient, token: str, thread_id: str
+) -> tuple[asyncio.Task[list[SseEvent]], asyncio.Task[list[SseEvent]]]:
+    """A long answer's own stream through ``http_a`` and a stream joined through ``http_b``, both
+    reading (the joiner is following live when this returns)."""
+    started = asyncio.Event()
+
+    async def own() -> list[SseEvent]:
+        async with http_a.stream(
+            "POST", "/chatkit", content=add_message_request(thread_id, LONG), headers=bearer(token)
+        ) as reply:
+            events = read_sse(reply)
+            seen = await read_until_text(events, "Counting to 3000: 1 2 3")
+            started.set()
+            return seen + await drain(events)
+
+    async def joined() -> list[SseEvent]:
+        await started.wait()
+        async with http_b.stream("GET", f"/chatkit/threads/{thread_id}/stream", headers=bearer(token)) as reply:
+            assert reply.status_code == 200, (await reply.aread()).decode()
+            return await drain(read_sse(reply))
+
+    tasks = (asyncio.create_task(own()), asyncio.create_task(joined()))
+    await started.wait()
+    await asyncio.sleep(0.3)  # the joiner is following live
+    return tasks

@@ -26,27 +26,25 @@ import httpx
 from tests.conftest import free_port
 from tests.e2e.conftest import (
     EdgeReplica,
-    SseEvent,
     Stack,
     add_message_request,
     bearer,
     create_request,
     escalated,
+    new_thread,
     new_user,
     post_json,
-    read_sse,
-    read_until_text,
     stack_ports,
     start_edge,
     start_stack,
     stop_stack,
     stream_events,
     thread_messages,
+    two_open_streams,
 )
 from tui.backend import GrpcConsoleBackend
 from tui.data import SessionChange, ThreadChange
 
-LONG = "count to 3000"  # about 1,000 deltas at 5 ms: several seconds of answer
 # The limiting edges refill one request per 10 s: whether a burst past the bucket is refused
 # cannot depend on how fast this machine sends it.
 LIMIT_RATE_PER_SECOND = 0.1
@@ -129,17 +127,6 @@ def limiting_edges(pair: Pair, **env: str) -> Iterator[tuple[EdgeReplica, EdgeRe
 # -- helpers -------------------------------------------------------------------------------
 
 
-async def new_thread(http: httpx.AsyncClient, token: str) -> str:
-    """A thread with one answered message; its id."""
-    events = await stream_events(http, token, create_request("hi"))
-    return events[0].thread.id  # type: ignore[union-attr]
-
-
-async def drain(events: AsyncIterator[SseEvent]) -> list[SseEvent]:
-    """Every remaining event of a stream."""
-    return [sse async for sse in events]
-
-
 async def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> float:
     """Seconds until ``predicate`` holds (polled every 20 ms); fails after ``timeout``."""
     began = time.monotonic()
@@ -177,26 +164,7 @@ async def conversation_on_a_is_joined_and_cancelled_on_b(pair: Pair) -> None:
         httpx.AsyncClient(base_url=pair.b.edge, timeout=30) as http_b,
     ):
         thread_id = await new_thread(http_a, token)
-        started = asyncio.Event()
-
-        async def own() -> list[SseEvent]:
-            async with http_a.stream(
-                "POST", "/chatkit", content=add_message_request(thread_id, LONG), headers=bearer(token)
-            ) as reply:
-                events = read_sse(reply)
-                seen = await read_until_text(events, "Counting to 3000: 1 2 3")
-                started.set()
-                return seen + await drain(events)
-
-        async def joined() -> list[SseEvent]:
-            await started.wait()
-            async with http_b.stream("GET", f"/chatkit/threads/{thread_id}/stream", headers=bearer(token)) as reply:
-                assert reply.status_code == 200, (await reply.aread()).decode()
-                return await drain(read_sse(reply))
-
-        tasks = (asyncio.create_task(own()), asyncio.create_task(joined()))
-        await started.wait()
-        await asyncio.sleep(0.3)  # the joiner on B is following live
+        tasks = await two_open_streams(http_a, http_b, token, thread_id)
         assert not tasks[0].done() and not tasks[1].done()
         began = time.monotonic()
         reply = await http_b.post(f"/chatkit/threads/{thread_id}/cancel", headers=bearer(token))

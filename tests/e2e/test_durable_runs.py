@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import httpx
@@ -14,12 +14,14 @@ import pytest
 
 from tests.conftest import free_port
 from tests.e2e.conftest import (
+    LONG,
     EdgeReplica,
     SseEvent,
     Stack,
     add_message_request,
     bearer,
-    create_request,
+    drain,
+    new_thread,
     new_user,
     read_sse,
     read_until_text,
@@ -28,18 +30,8 @@ from tests.e2e.conftest import (
     start_service,
     stream_events,
     thread_messages,
+    two_open_streams,
 )
-
-LONG = "count to 3000"  # about 1,000 deltas at 5 ms: several seconds of answer
-
-
-async def _new_thread(http: httpx.AsyncClient, token: str) -> str:
-    events = await stream_events(http, token, create_request("hi"))
-    return events[0].thread.id  # type: ignore[union-attr]
-
-
-async def _drain(events: AsyncIterator[SseEvent]) -> list[SseEvent]:
-    return [sse async for sse in events]
 
 
 async def _wait_for(predicate: object, timeout: float) -> None:
@@ -55,7 +47,7 @@ async def test_a_client_that_disconnects_mid_answer_gets_the_whole_answer_saved(
     stack: Stack, http: httpx.AsyncClient
 ) -> None:
     token = stack.token(new_user())
-    thread_id = await _new_thread(http, token)
+    thread_id = await new_thread(http, token)
     async with http.stream(
         "POST", "/chatkit", content=add_message_request(thread_id, "count to 600"), headers=bearer(token)
     ) as reply:
@@ -77,7 +69,7 @@ async def test_a_join_on_a_second_edge_replays_what_was_missed_and_follows_to_th
     stack: Stack, http: httpx.AsyncClient, http_b: httpx.AsyncClient
 ) -> None:
     token = stack.token(new_user())
-    thread_id = await _new_thread(http, token)
+    thread_id = await new_thread(http, token)
     async with http.stream(
         "POST", "/chatkit", content=add_message_request(thread_id, "count to 900"), headers=bearer(token)
     ) as reply:
@@ -87,7 +79,7 @@ async def test_a_join_on_a_second_edge_replays_what_was_missed_and_follows_to_th
     headers = {**bearer(token), "Last-Event-ID": last_id}
     async with http_b.stream("GET", f"/chatkit/threads/{thread_id}/stream", headers=headers) as joined:
         assert joined.status_code == 200 and joined.headers["content-type"].startswith("text/event-stream")
-        replay = await _drain(read_sse(joined))
+        replay = await drain(read_sse(joined))
     ids = [s.id for s in replay]
     assert all(i is not None and i.startswith(run_id + ":") for i in ids)
     seqs = [int(i.rpartition(":")[2]) for i in ids if i]
@@ -100,33 +92,6 @@ async def test_a_join_on_a_second_edge_replays_what_was_missed_and_follows_to_th
     assert (await http_b.get(f"/chatkit/threads/{thread_id}/stream", headers=intruder)).status_code == 404
     bad = {**bearer(token), "Last-Event-ID": "nonsense"}
     assert (await http_b.get(f"/chatkit/threads/{thread_id}/stream", headers=bad)).status_code == 400
-
-
-async def _two_open_streams(
-    http: httpx.AsyncClient, http_b: httpx.AsyncClient, token: str, thread_id: str
-) -> tuple[asyncio.Task[list[SseEvent]], asyncio.Task[list[SseEvent]]]:
-    """The answer's own stream on edge A and a joined stream on edge B, both reading."""
-    started = asyncio.Event()
-
-    async def own() -> list[SseEvent]:
-        async with http.stream(
-            "POST", "/chatkit", content=add_message_request(thread_id, LONG), headers=bearer(token)
-        ) as reply:
-            events = read_sse(reply)
-            seen = await read_until_text(events, "Counting to 3000: 1 2 3")
-            started.set()
-            return seen + await _drain(events)
-
-    async def joined() -> list[SseEvent]:
-        await started.wait()
-        async with http_b.stream("GET", f"/chatkit/threads/{thread_id}/stream", headers=bearer(token)) as reply:
-            assert reply.status_code == 200
-            return await _drain(read_sse(reply))
-
-    tasks = (asyncio.create_task(own()), asyncio.create_task(joined()))
-    await started.wait()
-    await asyncio.sleep(0.3)  # the joiner is following live
-    return tasks
 
 
 async def _cancel_and_time(cancel: object, tasks: tuple[asyncio.Task[list[SseEvent]], ...]) -> float:
@@ -142,12 +107,12 @@ async def test_cancel_by_thread_or_session_ends_two_open_streams_within_a_second
 ) -> None:
     user = new_user()
     token = stack.token(user)
-    thread_id = await _new_thread(http, token)
+    thread_id = await new_thread(http, token)
     session_id = (await http.get(f"/api/threads/{thread_id}/runs", headers=bearer(token))).json()["data"][0][
         "session_id"
     ]
     assert session_id
-    tasks = await _two_open_streams(http, http_b, token, thread_id)
+    tasks = await two_open_streams(http, http_b, token, thread_id)
 
     async def cancel() -> None:
         if by == "thread":
@@ -221,7 +186,7 @@ async def _second_message_while_answering(
             events = read_sse(reply)
             seen = await read_until_text(events, "Counting to 3000: 1 2 3")
             first_started.set()
-            return seen + await _drain(events)
+            return seen + await drain(events)
 
     task = asyncio.create_task(first())
     await first_started.wait()
@@ -229,7 +194,7 @@ async def _second_message_while_answering(
         "POST", "/chatkit", content=add_message_request(thread_id, second), headers=bearer(token)
     ) as reply:
         assert reply.status_code == 200
-        second_events = await asyncio.wait_for(_drain(read_sse(reply)), 30)
+        second_events = await asyncio.wait_for(drain(read_sse(reply)), 30)
     if not task.done():
         await client.post(f"/chatkit/threads/{thread_id}/cancel", headers=bearer(token))
     return await asyncio.wait_for(task, 30), second_events
@@ -239,7 +204,7 @@ async def test_enqueue_answers_a_message_sent_while_answering_right_after_in_ord
     stack: Stack, http: httpx.AsyncClient
 ) -> None:
     token = stack.token(new_user())
-    thread_id = await _new_thread(http, token)
+    thread_id = await new_thread(http, token)
     first_started = asyncio.Event()
 
     async def first() -> list[SseEvent]:
@@ -249,7 +214,7 @@ async def test_enqueue_answers_a_message_sent_while_answering_right_after_in_ord
             events = read_sse(reply)
             seen = await read_until_text(events, "Counting to 700: 1 2 3")
             first_started.set()
-            return seen + await _drain(events)
+            return seen + await drain(events)
 
     task = asyncio.create_task(first())
     await first_started.wait()
@@ -272,7 +237,7 @@ async def test_reject_refuses_a_message_sent_while_answering_and_does_not_keep_i
 ) -> None:
     async with httpx.AsyncClient(base_url=policy_edges["reject"].url, timeout=30) as client:
         token = stack.token(new_user())
-        thread_id = await _new_thread(client, token)
+        thread_id = await new_thread(client, token)
         _first, second = await _second_message_while_answering(client, token, thread_id, "are you there?")
         errors = [s.event for s in second if s.event.type == "error"]
         assert len(second) == 1 and errors and "was not sent" in (errors[0].message or "")  # type: ignore[union-attr]
@@ -285,7 +250,7 @@ async def test_interrupt_stops_the_running_answer_and_answers_the_new_message(
 ) -> None:
     async with httpx.AsyncClient(base_url=policy_edges["interrupt"].url, timeout=30) as client:
         token = stack.token(new_user())
-        thread_id = await _new_thread(client, token)
+        thread_id = await new_thread(client, token)
         _first, second = await _second_message_while_answering(client, token, thread_id, "list tasks")
         assert [s for s in second if s.event.type == "thread.item.done" and s.event.item.type == "assistant_message"]  # type: ignore[union-attr]
         texts = await thread_messages(client, token, thread_id)
@@ -303,7 +268,7 @@ async def test_with_on_disconnect_cancel_a_client_going_away_cancels_its_answer_
     try:
         async with httpx.AsyncClient(base_url=replica.url, timeout=30) as client:
             token = stack.token(new_user())
-            thread_id = await _new_thread(client, token)
+            thread_id = await new_thread(client, token)
             async with client.stream(
                 "POST", "/chatkit", content=add_message_request(thread_id, LONG), headers=bearer(token)
             ) as reply:

@@ -10,7 +10,6 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
-import psycopg
 import pytest
 from standardwebhooks.webhooks import Webhook
 
@@ -19,12 +18,11 @@ from services.session_api.server import SessionApiConfig, build_session_api
 from services.session_api.webhooks import WebhookConfig
 from switchboard.errors import InvalidArgument, NotFound, PermissionDenied
 from switchboard.grpc_runtime import GrpcServer
-from switchboard.migrate import apply_migrations
 from switchboard.principal import Principal
 from switchboard.service_auth import BearerCredentials, mint_service_token
-from tests.conftest import INTERNAL_SECRET
+from tests.conftest import INTERNAL_SECRET, copied_database, migrated_database
 from tests.session_api.conftest import IdentityProvider, auth_config
-from tests.session_api.webhook_receiver import WebhookReceiver, private_database, with_database
+from tests.session_api.webhook_receiver import WebhookReceiver
 
 FAST = WebhookConfig(allow_private=True, timeout_seconds=2, backoff_base_seconds=0.05, poll_seconds=0.05)
 
@@ -41,13 +39,8 @@ class Deployment:
 @pytest.fixture(scope="module")
 def api_template(server_database_url: str) -> Iterator[str]:
     """A migrated database the tests copy."""
-    name = f"sbwha_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server_database_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    apply_migrations(with_database(server_database_url, name))
-    yield name
-    with psycopg.connect(server_database_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with migrated_database(server_database_url, "sbwha") as url:
+        yield url
 
 
 @pytest.fixture
@@ -55,7 +48,7 @@ async def deployment(
     server_database_url: str, api_template: str, redis_url: str, identity_provider: IdentityProvider
 ) -> AsyncIterator[Deployment]:
     """session_api with fast webhook delivery, private targets allowed (the receiver is on 127.0.0.1)."""
-    with private_database(server_database_url, api_template) as url:
+    with copied_database(server_database_url, api_template) as url:
         config = SessionApiConfig(
             database_url=url,
             redis_url=redis_url,

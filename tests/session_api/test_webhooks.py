@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
-import psycopg
 import pytest
 from standardwebhooks.webhooks import Webhook
 
@@ -33,11 +32,11 @@ from services.session_api.webhooks import (
     sign,
 )
 from switchboard.errors import InvalidArgument
-from switchboard.migrate import apply_migrations
 from switchboard.principal import Principal
 from switchboard.sql import Queries, create_pool
+from tests.conftest import copied_database, migrated_database
 from tests.session_api.conftest import IdentityProvider, auth_config
-from tests.session_api.webhook_receiver import WebhookReceiver, private_database, with_database
+from tests.session_api.webhook_receiver import WebhookReceiver
 
 REPO = Path(__file__).resolve().parents[2]
 QUERIES = Queries.load(QUERIES_DIR)
@@ -54,19 +53,14 @@ FAST = WebhookConfig(
 @pytest.fixture(scope="module")
 def webhook_template(server_database_url: str) -> Iterator[str]:
     """A migrated database the tests copy."""
-    name = f"sbwht_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server_database_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    apply_migrations(with_database(server_database_url, name))
-    yield name
-    with psycopg.connect(server_database_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with migrated_database(server_database_url, "sbwht") as url:
+        yield url
 
 
 @pytest.fixture
 def db_url(server_database_url: str, webhook_template: str) -> Iterator[str]:
     """A database of this test alone."""
-    with private_database(server_database_url, webhook_template) as url:
+    with copied_database(server_database_url, webhook_template) as url:
         yield url
 
 

@@ -9,15 +9,9 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
-
-import psycopg
 
 
 @dataclass(frozen=True)
@@ -79,22 +73,3 @@ class WebhookReceiver:
         """Stop serving."""
         self._server.shutdown()
         self._server.server_close()
-
-
-@contextmanager
-def private_database(server_database_url: str, template: str) -> Iterator[str]:
-    """A database copied from the migrated ``template``, dropped afterwards."""
-    name = f"sbwh_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server_database_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-    try:
-        yield with_database(server_database_url, name)
-    finally:
-        with psycopg.connect(server_database_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def with_database(url: str, name: str) -> str:
-    """``url`` with another database name."""
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))

@@ -13,7 +13,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
-import psycopg
 import pytest
 import redis.asyncio as aioredis
 from chatkit.store import NotFoundError
@@ -22,9 +21,8 @@ from services.thread_store.feed import org_stream
 from services.thread_store.repository import QUERIES_DIR
 from services.thread_store.retention import DutyCycle, RetentionConfig, RetentionSweeper
 from switchboard.errors import InvalidArgument, NotFound
-from switchboard.migrate import apply_migrations
 from switchboard.sql import Queries, create_pool
-from tests.session_api.webhook_receiver import private_database, with_database
+from tests.conftest import copied_database, migrated_database
 from tests.thread_store.conftest import RunningThreadStore, start_thread_store
 from tests.thread_store.helpers import Ctx, new_thread, user_message
 
@@ -36,19 +34,14 @@ POLICY = RetentionConfig(thread_days=30, audit_days=90, every_seconds=0, batch=2
 @pytest.fixture(scope="module")
 def retention_template(server_database_url: str) -> Iterator[str]:
     """A migrated database the tests copy."""
-    name = f"sbret_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server_database_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    apply_migrations(with_database(server_database_url, name))
-    yield name
-    with psycopg.connect(server_database_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with migrated_database(server_database_url, "sbret") as url:
+        yield url
 
 
 @pytest.fixture
 def db_url(server_database_url: str, retention_template: str) -> Iterator[str]:
     """A database of this test alone."""
-    with private_database(server_database_url, retention_template) as url:
+    with copied_database(server_database_url, retention_template) as url:
         yield url
 
 

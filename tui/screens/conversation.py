@@ -3,24 +3,18 @@ decisions on action cards."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Static
 
 from services.thread_store.client import item_from_json
 from tui.data import THREAD_HANDLER, EscalationInfo, SessionInfo, ThreadChange, format_wait
 from tui.feeds import describe
+from tui.screens import ConsoleScreen
 from tui.state import handler_label
 from tui.widgets.status_line import StatusLine
 from tui.widgets.transcript import Transcript
-
-if TYPE_CHECKING:
-    from tui.app import ConsoleApp
-
 
 SEARCH_PLACEHOLDER = "search the transcript — enter jumps to the newest match, then n / N; escape closes"
 REPLY_PLACEHOLDER = "reply as the operator — enter sends, escape cancels"
@@ -36,7 +30,7 @@ def handler_phrase(handler: str) -> str:
     return f"held by {handler}"
 
 
-class ConversationScreen(Screen[None]):
+class ConversationScreen(ConsoleScreen):
     """The transcript of a session's thread (or an escalation's), updating live.
 
     Args:
@@ -64,14 +58,6 @@ class ConversationScreen(Screen[None]):
         self._open_reply = reply
         self.loaded = False
         self._pending: list[ThreadChange] = []
-
-    @property
-    def console(self) -> ConsoleApp:
-        """The console app (typed)."""
-        from tui.app import ConsoleApp
-
-        assert isinstance(self.app, ConsoleApp)
-        return self.app
 
     def compose(self) -> ComposeResult:
         yield Header(icon="☎")

@@ -7,21 +7,16 @@ wait in the same queue as every other.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
 from switchboard.errors import SwitchboardError
 from tui.data import HostedConversation
-
-if TYPE_CHECKING:
-    from tui.app import ConsoleApp
+from tui.screens import ConsoleScreen
 
 WHO_STYLE = {"user": "bold", "agent": "green"}
 
@@ -42,7 +37,7 @@ def conversations_text(conversations: list[HostedConversation]) -> Text:
     return text
 
 
-class HostedConversationScreen(Screen[None]):
+class HostedConversationScreen(ConsoleScreen):
     """A hosted session's conversations (its user's newest at OpenAI), oldest message first.
 
     Args:
@@ -61,14 +56,6 @@ class HostedConversationScreen(Screen[None]):
         self.user_id = user_id
         self.loaded = False
         self.text = ""
-
-    @property
-    def console(self) -> ConsoleApp:
-        """The console app (typed)."""
-        from tui.app import ConsoleApp
-
-        assert isinstance(self.app, ConsoleApp)
-        return self.app
 
     def compose(self) -> ComposeResult:
         yield Header(icon="☎")
