@@ -378,6 +378,18 @@ class ThreadCache:
             [TOMBSTONE_REVISION, self._ttl_ms, TOMBSTONE_REVISION],
         )
 
+    async def suspect(self, *, user_id: str, thread_id: str) -> None:
+        """A write to the thread failed with its outcome unknown (storage cut mid-write, perhaps
+        after its commit): drop what Redis holds of the thread, so every reader (this replica,
+        the others, clients revalidating held pages) reads Postgres and refills. Never raises;
+        with Redis failing too, the breaker already sends this replica's reads to Postgres."""
+        if not self._health.available:
+            return
+        try:
+            await self._redis.delete(*self._keys(user_id, thread_id))
+        except Exception as error:
+            self._health.failed("write", error)
+
     async def _write(self, user_id: str, thread_id: str, revision: int, script: Any, args: list[Any]) -> None:
         if self._health.available:
             try:

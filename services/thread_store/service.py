@@ -5,6 +5,7 @@ This module knows nothing of gRPC; ``servicer.py`` converts to and from protobuf
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
@@ -39,6 +40,7 @@ from switchboard.errors import (
     NotFound,
     PermissionDenied,
     ResourceExhausted,
+    SwitchboardError,
     Unavailable,
 )
 from switchboard.pages import Page, check_limit
@@ -130,14 +132,29 @@ class ThreadStoreService:
             thread_id=thread_id, user_id=principal.user_id, operator_org_id=principal.org_id
         )
 
+    @contextlib.asynccontextmanager
+    async def _outcome_unknown(self, user_id: str, thread_id: str) -> AsyncIterator[None]:
+        """Around a write to Postgres: when it fails other than by a refusal of ours (storage cut
+        mid-write, so it may have committed without our hearing), the thread's cached state is
+        dropped before the error goes back, so no reader is served the state from before it."""
+        try:
+            yield
+        except SwitchboardError:
+            raise
+        except Exception:
+            if self.cache is not None:
+                await self.cache.suspect(user_id=user_id, thread_id=thread_id)
+            raise
+
     async def save_thread(self, principal: Principal, thread_json: bytes, scope: str | None) -> ThreadRecord:
         """Create or update one of the principal's threads."""
         parsed = parse_thread_json(thread_json, max_bytes=self.limits.max_thread_bytes)
         if scope is not None:
             check_id(scope, "scope")
-        thread, created = await self.repository.save_thread(
-            thread=parsed, user_id=principal.user_id, org_id=principal.org_id, scope=scope
-        )
+        async with self._outcome_unknown(principal.user_id, parsed.id):
+            thread, created = await self.repository.save_thread(
+                thread=parsed, user_id=principal.user_id, org_id=principal.org_id, scope=scope
+            )
         if self.cache is not None:
             await self.cache.apply(thread=thread, created=created)
         await self._publish("thread.created" if created else "thread.updated", thread, body=thread.json)
@@ -199,7 +216,8 @@ class ThreadStoreService:
         check_id(thread_id, "thread_id")
         parsed = parse_item_json(item_json, thread_id=thread_id, max_bytes=self.limits.max_item_bytes, adopt=True)
         try:
-            thread, item, created = await self.repository.save_item(item=parsed, user_id=principal.user_id)
+            async with self._outcome_unknown(principal.user_id, thread_id):
+                thread, item, created = await self.repository.save_item(item=parsed, user_id=principal.user_id)
         except NotFound:
             if not (principal.is_operator and principal.org_id):
                 raise
@@ -291,7 +309,8 @@ class ThreadStoreService:
         """Delete an item the principal wrote in one of their threads (never another author's)."""
         check_id(thread_id, "thread_id")
         check_id(item_id, "item_id")
-        thread = await self.repository.delete_item(thread_id=thread_id, item_id=item_id, user_id=principal.user_id)
+        async with self._outcome_unknown(principal.user_id, thread_id):
+            thread = await self.repository.delete_item(thread_id=thread_id, item_id=item_id, user_id=principal.user_id)
         if self.cache is not None:
             await self.cache.apply(thread=thread, op="del", item_id=item_id)
         await self._publish("item.deleted", thread, item_id=item_id)
@@ -357,18 +376,19 @@ class ThreadStoreService:
         if create is None and message is None and not (retry_after_item_id or session_id or title_if_empty):
             thread = await self._load_owned_thread(principal, thread_id)
         else:
-            writes = await self.repository.begin_turn(
-                thread_id=thread_id,
-                user_id=principal.user_id,
-                org_id=principal.org_id,
-                create=create,
-                scope=scope or None,
-                message=message,
-                retry_after_item_id=retry_after_item_id or None,
-                title_if_empty=title_if_empty or None,
-                session_id=session_id or None,
-                max_thread_bytes=self.limits.max_thread_bytes,
-            )
+            async with self._outcome_unknown(principal.user_id, thread_id):
+                writes = await self.repository.begin_turn(
+                    thread_id=thread_id,
+                    user_id=principal.user_id,
+                    org_id=principal.org_id,
+                    create=create,
+                    scope=scope or None,
+                    message=message,
+                    retry_after_item_id=retry_after_item_id or None,
+                    title_if_empty=title_if_empty or None,
+                    session_id=session_id or None,
+                    max_thread_bytes=self.limits.max_thread_bytes,
+                )
             await self._write_through(writes)
             thread = writes.thread
         return TurnStart(thread=thread, items=await self._newest_items(principal, thread_id, history_limit))

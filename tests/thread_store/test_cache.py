@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from datetime import timedelta
 
 from services.thread_store.cache import thread_key
 from services.thread_store.client import GrpcThreadStore
@@ -152,3 +153,39 @@ async def test_a_redis_that_comes_back_with_old_data_serves_no_stale_read(
     finally:
         await store.close()
         await running.server.stop(grace=0)
+
+
+async def test_a_write_that_may_have_committed_unheard_drops_the_cached_thread(
+    thread_store: RunningThreadStore, redis_url: str, user_id: str
+) -> None:
+    """Postgres cut mid-write can commit a write whose caller hears an error: the thread's cached
+    state goes, so neither a plain read nor a client revalidating its held page misses the write."""
+    ctx = Ctx(user_id=user_id)
+    store = thread_store.store
+    thread_id = await _thread(store, ctx, 2)
+    held = (await store.load_thread_items(thread_id, None, 10, "asc", ctx)).data  # hot, and held by the client
+    repository = thread_store.service.repository
+    real_save = repository.save_item
+
+    async def committed_then_cut(**kwargs: object) -> object:
+        await real_save(**kwargs)  # type: ignore[arg-type]
+        raise ConnectionResetError("the connection was cut after COMMIT")
+
+    repository.save_item = committed_then_cut  # type: ignore[method-assign]
+    try:
+        unheard = assistant_message(thread_id, "committed unheard", at=held[-1].created_at + timedelta(seconds=1))
+        try:
+            await store.add_thread_item(thread_id, unheard, ctx)
+        except Exception as error:  # the caller hears UNAVAILABLE
+            assert "unavailable" in str(error).lower(), error
+        else:
+            raise AssertionError("the cut write was acknowledged")
+    finally:
+        repository.save_item = real_save  # type: ignore[method-assign]
+    redis = create_redis(redis_url)
+    try:
+        assert not await redis.exists(thread_key(user_id, thread_id, "state"))
+    finally:
+        await redis.aclose()
+    after = (await store.load_thread_items(thread_id, None, 10, "asc", ctx)).data
+    assert [i.id for i in after] == [i.id for i in held] + [unheard.id]
