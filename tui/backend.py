@@ -10,7 +10,6 @@ same rules instead.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -309,21 +308,21 @@ class GrpcConsoleBackend:
     async def watch_sessions(self) -> AsyncIterator[SessionChange]:
         """The org's session and escalation changes."""
         async for change in self.sessions.watch(self.principal, org=True):
-            yield SessionChange.from_proto(change)
+            yield SessionChange.of(change)
 
     async def load_sessions(self) -> list[SessionInfo]:
         """Every active session of the org (up to 2,000), and the 100 most recent of any status."""
         found: dict[str, SessionInfo] = {}
         recent = await self.sessions.list_sessions(self.principal, org_wide=True, limit=RECENT_SESSIONS)
-        for s in recent.sessions:
-            found[s.id] = SessionInfo.from_proto(s)
-        after = ""
+        for s in recent.items:
+            found[s.id] = SessionInfo.of(s)
+        after: str | None = None
         while len(found) < MAX_SESSIONS:
             page = await self.sessions.list_sessions(
                 self.principal, org_wide=True, status="active", limit=PAGE, after=after
             )
-            for s in page.sessions:
-                found[s.id] = SessionInfo.from_proto(s)
+            for s in page.items:
+                found[s.id] = SessionInfo.of(s)
             if not page.has_more:
                 break
             after = page.after
@@ -333,10 +332,10 @@ class GrpcConsoleBackend:
         """Open and claimed escalations, oldest first."""
         found: list[EscalationInfo] = []
         for status in ("open", "claimed"):
-            after = ""
+            after: str | None = None
             while len(found) < MAX_ESCALATIONS:
                 page = await self.sessions.list_escalations(self.principal, status=status, limit=PAGE, after=after)
-                found += [EscalationInfo.from_proto(e) for e in page.escalations]
+                found += [EscalationInfo.of(e) for e in page.items]
                 if not page.has_more:
                     break
                 after = page.after
@@ -388,7 +387,7 @@ class GrpcConsoleBackend:
                     page = await self.runner.list_runs(self.principal, thread_id=thread_id, limit=RUNS_PER_THREAD)
                 except NotFound:
                     return
-            found.extend(run for r in page.runs if (run := RunInfo.from_proto(r)).status in ACTIVE_RUN_STATES)
+            found.extend(run for r in page.items if (run := RunInfo.of(r)).status in ACTIVE_RUN_STATES)
 
         await asyncio.gather(*(read(thread_id) for thread_id in thread_ids))
         return sorted(found, key=lambda run: (run.created_at, run.id))
@@ -403,7 +402,7 @@ class GrpcConsoleBackend:
     async def watch_threads(self, since: str) -> AsyncIterator[ThreadChange]:
         """The org's thread changes after ``since``."""
         async for event in self.threads.watch(self.principal, org=True, since=since):
-            yield ThreadChange.from_proto(event)
+            yield ThreadChange.of(event)
 
     async def load_transcript(self, thread_id: str) -> list[ThreadItem]:
         """A thread's items, oldest first (up to 10,000)."""
@@ -421,15 +420,15 @@ class GrpcConsoleBackend:
         """A hosted session's conversations (its user's newest 20 threads at OpenAI), read-only."""
         threads = await self.sessions.list_hosted_threads(self.principal, session_id, limit=HOSTED_THREADS)
         conversations = []
-        for thread in json.loads(threads.threads_json):
+        for thread in threads.items:
             items = await self.sessions.list_hosted_items(self.principal, session_id, thread["id"], limit=100)
-            conversations.append(HostedConversation.from_openai(thread, json.loads(items.items_json)))
+            conversations.append(HostedConversation.from_openai(thread, items.items))
         return conversations
 
     async def load_metrics(self) -> MetricsSnapshot:
         """The org's figures now."""
         reply = await self.sessions.get_metrics(self.principal)
-        return MetricsSnapshot.from_proto(reply, at=datetime.now(UTC))
+        return MetricsSnapshot.of(reply, at=datetime.now(UTC))
 
     # The agent runner owns the hand-off: it moves the escalation (session_api) and the
     # thread's handler (thread_store) together and refuses what the rules forbid.

@@ -1,7 +1,7 @@
 """What the console shows, as plain values: sessions, escalations, thread changes, metrics.
 
-The backend converts protobuf replies into these once, so widgets and tests
-never touch generated code, and an in-memory backend can produce them too.
+The backend converts the clients' types into these once (the fields a view
+shows, with its defaults), so an in-memory backend can produce them too.
 """
 
 from __future__ import annotations
@@ -13,15 +13,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from chatkit.types import ThreadItem
-from google.protobuf.timestamp_pb2 import Timestamp
 
-from services.agent_runner.client import Handoff
-from services.thread_store.client import HandledThread
-from switchboard.api.v1 import agent_runner_pb2 as apb
-from switchboard.api.v1 import session_api_pb2 as spb
-from switchboard.api.v1 import thread_store_pb2 as tpb
-from switchboard.errors import InvalidArgument
-from switchboard.proto_convert import enum_name
+from services.agent_runner.client import Handoff, Run
+from services.session_api.client import DurationStats, Escalation, Session, SessionMetrics
+from services.session_api.client import SessionChange as SessionApiChange
+from services.thread_store.client import ChangeEvent, HandledThread
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # The change feed's event when a thread's handler changes (its json: kind, operator_id, escalation_id, since, until).
@@ -32,20 +28,6 @@ OPERATOR_ITEM_PREFIX = "msg_op_"
 THREAD_WRITES = ("thread.created", "thread.updated")
 _MARKDOWN_MARKS = re.compile(r"\*\*|__|`+|^#+\s|^\s*[-*]\s", re.MULTILINE)
 ITEM_WRITES = ("item.added", "item.updated")
-
-
-def _name(enum: Any, value: int, prefix: str) -> str:
-    """A status as the console shows it ("unknown" for one this console does not know)."""
-    try:
-        return enum_name(enum, value, prefix) or "unknown"
-    except InvalidArgument:
-        return "unknown"
-
-
-def _when(ts: Timestamp, *, present: bool = True) -> datetime | None:
-    if not present or (ts.seconds == 0 and ts.nanos == 0):
-        return None
-    return ts.ToDatetime(tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,19 +51,19 @@ class SessionInfo:
         return self.thread_ids[-1] if self.thread_ids else None
 
     @classmethod
-    def from_proto(cls, s: spb.Session) -> SessionInfo:
-        """Convert a ``Session`` message."""
+    def of(cls, s: Session) -> SessionInfo:
+        """A session as the console lists it."""
         return cls(
             id=s.id,
             user_id=s.user_id,
-            org_id=s.org_id,
+            org_id=s.org_id or "",
             agent_id=s.agent_id or "default",
             channel=s.channel or "web",
-            status=_name(spb.SessionStatus, s.status, "SESSION_STATUS_"),
-            created_at=_when(s.created_at) or EPOCH,
-            ended_at=_when(s.ended_at, present=s.HasField("ended_at")),
-            thread_ids=tuple(s.thread_ids),
-            hosted=s.mode == "hosted",
+            status=s.status,
+            created_at=s.created_at,
+            ended_at=s.ended_at,
+            thread_ids=s.thread_ids,
+            hosted=s.hosted is not None,
         )
 
 
@@ -134,18 +116,18 @@ class EscalationInfo:
         return self.status in ("open", "claimed")
 
     @classmethod
-    def from_proto(cls, e: spb.Escalation) -> EscalationInfo:
-        """Convert an ``Escalation`` message."""
+    def of(cls, e: Escalation) -> EscalationInfo:
+        """An escalation as the console lists it."""
         return cls(
             id=e.id,
             session_id=e.session_id,
             thread_id=e.thread_id,
             user_id=e.user_id,
             reason=e.reason,
-            status=_name(spb.EscalationStatus, e.status, "ESCALATION_STATUS_"),
-            opened_at=_when(e.opened_at) or EPOCH,
-            claimed_by=e.claimed_by,
-            resolved_by=e.resolved_by,
+            status=e.status,
+            opened_at=e.opened_at,
+            claimed_by=e.claimed_by or "",
+            resolved_by=e.resolved_by or "",
             resolution=e.resolution,
         )
 
@@ -161,15 +143,14 @@ class SessionChange:
     escalation: EscalationInfo | None = None
 
     @classmethod
-    def from_proto(cls, c: spb.SessionChange) -> SessionChange:
-        """Convert a ``SessionChange`` message."""
-        which = c.WhichOneof("subject")
+    def of(cls, c: SessionApiChange) -> SessionChange:
+        """A change of session_api's watch."""
         return cls(
             id=c.id,
             type=c.type,
-            at=_when(c.at) or EPOCH,
-            session=SessionInfo.from_proto(c.session) if which == "session" else None,
-            escalation=EscalationInfo.from_proto(c.escalation) if which == "escalation" else None,
+            at=c.at,
+            session=SessionInfo.of(c.session) if c.session is not None else None,
+            escalation=EscalationInfo.of(c.escalation) if c.escalation is not None else None,
         )
 
 
@@ -185,16 +166,9 @@ class ThreadChange:
     json: bytes = b""
 
     @classmethod
-    def from_proto(cls, e: tpb.ChangeEvent) -> ThreadChange:
-        """Convert a ``ChangeEvent`` message."""
-        return cls(
-            id=e.id,
-            type=e.type,
-            thread_id=e.thread_id,
-            item_id=e.item_id,
-            at=_when(e.at) or EPOCH,
-            json=e.json,
-        )
+    def of(cls, e: ChangeEvent) -> ThreadChange:
+        """A change of thread_store's feed."""
+        return cls(id=e.id, type=e.type, thread_id=e.thread_id, item_id=e.item_id, at=e.at, json=e.json)
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,18 +315,18 @@ class RunInfo:
     holder: str = ""
 
     @classmethod
-    def from_proto(cls, r: apb.RunInfo) -> RunInfo:
-        """Convert a ``RunInfo`` message."""
+    def of(cls, r: Run) -> RunInfo:
+        """A run as the runs view lists it."""
         return cls(
             id=r.id,
             thread_id=r.thread_id,
             user_id=r.user_id,
-            session_id=r.session_id,
+            session_id=r.session_id or "",
             agent_id=r.agent_id,
             status=r.status or "unknown",
-            created_at=_when(r.created_at) or EPOCH,
-            started_at=_when(r.started_at, present=r.HasField("started_at")),
-            holder=r.holder,
+            created_at=r.created_at,
+            started_at=r.started_at,
+            holder=r.holder or "",
         )
 
 
@@ -378,16 +352,16 @@ class MetricsSnapshot:
     time_to_resolution: Durations = field(default_factory=Durations)
 
     @classmethod
-    def from_proto(cls, m: spb.SessionMetrics, *, at: datetime) -> MetricsSnapshot:
-        """Convert a ``SessionMetrics`` message taken at ``at``."""
+    def of(cls, m: SessionMetrics, *, at: datetime) -> MetricsSnapshot:
+        """The figures taken at ``at``."""
 
-        def durations(d: spb.DurationStats) -> Durations:
+        def durations(d: DurationStats) -> Durations:
             return Durations(count=d.count, p50=d.p50_seconds, p90=d.p90_seconds)
 
         return cls(
             at=at,
             total_sessions=m.total_sessions,
-            by_status={c.key: c.count for c in m.by_status},
+            by_status=dict(m.by_status),
             cancel_rate=m.cancel_rate,
             time_to_escalation=durations(m.time_to_escalation),
             time_to_claim=durations(m.time_to_claim),

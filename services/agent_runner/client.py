@@ -26,13 +26,74 @@ from services.agent_runner.approvals import APPROVAL_ACTIONS, APPROVE_ACTION, RE
 from switchboard.api.v1 import agent_runner_pb2 as pb
 from switchboard.api.v1.agent_runner_pb2_grpc import AgentRunnerStub
 from switchboard.grpc_client import FROM_ENV, LoopLocalChannels, error_from_rpc
+from switchboard.pages import Page
 from switchboard.principal import Caller
 from switchboard.proto_convert import principal_to_proto
 from switchboard.service_auth import CallCredentials
 
 EVENT_ADAPTER: TypeAdapter[ThreadStreamEvent] = TypeAdapter(ThreadStreamEvent)
 # The actions of an approval card's buttons, for servers that route clicks to Run(approval=...).
-__all__ = ["APPROVAL_ACTIONS", "APPROVE_ACTION", "REJECT_ACTION", "AgentRunnerClient", "Handoff", "RunStream"]
+__all__ = [
+    "APPROVAL_ACTIONS",
+    "APPROVE_ACTION",
+    "REJECT_ACTION",
+    "AgentRunnerClient",
+    "Handoff",
+    "Page",
+    "Run",
+    "RunStream",
+]
+
+
+def _optional_time(message: Any, field: str) -> datetime | None:
+    return getattr(message, field).ToDatetime(tzinfo=UTC) if message.HasField(field) else None
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One run of a thread's agent (one answer), as the runner reports it.
+
+    ``status``: queued, running, waiting_approval, completed, cancelled, failed or
+    interrupted; ``holder``: the replica holding (or that last held) it;
+    ``last_seq``: its last event's sequence number.
+    """
+
+    id: str
+    thread_id: str
+    user_id: str
+    org_id: str | None
+    session_id: str | None
+    agent_id: str
+    status: str
+    error: str
+    holder: str | None
+    input_item_id: str | None
+    created_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+    lease_expires_at: datetime | None
+    last_seq: int
+
+    @classmethod
+    def from_proto(cls, m: pb.RunInfo) -> Run:
+        """From the runner's reply (``servicer.run_info``, reversed)."""
+        return cls(
+            id=m.id,
+            thread_id=m.thread_id,
+            user_id=m.user_id,
+            org_id=m.org_id or None,
+            session_id=m.session_id or None,
+            agent_id=m.agent_id,
+            status=m.status,
+            error=m.error,
+            holder=m.holder or None,
+            input_item_id=m.input_item_id or None,
+            created_at=m.created_at.ToDatetime(tzinfo=UTC),
+            started_at=_optional_time(m, "started_at"),
+            ended_at=_optional_time(m, "ended_at"),
+            lease_expires_at=_optional_time(m, "lease_expires_at"),
+            last_seq=m.last_seq,
+        )
 
 
 @dataclass(frozen=True)
@@ -55,8 +116,8 @@ class Handoff:
             kind=message.kind or "agent",
             operator_id=message.operator_id or None,
             escalation_id=message.escalation_id or None,
-            since=message.since.ToDatetime(tzinfo=UTC) if message.HasField("since") else None,
-            until=message.until.ToDatetime(tzinfo=UTC) if message.HasField("until") else None,
+            since=_optional_time(message, "since"),
+            until=_optional_time(message, "until"),
             session_id=message.session_id or None,
         )
 
@@ -207,22 +268,20 @@ class AgentRunnerClient:
         reply: pb.CancelResponse = await self._unary("Cancel", request)
         return list(reply.run_ids)
 
-    async def get_run(self, principal: Caller, run_id: str) -> pb.RunInfo:
+    async def get_run(self, principal: Caller, run_id: str) -> Run:
         """A run of the principal (operators: of their org)."""
-        reply: pb.RunInfo = await self._unary(
-            "GetRun", pb.GetRunRequest(principal=principal_to_proto(principal), run_id=run_id)
-        )
-        return reply
+        request = pb.GetRunRequest(principal=principal_to_proto(principal), run_id=run_id)
+        return Run.from_proto(await self._unary("GetRun", request))
 
     async def list_runs(
         self, principal: Caller, *, thread_id: str, limit: int = 20, after: str | None = None
-    ) -> pb.ListRunsResponse:
+    ) -> Page[Run]:
         """A thread's runs, newest first."""
         request = pb.ListRunsRequest(
             principal=principal_to_proto(principal), thread_id=thread_id, limit=limit, after=after or ""
         )
         reply: pb.ListRunsResponse = await self._unary("ListRuns", request)
-        return reply
+        return Page(items=[Run.from_proto(r) for r in reply.runs], has_more=reply.has_more, after=reply.after or None)
 
     # -- hand-off ----------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Where hand-offs keep their escalations: the queue operators work from.
+"""Where hand-offs keep their escalations (session_api's ``Escalation``): the queue operators work from.
 
 ``Escalations`` is the one interface; ``SessionApiEscalations`` calls
 session_api (the audit trail and the console's queue) through its public
@@ -9,35 +9,19 @@ started without session_api).
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Protocol
 
-from services.session_api.client import SessionApiClient
+from services.session_api.client import Escalation, SessionApiClient
 from switchboard.errors import FailedPrecondition, NotFound, PermissionDenied
 from switchboard.principal import Principal
-
-
-@dataclass(frozen=True)
-class OpenedEscalation:
-    """An escalation as the hand-off needs it."""
-
-    id: str
-    session_id: str
-    thread_id: str
-    user_id: str
-    org_id: str | None
-    reason: str
-    status: str  # open, claimed, resolved
-    opened_at: datetime
-    claimed_by: str | None = None
-    claimed_at: datetime | None = None
 
 
 class Escalations(Protocol):
     """Opens, claims and resolves the escalations of threads."""
 
-    async def open(self, principal: Principal, *, session_id: str, thread_id: str, reason: str) -> OpenedEscalation:
+    async def open(self, principal: Principal, *, session_id: str, thread_id: str, reason: str) -> Escalation:
         """Open (or return the pending) escalation of a session's thread.
 
         Raises:
@@ -46,11 +30,11 @@ class Escalations(Protocol):
         """
         ...
 
-    async def claim(self, operator: Principal, escalation_id: str) -> OpenedEscalation:
+    async def claim(self, operator: Principal, escalation_id: str) -> Escalation:
         """Take it; of operators racing, exactly one wins (the others: FailedPrecondition)."""
         ...
 
-    async def resolve(self, operator: Principal, escalation_id: str, resolution: str) -> OpenedEscalation:
+    async def resolve(self, operator: Principal, escalation_id: str, resolution: str) -> Escalation:
         """Close an escalation the operator holds."""
         ...
 
@@ -59,18 +43,18 @@ class InMemoryEscalations:
     """Escalations kept in memory: every session is active and every principal may open one."""
 
     def __init__(self) -> None:
-        self.by_id: dict[str, OpenedEscalation] = {}
+        self.by_id: dict[str, Escalation] = {}
 
     @property
-    def opened(self) -> list[OpenedEscalation]:
+    def opened(self) -> list[Escalation]:
         """Every escalation, in the order opened."""
         return list(self.by_id.values())
 
-    async def open(self, principal: Principal, *, session_id: str, thread_id: str, reason: str) -> OpenedEscalation:
+    async def open(self, principal: Principal, *, session_id: str, thread_id: str, reason: str) -> Escalation:
         for escalation in self.by_id.values():
             if escalation.thread_id == thread_id and escalation.status != "resolved":
                 return escalation
-        escalation = OpenedEscalation(
+        escalation = Escalation(
             id=f"esc_{uuid.uuid4().hex}",
             session_id=session_id,
             thread_id=thread_id,
@@ -78,12 +62,13 @@ class InMemoryEscalations:
             org_id=principal.org_id,
             reason=reason,
             status="open",
+            opened_by=principal.user_id,
             opened_at=datetime.now(UTC),
         )
         self.by_id[escalation.id] = escalation
         return escalation
 
-    async def claim(self, operator: Principal, escalation_id: str) -> OpenedEscalation:
+    async def claim(self, operator: Principal, escalation_id: str) -> Escalation:
         escalation = self._get(escalation_id)
         if escalation.status == "claimed" and escalation.claimed_by != operator.user_id:
             raise FailedPrecondition(f"escalation {escalation_id} is held by {escalation.claimed_by}")
@@ -93,15 +78,15 @@ class InMemoryEscalations:
         self.by_id[escalation_id] = claimed
         return claimed
 
-    async def resolve(self, operator: Principal, escalation_id: str, resolution: str) -> OpenedEscalation:
+    async def resolve(self, operator: Principal, escalation_id: str, resolution: str) -> Escalation:
         escalation = self._get(escalation_id)
         if escalation.claimed_by not in (None, operator.user_id):
             raise PermissionDenied(f"escalation {escalation_id} is held by {escalation.claimed_by}")
-        resolved = replace(escalation, status="resolved")
+        resolved = replace(escalation, status="resolved", resolved_by=operator.user_id, resolved_at=datetime.now(UTC))
         self.by_id[escalation_id] = resolved
         return resolved
 
-    def _get(self, escalation_id: str) -> OpenedEscalation:
+    def _get(self, escalation_id: str) -> Escalation:
         try:
             return self.by_id[escalation_id]
         except KeyError:
@@ -118,34 +103,11 @@ class SessionApiEscalations:
     def __init__(self, client: SessionApiClient) -> None:
         self._client = client
 
-    async def open(self, principal: Principal, *, session_id: str, thread_id: str, reason: str) -> OpenedEscalation:
-        reply = await self._client.open_escalation(principal, session_id, thread_id=thread_id, reason=reason)
-        return _from_reply(reply)
+    async def open(self, principal: Principal, *, session_id: str, thread_id: str, reason: str) -> Escalation:
+        return await self._client.open_escalation(principal, session_id, thread_id=thread_id, reason=reason)
 
-    async def claim(self, operator: Principal, escalation_id: str) -> OpenedEscalation:
-        return _from_reply(await self._client.claim_escalation(operator, escalation_id))
+    async def claim(self, operator: Principal, escalation_id: str) -> Escalation:
+        return await self._client.claim_escalation(operator, escalation_id)
 
-    async def resolve(self, operator: Principal, escalation_id: str, resolution: str) -> OpenedEscalation:
-        return _from_reply(await self._client.resolve_escalation(operator, escalation_id, resolution=resolution))
-
-
-def _from_reply(reply: Any) -> OpenedEscalation:
-    """session_api's ``Escalation`` message as the hand-off needs it."""
-
-    def when(name: str) -> datetime | None:
-        moment: datetime | None = getattr(reply, name).ToDatetime(tzinfo=UTC) if reply.HasField(name) else None
-        return moment
-
-    status = {1: "open", 2: "claimed", 3: "resolved"}.get(int(getattr(reply, "status", 0)), "open")
-    return OpenedEscalation(
-        id=reply.id,
-        session_id=reply.session_id,
-        thread_id=reply.thread_id,
-        user_id=reply.user_id,
-        org_id=reply.org_id or None,
-        reason=reply.reason,
-        status=status,
-        opened_at=when("opened_at") or datetime.now(UTC),
-        claimed_by=reply.claimed_by or None,
-        claimed_at=when("claimed_at"),
-    )
+    async def resolve(self, operator: Principal, escalation_id: str, resolution: str) -> Escalation:
+        return await self._client.resolve_escalation(operator, escalation_id, resolution=resolution)

@@ -33,8 +33,9 @@ from chatkit.types import (
     ThreadMetadata,
 )
 
-from services.agent_runner.escalation import Escalations, OpenedEscalation
+from services.agent_runner.escalation import Escalations
 from services.agent_runner.sessions import SessionLinks
+from services.session_api.client import Escalation
 from services.thread_store.client import GrpcThreadStore, Handler, NotFoundError, handler_of
 from switchboard.config import env_int
 from switchboard.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, SwitchboardError
@@ -174,7 +175,7 @@ class Handoffs:
         await self.store.add_thread_item(thread_id, shown, _acting(owner, escalation))
         return HandoffView(thread_id, changed.handler, escalation.session_id), [shown]
 
-    async def _open(self, actor: Principal, owner: Principal, thread: ThreadMetadata, reason: str) -> OpenedEscalation:
+    async def _open(self, actor: Principal, owner: Principal, thread: ThreadMetadata, reason: str) -> Escalation:
         """Open the thread's escalation in its session; a thread whose session ended (or that has none,
         such as an imported one) gets a new session first."""
         session_id = owner.session_id or _session_of(thread)
@@ -331,7 +332,7 @@ class Handoffs:
         return Principal(user_id=user_id, org_id=org_id)
 
 
-def _acting(owner: Principal, escalation: OpenedEscalation) -> Principal:
+def _acting(owner: Principal, escalation: Escalation) -> Principal:
     """The owner as the runner acts for them: in the escalation's session."""
     return Principal(user_id=owner.user_id, org_id=owner.org_id, session_id=escalation.session_id or None)
 

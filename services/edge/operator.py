@@ -8,7 +8,7 @@ escalation of another org is 404, a caller without the operator role 403.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Literal
 
 from chatkit.types import ItemsListParams
@@ -18,9 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.agent_runner.client import Handoff
 from services.edge.rest import ID_PATTERN, Context, ThreadId
-from switchboard.api.v1 import session_api_pb2 as spb
+from services.session_api.client import Escalation
 from switchboard.errors import PermissionDenied
-from switchboard.proto_convert import enum_name
 
 if TYPE_CHECKING:
     from services.edge.app import Edge
@@ -101,25 +100,21 @@ def handoff_out(handoff: Handoff) -> HandoffOut:
     )
 
 
-def escalation_out(e: spb.Escalation) -> EscalationOut:
+def escalation_out(e: Escalation) -> EscalationOut:
     """The REST form of an escalation."""
-
-    def when(name: str) -> datetime | None:
-        return getattr(e, name).ToDatetime(tzinfo=UTC) if e.HasField(name) else None
-
     return EscalationOut(
         id=e.id,
         session_id=e.session_id,
         thread_id=e.thread_id,
         user_id=e.user_id,
         reason=e.reason,
-        status=enum_name(spb.EscalationStatus, e.status, "ESCALATION_STATUS_") or "unknown",
+        status=e.status,
         opened_by=e.opened_by,
-        opened_at=e.opened_at.ToDatetime(tzinfo=UTC),
-        claimed_by=e.claimed_by or None,
-        claimed_at=when("claimed_at"),
-        resolved_by=e.resolved_by or None,
-        resolved_at=when("resolved_at"),
+        opened_at=e.opened_at,
+        claimed_by=e.claimed_by,
+        claimed_at=e.claimed_at,
+        resolved_by=e.resolved_by,
+        resolved_at=e.resolved_at,
         resolution=e.resolution or None,
     )
 
@@ -153,9 +148,7 @@ def build_operator_router(edge: Edge) -> APIRouter:
     ) -> EscalationsPage:
         _operator(context)
         page = await edge.sessions.list_escalations(context.principal, status=status, limit=limit, after=after or "")
-        return EscalationsPage(
-            data=[escalation_out(e) for e in page.escalations], has_more=page.has_more, after=page.after or None
-        )
+        return EscalationsPage(data=[escalation_out(e) for e in page.items], has_more=page.has_more, after=page.after)
 
     @router.post(
         "/api/operator/escalations/{escalation_id}/claim",

@@ -23,17 +23,15 @@ from chatkit.types import (
 )
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import Response
-from google.protobuf.timestamp_pb2 import Timestamp
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.agent_runner.client import Run
 from services.edge.auth import RequestContext, bearer_token
 from services.edge.config import EdgeConfig
-from switchboard.api.v1 import agent_runner_pb2 as apb
-from switchboard.api.v1 import session_api_pb2 as spb
+from services.session_api.client import Session
 from switchboard.config import env_str
 from switchboard.errors import InvalidArgument, NotFound, PermissionDenied, Unauthenticated
 from switchboard.principal import Principal
-from switchboard.proto_convert import enum_name
 from switchboard.service_auth import ServiceTokenVerifier, check_secret, is_service_token
 
 if TYPE_CHECKING:
@@ -196,19 +194,19 @@ class RunsPage(BaseModel):
     after: str | None
 
 
-def run_out(r: apb.RunInfo) -> RunOut:
+def run_out(r: Run) -> RunOut:
     """The REST form of a run."""
     return RunOut(
         id=r.id,
         thread_id=r.thread_id,
-        session_id=r.session_id or None,
+        session_id=r.session_id,
         agent_id=r.agent_id,
         status=r.status,  # type: ignore[arg-type]
         error=r.error or None,
-        input_item_id=r.input_item_id or None,
-        created_at=_time(r.created_at),
-        started_at=_time(r.started_at) if r.HasField("started_at") else None,
-        ended_at=_time(r.ended_at) if r.HasField("ended_at") else None,
+        input_item_id=r.input_item_id,
+        created_at=r.created_at,
+        started_at=r.started_at,
+        ended_at=r.ended_at,
         events=r.last_seq,
     )
 
@@ -229,32 +227,28 @@ class ConversationsPage(BaseModel):
     after: str | None
 
 
-def _time(ts: Timestamp) -> datetime:
-    return ts.ToDatetime(tzinfo=UTC)
-
-
-def session_out(s: spb.Session) -> SessionOut:
+def session_out(s: Session) -> SessionOut:
     """The REST form of a session."""
     return SessionOut(
         id=s.id,
         user_id=s.user_id,
-        org_id=s.org_id or None,
+        org_id=s.org_id,
         channel=s.channel,
         agent_id=s.agent_id,
-        status=enum_name(spb.SessionStatus, s.status, "SESSION_STATUS_") or "unknown",
-        created_at=_time(s.created_at),
-        ended_at=_time(s.ended_at) if s.HasField("ended_at") else None,
+        status=s.status,
+        created_at=s.created_at,
+        ended_at=s.ended_at,
         metadata=json.loads(s.metadata_json) if s.metadata_json else {},
         thread_ids=list(s.thread_ids),
-        mode="hosted" if s.mode == "hosted" else "self_hosted",
+        mode="hosted" if s.hosted is not None else "self_hosted",
         hosted=HostedOut(
             openai_session_id=s.hosted.openai_session_id,
             workflow_id=s.hosted.workflow_id,
-            status=s.hosted.status,  # type: ignore[arg-type]
-            expires_at=_time(s.hosted.expires_at),
+            status=s.hosted.status(datetime.now(UTC)),  # type: ignore[arg-type]
+            expires_at=s.hosted.expires_at,
             openai_user=s.hosted.openai_user,
         )
-        if s.HasField("hosted")
+        if s.hosted is not None
         else None,
     )
 
@@ -295,7 +289,7 @@ def build_router(edge: Edge, config: EdgeConfig) -> APIRouter:
             metadata_json=metadata,
             thread_id=body.thread_id,
         )
-        secret = ClientSecretOut(token=reply.client_secret.token, expires_at=_time(reply.client_secret.expires_at))
+        secret = ClientSecretOut(token=reply.client_secret.token, expires_at=reply.client_secret.expires_at)
         session = session_out(reply.session)
         return CreatedSession(session=session, client_secret=secret, mode=session.mode)
 
@@ -315,7 +309,7 @@ def build_router(edge: Edge, config: EdgeConfig) -> APIRouter:
     )
     async def refresh_session(session_id: SessionId, context: Context) -> ClientSecretOut:
         secret = await edge.sessions.refresh_session(context.principal, session_id)
-        return ClientSecretOut(token=secret.token, expires_at=_time(secret.expires_at))
+        return ClientSecretOut(token=secret.token, expires_at=secret.expires_at)
 
     @router.get(
         "/chatkit/sessions/{session_id}/hosted/threads",
@@ -330,10 +324,8 @@ def build_router(edge: Edge, config: EdgeConfig) -> APIRouter:
         limit: Annotated[int, Query(ge=1, le=100)] = 20,
         after: Annotated[str, Query(pattern=r"^[A-Za-z0-9_\-]{0,255}$")] = "",
     ) -> HostedPageOut:
-        reply = await edge.sessions.list_hosted_threads(context.principal, session_id, limit=limit, after=after)
-        return HostedPageOut(
-            data=json.loads(reply.threads_json), has_more=reply.has_more, after=reply.next_after or None
-        )
+        page = await edge.sessions.list_hosted_threads(context.principal, session_id, limit=limit, after=after)
+        return HostedPageOut(data=page.items, has_more=page.has_more, after=page.after)
 
     @router.get(
         "/chatkit/sessions/{session_id}/hosted/threads/{thread_id}/items",
@@ -347,10 +339,8 @@ def build_router(edge: Edge, config: EdgeConfig) -> APIRouter:
         limit: Annotated[int, Query(ge=1, le=100)] = 100,
         after: Annotated[str, Query(pattern=r"^[A-Za-z0-9_\-]{0,255}$")] = "",
     ) -> HostedPageOut:
-        reply = await edge.sessions.list_hosted_items(
-            context.principal, session_id, thread_id, limit=limit, after=after
-        )
-        return HostedPageOut(data=json.loads(reply.items_json), has_more=reply.has_more, after=reply.next_after or None)
+        page = await edge.sessions.list_hosted_items(context.principal, session_id, thread_id, limit=limit, after=after)
+        return HostedPageOut(data=page.items, has_more=page.has_more, after=page.after)
 
     @router.post("/chatkit/sessions/{session_id}/cancel", tags=["sessions"], summary="Cancel a session")
     async def cancel_session(session_id: SessionId, context: Context, body: CancelSession | None = None) -> SessionOut:
@@ -469,7 +459,7 @@ def build_router(edge: Edge, config: EdgeConfig) -> APIRouter:
             stream.close()  # the run goes on without a listener
         return StartedTurn(run=run_out(await edge.runner.get_run(owner, started)), item_id=item_id, repeated=False)
 
-    async def _earlier_run(owner: Principal, run_id: str) -> apb.RunInfo | None:
+    async def _earlier_run(owner: Principal, run_id: str) -> Run | None:
         try:
             return await edge.runner.get_run(owner, run_id)
         except NotFound:
@@ -485,7 +475,7 @@ def build_router(edge: Edge, config: EdgeConfig) -> APIRouter:
         ] = None,
     ) -> RunsPage:
         page = await edge.runner.list_runs(context.principal, thread_id=thread_id, limit=limit, after=after)
-        return RunsPage(data=[run_out(r) for r in page.runs], has_more=page.has_more, after=page.after or None)
+        return RunsPage(data=[run_out(r) for r in page.items], has_more=page.has_more, after=page.after)
 
     @router.post(
         "/chatkit/sessions/{session_id}/events", tags=["sessions"], summary="Record a UI event", status_code=201
@@ -499,7 +489,7 @@ def build_router(edge: Edge, config: EdgeConfig) -> APIRouter:
             type=event.type,
             actor_user_id=event.actor_user_id,
             payload=json.loads(event.payload_json) if event.payload_json else {},
-            created_at=_time(event.created_at),
+            created_at=event.created_at,
         )
 
     @router.get("/api/conversations", tags=["conversations"], summary="The caller's conversations, most recent first")

@@ -28,12 +28,13 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 import httpx
 import jwt
 from prometheus_client import Counter
 
+from services.session_api.domain import VerifiedToken
 from switchboard.config import env_float, env_int, env_str
 from switchboard.errors import InvalidArgument, Unauthenticated
 from switchboard.expiring_cache import ExpiringCache
@@ -41,7 +42,6 @@ from switchboard.principal import Principal
 
 log = logging.getLogger(__name__)
 
-TokenKind = Literal["identity_provider", "session"]
 
 SESSION_KEY_ID = "switchboard-session-v1"
 SESSION_ISSUER = "switchboard:session_api"
@@ -138,15 +138,6 @@ class AuthConfig:
 
 def _csv(raw: str | None) -> tuple[str, ...]:
     return tuple(part.strip() for part in (raw or "").split(",") if part.strip())
-
-
-@dataclass(frozen=True, slots=True)
-class VerifiedToken:
-    """The outcome of a successful verification."""
-
-    principal: Principal
-    expires_at: datetime
-    kind: TokenKind
 
 
 def fingerprint(token: str) -> str:

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any, Literal, TypeVar
 
 from switchboard.errors import InvalidArgument, ResourceExhausted
+from switchboard.principal import Principal
 
 T = TypeVar("T")
 
@@ -212,6 +213,93 @@ class SessionMetrics:
     time_handled_by_human: DurationStats = field(default_factory=DurationStats)
     hand_backs: int = 0
     handoff_timeouts: int = 0
+
+
+TokenKind = Literal["identity_provider", "session"]
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedToken:
+    """The principal a bearer token names, until when it may be trusted, and what kind of token it is."""
+
+    principal: Principal
+    expires_at: datetime
+    kind: TokenKind
+
+
+@dataclass(frozen=True, slots=True)
+class ClientSecret:
+    """A session's client secret (a JWT bound to its user and the session) and its expiry."""
+
+    token: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedSession:
+    """A new session and its client secret."""
+
+    session: Session
+    client_secret: ClientSecret
+
+
+@dataclass(frozen=True, slots=True)
+class SessionChange:
+    """One change, as a watcher receives it (or, type ``watch.started``, the start of a watch)."""
+
+    id: str
+    type: str
+    at: datetime
+    session: Session | None = None
+    escalation: Escalation | None = None
+
+    @property
+    def session_id(self) -> str | None:
+        """The session the change concerns."""
+        if self.session is not None:
+            return self.session.id
+        return self.escalation.session_id if self.escalation is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookEndpoint:
+    """Where an org's (or the deployment's) events go."""
+
+    id: str
+    org_id: str | None
+    url: str
+    secret: str
+    event_types: tuple[str, ...]
+    description: str
+    created_by: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookAttempt:
+    """One POST of a delivery."""
+
+    attempted_at: datetime
+    status_code: int | None
+    error: str
+    duration_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookDelivery:
+    """One event for one endpoint, and its attempts."""
+
+    endpoint_id: str
+    event_id: str
+    event_seq: int
+    type: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str
+    delivered_at: datetime | None
+    event_created_at: datetime
+    attempt_list: tuple[WebhookAttempt, ...] = field(default_factory=tuple)
 
 
 # -- validation ----------------------------------------------------------------

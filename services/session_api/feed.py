@@ -17,14 +17,13 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import redis
 import redis.asyncio as aioredis
 
-from services.session_api.domain import Escalation, Session
+from services.session_api.domain import Escalation, Session, SessionChange
 from switchboard.redis_client import open_pubsub
 from switchboard.streams import WATCH_STARTED, Attempt, FeedBacklog, Stream, StreamFeed, reconnecting
 
@@ -43,24 +42,6 @@ def user_stream(user_id: str) -> str:
 def org_stream(org_id: str) -> str:
     """The changes of every session of an org."""
     return f"chat:org:{{{org_id}}}:sessions:events"
-
-
-@dataclass(frozen=True, slots=True)
-class SessionChange:
-    """One change, as a watcher receives it (or, type ``watch.started``, the start of a watch)."""
-
-    id: str
-    type: str
-    at: datetime
-    session: Session | None = None
-    escalation: Escalation | None = None
-
-    @property
-    def session_id(self) -> str | None:
-        """The session the change concerns."""
-        if self.session is not None:
-            return self.session.id
-        return self.escalation.session_id if self.escalation is not None else None
 
 
 class SessionFeed:

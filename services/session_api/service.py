@@ -15,23 +15,27 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from services.session_api import telemetry
-from services.session_api.auth import TokenVerifier, VerifiedToken
+from services.session_api.auth import TokenVerifier
 from services.session_api.domain import (
     MAX_TEXT_LENGTH,
+    ClientSecret,
+    CreatedSession,
     Escalation,
     EscalationStatus,
     HostedLink,
     Session,
+    SessionChange,
     SessionEvent,
     SessionMetrics,
     SessionStatus,
+    VerifiedToken,
     check_agent_id,
     check_channel,
     check_event_type,
     check_text,
     parse_json_object,
 )
-from services.session_api.feed import SessionChange, SessionFeed, org_stream, user_stream
+from services.session_api.feed import SessionFeed, org_stream, user_stream
 from services.session_api.hosted import (
     HostedChatKit,
     HostedPage,
@@ -78,15 +82,6 @@ class SessionLimits:
                 "SWITCHBOARD_EVENT_PAYLOAD_MAX_BYTES", cls.max_event_payload_bytes, minimum=2
             ),
         )
-
-
-@dataclass(frozen=True)
-class CreatedSession:
-    """A new session and its client secret."""
-
-    session: Session
-    client_secret: str
-    expires_at: datetime
 
 
 def _operator_org(principal: Principal) -> str | None:
@@ -190,7 +185,7 @@ class SessionService:
             token, expires_at = hosted[1].client_secret, hosted[1].expires_at
         telemetry.SESSIONS_STARTED.labels(channel, agent_id).inc()
         await self._publish("session.created", session)
-        return CreatedSession(session=session, client_secret=token, expires_at=expires_at)
+        return CreatedSession(session=session, client_secret=ClientSecret(token, expires_at))
 
     def _hosted_api(self) -> HostedChatKit:
         if self.hosted is None:
@@ -238,7 +233,7 @@ class SessionService:
             user_id=principal.user_id, org_id=None, status=status, after=after or None, limit=limit
         )
 
-    async def refresh_session(self, principal: Principal, session_id: str) -> tuple[str, datetime]:
+    async def refresh_session(self, principal: Principal, session_id: str) -> ClientSecret:
         """A fresh client secret for the principal's own active session."""
         session = await self.get_session(principal, session_id)
         if session.user_id != principal.user_id:
@@ -247,7 +242,7 @@ class SessionService:
         if not session.is_active:
             raise FailedPrecondition(f"session {session.id} is {session.status}; start a new session")
         if session.hosted is None:
-            return self.verifier.mint_session_token(principal, session.id)
+            return ClientSecret(*self.verifier.mint_session_token(principal, session.id))
         # OpenAI has no refresh: a new OpenAI session of the same workflow, linked to this one.
         # The previous one is left to expire (cancelling it would cut a request in flight).
         workflow = self.workflows.for_agent(session.agent_id)
@@ -268,7 +263,7 @@ class SessionService:
         if not linked:
             await self._cancel_quietly(api, remote.id)
             raise FailedPrecondition(f"session {session.id} ended while refreshing; start a new session")
-        return remote.client_secret, remote.expires_at
+        return ClientSecret(remote.client_secret, remote.expires_at)
 
     async def attach_thread(self, principal: Principal, session_id: str, thread_id: str) -> Session:
         """Record that an active session used a thread."""

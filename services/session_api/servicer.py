@@ -12,11 +12,11 @@ from services.session_api.domain import (
     Escalation,
     EscalationStatus,
     Session,
+    SessionChange,
     SessionEvent,
     SessionMetrics,
     SessionStatus,
 )
-from services.session_api.feed import SessionChange
 from services.session_api.service import SessionService
 from services.session_api.webhook_admin import WebhookAdmin
 from services.session_api.webhook_servicer import WebhookRpcs
@@ -181,7 +181,9 @@ class SessionApiServicer(WebhookRpcs, session_api_pb2_grpc.SessionApiServicer):
         )
         return pb.CreateSessionResponse(
             session=session_to_proto(created.session),
-            client_secret=pb.ClientSecret(token=created.client_secret, expires_at=timestamp(created.expires_at)),
+            client_secret=pb.ClientSecret(
+                token=created.client_secret.token, expires_at=timestamp(created.client_secret.expires_at)
+            ),
         )
 
     async def GetSession(self, request: pb.GetSessionRequest, context: ServicerContext) -> pb.Session:
@@ -203,8 +205,8 @@ class SessionApiServicer(WebhookRpcs, session_api_pb2_grpc.SessionApiServicer):
 
     async def RefreshSession(self, request: pb.RefreshSessionRequest, context: ServicerContext) -> pb.ClientSecret:
         principal = request_principal(request)
-        token, expires_at = await self._service.refresh_session(principal, request.session_id)
-        return pb.ClientSecret(token=token, expires_at=timestamp(expires_at))
+        secret = await self._service.refresh_session(principal, request.session_id)
+        return pb.ClientSecret(token=secret.token, expires_at=timestamp(secret.expires_at))
 
     async def ListHostedThreads(
         self, request: pb.ListHostedThreadsRequest, context: ServicerContext

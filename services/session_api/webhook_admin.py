@@ -9,10 +9,9 @@ may not. The deployment's endpoint is configured by environment only
 
 from __future__ import annotations
 
+from services.session_api.domain import WebhookDelivery, WebhookEndpoint
 from services.session_api.webhooks import (
     WebhookConfig,
-    WebhookDelivery,
-    WebhookEndpoint,
     WebhookRepository,
     check_event_types,
     check_secret,

@@ -73,10 +73,10 @@ async def _act(client: SessionApiClient, operator: Principal, args: argparse.Nam
         print("its signing secret (shown once; verify webhook-signature with it):", file=sys.stderr)
         print(endpoint.secret)
     elif args.action == "list":
-        reply = await client.list_webhook_endpoints(operator, org_id=org)
-        if not reply.endpoints:
+        endpoints = await client.list_webhook_endpoints(operator, org_id=org)
+        if not endpoints:
             print(f"org {org!r} has no webhook endpoints; add one with `switchboard webhooks add`", file=sys.stderr)
-        for e in reply.endpoints:
+        for e in endpoints:
             types = ",".join(e.event_types) or "*"
             print(f"{e.id}\t{e.url}\t{types}\t{e.description}")
     elif args.action == "remove":
@@ -86,10 +86,10 @@ async def _act(client: SessionApiClient, operator: Principal, args: argparse.Nam
         event_id = await client.test_webhook_endpoint(operator, _need(args.endpoint, "--endpoint ID"), org_id=org)
         print(f"queued webhook.test {event_id}; `switchboard webhooks deliveries --endpoint {args.endpoint}` shows it")
     elif args.action == "deliveries":
-        deliveries = await client.list_webhook_deliveries(
+        deliveries, _more = await client.list_webhook_deliveries(
             operator, _need(args.endpoint, "--endpoint ID"), org_id=org, status=args.status or "", limit=args.limit
         )
-        for d in deliveries.deliveries:
+        for d in deliveries:
             last = d.attempt_list[-1] if d.attempt_list else None
             answer = "" if last is None else (str(last.status_code) if last.status_code else last.error)
             print(f"{d.event_id}\t{d.type}\t{d.status}\t{d.attempts} attempts\t{answer}")

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from services.session_api.domain import WebhookDelivery, WebhookEndpoint
 from services.session_api.webhook_admin import WebhookAdmin
-from services.session_api.webhooks import WebhookDelivery, WebhookEndpoint
 from switchboard.api.v1 import session_api_pb2 as pb
 from switchboard.errors import PermissionDenied
 from switchboard.grpc_runtime import ServicerContext

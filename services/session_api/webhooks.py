@@ -33,7 +33,7 @@ import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -43,6 +43,7 @@ import httpx
 from prometheus_client import Counter, Histogram
 from standardwebhooks.webhooks import Webhook
 
+from services.session_api.domain import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from switchboard.config import env_bool, env_float, env_int, env_str
 from switchboard.errors import InvalidArgument, NotFound
 from switchboard.sql import Queries, create_pool
@@ -268,47 +269,6 @@ def event_body(*, type: str, created_at: datetime, data_json: str) -> bytes:
 
 
 # -- domain objects -----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class WebhookEndpoint:
-    """Where an org's (or the deployment's) events go."""
-
-    id: str
-    org_id: str | None
-    url: str
-    secret: str
-    event_types: tuple[str, ...]
-    description: str
-    created_by: str
-    created_at: datetime
-
-
-@dataclass(frozen=True)
-class WebhookAttempt:
-    """One POST of a delivery."""
-
-    attempted_at: datetime
-    status_code: int | None
-    error: str
-    duration_ms: int
-
-
-@dataclass(frozen=True)
-class WebhookDelivery:
-    """One event for one endpoint, and its attempts."""
-
-    endpoint_id: str
-    event_id: str
-    event_seq: int
-    type: str
-    status: str
-    attempts: int
-    next_attempt_at: datetime
-    last_error: str
-    delivered_at: datetime | None
-    event_created_at: datetime
-    attempt_list: tuple[WebhookAttempt, ...] = field(default_factory=tuple)
 
 
 def _endpoint(row: asyncpg.Record) -> WebhookEndpoint:

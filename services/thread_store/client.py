@@ -26,7 +26,14 @@ from chatkit.store import NotFoundError, Store, StoreItemType
 from chatkit.types import Attachment, Page, ThreadItem, ThreadMetadata, UserMessageItem
 from pydantic import TypeAdapter
 
-from services.thread_store.domain import HANDLER_METADATA_KEY, Handler, HandlerKind
+from services.thread_store.domain import (
+    HANDLER_METADATA_KEY,
+    ChangeEvent,
+    Handler,
+    HandlerKind,
+    ItemRecord,
+    StoredItems,
+)
 from services.thread_store.versions import ThreadVersions
 from switchboard.api.v1 import common_pb2
 from switchboard.api.v1 import thread_store_pb2 as pb
@@ -111,6 +118,21 @@ def handler_of(thread: ThreadMetadata) -> Handler:
     is not there; ``GrpcThreadStore.load_handler`` has it.
     """
     return Handler.from_json(thread.metadata.get(HANDLER_METADATA_KEY))
+
+
+def change_from_proto(m: pb.ChangeEvent) -> ChangeEvent:
+    """A ``ChangeEvent`` of its protobuf form (``servicer.event_to_proto``, reversed)."""
+    return ChangeEvent(
+        id=m.id,
+        type=m.type,
+        thread_id=m.thread_id,
+        item_id=m.item_id,
+        user_id=m.user_id,
+        org_id=m.org_id or None,
+        revision=m.revision,
+        at=from_timestamp(m.at),
+        json=m.json,
+    )
 
 
 def thread_metadata(message: pb.Thread) -> ThreadMetadata:
@@ -470,8 +492,9 @@ class GrpcThreadStore(Store[Caller]):
 
     async def load_thread_items_raw(
         self, thread_id: str, after: str | None, limit: int, order: str, context: Caller
-    ) -> pb.ListItemsResponse:
-        """``load_thread_items`` unparsed: each item's type and stored JSON, for readers that pass it on."""
+    ) -> StoredItems:
+        """``load_thread_items`` unparsed: each item's id, type, stored JSON and author, for readers that pass
+        the JSON on."""
         reply: pb.ListItemsResponse = await self._call(
             "ListItems",
             pb.ListItemsRequest(
@@ -483,7 +506,22 @@ class GrpcThreadStore(Store[Caller]):
             ),
             missing=_thread_not_found(thread_id),
         )
-        return reply
+        return StoredItems(
+            items=[
+                ItemRecord(
+                    id=i.id,
+                    thread_id=i.thread_id,
+                    type=i.type,
+                    json=i.json,
+                    created_at=from_timestamp(i.created_at),
+                    author=i.author,
+                )
+                for i in reply.items
+            ],
+            has_more=reply.has_more,
+            after=reply.after or None,
+            version=reply.version,
+        )
 
     async def add_thread_item(self, thread_id: str, item: ThreadItem, context: Caller) -> None:
         request = pb.WriteItemRequest(
@@ -695,7 +733,7 @@ class GrpcThreadStore(Store[Caller]):
 
     async def watch(
         self, context: Caller, *, thread_id: str | None = None, org: bool = False, since: str = ""
-    ) -> AsyncIterator[pb.ChangeEvent]:
+    ) -> AsyncIterator[ChangeEvent]:
         """Follow a thread's changes, or (operators) the whole org's; the first is ``watch.started``."""
         request = pb.WatchRequest(principal=principal_to_proto(context), since=since)
         if org:
@@ -704,17 +742,20 @@ class GrpcThreadStore(Store[Caller]):
             request.thread_id = thread_id
         try:
             async for event in self.stub.Watch(request):
-                yield event
+                yield change_from_proto(event)
         except grpc.aio.AioRpcError as error:
             raise error_from_rpc(error, service="thread_store") from None
 
 
 __all__ = [
+    "ChangeEvent",
     "GrpcThreadStore",
     "HandledThread",
     "Handler",
     "HandlerKind",
+    "ItemRecord",
     "NotFoundError",
+    "StoredItems",
     "SwitchboardError",
     "handler_from_proto",
     "handler_of",

@@ -16,6 +16,7 @@ from typing import Any, Literal, TypeVar
 
 from switchboard.errors import InvalidArgument, ResourceExhausted
 from switchboard.principal import MAX_ID_LENGTH
+from switchboard.streams import WATCH_STARTED
 
 T = TypeVar("T")
 Order = Literal["asc", "desc"]
@@ -128,6 +129,20 @@ class ItemRecord:
     json: bytes
     created_at: datetime
     author: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredItems:
+    """A page of stored items as a client receives them, unparsed: for readers that pass the JSON on.
+
+    ``version``: the thread's version the page reflects, set only for pages read
+    from the hot cache (see ``EncodedItems``); empty, the page cannot be revalidated.
+    """
+
+    items: list[ItemRecord]
+    has_more: bool
+    after: str | None
+    version: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -415,3 +430,33 @@ def parse_attachment_json(raw: bytes, *, max_bytes: int) -> ParsedAttachment:
     _string_field(obj, "name", "attachment_json")
     thread_id = _string_field(obj, "thread_id", "attachment_json", required=False)
     return ParsedAttachment(id=attachment_id, thread_id=thread_id, mime_type=mime_type, json=raw)
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeEvent:
+    """One change to a thread or item, or (type ``watch.started``) the start of a watch."""
+
+    id: str
+    type: str
+    thread_id: str
+    item_id: str
+    user_id: str
+    org_id: str | None
+    revision: int
+    at: datetime
+    json: bytes
+
+    @classmethod
+    def started(cls, event_id: str) -> ChangeEvent:
+        """The first event of a watch: live from here; ``event_id`` is where to resume."""
+        return cls(
+            id=event_id,
+            type=WATCH_STARTED,
+            thread_id="",
+            item_id="",
+            user_id="",
+            org_id=None,
+            revision=0,
+            at=datetime.now(UTC),
+            json=b"",
+        )

@@ -11,49 +11,19 @@ appended still succeeds; the event is retried in the background
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import redis.asyncio as aioredis
 
+from services.thread_store.domain import ChangeEvent
 from services.thread_store.versions import thread_key
 from switchboard.redis_health import RedisHealth
-from switchboard.streams import WATCH_STARTED, FeedBacklog, FieldValue, Stream, StreamFeed
+from switchboard.streams import FeedBacklog, FieldValue, Stream, StreamFeed
 
 THREAD_STREAM_LENGTH = 1000
 ORG_STREAM_LENGTH = 100_000
 STREAM_TTL_SECONDS = 24 * 3600
 MAX_EVENT_JSON = 64 * 1024  # bigger items travel without their JSON; watchers reload them
-
-
-@dataclass(frozen=True, slots=True)
-class ChangeEvent:
-    """One change to a thread or item, or (type ``watch.started``) the start of a watch."""
-
-    id: str
-    type: str
-    thread_id: str
-    item_id: str
-    user_id: str
-    org_id: str | None
-    revision: int
-    at: datetime
-    json: bytes
-
-    @classmethod
-    def started(cls, event_id: str) -> ChangeEvent:
-        """The first event of a watch: live from here; ``event_id`` is where to resume."""
-        return cls(
-            id=event_id,
-            type=WATCH_STARTED,
-            thread_id="",
-            item_id="",
-            user_id="",
-            org_id=None,
-            revision=0,
-            at=datetime.now(UTC),
-            json=b"",
-        )
 
 
 def org_stream(org_id: str) -> str:

@@ -15,6 +15,7 @@ from services.thread_store.domain import (
     HANDLER_KINDS,
     USER_MESSAGE_TYPE,
     AttachmentRecord,
+    ChangeEvent,
     EncodedItems,
     Handler,
     HandlerChange,
@@ -31,7 +32,7 @@ from services.thread_store.domain import (
     parse_thread_json,
     with_turn_metadata,
 )
-from services.thread_store.feed import ChangeEvent, ChangeFeed, org_stream, thread_stream
+from services.thread_store.feed import ChangeFeed, org_stream, thread_stream
 from services.thread_store.repository import ThreadRepository
 from switchboard.config import env_int
 from switchboard.errors import (

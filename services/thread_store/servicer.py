@@ -9,6 +9,7 @@ from google.protobuf.empty_pb2 import Empty
 
 from services.thread_store.domain import (
     AttachmentRecord,
+    ChangeEvent,
     EncodedItems,
     Handler,
     ItemRecord,
@@ -16,7 +17,6 @@ from services.thread_store.domain import (
     ThreadRecord,
     ThreadSortKey,
 )
-from services.thread_store.feed import ChangeEvent
 from services.thread_store.service import ThreadStoreService
 from switchboard.api.v1 import thread_store_pb2 as pb
 from switchboard.api.v1 import thread_store_pb2_grpc

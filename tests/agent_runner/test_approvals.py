@@ -48,7 +48,7 @@ async def test_a_delete_waits_for_approval_and_deletes_nothing_until_approved(
     card_id, _ = await _ask_to_delete(runner, ctx, thread.id, task_id)
     assert await _tasks(runner, user_id) == [task_id]  # nothing deleted yet
     runs = await runner.client.list_runs(ctx, thread_id=thread.id)
-    assert runs.runs[0].status == "waiting_approval"
+    assert runs.items[0].status == "waiting_approval"
 
     resumed = runner.client.run(ctx, thread_id=thread.id, approval=(card_id, True))
     events = [e async for e in resumed]
@@ -89,7 +89,7 @@ async def test_another_user_and_a_forged_card_are_refused(runner: RunningRunner,
     with pytest.raises(FailedPrecondition):
         await runner.client.run(ctx, thread_id=thread.id, approval=("msg_forged", True)).started()
     assert await _tasks(runner, user_id) == [task_id]
-    assert (await runner.client.list_runs(ctx, thread_id=thread.id)).runs[0].status == "waiting_approval"
+    assert (await runner.client.list_runs(ctx, thread_id=thread.id)).items[0].status == "waiting_approval"
 
 
 async def test_an_approval_resumes_on_a_runner_that_started_after_the_run_paused(
@@ -142,10 +142,10 @@ async def test_a_card_nobody_decides_expires_and_the_thread_says_so(runner: Runn
         runner.service.limits = saved
     for _ in range(100):  # the sweep runs with the heartbeat (every 2 s)
         runs = await runner.client.list_runs(ctx, thread_id=thread.id)
-        if runs.runs[0].status != "waiting_approval":
+        if runs.items[0].status != "waiting_approval":
             break
         await asyncio.sleep(0.1)
-    assert runs.runs[0].status == "cancelled"
+    assert runs.items[0].status == "cancelled"
     for _ in range(50):  # the sweep writes its note just after it ends the run
         page = await runner.thread_store.store.load_thread_items(thread.id, None, 20, "desc", ctx)
         if any(i.type == "assistant_message" and "expired" in i.content[0].text for i in page.data):  # type: ignore[union-attr]
@@ -202,4 +202,4 @@ async def test_a_question_with_choices_pauses_the_run_and_the_answer_continues_i
     ]
     assert "You chose “coffee”" in assistant_text(answered)
     runs = await runner.client.list_runs(ctx, thread_id=thread.id)
-    assert runs.runs[0].status == "completed"
+    assert runs.items[0].status == "completed"

@@ -226,10 +226,10 @@ async def test_a_threads_runs_are_listed_newest_first_in_pages_and_only_to_their
         ids.append(await stream.started())
         await _collect(stream)
     first = await runner.client.list_runs(ctx, thread_id=thread.id, limit=2)
-    assert [r.id for r in first.runs] == [ids[2], ids[1]] and first.has_more and first.after == ids[1]
+    assert [r.id for r in first.items] == [ids[2], ids[1]] and first.has_more and first.after == ids[1]
     second = await runner.client.list_runs(ctx, thread_id=thread.id, limit=2, after=first.after)
-    assert [r.id for r in second.runs] == [ids[0]] and not second.has_more
-    assert all(r.status == "completed" and r.last_seq > 0 for r in [*first.runs, *second.runs])
+    assert [r.id for r in second.items] == [ids[0]] and not second.has_more
+    assert all(r.status == "completed" and r.last_seq > 0 for r in [*first.items, *second.items])
     intruder = Ctx(user_id=f"{user_id}-intruder")
     with pytest.raises(NotFound):
         await runner.client.list_runs(intruder, thread_id=thread.id)

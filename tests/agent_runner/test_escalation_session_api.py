@@ -25,7 +25,7 @@ async def test_the_session_api_sink_opens_an_escalation_an_operator_sees(
         )
         operator = Principal.create(user_id="op-1", org_id=unique_org, roles=("operator",))
         queue = await running.client.list_escalations(operator, status="open")
-        assert [(e.id, e.thread_id, e.reason, e.session_id) for e in queue.escalations] == [
+        assert [(e.id, e.thread_id, e.reason, e.session_id) for e in queue.items] == [
             (opened.id, "thr_escalated", "wants a person", created.session.id)
         ]
     finally:

@@ -144,9 +144,9 @@ async def test_feedback_and_actions_are_recorded_as_session_events(stack: Stack,
     sessions = SessionApiClient(f"127.0.0.1:{stack.ports['session_api']}")
     try:
         principal = Principal(user_id=user, org_id="e2e")
-        (session,) = (await sessions.list_sessions(principal)).sessions
+        (session,) = (await sessions.list_sessions(principal)).items
         assert list(session.thread_ids) == [thread_id]
-        recorded = (await sessions.list_events(principal, session.id)).events
+        recorded = (await sessions.list_events(principal, session.id)).items
         payloads = {e.type: json.loads(e.payload_json) for e in recorded if e.type in ("feedback", "button_click")}
         assert payloads["feedback"] == {"thread_id": thread_id, "item_ids": [item_id], "kind": "positive"}
         assert payloads["button_click"]["action"] == "approve"

@@ -8,8 +8,7 @@ import uuid
 
 import pytest
 
-from services.session_api.client import SessionApiClient
-from switchboard.api.v1 import session_api_pb2 as pb
+from services.session_api.client import Escalation, SessionApiClient
 from switchboard.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from switchboard.principal import Principal
 
@@ -23,21 +22,21 @@ async def test_an_escalation_goes_from_open_to_claimed_to_resolved_with_each_ste
 ) -> None:
     session = (await client.create_session(user)).session
     opened = await client.open_escalation(user, session.id, thread_id="thr_help", reason="wants a human")
-    assert opened.status == pb.ESCALATION_STATUS_OPEN
+    assert opened.status == "open"
     assert (opened.user_id, opened.org_id, opened.opened_by) == (user.user_id, user.org_id, user.user_id)
-    assert not opened.HasField("claimed_at")
+    assert opened.claimed_at is None
 
     claimed = await client.claim_escalation(operator, opened.id)
-    assert claimed.status == pb.ESCALATION_STATUS_CLAIMED
+    assert claimed.status == "claimed"
     assert claimed.claimed_by == operator.user_id
-    assert claimed.claimed_at.ToDatetime() >= opened.opened_at.ToDatetime()
+    assert claimed.claimed_at is not None and claimed.claimed_at >= opened.opened_at
 
     resolved = await client.resolve_escalation(operator, opened.id, resolution="refund issued")
-    assert resolved.status == pb.ESCALATION_STATUS_RESOLVED
+    assert resolved.status == "resolved"
     assert (resolved.resolved_by, resolved.resolution) == (operator.user_id, "refund issued")
-    assert resolved.resolved_at.ToDatetime() >= claimed.claimed_at.ToDatetime()
+    assert resolved.resolved_at is not None and resolved.resolved_at >= claimed.claimed_at
 
-    events = (await client.list_events(user, session.id)).events
+    events = (await client.list_events(user, session.id)).items
     assert [(e.type, e.actor_user_id) for e in events] == [
         ("session_created", user.user_id),
         ("hitl_escalation", user.user_id),
@@ -61,7 +60,7 @@ async def test_two_operators_racing_to_claim_leave_exactly_one_winner(
     results = await asyncio.gather(
         *(client.claim_escalation(op, escalation.id) for op in operators), return_exceptions=True
     )
-    winners = [r for r in results if isinstance(r, pb.Escalation)]
+    winners = [r for r in results if isinstance(r, Escalation)]
     losers = [r for r in results if isinstance(r, FailedPrecondition)]
     assert len(winners) == 1
     assert len(losers) == len(operators) - 1
@@ -69,7 +68,7 @@ async def test_two_operators_racing_to_claim_leave_exactly_one_winner(
     assert all(f"already claimed by operator {holder}" in e.message for e in losers)
     assert (await client.get_escalation(user, escalation.id)).claimed_by == holder
     claims = await client.list_events(user, session.id, type="escalation_claimed")
-    assert len(claims.events) == 1
+    assert len(claims.items) == 1
 
 
 async def test_claiming_again_as_the_holder_is_harmless(
@@ -109,7 +108,7 @@ async def test_users_cannot_claim_and_other_orgs_cannot_see(client: SessionApiCl
         await client.claim_escalation(outsider, escalation.id)
     with pytest.raises(NotFound):
         await client.get_escalation(outsider, escalation.id)
-    assert (await client.list_escalations(outsider)).escalations == []
+    assert (await client.list_escalations(outsider)).items == []
 
 
 async def test_opening_while_one_is_pending_for_the_thread_returns_the_pending_one(
@@ -123,7 +122,7 @@ async def test_opening_while_one_is_pending_for_the_thread_returns_the_pending_o
     await client.resolve_escalation(operator, first.id)
     fresh = await client.open_escalation(user, session.id, thread_id="thr", reason="third")
     assert fresh.id != first.id
-    assert len((await client.list_events(user, session.id, type="hitl_escalation")).events) == 2
+    assert len((await client.list_events(user, session.id, type="hitl_escalation")).items) == 2
 
 
 async def test_the_queue_lists_oldest_first_by_status(
@@ -133,13 +132,13 @@ async def test_the_queue_lists_oldest_first_by_status(
     ids = [(await client.open_escalation(user, session.id, thread_id=f"thr_{n}", reason=f"r{n}")).id for n in range(4)]
     await client.claim_escalation(operator, ids[1])
     queue = await client.list_escalations(operator, status="open")
-    assert [e.id for e in queue.escalations] == [ids[0], ids[2], ids[3]]
+    assert [e.id for e in queue.items] == [ids[0], ids[2], ids[3]]
     page = await client.list_escalations(operator, limit=2)
-    assert [e.id for e in page.escalations] == ids[:2]
+    assert [e.id for e in page.items] == ids[:2]
     rest = await client.list_escalations(operator, limit=2, after=page.after)
-    assert [e.id for e in rest.escalations] == ids[2:]
+    assert [e.id for e in rest.items] == ids[2:]
     mine = await client.list_escalations(user, status="claimed")
-    assert [e.id for e in mine.escalations] == [ids[1]]
+    assert [e.id for e in mine.items] == [ids[1]]
 
 
 async def test_a_finished_session_cannot_be_escalated_and_a_reason_is_required(

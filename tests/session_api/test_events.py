@@ -24,20 +24,20 @@ async def test_ui_events_are_recorded_and_listed_oldest_first(client: SessionApi
     assert json.loads(click.payload_json) == {"widget": "approve", "value": True}
 
     listed = await client.list_events(user, session.id)
-    assert [e.type for e in listed.events] == [
+    assert [e.type for e in listed.items] == [
         "session_created",
         "button_click",
         "hitl_escalation",
         "cancel",
         "checkout.started",
     ]
-    assert [e.id for e in listed.events] == sorted(e.id for e in listed.events)
+    assert [e.id for e in listed.items] == sorted(e.id for e in listed.items)
     clicks = await client.list_events(user, session.id, type="button_click")
-    assert [e.id for e in clicks.events] == [click.id]
+    assert [e.id for e in clicks.items] == [click.id]
     page = await client.list_events(user, session.id, limit=2)
     assert page.has_more
     following = await client.list_events(user, session.id, limit=10, after=page.after)
-    assert [e.type for e in following.events] == ["hitl_escalation", "cancel", "checkout.started"]
+    assert [e.type for e in following.items] == ["hitl_escalation", "cancel", "checkout.started"]
 
 
 @pytest.mark.parametrize(
@@ -63,7 +63,7 @@ async def test_malformed_events_are_refused_with_a_clear_message(
     session = (await client.create_session(user)).session
     with pytest.raises(error, match=message):
         await client.record_event(user, session.id, type=type, payload_json=payload)
-    assert [e.type for e in (await client.list_events(user, session.id)).events] == ["session_created"]
+    assert [e.type for e in (await client.list_events(user, session.id)).items] == ["session_created"]
 
 
 async def test_deeply_nested_payload_within_the_size_limit_is_refused_not_crashing(

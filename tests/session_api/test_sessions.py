@@ -23,7 +23,7 @@ async def test_a_new_session_is_active_and_its_client_secret_authenticates_as_th
         user, channel="voice", agent_id="support", metadata_json=b'{"page": "/pricing"}', thread_id="thr_1"
     )
     session = created.session
-    assert session.status == pb.SESSION_STATUS_ACTIVE
+    assert session.status == "active"
     assert (session.user_id, session.org_id, session.channel, session.agent_id) == (
         user.user_id,
         user.org_id,
@@ -32,10 +32,10 @@ async def test_a_new_session_is_active_and_its_client_secret_authenticates_as_th
     )
     assert json.loads(session.metadata_json) == {"page": "/pricing"}
     assert list(session.thread_ids) == ["thr_1"]
-    assert not session.HasField("ended_at")
+    assert session.ended_at is None
 
     reply = await client.authenticate(created.client_secret.token)
-    assert reply.kind == pb.TOKEN_KIND_SESSION
+    assert reply.kind == "session"
     assert reply.principal.user_id == user.user_id
     assert reply.principal.org_id == user.org_id
     assert reply.principal.session_id == session.id
@@ -66,8 +66,8 @@ async def test_cancelling_kills_every_client_secret_of_the_session(client: Sessi
     await client.authenticate(created.client_secret.token)  # now in the verification cache
 
     cancelled = await client.cancel_session(user, created.session.id, reason="changed my mind")
-    assert cancelled.status == pb.SESSION_STATUS_CANCELLED
-    assert cancelled.HasField("ended_at")
+    assert cancelled.status == "cancelled"
+    assert cancelled.ended_at is not None
     for token in (created.client_secret.token, refreshed.token):
         with pytest.raises(Unauthenticated):
             await client.authenticate(token)
@@ -76,8 +76,8 @@ async def test_cancelling_kills_every_client_secret_of_the_session(client: Sessi
     with pytest.raises(FailedPrecondition, match="already cancelled"):
         await client.cancel_session(user, created.session.id)
     events = await client.list_events(user, created.session.id)
-    assert [e.type for e in events.events] == ["session_created", "cancel"]
-    assert json.loads(events.events[-1].payload_json)["reason"] == "changed my mind"
+    assert [e.type for e in events.items] == ["session_created", "cancel"]
+    assert json.loads(events.items[-1].payload_json)["reason"] == "changed my mind"
 
 
 async def test_cancelling_on_one_replica_kills_the_secret_on_another(
@@ -105,7 +105,7 @@ async def test_ending_a_session_kills_its_secret_and_cannot_be_repeated(
 ) -> None:
     created = await client.create_session(user)
     ended = await client.end_session(user, created.session.id)
-    assert ended.status == pb.SESSION_STATUS_ENDED
+    assert ended.status == "ended"
     with pytest.raises(Unauthenticated):
         await client.authenticate(created.client_secret.token)
     with pytest.raises(FailedPrecondition, match="already ended"):
@@ -128,8 +128,8 @@ async def test_another_users_session_is_not_found(client: SessionApiClient, user
     ):
         with pytest.raises(NotFound):
             await call
-    assert (await client.list_sessions(stranger)).sessions == []
-    assert (await client.get_session(user, created.session.id)).status == pb.SESSION_STATUS_ACTIVE
+    assert (await client.list_sessions(stranger)).items == []
+    assert (await client.get_session(user, created.session.id)).status == "active"
 
 
 async def test_operators_see_their_orgs_sessions_and_no_other(
@@ -143,13 +143,13 @@ async def test_operators_see_their_orgs_sessions_and_no_other(
     with pytest.raises(NotFound):
         await client.get_session(operator, theirs.session.id)
     listed = await client.list_sessions(operator, org_wide=True)
-    assert [s.id for s in listed.sessions] == [mine.session.id]
+    assert [s.id for s in listed.items] == [mine.session.id]
     by_user = await client.list_sessions(operator, org_wide=True, user_id=user.user_id)
-    assert [s.id for s in by_user.sessions] == [mine.session.id]
+    assert [s.id for s in by_user.items] == [mine.session.id]
     # An operator may cancel a session of the org, but not refresh the user's secret.
     with pytest.raises(PermissionDenied):
         await client.refresh_session(operator, mine.session.id)
-    assert (await client.cancel_session(operator, mine.session.id)).status == pb.SESSION_STATUS_CANCELLED
+    assert (await client.cancel_session(operator, mine.session.id)).status == "cancelled"
 
 
 async def test_org_wide_listing_is_for_operators(client: SessionApiClient, user: Principal) -> None:
@@ -163,17 +163,17 @@ async def test_sessions_list_newest_first_by_status_in_pages(client: SessionApiC
     ids = [(await client.create_session(user)).session.id for _ in range(5)]
     await client.end_session(user, ids[1])
     first = await client.list_sessions(user, limit=2)
-    assert [s.id for s in first.sessions] == [ids[4], ids[3]]
+    assert [s.id for s in first.items] == [ids[4], ids[3]]
     assert first.has_more
     second = await client.list_sessions(user, limit=2, after=first.after)
-    assert [s.id for s in second.sessions] == [ids[2], ids[1]]
+    assert [s.id for s in second.items] == [ids[2], ids[1]]
     rest = await client.list_sessions(user, limit=2, after=second.after)
-    assert [s.id for s in rest.sessions] == [ids[0]]
+    assert [s.id for s in rest.items] == [ids[0]]
     assert not rest.has_more
     ended = await client.list_sessions(user, status="ended")
-    assert [s.id for s in ended.sessions] == [ids[1]]
+    assert [s.id for s in ended.items] == [ids[1]]
     active = await client.list_sessions(user, status="active")
-    assert ids[1] not in [s.id for s in active.sessions]
+    assert ids[1] not in [s.id for s in active.items]
 
 
 async def test_threads_are_attached_once_and_only_to_active_sessions(client: SessionApiClient, user: Principal) -> None:

@@ -8,6 +8,7 @@ the page Postgres gives when there is no cache.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -33,7 +34,7 @@ from chatkit.widgets import Card, Text
 from pydantic import AnyUrl, ValidationError
 
 from services.thread_store.client import GrpcThreadStore, item_from_json, item_json, items_from_json
-from services.thread_store.domain import EncodedItems, ItemRecord
+from services.thread_store.domain import EncodedItems, ItemRecord, StoredItems
 from services.thread_store.servicer import ThreadItemWireCodec, item_to_proto, list_items_wire
 from switchboard.api.v1 import thread_store_pb2 as pb
 from switchboard.errors import InvalidArgument
@@ -100,7 +101,7 @@ async def _old_page(
 ) -> Page[ThreadItem]:
     """What ``load_thread_items`` returned before: one ``validate_json`` per item."""
     reply = await store.load_thread_items_raw(thread_id, after, limit, order, ctx)
-    return Page(data=[item_from_json(i.json) for i in reply.items], has_more=reply.has_more, after=reply.after or None)
+    return Page(data=[item_from_json(i.json) for i in reply.items], has_more=reply.has_more, after=reply.after)
 
 
 async def _walk(store: GrpcThreadStore, thread_id: str, *, limit: int, order: str, ctx: Ctx) -> list[Page[ThreadItem]]:
@@ -117,15 +118,13 @@ async def _walk(store: GrpcThreadStore, thread_id: str, *, limit: int, order: st
     raise AssertionError(f"no last page after {MAX_PAGES} pages")
 
 
-async def _walk_raw(
-    store: GrpcThreadStore, thread_id: str, *, limit: int, order: str, ctx: Ctx
-) -> list[pb.ListItemsResponse]:
-    replies: list[pb.ListItemsResponse] = []
+async def _walk_raw(store: GrpcThreadStore, thread_id: str, *, limit: int, order: str, ctx: Ctx) -> list[StoredItems]:
+    replies: list[StoredItems] = []
     after: str | None = None
     for _ in range(MAX_PAGES):
         reply = await store.load_thread_items_raw(thread_id, after, limit, order, ctx)
-        reply.version = ""  # only hot pages carry a version (for conditional reads); the rest must be equal
-        replies.append(reply)
+        # Only hot pages carry a version (for conditional reads); the rest must be equal.
+        replies.append(dataclasses.replace(reply, version=""))
         if not reply.has_more:
             return replies
         after = reply.after

@@ -8,15 +8,15 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from services.thread_store.domain import ChangeEvent
 from services.thread_store.transfer import export_user, import_user
-from switchboard.api.v1 import thread_store_pb2 as pb
 from switchboard.errors import PermissionDenied
 from switchboard.principal import Principal
 from tests.thread_store.conftest import RunningThreadStore
 from tests.thread_store.helpers import Ctx, new_thread, times, user_message
 
 
-async def _collect(stream: AsyncIterator[pb.ChangeEvent], n: int) -> list[pb.ChangeEvent]:
+async def _collect(stream: AsyncIterator[ChangeEvent], n: int) -> list[ChangeEvent]:
     events = []
     async for event in stream:
         events.append(event)
@@ -25,7 +25,7 @@ async def _collect(stream: AsyncIterator[pb.ChangeEvent], n: int) -> list[pb.Cha
     return events
 
 
-async def _started(stream: AsyncIterator[pb.ChangeEvent]) -> pb.ChangeEvent:
+async def _started(stream: AsyncIterator[ChangeEvent]) -> ChangeEvent:
     """Wait until the watch is live: every change after its first event reaches it."""
     first = await asyncio.wait_for(anext(stream), 5)
     assert first.type == "watch.started"

@@ -16,7 +16,7 @@ import pytest
 
 from services.thread_store.cache import decode_thread, encode_thread, thread_key
 from services.thread_store.client import HandledThread, Handler, HandlerKind, handler_of, item_from_json, thread_json
-from services.thread_store.domain import ItemRecord, ThreadRecord
+from services.thread_store.domain import ChangeEvent, ItemRecord, ThreadRecord
 from services.thread_store.service import decide_handler
 from services.thread_store.servicer import ThreadItemWireCodec
 from switchboard.api.v1 import common_pb2
@@ -54,7 +54,7 @@ async def _conversation(store: RunningThreadStore, owner: Ctx) -> tuple[str, str
     return thread.id, message.id
 
 
-async def _raw_items(store: RunningThreadStore, ctx: Ctx, thread_id: str) -> list[pb.ThreadItem]:
+async def _raw_items(store: RunningThreadStore, ctx: Ctx, thread_id: str) -> list[ItemRecord]:
     reply = await store.store.load_thread_items_raw(thread_id, None, 100, "asc", ctx)
     return list(reply.items)
 
@@ -475,7 +475,7 @@ def test_a_thread_cached_before_the_hand_off_existed_decodes_as_the_agents() -> 
     assert decode_thread(encode_thread(replace(thread, handler=held))) == replace(thread, handler=held)
 
 
-async def _started(stream: AsyncIterator[pb.ChangeEvent]) -> None:
+async def _started(stream: AsyncIterator[ChangeEvent]) -> None:
     first = await asyncio.wait_for(anext(stream), 5)
     assert first.type == "watch.started"
 

@@ -115,7 +115,7 @@ async def test_an_escalation_arrives_live_as_waiting_and_a_claim_without_the_age
         await wait_for(pilot, lambda: any(n.startswith("could not claim: ") for n in notices(app)), what="the error")
         [error] = [n for n in notices(app) if n.startswith("could not claim: ")]
         assert "agent_runner" in error and "unavailable" in error
-        still = EscalationInfo.from_proto(await stack.sessions.get_escalation(user, escalation.id))
+        still = EscalationInfo.of(await stack.sessions.get_escalation(user, escalation.id))
         assert (still.status, still.claimed_by) == ("open", "")  # nothing was half done
         assert table.get_cell(session_id, "handler").plain.startswith("waiting")
 
