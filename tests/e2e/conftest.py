@@ -417,29 +417,44 @@ async def drain(events: AsyncIterator[SseEvent]) -> list[SseEvent]:
     return [sse async for sse in events]
 
 
+async def answering(
+    client: httpx.AsyncClient, token: str, thread_id: str, text: str = LONG, *, until: str = "Counting to 3000: 1 2 3"
+) -> asyncio.Task[list[SseEvent]]:
+    """Send a message and read its answer's stream until ``until`` shows; the task returned reads the
+    rest (its result: every event of the stream). Raises what the stream raised before that point."""
+    started = asyncio.Event()
+
+    async def read() -> list[SseEvent]:
+        async with client.stream(
+            "POST", "/chatkit", content=add_message_request(thread_id, text), headers=bearer(token)
+        ) as reply:
+            events = read_sse(reply)
+            seen = await read_until_text(events, until)
+            started.set()
+            return seen + await drain(events)
+
+    task = asyncio.create_task(read())
+    waiting = asyncio.create_task(started.wait())
+    await asyncio.wait({task, waiting}, return_when=asyncio.FIRST_COMPLETED)
+    waiting.cancel()
+    if not started.is_set():
+        await task  # it ended before the answer started: its error (or the stream that ended early)
+        raise AssertionError(f"the answer ended before {until!r} showed")
+    return task
+
+
 async def two_open_streams(
     http_a: httpx.AsyncClient, http_b: httpx.AsyncClient, token: str, thread_id: str
 ) -> tuple[asyncio.Task[list[SseEvent]], asyncio.Task[list[SseEvent]]]:
     """A long answer's own stream through ``http_a`` and a stream joined through ``http_b``, both
     reading (the joiner is following live when this returns)."""
-    started = asyncio.Event()
-
-    async def own() -> list[SseEvent]:
-        async with http_a.stream(
-            "POST", "/chatkit", content=add_message_request(thread_id, LONG), headers=bearer(token)
-        ) as reply:
-            events = read_sse(reply)
-            seen = await read_until_text(events, "Counting to 3000: 1 2 3")
-            started.set()
-            return seen + await drain(events)
+    own = await answering(http_a, token, thread_id)
 
     async def joined() -> list[SseEvent]:
-        await started.wait()
         async with http_b.stream("GET", f"/chatkit/threads/{thread_id}/stream", headers=bearer(token)) as reply:
             assert reply.status_code == 200, (await reply.aread()).decode()
             return await drain(read_sse(reply))
 
-    tasks = (asyncio.create_task(own()), asyncio.create_task(joined()))
-    await started.wait()
+    tasks = (own, asyncio.create_task(joined()))
     await asyncio.sleep(0.3)  # the joiner is following live
     return tasks

@@ -19,6 +19,7 @@ from tests.e2e.conftest import (
     SseEvent,
     Stack,
     add_message_request,
+    answering,
     bearer,
     drain,
     new_thread,
@@ -177,19 +178,7 @@ def policy_edges(stack: Stack) -> Iterator[dict[str, EdgeReplica]]:
 async def _second_message_while_answering(
     client: httpx.AsyncClient, token: str, thread_id: str, second: str
 ) -> tuple[list[SseEvent], list[SseEvent]]:
-    first_started = asyncio.Event()
-
-    async def first() -> list[SseEvent]:
-        async with client.stream(
-            "POST", "/chatkit", content=add_message_request(thread_id, LONG), headers=bearer(token)
-        ) as reply:
-            events = read_sse(reply)
-            seen = await read_until_text(events, "Counting to 3000: 1 2 3")
-            first_started.set()
-            return seen + await drain(events)
-
-    task = asyncio.create_task(first())
-    await first_started.wait()
+    task = await answering(client, token, thread_id)
     async with client.stream(
         "POST", "/chatkit", content=add_message_request(thread_id, second), headers=bearer(token)
     ) as reply:
@@ -205,19 +194,8 @@ async def test_enqueue_answers_a_message_sent_while_answering_right_after_in_ord
 ) -> None:
     token = stack.token(new_user())
     thread_id = await new_thread(http, token)
-    first_started = asyncio.Event()
 
-    async def first() -> list[SseEvent]:
-        async with http.stream(
-            "POST", "/chatkit", content=add_message_request(thread_id, "count to 700"), headers=bearer(token)
-        ) as reply:
-            events = read_sse(reply)
-            seen = await read_until_text(events, "Counting to 700: 1 2 3")
-            first_started.set()
-            return seen + await drain(events)
-
-    task = asyncio.create_task(first())
-    await first_started.wait()
+    task = await answering(http, token, thread_id, "count to 700", until="Counting to 700: 1 2 3")
     second = await asyncio.wait_for(stream_events(http, token, add_message_request(thread_id, "list tasks")), 30)
     await task
     assert [e.type for e in second][:3] == ["thread.item.done", "stream_options", "progress_update"]

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
@@ -24,8 +25,11 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.edge.auth import Authenticator, ClientAddresses, RateLimited, RateLimiter, SignInThrottle
 from services.edge.config import EdgeConfig
-from switchboard.api.v1 import common_pb2, session_api_pb2, session_api_pb2_grpc
+from services.session_api.client import VerifiedToken
+from switchboard.api.v1 import session_api_pb2, session_api_pb2_grpc
 from switchboard.errors import InvalidArgument, Unauthenticated
+from switchboard.principal import Principal
+from switchboard.proto_convert import principal_to_proto, timestamp
 from tests.conftest import free_port
 from tests.e2e.conftest import start_service
 
@@ -48,14 +52,14 @@ class CountingSessionApi:
     def __init__(self) -> None:
         self.calls = 0
 
-    async def authenticate(self, token: str) -> session_api_pb2.AuthenticateResponse:
+    async def authenticate(self, token: str) -> VerifiedToken:
         self.calls += 1
         if not token.startswith("good-"):
             raise Unauthenticated("the token is not valid")
-        return session_api_pb2.AuthenticateResponse(
-            principal=common_pb2.Principal(user_id="alice"),
-            expires_at=Timestamp(seconds=int(time.time()) + 600),
-            kind=session_api_pb2.TOKEN_KIND_IDENTITY_PROVIDER,
+        return VerifiedToken(
+            principal=Principal(user_id="alice"),
+            expires_at=datetime.now(UTC) + timedelta(seconds=600),
+            kind="identity_provider",
         )
 
 
@@ -270,7 +274,12 @@ class FakeSessionApi(session_api_pb2_grpc.SessionApiServicer):  # type: ignore[m
 
     async def Authenticate(self, request: Any, context: Any) -> session_api_pb2.AuthenticateResponse:
         try:
-            return await self.sessions.authenticate(request.token)
+            verified = await self.sessions.authenticate(request.token)
+            return session_api_pb2.AuthenticateResponse(
+                principal=principal_to_proto(verified.principal),
+                expires_at=timestamp(verified.expires_at),
+                kind=session_api_pb2.TOKEN_KIND_IDENTITY_PROVIDER,
+            )
         except Unauthenticated as error:
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, error.message)
             raise
