@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
@@ -202,22 +203,28 @@ class RateLimiter:
 
 
 # A token bucket in one hash (tokens, and when they were counted), on Redis's clock so that
-# every replica counts the same time. ARGV: rate per second, burst. Returns {1, tokens left}
-# when the request is taken, {0, tokens} when it is refused (nothing is written then).
-# Numbers travel as strings: Redis truncates a Lua number in a reply to an integer.
+# every replica counts the same time. ARGV: rate per second, burst, the request's id. Returns
+# {1, tokens left} when the request is taken, {0, tokens} when it is refused (nothing is written
+# then). Numbers travel as strings: Redis truncates a Lua number in a reply to an integer.
+# The hash keeps the id of the last request taken: the same request sent again (the client
+# resends a command whose connection dropped before its reply, and the script may have run)
+# is answered "taken" without taking a second token. Decision: only the last id is kept, so a
+# resend that another request of the same user overtook in between is charged again; that
+# needs a dropped connection and a concurrent request within one round trip.
 _TAKE = """
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'at', 'req')
+if state[3] and state[3] == ARGV[3] then return {1, state[1]} end
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
-local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
 local tokens = burst
 if state[1] and state[2] then
   tokens = math.min(burst, tonumber(state[1]) + math.max(0, now - tonumber(state[2])) * rate)
 end
 if tokens < 1 then return {0, string.format('%.6f', tokens)} end
 tokens = tokens - 1
-redis.call('HSET', KEYS[1], 'tokens', string.format('%.6f', tokens), 'at', string.format('%.6f', now))
+redis.call('HSET', KEYS[1], 'tokens', string.format('%.6f', tokens), 'at', string.format('%.6f', now), 'req', ARGV[3])
 redis.call('PEXPIRE', KEYS[1], math.ceil((burst - tokens) / rate * 1000) + 1000)
 return {1, string.format('%.6f', tokens)}
 """
@@ -280,7 +287,8 @@ class SharedRateLimiter:
             self._local.check(user_id)
             return
         try:
-            reply: Any = await self._take(keys=[rate_limit_key(user_id)], args=[self._rate, self._burst])
+            request_id = secrets.token_hex(8)  # the same on a resend of this call: charged once
+            reply: Any = await self._take(keys=[rate_limit_key(user_id)], args=[self._rate, self._burst, request_id])
         except Exception as error:  # any Redis failure: limit on this replica
             self._down_until = time.monotonic() + self._cooldown
             if self._shared:

@@ -182,3 +182,71 @@ async def test_after_redis_restarts_the_first_checks_are_shared_again_despite_dr
             await limiter.check(user_id)
     finally:
         await client.aclose()
+
+
+class ReplyDropper:
+    """A TCP proxy in front of Redis that, once armed, closes the connection instead of passing on the
+    reply to the next ``EVALSHA``: the script ran in Redis, and the client never heard so."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.armed = False
+        self.dropped = 0
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> str:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        port = self._server.sockets[0].getsockname()[1]
+        return f"redis://127.0.0.1:{port}/0"
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+
+    async def _serve(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        upstream_reader, upstream_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        script_sent = asyncio.Event()
+
+        async def requests() -> None:
+            while data := await client_reader.read(65536):
+                if b"EVALSHA" in data.upper():
+                    script_sent.set()
+                upstream_writer.write(data)
+                await upstream_writer.drain()
+
+        async def replies() -> None:
+            while data := await upstream_reader.read(65536):
+                if self.armed and script_sent.is_set():
+                    self.armed = False
+                    self.dropped += 1
+                    return  # the script's reply is lost with the connection
+                client_writer.write(data)
+                await client_writer.drain()
+
+        tasks = [asyncio.ensure_future(requests()), asyncio.ensure_future(replies())]
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in tasks:
+            task.cancel()
+        for writer in (client_writer, upstream_writer):
+            writer.close()
+
+
+async def test_a_take_resent_after_its_reply_was_lost_is_charged_once(
+    private_redis: PrivateRedis, user_id: str
+) -> None:
+    dropper = ReplyDropper(private_redis.port)
+    client = create_redis(await dropper.start(), resend_on_dropped=True)  # the edge's client resends
+    limiter = SharedRateLimiter(client, per_second=0.001, burst=3, cooldown=60.0)
+    try:
+        await limiter.check(user_id)  # the script is loaded; one token taken
+        dropper.armed = True
+        await limiter.check(user_id)  # ran in Redis, reply lost, sent again on a new connection
+        assert dropper.dropped == 1 and limiter.shared  # resent, not a Redis failure
+        tokens = float(await client.hget(rate_limit_key(user_id), "tokens"))  # type: ignore[misc]
+        assert tokens == pytest.approx(1.0, abs=0.01)  # two requests, two tokens: not three
+        await limiter.check(user_id)
+        with pytest.raises(RateLimited):
+            await limiter.check(user_id)
+    finally:
+        await client.aclose()
+        await dropper.close()
