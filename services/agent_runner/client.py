@@ -254,6 +254,8 @@ class AgentRunnerClient:
         session_id: str | None = None,
     ) -> list[str]:
         """Cancel a run, a thread's active runs or a session's, wherever they run; the runs stopped.
+        An operator naming a session of their org stops its users' runs too; runs and threads are
+        the caller's own only.
 
         Raises:
             NotFound: ``run_id`` names no active run of the principal; ``thread_id`` is not theirs.

@@ -200,11 +200,18 @@ class RunRepository:
         return [_record(row) for row in await self._pool.fetch(QUERIES.reap_expired_runs, error)]
 
     async def request_cancel(
-        self, *, user_id: str, run_id: str | None = None, thread_id: str | None = None, session_id: str | None = None
-    ) -> list[tuple[str, str | None]]:
-        """Flag the user's matching active runs as cancelled: (run id, holder) of each."""
-        rows = await self._pool.fetch(QUERIES.request_cancel, user_id, run_id, thread_id, session_id)
-        return [(row["id"], row["holder"]) for row in rows]
+        self,
+        *,
+        user_id: str,
+        run_id: str | None = None,
+        thread_id: str | None = None,
+        session_id: str | None = None,
+        operator_org_id: str | None = None,
+    ) -> list[tuple[str, str | None, str]]:
+        """Flag the user's matching active runs as cancelled (and, for an operator naming a session,
+        that session's runs in their org): (run id, holder, the run's user) of each."""
+        rows = await self._pool.fetch(QUERIES.request_cancel, user_id, run_id, thread_id, session_id, operator_org_id)
+        return [(row["id"], row["holder"], row["user_id"]) for row in rows]
 
     async def set_attending(self, run_id: str) -> None:
         """The run waits for a person: a new message of the user ends it."""

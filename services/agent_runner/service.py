@@ -1165,7 +1165,9 @@ class AgentRunnerService:
         thread_id: str | None = None,
         session_id: str | None = None,
     ) -> list[str]:
-        """Stop the caller's matching active runs wherever they run; their ids.
+        """Stop the caller's matching active runs wherever they run; their ids. An operator naming a
+        session stops every run of that session in their org (cancelling a session stops its answers,
+        whoever cancels it); a run or thread is the caller's own only (an operator takes a thread over).
 
         Raises:
             NotFound: ``run_id`` names no active run of the caller, or ``thread_id`` is not the caller's.
@@ -1184,9 +1186,12 @@ class AgentRunnerService:
         return stopped
 
     async def _cancel_matching(self, principal: Principal, **target: str | None) -> list[str]:
-        matched = await self.runs.request_cancel(user_id=principal.user_id, **target)
-        await self._stop_flagged(matched, principal.user_id)
-        return [matched_id for matched_id, _holder in matched]
+        matched = await self.runs.request_cancel(
+            user_id=principal.user_id, operator_org_id=_operator_org(principal), **target
+        )
+        for run_id, holder, owner in matched:
+            await self._stop_flagged([(run_id, holder)], owner)
+        return [run_id for run_id, _holder, _owner in matched]
 
     async def _stop_flagged(self, flagged: list[tuple[str, str | None]], user_id: str) -> None:
         """Stop runs flagged as cancelled in Postgres: here at once, elsewhere by signal (or the next heartbeat)."""

@@ -102,7 +102,7 @@ async def _cancel_and_time(cancel: object, tasks: tuple[asyncio.Task[list[SseEve
     return time.monotonic() - began
 
 
-@pytest.mark.parametrize("by", ["thread", "session"])
+@pytest.mark.parametrize("by", ["thread", "session", "operator"])
 async def test_cancel_by_thread_or_session_ends_two_open_streams_within_a_second_keeping_the_partial(
     stack: Stack, http: httpx.AsyncClient, http_b: httpx.AsyncClient, by: str
 ) -> None:
@@ -119,8 +119,15 @@ async def test_cancel_by_thread_or_session_ends_two_open_streams_within_a_second
         if by == "thread":
             reply = await http_b.post(f"/chatkit/threads/{thread_id}/cancel", headers=bearer(token))
             assert reply.status_code == 200 and len(reply.json()["cancelled"]) == 1
-        else:
+        elif by == "session":
             reply = await http_b.post(f"/chatkit/sessions/{session_id}/cancel", headers=bearer(token))
+            assert reply.status_code == 200 and reply.json()["status"] == "cancelled"
+        else:  # an operator of the user's org cancels the user's session: its answers stop too
+            stranger = bearer(stack.token("op-elsewhere", org_id="other-org", operator=True))
+            assert (await http_b.post(f"/chatkit/sessions/{session_id}/cancel", headers=stranger)).status_code == 404
+            assert not any(task.done() for task in tasks)
+            operator = bearer(stack.token("op-e2e", operator=True))
+            reply = await http_b.post(f"/chatkit/sessions/{session_id}/cancel", headers=operator)
             assert reply.status_code == 200 and reply.json()["status"] == "cancelled"
 
     elapsed = await _cancel_and_time(cancel, tasks)

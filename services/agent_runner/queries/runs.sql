@@ -66,11 +66,13 @@ WHERE id IN (
 RETURNING *;
 
 -- name: request_cancel
--- The principal's active runs that match one of run id, thread id or session id.
+-- The principal's active runs that match one of run id, thread id or session id; for an
+-- operator ($5: their org) naming a session, every run of that session in their org.
 UPDATE runs SET cancel_requested = true
-WHERE user_id = $1 AND status IN ('queued', 'running')
+WHERE status IN ('queued', 'running')
   AND (id = $2 OR thread_id = $3 OR session_id = $4)
-RETURNING id, holder;
+  AND (user_id = $1 OR ($4::text IS NOT NULL AND $5::text IS NOT NULL AND org_id = $5))
+RETURNING id, holder, user_id;
 
 -- name: get_run
 -- A run of the user, or (operators, $3) of their org.
