@@ -21,6 +21,7 @@ from switchboard.principal import Principal
 from tui import feeds
 from tui.backend import AGENT_RUNNER, REFUSED_DECISIONS, ConsoleBackend
 from tui.cards import ActionCard
+from tui.data import SessionInfo
 from tui.keys import KeyBindingsProvider, SessionsProvider
 from tui.logs import ConsoleLogging
 from tui.messages import (
@@ -316,6 +317,8 @@ class ConsoleApp(App[None]):
         thread_id = session.thread_id
         if message.action == "open":
             self.open_session(session.id)
+        elif message.action == "cancel":
+            self.ask_and_cancel_session(session)
         elif session.hosted:
             self.notify(
                 f"{session.user_id}'s session is hosted by OpenAI: its conversation can be read, not taken over",
@@ -328,6 +331,32 @@ class ConsoleApp(App[None]):
             self.take_over_thread(thread_id)
         else:
             self.ask_and_hand_back(thread_id)
+
+    def ask_and_cancel_session(self, session: SessionInfo) -> None:
+        """Ask, then cancel a session (any of the org's, hosted ones included)."""
+        if session.status != "active":
+            self.notify(f"{session.user_id}'s session is {session.status} already", severity="warning", markup=False)
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.cancel_session(session)
+
+        what = "it is cancelled at OpenAI too" if session.hosted else "its answers stop; what they wrote stays"
+        question = f"Cancel {session.user_id}'s session ({session.id})? Its client secret stops working and {what}."
+        self.push_screen(ConfirmScreen(question), answered)
+
+    @work(group="actions", exit_on_error=False)
+    async def cancel_session(self, session: SessionInfo) -> None:
+        """Cancel a session; the table follows session_api's change feed."""
+        try:
+            await self.backend.cancel_session(session)
+        except Exception as error:
+            self.notify(
+                f"could not cancel {session.user_id}'s session: {feeds.describe(error)}", severity="error", markup=False
+            )
+            return
+        self.notify(f"cancelled {session.user_id}'s session ({session.id})", markup=False)
 
     def open_session(self, session_id: str) -> None:
         """Open a session's conversation (from the table, or the command palette)."""

@@ -221,6 +221,10 @@ class ConsoleBackend(Protocol):
         """Give a thread back to the agent, resolving its escalation with the note."""
         ...
 
+    async def cancel_session(self, session: SessionInfo) -> SessionInfo:
+        """Cancel a session of the org: its client secret dies and its answers stop (hosted: at OpenAI)."""
+        ...
+
     async def decide_card(self, thread_id: str, card_id: str, approve: bool) -> str:
         """Approve or reject an action card for the user; what came of it (a decision, or a refusal)."""
         ...
@@ -448,6 +452,16 @@ class GrpcConsoleBackend:
     async def hand_back(self, thread_id: str, resolution: str) -> Handoff:
         """Give the thread back to the agent; the runner resolves its escalation with ``resolution``."""
         return await self.runner.hand_back(self.principal, thread_id=thread_id, resolution=resolution)
+
+    async def cancel_session(self, session: SessionInfo) -> SessionInfo:
+        """Cancel the session in session_api (a hosted one at OpenAI first), then stop its answers
+        (decision: in this order, as the edge's cancel route does, so no answer starts in between)."""
+        cancelled = await self.sessions.cancel_session(
+            self.principal, session.id, reason=f"cancelled by operator {self.principal.user_id}"
+        )
+        if not session.hosted:  # a hosted session's answers run at OpenAI, which its cancel stopped
+            await self.runner.cancel(self.principal, session_id=session.id)
+        return SessionInfo.of(cancelled)
 
     async def decide_card(self, thread_id: str, card_id: str, approve: bool) -> str:
         """Decide the card through the agent runner, then follow the resumed run to its end.

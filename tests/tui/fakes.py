@@ -301,6 +301,7 @@ class InMemoryBackend:
         self.runs_asked: list[list[str]] = []
         self.cancel_allowed = False  # the real agent runner cancels only the caller's own runs
         self.cancelled: list[str] = []
+        self.cancelled_sessions: list[str] = []
 
     def add_card(self, thread_id: str, card_id: str, *, task_id: str, at: datetime, decided: str | None = None) -> None:
         """Put a delete-task card into a thread's transcript (decided: already closed with that sentence)."""
@@ -483,6 +484,26 @@ class InMemoryBackend:
         if escalation.status == "claimed" and escalation.claimed_by != me:
             raise FailedPrecondition(f"{escalation.claimed_by} claimed this escalation")
         await self._escalation_changed(replace(escalation, status="claimed", claimed_by=me))
+
+    async def cancel_session(self, session: SessionInfo) -> SessionInfo:
+        """session_api cancels it (reported on the feed), then the runner stops its answers."""
+        current = next((s for s in self.sessions if s.id == session.id), None)
+        if current is None:
+            raise NotFound(f"session {session.id!r} not found")
+        if current.status != "active":
+            raise FailedPrecondition(f"session {session.id} is {current.status}")
+        cancelled = replace(current, status="cancelled", ended_at=NOW)
+        self.sessions = [cancelled if s.id == session.id else s for s in self.sessions]
+        self.cancelled_sessions.append(session.id)
+        await self.session_changes.put(
+            SessionChange(id=f"{next(self._ids)}-0", type="session.cancelled", at=NOW, session=cancelled)
+        )
+        if not session.hosted:
+            self._reach_runner()
+            stopped = [run.id for run in self.runs if run.session_id == session.id]
+            self.runs = [run for run in self.runs if run.session_id != session.id]
+            self.cancelled += stopped
+        return cancelled
 
     async def _escalation_changed(self, escalation: EscalationInfo) -> None:
         self.escalations[escalation.id] = escalation

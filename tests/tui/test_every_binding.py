@@ -124,6 +124,9 @@ async def test_the_sessions_tables_keys() -> None:
         await keys.press("b", lambda: isinstance(app.screen, HandBackScreen))
         await pilot.press("enter")
         await wait_for(pilot, lambda: backend.handler("thr_gus").kind == "agent", what="handed back")
+        await keys.press("x", lambda: isinstance(app.screen, ConfirmScreen), what="asked to cancel gus's session")
+        await pilot.press("n")
+        assert backend.cancelled_sessions == []
         await keys.press("enter", lambda: isinstance(app.screen, ConversationScreen))
         assert isinstance(app.screen, ConversationScreen) and app.screen.thread_id == "thr_gus"
         keys.all_pressed()

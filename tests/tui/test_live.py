@@ -13,6 +13,7 @@ from textual.widgets import Static
 
 from services.agent_runner.server import AgentRunnerConfig, build_agent_runner
 from services.thread_store.client import Handler
+from switchboard.errors import Unauthenticated
 from switchboard.principal import Principal
 from tests.agent_runner.conftest import SwitchableModels
 from tests.thread_store.helpers import Ctx, user_message
@@ -208,3 +209,25 @@ async def test_take_over_reply_and_hand_back_from_key_presses_against_the_real_s
         page = await stack.threads.load_thread_items(thread_id, None, 50, "asc", owner)
         hidden = [i for i in page.data if i.type == "hidden_context_item"]
         assert hidden and "order shipped" in str(hidden[-1].content)  # what the agent reads next
+
+
+async def test_x_cancels_a_session_in_session_api_and_its_client_secret_stops_working(
+    stack: Stack, org: str, new_user: Callable[[], Principal], runner_target: str
+) -> None:
+    user = new_user()
+    created = await stack.sessions.create_session(user)
+    session_id = created.session.id
+    app = stack.console(org, agent_runner=runner_target)
+    async with app.run_test(size=SIZE) as pilot:
+        await connected(pilot, app)
+        table = app.dashboard.sessions_table
+        await wait_for(pilot, lambda: session_id in table.shown_ids, what="the session row")
+        table.focus()
+        table.move_cursor(row=table.shown_ids.index(session_id))
+        await wait_for(pilot, lambda: table.selected_session_id == session_id, what="the row selected")
+        await pilot.press("x", "y")
+        await wait_for(pilot, lambda: table.get_cell(session_id, "status").plain == "cancelled", what="the row")
+        assert any(f"cancelled {user.user_id}'s session" in n for n in notices(app))
+    assert (await stack.sessions.get_session(user, session_id)).status == "cancelled"
+    with pytest.raises(Unauthenticated):
+        await stack.sessions.authenticate(created.client_secret.token)

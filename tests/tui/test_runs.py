@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from textual.pilot import Pilot
+from textual.widgets import Label
 
 from services.agent_runner.tasks import TaskRepository
 from switchboard.errors import Unavailable
@@ -125,3 +126,29 @@ async def test_a_real_agent_runners_paused_run_shows_and_its_refusal_of_an_opera
         # The agent runner cancels only the caller's own runs (and not a paused one): the console says so.
         await wait_for(pilot, lambda: any(CANNOT_CANCEL in n for n in notices(app)), what="the refusal")
         assert asked.run_id and (await runner.client.get_run(user, asked.run_id)).status == "waiting_approval"
+
+
+async def test_x_on_a_session_asks_then_cancels_it_and_its_running_answer_stops() -> None:
+    backend = with_runs(InMemoryBackend())
+    app = ConsoleApp(backend, clock=fixed_clock, metrics_interval=60)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await _runs_shown(pilot, app)
+        await pilot.press("1")  # the sessions tab
+        table = app.dashboard.sessions_table
+        table.focus()
+        await pilot.press("g")
+        await wait_for(pilot, lambda: table.selected_session_id == "ses_06", what="gus's session selected")
+        await pilot.press("x")
+        assert isinstance(app.screen, ConfirmScreen)
+        question = str(app.screen.query_one(Label).render())
+        assert "Cancel gus's session (ses_06)?" in question and "its answers stop" in question
+        await pilot.press("n")
+        assert backend.cancelled_sessions == []
+        await pilot.press("x", "y")
+        await wait_for(pilot, lambda: backend.cancelled_sessions == ["ses_06"], what="the cancel")
+        await wait_for(pilot, lambda: app.state.sessions["ses_06"].status == "cancelled", what="the feed's change")
+        assert backend.cancelled == ["run_gus"]  # the session's answer stopped with it
+        assert any("cancelled gus's session" in n for n in notices(app))
+        await pilot.press("x")  # once more: it is cancelled already, and nothing is asked
+        assert not isinstance(app.screen, ConfirmScreen)
+        assert any("gus's session is cancelled already" in n for n in notices(app))

@@ -76,7 +76,7 @@ ESCALATION_STYLE = {"open": "bold red", "claimed": "bold yellow"}
 HANDLER_STYLE = {"agent": "", "waiting": "bold red", "you": "bold magenta", HOSTED_HANDLER: "cyan"}
 OTHER_OPERATOR_STYLE = "yellow"
 LAST_MESSAGE_STYLE = {"user": "", "agent": "dim", "operator": "magenta"}
-Action = Literal["open", "take_over", "hand_back"]
+Action = Literal["open", "take_over", "hand_back", "cancel"]
 
 
 def fit_columns(columns: Iterable[Column], width: int, *, padding: int = 1) -> list[tuple[Column, int]]:
@@ -125,6 +125,12 @@ class SessionsTable(ScrollView, can_focus=True):
         Binding("t", "session('take_over')", "Take over", tooltip="Take over the conversation: the agent stops"),
         Binding(
             "b", "session('hand_back')", "Hand back", show=False, tooltip="Hand the conversation back to the agent"
+        ),
+        Binding(
+            "x",
+            "session('cancel')",
+            "Cancel session",
+            tooltip="Cancel the session (asks first): its client secret stops working and its answers stop",
         ),
         Binding("f", "cycle_status_filter", "Status", tooltip="Show all / active / escalated sessions"),
         Binding("s", "cycle_sort", "Sort", tooltip="Sort by newest, activity, user, handler, status"),
