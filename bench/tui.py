@@ -192,6 +192,9 @@ class GeneratedBackend:
     async def hand_back(self, thread_id: str, resolution: str) -> Handoff:
         raise RuntimeError("the rendering benchmark does not hand conversations back")
 
+    async def cancel_session(self, session: SessionInfo) -> SessionInfo:
+        raise RuntimeError("the rendering benchmark does not cancel sessions")
+
     async def reply(self, thread_id: str, text: str) -> AssistantMessageItem:
         raise RuntimeError("the rendering benchmark does not reply")
 
