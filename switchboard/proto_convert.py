@@ -110,3 +110,8 @@ def timestamp(moment: datetime) -> Timestamp:
 def from_timestamp(ts: Timestamp) -> datetime:
     """An aware UTC datetime of a protobuf Timestamp."""
     return ts.ToDatetime(tzinfo=UTC)
+
+
+def optional_timestamp(message: Any, field: str) -> datetime | None:
+    """A message's optional Timestamp field as an aware UTC datetime; None when it is not set."""
+    return from_timestamp(getattr(message, field)) if message.HasField(field) else None

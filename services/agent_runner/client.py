@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import grpc
@@ -28,7 +28,7 @@ from switchboard.api.v1.agent_runner_pb2_grpc import AgentRunnerStub
 from switchboard.grpc_client import FROM_ENV, LoopLocalChannels, error_from_rpc
 from switchboard.pages import Page
 from switchboard.principal import Caller
-from switchboard.proto_convert import principal_to_proto
+from switchboard.proto_convert import from_timestamp, optional_timestamp, principal_to_proto
 from switchboard.service_auth import CallCredentials
 
 EVENT_ADAPTER: TypeAdapter[ThreadStreamEvent] = TypeAdapter(ThreadStreamEvent)
@@ -43,10 +43,6 @@ __all__ = [
     "Run",
     "RunStream",
 ]
-
-
-def _optional_time(message: Any, field: str) -> datetime | None:
-    return getattr(message, field).ToDatetime(tzinfo=UTC) if message.HasField(field) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,10 +84,10 @@ class Run:
             error=m.error,
             holder=m.holder or None,
             input_item_id=m.input_item_id or None,
-            created_at=m.created_at.ToDatetime(tzinfo=UTC),
-            started_at=_optional_time(m, "started_at"),
-            ended_at=_optional_time(m, "ended_at"),
-            lease_expires_at=_optional_time(m, "lease_expires_at"),
+            created_at=from_timestamp(m.created_at),
+            started_at=optional_timestamp(m, "started_at"),
+            ended_at=optional_timestamp(m, "ended_at"),
+            lease_expires_at=optional_timestamp(m, "lease_expires_at"),
             last_seq=m.last_seq,
         )
 
@@ -116,8 +112,8 @@ class Handoff:
             kind=message.kind or "agent",
             operator_id=message.operator_id or None,
             escalation_id=message.escalation_id or None,
-            since=_optional_time(message, "since"),
-            until=_optional_time(message, "until"),
+            since=optional_timestamp(message, "since"),
+            until=optional_timestamp(message, "until"),
             session_id=message.session_id or None,
         )
 

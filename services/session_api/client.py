@@ -21,7 +21,6 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.session_api.domain import (
     ClientSecret,
@@ -48,7 +47,15 @@ from switchboard.expiring_cache import ExpiringCache
 from switchboard.grpc_client import FROM_ENV, LoopLocalChannels, error_from_rpc
 from switchboard.pages import Page
 from switchboard.principal import Principal
-from switchboard.proto_convert import enum_name, enum_value, principal_from_proto, principal_to_proto, timestamp
+from switchboard.proto_convert import (
+    enum_name,
+    enum_value,
+    from_timestamp,
+    optional_timestamp,
+    principal_from_proto,
+    principal_to_proto,
+    timestamp,
+)
 from switchboard.service_auth import CallCredentials
 
 SERVICE = "session_api"
@@ -77,14 +84,6 @@ __all__ = [
 # -- from protobuf (the servicer's *_to_proto, reversed) ------------------------------
 
 
-def _time(ts: Timestamp) -> datetime:
-    return ts.ToDatetime(tzinfo=UTC)
-
-
-def _optional_time(message: Any, field: str) -> datetime | None:
-    return _time(getattr(message, field)) if message.HasField(field) else None
-
-
 def _status(enum: Any, value: int, prefix: str) -> Any:
     """A status's name; "unknown" for one this client does not know (a newer server's)."""
     try:
@@ -101,7 +100,7 @@ def session_from_proto(m: pb.Session) -> Session:
             workflow_id=m.hosted.workflow_id,
             openai_user=m.hosted.openai_user,
             openai_session_id=m.hosted.openai_session_id,
-            expires_at=_time(m.hosted.expires_at),
+            expires_at=from_timestamp(m.hosted.expires_at),
             cancelled=m.hosted.status == "cancelled",
         )
     return Session(
@@ -111,8 +110,8 @@ def session_from_proto(m: pb.Session) -> Session:
         channel=m.channel,
         agent_id=m.agent_id,
         status=cast(SessionStatus, _status(pb.SessionStatus, m.status, "SESSION_STATUS_")),
-        created_at=_time(m.created_at),
-        ended_at=_optional_time(m, "ended_at"),
+        created_at=from_timestamp(m.created_at),
+        ended_at=optional_timestamp(m, "ended_at"),
         metadata_json=m.metadata_json,
         thread_ids=tuple(m.thread_ids),
         hosted=hosted,
@@ -127,7 +126,7 @@ def event_from_proto(m: pb.SessionEvent) -> SessionEvent:
         type=m.type,
         actor_user_id=m.actor_user_id,
         payload_json=m.payload_json,
-        created_at=_time(m.created_at),
+        created_at=from_timestamp(m.created_at),
     )
 
 
@@ -142,11 +141,11 @@ def escalation_from_proto(m: pb.Escalation) -> Escalation:
         reason=m.reason,
         status=cast(EscalationStatus, _status(pb.EscalationStatus, m.status, "ESCALATION_STATUS_")),
         opened_by=m.opened_by,
-        opened_at=_time(m.opened_at),
+        opened_at=from_timestamp(m.opened_at),
         claimed_by=m.claimed_by or None,
-        claimed_at=_optional_time(m, "claimed_at"),
+        claimed_at=optional_timestamp(m, "claimed_at"),
         resolved_by=m.resolved_by or None,
-        resolved_at=_optional_time(m, "resolved_at"),
+        resolved_at=optional_timestamp(m, "resolved_at"),
         resolution=m.resolution,
     )
 
@@ -182,7 +181,7 @@ def change_from_proto(m: pb.SessionChange) -> SessionChange:
     return SessionChange(
         id=m.id,
         type=m.type,
-        at=_time(m.at),
+        at=from_timestamp(m.at),
         session=session_from_proto(m.session) if which == "session" else None,
         escalation=escalation_from_proto(m.escalation) if which == "escalation" else None,
     )
@@ -198,7 +197,7 @@ def endpoint_from_proto(m: pb.WebhookEndpoint) -> WebhookEndpoint:
         event_types=tuple(m.event_types),
         description=m.description,
         created_by=m.created_by,
-        created_at=_time(m.created_at),
+        created_at=from_timestamp(m.created_at),
     )
 
 
@@ -211,13 +210,13 @@ def delivery_from_proto(m: pb.WebhookDelivery) -> WebhookDelivery:
         type=m.type,
         status=m.status,
         attempts=m.attempts,
-        next_attempt_at=_time(m.next_attempt_at),
+        next_attempt_at=from_timestamp(m.next_attempt_at),
         last_error=m.last_error,
-        delivered_at=_optional_time(m, "delivered_at"),
-        event_created_at=_time(m.event_created_at),
+        delivered_at=optional_timestamp(m, "delivered_at"),
+        event_created_at=from_timestamp(m.event_created_at),
         attempt_list=tuple(
             WebhookAttempt(
-                attempted_at=_time(a.attempted_at),
+                attempted_at=from_timestamp(a.attempted_at),
                 status_code=a.status_code or None,
                 error=a.error,
                 duration_ms=a.duration_ms,
@@ -272,7 +271,7 @@ class SessionApiClient:
         return VerifiedToken(
             principal=principal_from_proto(reply.principal),
             # No expiry: trust it for this call only.
-            expires_at=_optional_time(reply, "expires_at") or datetime.now(UTC),
+            expires_at=optional_timestamp(reply, "expires_at") or datetime.now(UTC),
             kind=kind,
         )
 
@@ -302,7 +301,7 @@ class SessionApiClient:
         reply: pb.CreateSessionResponse = await self._call("CreateSession", request)
         return CreatedSession(
             session=session_from_proto(reply.session),
-            client_secret=ClientSecret(reply.client_secret.token, _time(reply.client_secret.expires_at)),
+            client_secret=ClientSecret(reply.client_secret.token, from_timestamp(reply.client_secret.expires_at)),
         )
 
     async def get_session(self, principal: Principal, session_id: str) -> Session:
@@ -338,7 +337,7 @@ class SessionApiClient:
         """A fresh client secret for an active session."""
         request = pb.RefreshSessionRequest(principal=principal_to_proto(principal), session_id=session_id)
         reply: pb.ClientSecret = await self._call("RefreshSession", request)
-        return ClientSecret(reply.token, _time(reply.expires_at))
+        return ClientSecret(reply.token, from_timestamp(reply.expires_at))
 
     async def list_hosted_threads(
         self, principal: Principal, session_id: str, *, limit: int = 0, after: str | None = None
